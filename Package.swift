@@ -23,7 +23,7 @@ let package = Package(
         // state machine, the ContainerHost protocol. No wall clock, no randomness.
         .target(name: "CaissonCore", dependencies: ["CaissonTOML", "COpenSSL"]),
         // SQLite store: records, journal, audit log.
-        .target(name: "CaissonStore", dependencies: ["CaissonCore", "CSQLite"]),
+        .target(name: "CaissonStore", dependencies: ["CaissonCore", "CSQLite", "COpenSSL"]),
         // The in-process deterministic simulator (a ContainerHost).
         .target(name: "CaissonSimulator", dependencies: ["CaissonCore"], path: "Simulator"),
         // The real Docker body: Engine API over the unix socket, Compose driver.

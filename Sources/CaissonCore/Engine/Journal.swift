@@ -1,0 +1,125 @@
+/// What the update machine persists, and when: an intent entry before every side effect on the
+/// host and an outcome entry after it, each written atomically with the attempt record, any audit
+/// events and (on commit) the service state. Implemented by the SQLite store and, for the
+/// simulator's swarm, by `InMemoryJournal`.
+public protocol UpdateJournal: AnyObject {
+    /// One atomic write (a single SQLite transaction). Must be durable when it returns.
+    func write(_ write: JournalWrite) throws
+    /// Attempts whose status is not terminal, oldest first, each with its latest machine snapshot.
+    func inFlightAttempts() throws -> [InFlightAttempt]
+    func serviceState(_ serviceName: String) throws -> ServiceState?
+}
+
+public enum JournalPhase: String, Sendable, Codable, Equatable {
+    /// Written before a side effect: "about to do `step`".
+    case intent
+    /// Written after it: what happened.
+    case outcome
+    /// A status change or note that is not tied to a host call.
+    case note
+}
+
+public struct JournalEntry: Sendable, Codable, Equatable {
+    public var phase: JournalPhase
+    /// A short machine-readable step name, e.g. `create_new`, `stop_old`, `health_poll`.
+    public var step: String
+    /// Human-readable detail: the command or the outcome.
+    public var detail: String
+    /// The machine's persisted state (JSON, sorted keys) after this entry.
+    public var snapshot: [UInt8]
+    public var at: String
+
+    public init(phase: JournalPhase, step: String, detail: String, snapshot: [UInt8], at: String) {
+        self.phase = phase
+        self.step = step
+        self.detail = detail
+        self.snapshot = snapshot
+        self.at = at
+    }
+}
+
+public struct JournalWrite: Sendable, Equatable {
+    public var attempt: UpdateAttempt
+    public var entry: JournalEntry?
+    public var events: [AuditEvent]
+    public var serviceState: ServiceState?
+    public var candidateRelease: CandidateRelease?
+
+    public init(attempt: UpdateAttempt, entry: JournalEntry? = nil, events: [AuditEvent] = [],
+                serviceState: ServiceState? = nil, candidateRelease: CandidateRelease? = nil) {
+        self.attempt = attempt
+        self.entry = entry
+        self.events = events
+        self.serviceState = serviceState
+        self.candidateRelease = candidateRelease
+    }
+}
+
+public struct InFlightAttempt: Sendable, Equatable {
+    public var attempt: UpdateAttempt
+    /// The snapshot of the latest journal entry (nil if none was written).
+    public var snapshot: [UInt8]?
+
+    public init(attempt: UpdateAttempt, snapshot: [UInt8]?) {
+        self.attempt = attempt
+        self.snapshot = snapshot
+    }
+}
+
+/// A journal in memory: for the simulator, the swarm and tests. Survives a simulated crash of the
+/// updater because it is a separate object from the machine and driver.
+public final class InMemoryJournal: UpdateJournal {
+    public private(set) var attempts: [UpdateAttempt] = []
+    public private(set) var entries: [(updateID: String, entry: JournalEntry)] = []
+    public private(set) var events: [AuditEvent] = []
+    public private(set) var states: [ServiceState] = []
+    public private(set) var releases: [CandidateRelease] = []
+    /// Number of writes so far (crash points are counted in writes).
+    public private(set) var writeCount = 0
+    /// When set, the write with this index (0-based) throws `SimulatedCrash` *after* being
+    /// persisted (the process dies right after the durable write) — or, with `before`, instead of it.
+    public var crashAtWrite: Int?
+    public var crashBeforeWrite = false
+
+    public init() {}
+
+    public func write(_ write: JournalWrite) throws {
+        let index = writeCount
+        writeCount += 1
+        if crashAtWrite == index && crashBeforeWrite { throw SimulatedCrash(writeIndex: index) }
+        if let i = attempts.firstIndex(where: { $0.updateID == write.attempt.updateID }) {
+            attempts[i] = write.attempt
+        } else {
+            attempts.append(write.attempt)
+        }
+        if let e = write.entry { entries.append((write.attempt.updateID, e)) }
+        events.append(contentsOf: write.events)
+        if let s = write.serviceState {
+            if let i = states.firstIndex(where: { $0.serviceName == s.serviceName }) { states[i] = s } else { states.append(s) }
+        }
+        if let r = write.candidateRelease {
+            if let i = releases.firstIndex(where: { $0.candidateReleaseID == r.candidateReleaseID }) { releases[i] = r } else { releases.append(r) }
+        }
+        if crashAtWrite == index && !crashBeforeWrite { throw SimulatedCrash(writeIndex: index) }
+    }
+
+    public func inFlightAttempts() throws -> [InFlightAttempt] {
+        attempts.filter { !$0.status.isTerminal }.map { a in
+            InFlightAttempt(attempt: a, snapshot: entries.last(where: { $0.updateID == a.updateID })?.entry.snapshot)
+        }
+    }
+
+    public func serviceState(_ serviceName: String) throws -> ServiceState? {
+        states.first { $0.serviceName == serviceName }
+    }
+
+    public func setServiceState(_ state: ServiceState) {
+        if let i = states.firstIndex(where: { $0.serviceName == state.serviceName }) { states[i] = state } else { states.append(state) }
+    }
+}
+
+/// Thrown by test journals and the simulator to model the updater process dying.
+public struct SimulatedCrash: Error, Sendable, Equatable {
+    public var writeIndex: Int
+    public init(writeIndex: Int) { self.writeIndex = writeIndex }
+}

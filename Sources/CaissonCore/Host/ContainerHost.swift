@@ -1,0 +1,192 @@
+/// The narrow interface the updater needs from a container runtime. Two bodies implement it:
+/// `DockerHost` (Docker Engine API + Compose) and `SimulatedHost` (deterministic, in-process).
+///
+/// Every call either returns, or throws a `HostError` saying whether the operation definitely did
+/// not happen (`.failed`, `.notFound`, `.conflict`, `.diskFull`) or may have happened
+/// (`.indeterminate`: a timeout or a dropped connection). After an indeterminate outcome the
+/// caller must inspect before acting again.
+///
+/// Calls are synchronous: the update machine runs one step at a time, so the simulator needs no
+/// concurrency at all and a seed fully determines a run.
+public protocol ContainerHost: AnyObject {
+    /// Is the runtime reachable? Returns a short description (e.g. "Docker 28.2.2, API 1.47").
+    func ping() throws(HostError) -> String
+
+    // MARK: Images
+
+    /// Load an image archive (`docker save` output) whose bytes are the file range
+    /// `payload.path[offset ..< offset+length]` (the `image.tar` entry inside a staged package).
+    /// Implementations stream it; they never hold the whole archive in memory.
+    /// Returns the image as the runtime now knows it under `payload.reference`.
+    func loadImage(_ payload: ImagePayload, progress: (Int64) -> Void) throws(HostError) -> ImageInfo
+    /// `nil` when no image has that reference or id.
+    func inspectImage(_ reference: String) throws(HostError) -> ImageInfo?
+    /// Point `reference` at the image `imageID` (moving the tag if it pointed elsewhere).
+    func tagImage(_ imageID: String, as reference: String) throws(HostError)
+    /// Remove a tag, or an image by id when unused. Not-found is success.
+    func removeImage(_ reference: String) throws(HostError)
+
+    // MARK: Containers (Docker mode)
+
+    /// `nil` when no container has that name or id.
+    func inspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo?
+    /// Create (not start) a container named `name` that carries the operator's configuration of
+    /// `template` (env, ports, mounts, restart policy, networks, labels, resources, ...) but runs
+    /// `imageID`, taking the new image's defaults where the template only had its old image's
+    /// defaults. `labels` are added to the new container (the updater marks what it created).
+    func createContainer(name: String, cloning template: String, imageID: String,
+                         labels: [String: String]) throws(HostError) -> String
+    func startContainer(_ nameOrID: String) throws(HostError)
+    /// Stop with a grace period (SIGTERM, then SIGKILL after `graceSecs`). Already stopped is success.
+    func stopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError)
+    func renameContainer(_ nameOrID: String, to newName: String) throws(HostError)
+    /// Force-remove. Not-found is success.
+    func removeContainer(_ nameOrID: String) throws(HostError)
+
+    // MARK: Compose mode
+
+    /// The containers currently belonging to the compose service, sorted by name.
+    func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo]
+    /// `docker compose -p P -f FILE -f OVERRIDE up -d --no-deps SERVICE`, the override pinning
+    /// only the service's image to `imageReference`.
+    func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
+}
+
+/// Where an image archive's bytes are, and what validation found inside it.
+public struct ImagePayload: Sendable, Equatable {
+    public var path: String
+    public var offset: Int64
+    public var length: Int64
+    /// `[image] reference` of the manifest: the only tag the archive applies (validated).
+    public var reference: String
+    /// The image id (config digest) inspected at validation.
+    public var expectedImageID: String
+    /// The image config as inspected at validation (the simulator scripts behaviour from labels).
+    public var config: ImageConfig
+
+    public init(path: String, offset: Int64, length: Int64, reference: String,
+                expectedImageID: String, config: ImageConfig) {
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self.reference = reference
+        self.expectedImageID = expectedImageID
+        self.config = config
+    }
+}
+
+/// The parts of an image config the updater reasons about.
+public struct ImageConfig: Sendable, Equatable, Codable {
+    public var os: String
+    public var architecture: String
+    public var variant: String?
+    /// Sorted by key.
+    public var labels: [String: String]
+    public var hasHealthcheck: Bool
+
+    public init(os: String = "linux", architecture: String = "amd64", variant: String? = nil,
+                labels: [String: String] = [:], hasHealthcheck: Bool = false) {
+        self.os = os
+        self.architecture = architecture
+        self.variant = variant
+        self.labels = labels
+        self.hasHealthcheck = hasHealthcheck
+    }
+}
+
+public struct ImageInfo: Sendable, Equatable, Codable {
+    /// `sha256:<hex>`.
+    public var id: String
+    public var repoTags: [String]
+    public var repoDigests: [String]
+    public var config: ImageConfig
+
+    public init(id: String, repoTags: [String], repoDigests: [String] = [], config: ImageConfig) {
+        self.id = id
+        self.repoTags = repoTags
+        self.repoDigests = repoDigests
+        self.config = config
+    }
+}
+
+public enum ContainerStatus: String, Sendable, Codable, Equatable {
+    case created, running, paused, restarting, removing, exited, dead
+}
+
+public enum HealthStatus: String, Sendable, Codable, Equatable {
+    /// The container has no healthcheck.
+    case none
+    case starting, healthy, unhealthy
+}
+
+public struct ContainerInfo: Sendable, Equatable, Codable {
+    public var id: String
+    /// Without Docker's leading slash.
+    public var name: String
+    /// The image id the container runs (`sha256:<hex>`).
+    public var imageID: String
+    /// The reference the container was created from (Config.Image).
+    public var imageReference: String
+    public var status: ContainerStatus
+    public var health: HealthStatus
+    public var restartCount: Int
+    /// An opaque marker that changes every time the container (re)starts (Docker: State.StartedAt).
+    public var startedAt: String
+    public var exitCode: Int
+    public var labels: [String: String]
+
+    public init(id: String, name: String, imageID: String, imageReference: String,
+                status: ContainerStatus, health: HealthStatus, restartCount: Int = 0,
+                startedAt: String = "", exitCode: Int = 0, labels: [String: String] = [:]) {
+        self.id = id
+        self.name = name
+        self.imageID = imageID
+        self.imageReference = imageReference
+        self.status = status
+        self.health = health
+        self.restartCount = restartCount
+        self.startedAt = startedAt
+        self.exitCode = exitCode
+        self.labels = labels
+    }
+
+    public var isRunning: Bool { status == .running }
+}
+
+public struct HostError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Equatable, Codable {
+        /// Definitely did not happen.
+        case failed
+        /// The named object does not exist.
+        case notFound
+        /// A name is already in use.
+        case conflict
+        /// No space left on the runtime's storage.
+        case diskFull
+        /// The runtime cannot be reached at all (nothing happened).
+        case unreachable
+        /// Timed out or connection dropped: the operation may or may not have happened.
+        case indeterminate
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var isIndeterminate: Bool { kind == .indeterminate }
+    public var description: String { message }
+}
+
+/// Time, injected. The simulator's clock is virtual; the real one reads the monotonic clock.
+public protocol UpdateClock: AnyObject {
+    /// Milliseconds since an arbitrary origin; monotonic.
+    var nowMillis: Int64 { get }
+    /// Wall-clock time for records, RFC 3339 UTC (`2026-03-16T18:30:00Z`).
+    func timestamp() -> String
+    /// Let `millis` pass.
+    func sleep(millis: Int64)
+}
