@@ -1,0 +1,54 @@
+/// A syntax or semantic error in a TOML document, with the position where it was found.
+///
+/// `line` and `column` are 1-based; the column counts Unicode scalars (a tab is one column).
+public struct TOMLError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var line: Int
+    public var column: Int
+    public var message: String
+
+    public init(line: Int, column: Int, message: String) {
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    /// `line 3, column 14: expected '=' after key`
+    public var description: String { "line \(line), column \(column): \(message)" }
+}
+
+/// Resource limits applied while parsing untrusted input.
+public struct TOMLLimits: Equatable, Sendable {
+    /// Maximum nesting depth of the resulting document: every table, array, inline table and
+    /// array of tables counts one level (the root table is level 0). `[a.b.c]` reaches level 3;
+    /// `x = [[1]]` reaches level 2. Deeper input is an error, never a stack overflow.
+    public var maxDepth: Int
+    /// Maximum input size in bytes.
+    public var maxInputBytes: Int
+
+    public init(maxDepth: Int = 128, maxInputBytes: Int = 16 * 1024 * 1024) {
+        self.maxDepth = maxDepth
+        self.maxInputBytes = maxInputBytes
+    }
+
+    /// Depth 128, 16 MiB.
+    public static let `default` = TOMLLimits()
+}
+
+/// Entry points.
+public enum TOML {
+    /// Parses a complete TOML 1.0 document from UTF-8 bytes (a leading BOM is skipped).
+    public static func parse(_ bytes: [UInt8], limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        var parser = TOMLParser(bytes: bytes, limits: limits)
+        return try parser.parseDocument()
+    }
+
+    /// Parses a complete TOML 1.0 document from any collection of UTF-8 bytes.
+    public static func parse<C: Collection<UInt8>>(bytes: C, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        try parse(Array(bytes), limits: limits)
+    }
+
+    /// Parses a complete TOML 1.0 document from a string.
+    public static func parse(_ text: String, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        try parse(Array(text.utf8), limits: limits)
+    }
+}
