@@ -19,23 +19,27 @@ public enum JournalPhase: String, Sendable, Codable, Equatable {
     case note
 }
 
-public struct JournalEntry: Sendable, Codable, Equatable {
+public struct JournalEntry: Sendable, Equatable {
     public var phase: JournalPhase
     /// A short machine-readable step name, e.g. `create_new`, `stop_old`, `health_poll`.
     public var step: String
     /// Human-readable detail: the command or the outcome.
     public var detail: String
-    /// The machine's persisted state (JSON, sorted keys) after this entry.
-    public var snapshot: [UInt8]
+    /// The machine's state after this entry. A durable store encodes it (`JSONCoding`, sorted
+    /// keys); the in-memory journal keeps the value as it is, so the swarm pays no encoding.
+    public var machine: UpdateMachine
     public var at: String
 
-    public init(phase: JournalPhase, step: String, detail: String, snapshot: [UInt8], at: String) {
+    public init(phase: JournalPhase, step: String, detail: String, machine: UpdateMachine, at: String) {
         self.phase = phase
         self.step = step
         self.detail = detail
-        self.snapshot = snapshot
+        self.machine = machine
         self.at = at
     }
+
+    /// The snapshot as stored on disk.
+    public func encodedSnapshot() throws -> [UInt8] { try JSONCoding.encode(machine) }
 }
 
 public struct JournalWrite: Sendable, Equatable {
@@ -57,12 +61,15 @@ public struct JournalWrite: Sendable, Equatable {
 
 public struct InFlightAttempt: Sendable, Equatable {
     public var attempt: UpdateAttempt
-    /// The snapshot of the latest journal entry (nil if none was written).
-    public var snapshot: [UInt8]?
+    /// The machine of the latest journal entry (nil if none was written or it was unreadable).
+    public var machine: UpdateMachine?
+    /// Why the latest snapshot could not be read, if it could not.
+    public var unreadable: String?
 
-    public init(attempt: UpdateAttempt, snapshot: [UInt8]?) {
+    public init(attempt: UpdateAttempt, machine: UpdateMachine?, unreadable: String? = nil) {
         self.attempt = attempt
-        self.snapshot = snapshot
+        self.machine = machine
+        self.unreadable = unreadable
     }
 }
 
@@ -105,7 +112,7 @@ public final class InMemoryJournal: UpdateJournal {
 
     public func inFlightAttempts() throws -> [InFlightAttempt] {
         attempts.filter { !$0.status.isTerminal }.map { a in
-            InFlightAttempt(attempt: a, snapshot: entries.last(where: { $0.updateID == a.updateID })?.entry.snapshot)
+            InFlightAttempt(attempt: a, machine: entries.last(where: { $0.updateID == a.updateID })?.entry.machine)
         }
     }
 

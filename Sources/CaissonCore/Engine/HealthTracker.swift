@@ -1,0 +1,116 @@
+/// The health policy as a pure function of observations over time.
+///
+/// - `running`: every container must be running, and stay running without a restart (same
+///   restart count, same start marker) for `stableSecs`. An exit or restart is a failure, not a
+///   timeout (FORMATS §8 item 3: the Rust tool passed on the first poll).
+/// - `container_health`: every container must report Docker health `healthy` while running;
+///   `unhealthy` fails at once; an exit or restart fails at once; a container with no
+///   HEALTHCHECK fails at once with a sentence saying so.
+/// - When `expectedImageID` is set (Compose), containers not yet on that image keep the check
+///   pending; if they never get there it times out saying which image runs.
+public struct HealthTracker: Sendable, Codable, Equatable {
+    public enum Verdict: Sendable, Equatable {
+        case pending
+        case passed(String)
+        case failed(String)
+        case timedOut(String)
+    }
+
+    struct Seen: Sendable, Codable, Equatable {
+        var id: String
+        var firstRunningMillis: Int64
+        var startedAt: String
+        var restartCount: Int
+    }
+
+    public var policy: HealthPolicy
+    public var startMillis: Int64
+    var seen: [Seen] = []
+    var lastPending: String = "no observation yet"
+
+    public init(policy: HealthPolicy, startMillis: Int64) {
+        self.policy = policy
+        self.startMillis = startMillis
+    }
+
+    /// The stability window actually applied: never longer than the timeout allows.
+    public var effectiveStableMillis: Int64 {
+        Int64(max(0, min(policy.stableSecs, policy.timeoutSecs))) * 1000
+    }
+
+    public mutating func observe(_ containers: [ContainerInfo], expectedImageID: String?, now: Int64) -> Verdict {
+        let verdict = evaluate(containers, expectedImageID: expectedImageID, now: now)
+        if case .pending = verdict, now - startMillis >= Int64(policy.timeoutSecs) * 1000 {
+            return .timedOut("health check timed out after \(policy.timeoutSecs)s: \(lastPending)")
+        }
+        return verdict
+    }
+
+    private mutating func evaluate(_ containers: [ContainerInfo], expectedImageID: String?, now: Int64) -> Verdict {
+        if containers.isEmpty {
+            lastPending = "no container is running for the service"
+            return .pending
+        }
+        if let expected = expectedImageID {
+            let wrong = containers.filter { $0.imageID != expected }
+            if let w = wrong.first {
+                lastPending = "container \(w.name) runs image \(shortID(w.imageID)), not \(shortID(expected))"
+                return .pending
+            }
+        }
+        var allPassed = true
+        var passMessages: [String] = []
+        for c in containers {
+            switch c.status {
+            case .exited, .dead:
+                return .failed("container \(c.name) exited with code \(c.exitCode)")
+            case .restarting:
+                return .failed("container \(c.name) is restarting after a crash")
+            case .created, .paused, .removing:
+                allPassed = false
+                lastPending = "container \(c.name) is \(c.status.rawValue)"
+                continue
+            case .running:
+                break
+            }
+            // Running: detect restarts since the first time we saw it running.
+            if let i = seen.firstIndex(where: { $0.id == c.id }) {
+                if seen[i].startedAt != c.startedAt || c.restartCount > seen[i].restartCount {
+                    return .failed("container \(c.name) restarted during the health check (restart count \(c.restartCount))")
+                }
+            } else {
+                seen.append(Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount))
+            }
+            guard let s = seen.first(where: { $0.id == c.id }) else { continue }
+            switch policy.kind {
+            case .running:
+                let up = now - s.firstRunningMillis
+                if up >= effectiveStableMillis {
+                    passMessages.append("container \(c.name) stayed running for \(up / 1000)s")
+                } else {
+                    allPassed = false
+                    lastPending = "container \(c.name) running for \(up / 1000)s of the \(effectiveStableMillis / 1000)s stability window"
+                }
+            case .containerHealth:
+                switch c.health {
+                case .none:
+                    return .failed("container \(c.name) has no HEALTHCHECK, but the catalog asks for container_health")
+                case .unhealthy:
+                    return .failed("container \(c.name) is unhealthy")
+                case .starting:
+                    allPassed = false
+                    lastPending = "container \(c.name) health is still starting"
+                case .healthy:
+                    passMessages.append("container \(c.name) is healthy")
+                }
+            }
+        }
+        if allPassed { return .passed(passMessages.joined(separator: "; ")) }
+        return .pending
+    }
+}
+
+func shortID(_ id: String) -> String {
+    let hex = id.hasPrefix("sha256:") ? String(id.dropFirst(7)) : id
+    return String(hex.prefix(12))
+}

@@ -1,0 +1,760 @@
+/// The update flow, once, for both runtime modes: a sans-I/O state machine. It never touches the
+/// host, the clock or the store: it takes the outcome of the last command and returns the next
+/// command. `UpdateDriver` executes the commands; the simulator and the real Docker body run the
+/// very same machine.
+///
+/// Docker mode (FORMATS §7, with its weaknesses fixed):
+///   inspect the service container → check the loaded image → pin the previous image by id →
+///   create the new container under a temporary name (before anything is stopped) → stop old →
+///   rename old to the rollback name → rename new into place → start → health-check →
+///   commit (remove the backup) or restore.
+/// Compose mode: look up the service's containers → check the image → pin the previous image by
+///   id (so a re-tag can never steal it) → compose apply with the new image → health-check the
+///   service's containers on the new image id → commit or restore (compose apply of the pin).
+///
+/// Restore is state-based: it inspects what is really on the host and converges to "the
+/// previous container/image is in place and running", so the same code handles every failure
+/// path, indeterminate outcomes, and recovery after the updater died at any point.
+public struct UpdateMachine: Sendable, Codable, Equatable {
+    // MARK: Inputs
+
+    public struct Plan: Sendable, Codable, Equatable {
+        public var updateID: String
+        public var candidateReleaseID: String
+        public var validationAttemptID: String?
+        public var service: ServiceSpec
+        public var targetImageReference: String
+        public var targetImageID: String
+        public var packageVersion: String?
+        public var packageCreatedAt: String?
+        /// `update` (a package) or `rollback` (`caisson rollback SERVICE`).
+        public var kind: String
+        /// The service state before this attempt (for the previous known-good bookkeeping).
+        public var previousState: ServiceState?
+        public var stopGraceSecs: Int
+
+        public init(updateID: String, candidateReleaseID: String, validationAttemptID: String?,
+                    service: ServiceSpec, targetImageReference: String, targetImageID: String,
+                    packageVersion: String? = nil, packageCreatedAt: String? = nil,
+                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int = 10) {
+            self.updateID = updateID
+            self.candidateReleaseID = candidateReleaseID
+            self.validationAttemptID = validationAttemptID
+            self.service = service
+            self.targetImageReference = targetImageReference
+            self.targetImageID = targetImageID
+            self.packageVersion = packageVersion
+            self.packageCreatedAt = packageCreatedAt
+            self.kind = kind
+            self.previousState = previousState
+            self.stopGraceSecs = stopGraceSecs
+        }
+    }
+
+    // MARK: Commands and events
+
+    public enum Command: Sendable, Equatable {
+        case inspectContainer(String)
+        case inspectImage(String)
+        case tagImage(id: String, reference: String)
+        case createContainer(name: String, template: String, imageID: String, labels: [String: String])
+        case startContainer(String)
+        case stopContainer(String, graceSecs: Int)
+        case renameContainer(String, to: String)
+        case removeContainer(String)
+        case composeContainers(ComposeTarget)
+        case composeApply(ComposeTarget, imageReference: String)
+
+        /// Side effects are journaled (intent before, outcome after); inspections are not.
+        public var isMutating: Bool {
+            switch self {
+            case .inspectContainer, .inspectImage, .composeContainers: return false
+            default: return true
+            }
+        }
+
+        public var stepName: String {
+            switch self {
+            case .inspectContainer: return "inspect_container"
+            case .inspectImage: return "inspect_image"
+            case .tagImage: return "tag_image"
+            case .createContainer: return "create_container"
+            case .startContainer: return "start_container"
+            case .stopContainer: return "stop_container"
+            case .renameContainer: return "rename_container"
+            case .removeContainer: return "remove_container"
+            case .composeContainers: return "compose_containers"
+            case .composeApply: return "compose_apply"
+            }
+        }
+
+        public var detail: String {
+            switch self {
+            case .inspectContainer(let n): return "inspect container \(n)"
+            case .inspectImage(let r): return "inspect image \(r)"
+            case .tagImage(let id, let ref): return "tag \(shortID(id)) as \(ref)"
+            case .createContainer(let name, let template, let imageID, _):
+                return "create container \(name) from \(shortID(template)) with image \(shortID(imageID))"
+            case .startContainer(let c): return "start container \(shortID(c))"
+            case .stopContainer(let c, let g): return "stop container \(shortID(c)) (grace \(g)s)"
+            case .renameContainer(let c, let to): return "rename container \(shortID(c)) to \(to)"
+            case .removeContainer(let c): return "remove container \(shortID(c))"
+            case .composeContainers(let t): return "list containers of compose service \(t.project)/\(t.service)"
+            case .composeApply(let t, let ref): return "compose up \(t.project)/\(t.service) with image \(ref)"
+            }
+        }
+    }
+
+    public enum Reply: Sendable, Equatable {
+        case container(ContainerInfo?)
+        case image(ImageInfo?)
+        case containers([ContainerInfo])
+        case created(String)
+        case done
+        case error(HostError)
+    }
+
+    public enum Action: Sendable, Equatable {
+        case call(Command)
+        case sleep(millis: Int64)
+        case finished
+    }
+
+    public enum Input: Sendable, Equatable {
+        case start
+        case reply(Reply)
+        case woke
+    }
+
+    // MARK: State (all Codable: a snapshot is written to the journal at every step)
+
+    enum Phase: String, Sendable, Codable, Equatable {
+        // Forward, Docker mode.
+        case inspectOld, inspectTarget, pin, createNew, stopOld, renameOldAway, renameNewIn, startNew
+        // Forward, Compose mode.
+        case composeApply
+        // Health of the new release (both modes).
+        case healthWait, healthPoll
+        case commitRemoveBackup
+        // Restore (both modes): R1..R6 for Docker, compose re-apply for Compose.
+        case restoreInspectName, restoreRemoveIntruder, restoreInspectOld, restoreRenameOld,
+             restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
+        case restoreHealthWait, restoreHealthPoll
+        case done
+    }
+
+    public private(set) var plan: Plan
+    public private(set) var attempt: UpdateAttempt
+    var phase: Phase = .inspectOld
+    /// Docker mode: the previous container. Compose: unused.
+    var oldContainerID: String?
+    var oldContainerName: String?
+    var oldWasRunning = true
+    var oldImageID: String?
+    var pinReference: String?
+    var newContainerID: String?
+    /// True once the live service may have been touched (stop issued / compose apply issued).
+    var touchedLive = false
+    /// The health check of the new release passed: recovery finishes the commit.
+    var healthPassed = false
+    var health: HealthTracker?
+    var restoreRound = 0
+    /// The restore started the previous container once in this round (never loop on a crasher).
+    var restoreStartIssued = false
+    var pendingEvents: [AuditEvent] = []
+    /// Set when the durable state changed in a way that must be journaled before the next action.
+    public private(set) var needsPersist = false
+    /// The service state to write with the final record (on commit).
+    public private(set) var newServiceState: ServiceState?
+
+    static let maxRestoreRounds = 3
+    public static let updateLabel = "io.caisson.update-id"
+
+    public init(plan: Plan, startedAt: String) {
+        self.plan = plan
+        self.attempt = UpdateAttempt(
+            updateID: plan.updateID, candidateReleaseID: plan.candidateReleaseID,
+            validationAttemptID: plan.validationAttemptID, serviceName: plan.service.name,
+            runtimeMode: plan.service.runtimeMode, targetImageReference: plan.targetImageReference,
+            targetImageID: plan.targetImageID, packageVersion: plan.packageVersion,
+            previousCandidateReleaseID: plan.previousState?.activeCandidateReleaseID,
+            status: .applying, startedAt: startedAt, kind: plan.kind)
+        if plan.service.runtimeMode == .docker {
+            attempt.rollbackContainerName = backupName
+        }
+    }
+
+    // MARK: Names
+
+    var serviceContainerName: String { plan.service.docker?.containerName ?? plan.service.name }
+    var idTag: String { String(plan.updateID.filter { $0.isHexDigit }.prefix(8)).lowercased() }
+    /// `NAME-caisson-rollback-<8 hex of update id>` (FORMATS §7).
+    public var backupName: String { "\(serviceContainerName)-caisson-rollback-\(idTag)" }
+    /// The new container is created under this name first, before anything is stopped.
+    public var stagingName: String { "\(serviceContainerName)-caisson-new-\(idTag)" }
+
+    public var isFinished: Bool { phase == .done }
+    public var status: UpdateStatus { attempt.status }
+
+    /// Events produced since the last `takeEvents()`; the driver journals them.
+    public mutating func takeEvents() -> [AuditEvent] {
+        defer { pendingEvents.removeAll(); needsPersist = false }
+        return pendingEvents
+    }
+
+    // MARK: Recovery
+
+    /// Rebuild a machine from its last journaled snapshot, after the updater died. The machine
+    /// re-inspects the host: if the new release had passed its health check it finishes the
+    /// commit, otherwise it restores the previous release.
+    public static func recovering(_ saved: UpdateMachine, attempt: UpdateAttempt) -> UpdateMachine {
+        var m = saved
+        m.attempt.status = attempt.status
+        m.pendingEvents = []
+        m.health = nil
+        if m.phase == .done {
+            // The final record was written; nothing left to do but make the status terminal.
+            return m
+        }
+        if m.healthPassed {
+            m.phase = .commitRemoveBackup
+        } else {
+            m.restoreRound = 0
+            m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
+            m.phase = m.plan.service.runtimeMode == .docker ? .restoreInspectName : .restoreComposeApply
+        }
+        return m
+    }
+
+    // MARK: The transition function
+
+    /// `now` is the injected monotonic time (ms); `timestamp` the injected wall time for records.
+    public mutating func next(_ input: Input, now: Int64, timestamp: String) -> Action {
+        switch (phase, input) {
+        case (.inspectOld, .start):
+            event(.updateStarted, timestamp, "\(plan.kind == "rollback" ? "rollback" : "update") of \(plan.service.name) to \(plan.targetImageReference) started")
+            if plan.service.runtimeMode == .docker {
+                return .call(.inspectContainer(serviceContainerName))
+            }
+            guard let target = plan.service.compose else {
+                return fail(Issue("compose.image_lookup_failed", "service \(plan.service.name) has no [services.compose] table"), timestamp)
+            }
+            return .call(.composeContainers(target))
+
+        case (.inspectOld, .reply(let reply)):
+            return afterInspectOld(reply, timestamp)
+
+        case (.inspectTarget, .reply(let reply)):
+            switch reply {
+            case .image(let info?) where info.id == plan.targetImageID:
+                phase = .pin
+                guard let oldImageID else { return fail(Issue("docker.inspect_failed", "the previous image id is unknown"), timestamp) }
+                let ref = Self.pinReference(service: plan.service.name, imageID: oldImageID)
+                pinReference = ref
+                needsPersist = true
+                return .call(.tagImage(id: oldImageID, reference: ref))
+            case .image(let info?):
+                return fail(Issue("docker.inspect_failed", "image \(plan.targetImageReference) is \(shortID(info.id)), expected \(shortID(plan.targetImageID)) as inspected at validation"), timestamp)
+            case .image(nil):
+                return fail(Issue("docker.inspect_failed", "image \(plan.targetImageReference) is not present on the host"), timestamp)
+            case .error(let e):
+                return fail(Issue("docker.inspect_failed", "could not inspect image \(plan.targetImageReference): \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.pin, .reply(let reply)):
+            if case .error(let e) = reply {
+                return fail(Issue("image.pin_failed", "could not pin the previous image \(shortID(oldImageID ?? "")) as \(pinReference ?? ""): \(e.message)"), timestamp)
+            }
+            if plan.service.runtimeMode == .docker {
+                phase = .createNew
+                return .call(.createContainer(name: stagingName, template: oldContainerID ?? serviceContainerName,
+                                              imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID]))
+            }
+            phase = .composeApply
+            touchedLive = true
+            needsPersist = true
+            return .call(.composeApply(plan.service.compose!, imageReference: plan.targetImageReference))
+
+        case (.createNew, .reply(let reply)):
+            switch reply {
+            case .created(let id):
+                newContainerID = id
+                phase = .stopOld
+                touchedLive = true
+                needsPersist = true
+                return .call(.stopContainer(oldContainerID!, graceSecs: plan.stopGraceSecs))
+            case .error(let e):
+                return startRestore(Issue("docker.create_failed", "could not create the new container \(stagingName): \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.stopOld, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("docker.stop_failed", "could not stop container \(serviceContainerName): \(e.message)"), timestamp)
+            }
+            phase = .renameOldAway
+            return .call(.renameContainer(oldContainerID!, to: backupName))
+
+        case (.renameOldAway, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("docker.rename_failed", "could not rename \(serviceContainerName) to \(backupName): \(e.message)"), timestamp)
+            }
+            phase = .renameNewIn
+            return .call(.renameContainer(newContainerID!, to: serviceContainerName))
+
+        case (.renameNewIn, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("docker.rename_failed", "could not rename the new container to \(serviceContainerName): \(e.message)"), timestamp)
+            }
+            phase = .startNew
+            return .call(.startContainer(newContainerID!))
+
+        case (.startNew, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("docker.start_failed", "could not start the new container: \(e.message)"), timestamp)
+            }
+            return beginHealth(now: now, timestamp)
+
+        case (.composeApply, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("compose.apply_failed", "docker compose could not apply \(plan.targetImageReference): \(e.message)"), timestamp)
+            }
+            return beginHealth(now: now, timestamp)
+
+        case (.healthWait, .woke):
+            phase = .healthPoll
+            return healthObservation()
+
+        case (.healthPoll, .reply(let reply)):
+            return afterHealthPoll(reply, now: now, timestamp)
+
+        case (.commitRemoveBackup, .start), (.commitRemoveBackup, .woke):
+            // Recovery resumes here after a passed health check.
+            if plan.service.runtimeMode == .docker, let old = oldContainerID {
+                return .call(.removeContainer(old))
+            }
+            return commit(timestamp)
+
+        case (.commitRemoveBackup, .reply(let reply)):
+            if case .error(let e) = reply {
+                attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be removed: \(e.message); `caisson package cleanup` will retry"))
+            }
+            return commit(timestamp)
+
+        // MARK: Restore, Docker mode
+        case (.restoreInspectName, .start), (.restoreInspectName, .woke):
+            return .call(.inspectContainer(serviceContainerName))
+
+        case (.restoreInspectName, .reply(let reply)):
+            switch reply {
+            case .container(nil):
+                phase = .restoreInspectOld
+                return .call(.inspectContainer(oldContainerID ?? backupName))
+            case .container(let c?) where c.id == oldContainerID:
+                phase = .restoreStartOld
+                return ensureOldRunning(c, timestamp)
+            case .container(let c?) where isOurs(c):
+                phase = .restoreRemoveIntruder
+                return .call(.removeContainer(c.id))
+            case .container(let c?):
+                return restoreFailed(Issue("rollback.rename_failed", "container \(c.name) (\(shortID(c.id))) holds the service name and was not created by this update; not touching it"), timestamp)
+            case .error(let e):
+                return restoreRetry(Issue("rollback.inspect_failed", "could not inspect \(serviceContainerName): \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.restoreRemoveIntruder, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.remove_failed", "could not remove the new container: \(e.message)"), timestamp)
+            }
+            phase = .restoreInspectOld
+            return .call(.inspectContainer(oldContainerID ?? backupName))
+
+        case (.restoreInspectOld, .reply(let reply)):
+            switch reply {
+            case .container(let c?):
+                if oldContainerID == nil { oldContainerID = c.id }
+                if c.name == serviceContainerName {
+                    phase = .restoreStartOld
+                    return ensureOldRunning(c, timestamp)
+                }
+                phase = .restoreRenameOld
+                return .call(.renameContainer(c.id, to: serviceContainerName))
+            case .container(nil):
+                return restoreFailed(Issue("rollback.rename_failed", "the previous container \(backupName) no longer exists; the service needs a human"), timestamp)
+            case .error(let e):
+                return restoreRetry(Issue("rollback.inspect_failed", "could not inspect the previous container: \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.restoreRenameOld, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.rename_failed", "could not rename \(backupName) back to \(serviceContainerName): \(e.message)"), timestamp)
+            }
+            phase = .restoreStartOld
+            return .call(.inspectContainer(oldContainerID!))
+
+        case (.restoreStartOld, .reply(let reply)):
+            switch reply {
+            case .container(let c?):
+                return ensureOldRunning(c, timestamp)
+            case .container(nil):
+                return restoreFailed(Issue("rollback.start_failed", "the previous container disappeared during the rollback"), timestamp)
+            case .done:
+                // Started; verify it by inspecting again.
+                return .call(.inspectContainer(oldContainerID!))
+            case .error(let e):
+                return restoreRetry(Issue("rollback.start_failed", "could not start the previous container: \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.restoreInspectLeftover, .reply(let reply)):
+            if case .container(let c?) = reply, isOurs(c), c.id != oldContainerID {
+                phase = .restoreRemoveLeftover
+                return .call(.removeContainer(c.id))
+            }
+            if let id = newContainerID, id != oldContainerID {
+                // The new container may still exist under another name; not-found is success.
+                phase = .restoreRemoveLeftover
+                return .call(.removeContainer(id))
+            }
+            return restoreHealthBegin(now: now, timestamp)
+
+        case (.restoreRemoveLeftover, .reply(let reply)):
+            if case .error(let e) = reply {
+                attempt.issues.append(Issue("rollback.remove_failed", "the failed new container could not be removed: \(e.message); `caisson package cleanup` will retry"))
+            }
+            newContainerID = nil
+            return restoreHealthBegin(now: now, timestamp)
+
+        // MARK: Restore, Compose mode
+        case (.restoreComposeApply, .start), (.restoreComposeApply, .woke):
+            if !touchedLive {
+                // Recovery of an attempt that never reached compose apply: nothing was changed.
+                return finish(.failed, timestamp)
+            }
+            guard let pin = pinReference, let target = plan.service.compose else {
+                return restoreFailed(Issue("rollback.compose_apply_failed", "the previous image was never pinned; nothing to restore to"), timestamp)
+            }
+            return .call(.composeApply(target, imageReference: pin))
+
+        case (.restoreComposeApply, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.compose_apply_failed", "docker compose could not restore \(pinReference ?? ""): \(e.message)"), timestamp)
+            }
+            return restoreHealthBegin(now: now, timestamp)
+
+        case (.restoreHealthWait, .woke):
+            phase = .restoreHealthPoll
+            return restoreHealthObservation()
+
+        case (.restoreHealthPoll, .reply(let reply)):
+            return afterRestoreHealthPoll(reply, now: now, timestamp)
+
+        case (.done, _):
+            return .finished
+
+        default:
+            return unexpected(nil, timestamp, input: input)
+        }
+    }
+
+    // MARK: Forward helpers
+
+    private mutating func afterInspectOld(_ reply: Reply, _ timestamp: String) -> Action {
+        switch reply {
+        case .container(let c?):
+            oldContainerID = c.id
+            oldContainerName = c.name
+            oldWasRunning = c.isRunning
+            oldImageID = c.imageID
+            attempt.previousImageReference = c.imageReference
+            attempt.previousImageID = c.imageID
+        case .container(nil):
+            return fail(Issue("docker.service_inspect_failed", "container \(serviceContainerName) of service \(plan.service.name) does not exist on this host"), timestamp)
+        case .containers(let cs):
+            guard let first = cs.first else {
+                return fail(Issue("compose.image_lookup_failed", "compose service \(plan.service.compose?.service ?? plan.service.name) has no container; start it once with docker compose before updating"), timestamp)
+            }
+            oldImageID = first.imageID
+            oldWasRunning = cs.contains { $0.isRunning }
+            attempt.previousImageReference = first.imageReference
+            attempt.previousImageID = first.imageID
+        case .error(let e):
+            let code = plan.service.runtimeMode == .docker ? "docker.service_inspect_failed" : "compose.image_lookup_failed"
+            return fail(Issue(code, "could not inspect service \(plan.service.name): \(e.message)"), timestamp)
+        default:
+            return unexpected(reply, timestamp)
+        }
+        if oldImageID == plan.targetImageID && plan.kind == "update" {
+            // Already running exactly this image: nothing to change.
+            attempt.issues.append(Issue("update.already_running", "service \(plan.service.name) already runs image \(shortID(plan.targetImageID))"))
+        }
+        phase = .inspectTarget
+        needsPersist = true
+        return .call(.inspectImage(plan.targetImageReference))
+    }
+
+    private mutating func beginHealth(now: Int64, _ timestamp: String) -> Action {
+        attempt.status = .healthChecking
+        health = HealthTracker(policy: plan.service.health, startMillis: now)
+        event(.healthCheckStarted, timestamp, "health check (\(plan.service.health.kind.rawValue)) of \(plan.service.name) started")
+        phase = .healthPoll
+        return healthObservation()
+    }
+
+    private func healthObservation() -> Action {
+        if plan.service.runtimeMode == .docker {
+            return .call(.inspectContainer(newContainerID ?? serviceContainerName))
+        }
+        return .call(.composeContainers(plan.service.compose!))
+    }
+
+    private mutating func afterHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
+        let observed: [ContainerInfo]
+        switch reply {
+        case .container(let c): observed = c.map { [$0] } ?? []
+        case .containers(let cs): observed = cs
+        case .error: observed = []  // A failed inspection is not a verdict; keep polling until the timeout.
+        default: return unexpected(reply, timestamp)
+        }
+        let expected = plan.service.runtimeMode == .compose ? plan.targetImageID : nil
+        var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
+        if case .container(nil) = reply {
+            health = tracker
+            return healthFailed(.failed, "the new container disappeared", now: now, timestamp)
+        }
+        let verdict = tracker.observe(observed, expectedImageID: expected, now: now)
+        health = tracker
+        switch verdict {
+        case .pending:
+            phase = .healthWait
+            return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+        case .passed(let msg):
+            attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: msg, checkedAt: timestamp)
+            event(.healthCheckPassed, timestamp, msg)
+            healthPassed = true
+            phase = .commitRemoveBackup
+            needsPersist = true
+            if plan.service.runtimeMode == .docker, let old = oldContainerID {
+                return .call(.removeContainer(old))
+            }
+            return commit(timestamp)
+        case .failed(let msg):
+            return healthFailed(.failed, msg, now: now, timestamp)
+        case .timedOut(let msg):
+            return healthFailed(.timedOut, msg, now: now, timestamp)
+        }
+    }
+
+    private mutating func healthFailed(_ outcome: HealthOutcome, _ msg: String, now: Int64, _ timestamp: String) -> Action {
+        attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: outcome, message: msg, checkedAt: timestamp)
+        event(.healthCheckFailed, timestamp, msg)
+        let issue = Issue(outcome == .timedOut ? "health_check.timed_out" : "health_check.failed", msg)
+        if !plan.service.automaticRollback {
+            attempt.issues.append(issue)
+            attempt.issues.append(Issue("rollback.disabled", "automatic rollback is off for \(plan.service.name); the new release stays in place and the backup is kept for `caisson rollback`"))
+            return finish(.failed, timestamp)
+        }
+        return startRestore(issue, timestamp)
+    }
+
+    private mutating func commit(_ timestamp: String) -> Action {
+        let prev = plan.previousState
+        var state = ServiceState(serviceName: plan.service.name, updatedAt: timestamp)
+        state.activeCandidateReleaseID = plan.candidateReleaseID
+        state.activeImageReference = plan.targetImageReference
+        state.activeImageID = plan.targetImageID
+        if plan.kind == "rollback" {
+            // Going back: the release we left becomes the previous known-good.
+            state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
+            state.previousKnownGoodImageReference = prev?.activeImageReference ?? attempt.previousImageReference
+            state.previousKnownGoodImageID = prev?.activeImageID ?? attempt.previousImageID
+        } else {
+            state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
+            state.previousKnownGoodImageReference = attempt.previousImageReference
+            state.previousKnownGoodImageID = attempt.previousImageID
+        }
+        state.highestPackageVersion = SemVer.max(prev?.highestPackageVersion, plan.kind == "update" ? plan.packageVersion : nil)
+        state.newestCreatedAt = Timestamps.max(prev?.newestCreatedAt, plan.kind == "update" ? plan.packageCreatedAt : nil)
+        newServiceState = state
+        event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
+        return finish(.succeeded, timestamp)
+    }
+
+    // MARK: Restore helpers
+
+    private mutating func enterRestoreBookkeeping(reason: Issue) {
+        attempt.issues.append(reason)
+        if touchedLive {
+            attempt.status = .rollbackStarted
+        }
+        needsPersist = true
+    }
+
+    private mutating func startRestore(_ reason: Issue, _ timestamp: String) -> Action {
+        enterRestoreBookkeeping(reason: reason)
+        if touchedLive {
+            event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: \(reason.message)")
+        }
+        restoreRound = 0
+        if plan.service.runtimeMode == .docker {
+            phase = .restoreInspectName
+            return .call(.inspectContainer(serviceContainerName))
+        }
+        phase = .restoreComposeApply
+        if !touchedLive {
+            return finish(.failed, timestamp)
+        }
+        guard let pin = pinReference else {
+            return restoreFailed(Issue("rollback.compose_apply_failed", "the previous image was never pinned"), timestamp)
+        }
+        return .call(.composeApply(plan.service.compose!, imageReference: pin))
+    }
+
+    private func isOurs(_ c: ContainerInfo) -> Bool {
+        if let id = newContainerID, c.id == id { return true }
+        return c.labels[Self.updateLabel] == plan.updateID
+    }
+
+    private mutating func ensureOldRunning(_ c: ContainerInfo, _ timestamp: String) -> Action {
+        phase = .restoreStartOld
+        if oldWasRunning && !c.isRunning && !restoreStartIssued {
+            restoreStartIssued = true
+            needsPersist = true
+            return .call(.startContainer(c.id))
+        }
+        // In place and in the state we found it: clean up what this update created.
+        phase = .restoreInspectLeftover
+        return .call(.inspectContainer(stagingName))
+    }
+
+    private mutating func restoreRetry(_ issue: Issue, _ timestamp: String) -> Action {
+        restoreRound += 1
+        restoreStartIssued = false
+        needsPersist = true
+        if restoreRound >= Self.maxRestoreRounds {
+            return restoreFailed(issue, timestamp)
+        }
+        // Start the restore over from what the host really looks like.
+        if plan.service.runtimeMode == .docker {
+            phase = .restoreInspectName
+        } else {
+            phase = .restoreComposeApply
+        }
+        return .sleep(millis: 1000)
+    }
+
+    private mutating func restoreHealthBegin(now: Int64, _ timestamp: String) -> Action {
+        if !touchedLive {
+            // The live service was never touched: nothing to check, nothing was changed.
+            return finish(.failed, timestamp)
+        }
+        if !oldWasRunning {
+            attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: "the previous container was not running before the update and was left stopped", checkedAt: timestamp)
+            event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored (stopped, as found)")
+            return finish(.rolledBack, timestamp)
+        }
+        health = HealthTracker(policy: plan.service.health, startMillis: now)
+        phase = .restoreHealthPoll
+        needsPersist = true
+        return restoreHealthObservation()
+    }
+
+    private func restoreHealthObservation() -> Action {
+        if plan.service.runtimeMode == .docker {
+            return .call(.inspectContainer(oldContainerID ?? serviceContainerName))
+        }
+        return .call(.composeContainers(plan.service.compose!))
+    }
+
+    private mutating func afterRestoreHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
+        let observed: [ContainerInfo]
+        switch reply {
+        case .container(let c): observed = c.map { [$0] } ?? []
+        case .containers(let cs): observed = cs
+        case .error: observed = []
+        default: return unexpected(reply, timestamp)
+        }
+        var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
+        let verdict = tracker.observe(observed, expectedImageID: oldImageID, now: now)
+        health = tracker
+        switch verdict {
+        case .pending:
+            phase = .restoreHealthWait
+            return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+        case .passed(let msg):
+            attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: msg, checkedAt: timestamp)
+            event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored and healthy: \(msg)")
+            return finish(.rolledBack, timestamp)
+        case .failed(let msg), .timedOut(let msg):
+            let outcome: HealthOutcome
+            if case .timedOut = verdict { outcome = .timedOut } else { outcome = .failed }
+            attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: outcome, message: msg, checkedAt: timestamp)
+            return restoreFailed(Issue("rollback.health_check_failed", "the previous release was restored but is not healthy: \(msg)"), timestamp)
+        }
+    }
+
+    private mutating func restoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
+        attempt.issues.append(issue)
+        event(.rollbackFailed, timestamp, issue.message)
+        return finish(.rollbackFailed, timestamp)
+    }
+
+    // MARK: Endings
+
+    private mutating func fail(_ issue: Issue, _ timestamp: String) -> Action {
+        attempt.issues.append(issue)
+        return finish(.failed, timestamp)
+    }
+
+    private mutating func finish(_ status: UpdateStatus, _ timestamp: String) -> Action {
+        attempt.status = status
+        attempt.finishedAt = timestamp
+        if status == .failed {
+            event(.updateFailed, timestamp, attempt.issues.last?.message ?? "update failed")
+        }
+        phase = .done
+        needsPersist = true
+        return .finished
+    }
+
+    private mutating func unexpected(_ reply: Reply?, _ timestamp: String, input: Input? = nil) -> Action {
+        // A programming error in the driver; never leave the attempt in flight because of it.
+        let what = reply.map { "\($0)" } ?? input.map { "\($0)" } ?? "?"
+        let issue = Issue("update.internal_error", "unexpected \(what) in phase \(phase.rawValue)")
+        if phase.rawValue.hasPrefix("restore") || !touchedLive {
+            return restoreFailed(issue, timestamp)
+        }
+        return startRestore(issue, timestamp)
+    }
+
+    private mutating func event(_ kind: AuditKind, _ at: String, _ message: String) {
+        pendingEvents.append(AuditEvent(kind: kind, at: at, serviceName: plan.service.name,
+                                        updateID: plan.updateID, validationAttemptID: plan.validationAttemptID,
+                                        message: message))
+        needsPersist = true
+    }
+
+    /// The tag that keeps the previous image reachable (and re-taggable) whatever a load does to
+    /// the catalog's tag: `caisson-pin/<service>:<12 hex of image id>`.
+    public static func pinReference(service: String, imageID: String) -> String {
+        let repo = service.lowercased().map { c -> Character in
+            (c.isLetter && c.isASCII) || c.isNumber || c == "-" || c == "_" || c == "." ? c : "-"
+        }
+        return "caisson-pin/\(String(repo)):\(shortID(imageID))"
+    }
+
+    // Codable: everything but the transient fields.
+    enum CodingKeys: String, CodingKey {
+        case plan, attempt, phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
+             pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreStartIssued,
+             newServiceState
+    }
+}
