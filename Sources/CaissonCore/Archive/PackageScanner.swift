@@ -1,0 +1,264 @@
+/// Bounds for reading a package; every one protects memory or time against a hostile file.
+public struct PackageScanLimits: Equatable, Sendable {
+    /// Entries at the package root (manifest, image, extras).
+    public var maxEntries = 64
+    /// Largest `manifest.toml` (FORMATS §1: 64 KiB).
+    public var maxManifestSize = 64 * 1024
+    /// Entries inside `image.tar`.
+    public var maxImageEntries = 100_000
+    /// Largest JSON document of image.tar kept in memory (manifest.json, index.json, configs…).
+    public var maxJSONFileSize = 8 << 20
+    /// All JSON documents of image.tar kept in memory together.
+    public var maxJSONTotalBytes = 16 << 20
+    /// Layers of the image.
+    public var maxLayers = 256
+    /// Largest pax extended header or GNU long-name payload.
+    public var maxExtendedHeaderSize = 1 << 20
+    /// Size of each read (one buffer for the package, one for image.tar).
+    public var readBufferSize = 1 << 20
+
+    public init() {}
+}
+
+/// Everything one read of a package established.
+public struct PackageScan: Equatable, Sendable {
+    /// One entry at the package root, as read (including rejected ones).
+    public struct Entry: Equatable, Sendable {
+        public var name: String
+        public var type: TarEntryType
+        public var size: Int64
+        /// Offset of the entry's data in the package file.
+        public var dataOffset: Int64
+    }
+
+    /// Where `image.tar` lives in the package, so it can be streamed again from there.
+    public struct ImageTar: Equatable, Sendable {
+        public var size: Int64
+        public var dataOffset: Int64
+        /// SHA-256 (lowercase hex) of the whole image.tar, when it was computed.
+        public var sha256: String?
+    }
+
+    /// `manifest.toml` as read (at most `maxManifestSize` bytes), not yet decoded.
+    public var manifestBytes: [UInt8]?
+    public var imageTar: ImageTar?
+    public var entries: [Entry] = []
+    /// What the image is, when image.tar could be inspected (its config parsed).
+    public var image: ImageFacts?
+    /// Archive-level and image-level problems (FORMATS §4 codes), in the order found.
+    public var issues: [Issue] = []
+    /// Bytes read from (or skipped in) the package.
+    public var bytesRead: Int64 = 0
+
+    public init() {}
+}
+
+/// Reads a `.edgepkg` package in one streaming pass (FORMATS §1): checks its root entries,
+/// keeps `manifest.toml`, and inspects `image.tar` while it streams past (its layers hashed and
+/// checked against the image config, and optionally the SHA-256 of the whole image.tar computed
+/// on a second thread). Memory stays flat in the package size.
+///
+/// The file extension (`package.invalid_extension`) and the manifest's content are checked by the
+/// caller; this reports archive-level and image-level issues:
+/// `archive.read_failed`, `archive.entry_read_failed`, `archive.invalid_entry_path`,
+/// `archive.empty_entry_path`, `archive.nested_entry`, `archive.duplicate_entry`,
+/// `archive.unsafe_entry_type`, `archive.invalid_entry_size`, `archive.too_many_entries`,
+/// `archive.missing_manifest`, `archive.missing_image`, `manifest.too_large`,
+/// `manifest.read_failed`, `image.empty_archive`, `image.read_failed`, `image.invalid_archive`,
+/// `image.digest_mismatch`.
+///
+/// Reading stops at a fatal problem (a corrupt header, truncation, an I/O error, too many
+/// entries); otherwise it goes on so one run reports every problem (e.g. a duplicate entry and a
+/// missing image). `archive.missing_*` is reported only after a complete read, and not when
+/// another issue already concerns an entry of that name (e.g. `./image.tar`, a symlink
+/// `image.tar`, an oversized manifest).
+public struct PackageScanner {
+    public var limits: PackageScanLimits
+    /// Called with the manifest bytes when `manifest.toml` is read before `image.tar`: whether to
+    /// compute the SHA-256 of the whole image.tar. When image.tar comes first it is always computed.
+    public var wantImageDigest: ([UInt8]) -> Bool
+    /// Called with the running count of package bytes read.
+    public var progress: ((Int64) -> Void)?
+
+    public init(limits: PackageScanLimits = PackageScanLimits(),
+                wantImageDigest: @escaping ([UInt8]) -> Bool = { _ in false },
+                progress: ((Int64) -> Void)? = nil) {
+        self.limits = limits
+        self.wantImageDigest = wantImageDigest
+        self.progress = progress
+    }
+
+    /// Opens and scans the package file at `path`.
+    public func scan(path: String) -> PackageScan {
+        do {
+            return scan(try FileByteSource(path: path))
+        } catch {
+            var scan = PackageScan()
+            scan.issues.append(Issue("archive.read_failed", "The package cannot be read: \(error)."))
+            return scan
+        }
+    }
+
+    /// Scans the package read from `source`.
+    public func scan<S: ByteSource>(_ source: S) -> PackageScan {
+        var scan = PackageScan()
+        let reader = TarReader(ProgressByteSource(source, progress: progress),
+                               options: .init(bufferSize: limits.readBufferSize,
+                                              maxExtendedHeaderSize: limits.maxExtendedHeaderSize))
+        var seen = Set<String>()
+        // Required names whose absence another issue already explains.
+        var explained = Set<String>()
+        var manifestSeen = false
+        var imageSeen = false
+        var imageDigestWanted: Bool?
+        var complete = false
+        var count = 0
+
+        entries: while true {
+            let entry: TarEntry
+            do {
+                guard let next = try reader.next() else {
+                    complete = true
+                    break entries
+                }
+                entry = next
+            } catch let error as TarError where error.isRecoverable {
+                count += 1
+                if count > limits.maxEntries {
+                    scan.issues.append(tooManyEntries())
+                    break entries
+                }
+                scan.issues.append(Issue("archive.invalid_entry_path",
+                    "The package has an entry whose name is not usable: \(error.message)."))
+                if let name = error.name { explained.insert(PackageScanner.lastComponent(name)) }
+                continue
+            } catch {
+                scan.issues.append(PackageScanner.issue(for: error))
+                break entries
+            }
+            count += 1
+            if count > limits.maxEntries {
+                scan.issues.append(tooManyEntries())
+                break entries
+            }
+            scan.entries.append(.init(name: entry.name, type: entry.type, size: entry.size, dataOffset: entry.dataOffset))
+            let name = entry.name
+            let shown = TarFormat.quoted(name)
+
+            guard entry.type == .regular else {
+                scan.issues.append(Issue("archive.unsafe_entry_type",
+                    "Package entry \(shown) is a \(entry.type); a package holds only regular files."))
+                explained.insert(PackageScanner.lastComponent(name))
+                continue
+            }
+            if let problem = PackageScanner.rootNameProblem(name) {
+                scan.issues.append(problem)
+                explained.insert(PackageScanner.lastComponent(name))
+                continue
+            }
+            guard seen.insert(name).inserted else {
+                scan.issues.append(Issue("archive.duplicate_entry",
+                    "Package entry \(shown) appears more than once; only the first is read."))
+                continue
+            }
+
+            switch name {
+            case "manifest.toml":
+                manifestSeen = true
+                guard entry.size <= Int64(limits.maxManifestSize) else {
+                    scan.issues.append(Issue("manifest.too_large",
+                        "manifest.toml is \(entry.size) bytes; the limit is \(limits.maxManifestSize) bytes."))
+                    continue
+                }
+                do {
+                    let bytes = try reader.readWholeBody(limit: limits.maxManifestSize) ?? []
+                    scan.manifestBytes = bytes
+                    if !imageSeen { imageDigestWanted = wantImageDigest(bytes) }
+                } catch {
+                    scan.issues.append(Issue("manifest.read_failed", "manifest.toml cannot be read: \(PackageScanner.reason(error))."))
+                    break entries
+                }
+            case "image.tar":
+                imageSeen = true
+                // Without a (readable) manifest before it, compute the digest anyway.
+                let computeDigest = manifestSeen ? (imageDigestWanted ?? false) : true
+                guard entry.size > 0 else {
+                    scan.issues.append(Issue("image.empty_archive", "image.tar is empty."))
+                    scan.imageTar = .init(size: 0, dataOffset: entry.dataOffset,
+                                          sha256: computeDigest ? SHA256Digest.empty.hex : nil)
+                    continue
+                }
+                let outcome = ImageInspector.inspect(reader, limits: limits, computeDigest: computeDigest)
+                if let failure = outcome.outerFailure {
+                    scan.issues.append(PackageScanner.issue(for: failure))
+                    break entries
+                }
+                scan.issues += outcome.issues
+                scan.image = outcome.facts
+                scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+            default:
+                break  // Other root files are allowed and ignored; next() skips them.
+            }
+        }
+
+        if complete {
+            if !manifestSeen, !explained.contains("manifest.toml") {
+                scan.issues.append(Issue("archive.missing_manifest", "The package has no manifest.toml at its root."))
+            }
+            if !imageSeen, !explained.contains("image.tar") {
+                scan.issues.append(Issue("archive.missing_image", "The package has no image.tar at its root."))
+            }
+        }
+        scan.bytesRead = reader.source.bytesProcessed
+        return scan
+    }
+
+    private func tooManyEntries() -> Issue {
+        Issue("archive.too_many_entries", "The package has more than \(limits.maxEntries) entries.")
+    }
+
+    /// The issue for a fatal reading error.
+    static func issue(for error: any Error) -> Issue {
+        guard let error = error as? TarError else {
+            return Issue("archive.read_failed", "The package cannot be read: \(error).")
+        }
+        if error.kind == .invalidSize {
+            return Issue("archive.invalid_entry_size", "The package has an entry with an invalid size: \(error.message).")
+        }
+        if let entry = error.entryName {
+            return Issue("archive.entry_read_failed", "Package entry \(TarFormat.quoted(entry)) cannot be read: \(error.message).")
+        }
+        return Issue("archive.read_failed", "The package is not a readable tar archive: \(error.message).")
+    }
+
+    static func reason(_ error: any Error) -> String {
+        (error as? TarError)?.message ?? "\(error)"
+    }
+
+    /// Only plain names at the root are valid: no '/', no '.' or '..', no control characters or
+    /// backslashes.
+    static func rootNameProblem(_ name: String) -> Issue? {
+        let shown = TarFormat.quoted(name)
+        if name.isEmpty {
+            return Issue("archive.empty_entry_path", "The package has an entry with an empty name.")
+        }
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || $0 == "\\" }) {
+            return Issue("archive.invalid_entry_path",
+                "Package entry \(shown) has control characters or backslashes in its name.")
+        }
+        let components = name.split(separator: "/", omittingEmptySubsequences: false)
+        if name.hasPrefix("/") || components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            return Issue("archive.invalid_entry_path",
+                "Package entry \(shown) is not a plain name (absolute, '.', '..' or empty path parts); a package holds only files at its root.")
+        }
+        if components.count > 1 {
+            return Issue("archive.nested_entry",
+                "Package entry \(shown) is inside a folder; a package holds only files at its root.")
+        }
+        return nil
+    }
+
+    static func lastComponent(_ name: String) -> String {
+        name.split(separator: "/").last.map(String.init) ?? name
+    }
+}
