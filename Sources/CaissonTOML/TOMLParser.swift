@@ -52,16 +52,54 @@ final class Node {
         path.isEmpty ? TOMLKeyPath.render(key) : path + "." + TOMLKeyPath.render(key)
     }
 
+    /// Converts this subtree to immutable tables, with an explicit stack (no recursion).
     func toTable() -> TOMLTable {
-        var t = TOMLTable()
-        for (key, item) in order {
-            switch item {
-            case .value(let v): t[key] = v
-            case .table(let n): t[key] = .table(n.toTable())
-            case .arrayOfTables(let a): t[key] = .array(a.tables.map { .table($0.toTable()) })
+        enum Frame {
+            case table(Node, next: Int, TOMLTable)
+            case tables([Node], next: Int, [TOMLValue])
+        }
+        var stack: [Frame] = [.table(self, next: 0, TOMLTable())]
+        var finished: TOMLValue?  // the value of the frame that completed last
+        walk: while let frame = stack.popLast() {
+            switch frame {
+            case .table(let node, var i, var table):
+                if let child = finished {
+                    table[node.order[i].key] = child
+                    i += 1
+                    finished = nil
+                }
+                while i < node.order.count {
+                    let (key, item) = node.order[i]
+                    switch item {
+                    case .value(let v):
+                        table[key] = v
+                        i += 1
+                    case .table(let n):
+                        stack.append(.table(node, next: i, table))
+                        stack.append(.table(n, next: 0, TOMLTable()))
+                        continue walk
+                    case .arrayOfTables(let a):
+                        stack.append(.table(node, next: i, table))
+                        stack.append(.tables(a.tables, next: 0, []))
+                        continue walk
+                    }
+                }
+                finished = .table(table)
+            case .tables(let nodes, var j, var values):
+                if let child = finished {
+                    values.append(child)
+                    j += 1
+                    finished = nil
+                }
+                if j < nodes.count {
+                    stack.append(.tables(nodes, next: j, values))
+                    stack.append(.table(nodes[j], next: 0, TOMLTable()))
+                    continue walk
+                }
+                finished = .array(values)
             }
         }
-        return t
+        return finished?.table ?? TOMLTable()
     }
 }
 
@@ -481,7 +519,15 @@ struct TOMLParser {
 
     // MARK: Key/value pairs
 
+    /// A key/value line in a table section.
     private mutating func parseKeyValue(into table: Node) throws(TOMLError) {
+        let key = try parseKeyAndEquals()
+        let value = try parseValue(depth: table.depth + key.count, path: render(table.path, key[...]))
+        try insert(key, value, into: table)
+    }
+
+    /// Parses `key =` and the whitespace after it; `p` is left at the value.
+    private mutating func parseKeyAndEquals() throws(TOMLError) -> [KeyPart] {
         let key = try parseKey()
         guard p < b.count && b[p] == 0x3D else { // =
             throw error("expected '=' after the key '\(render("", key[...]))', found \(describe(p))", at: p)
@@ -491,11 +537,13 @@ struct TOMLParser {
         guard p < b.count && b[p] != 0x0A && b[p] != 0x0D && b[p] != 0x23 else {
             throw error("expected a value after '=', found \(describe(p))", at: p)
         }
-        let value = try parseValue(depth: table.depth + key.count, path: render(table.path, key[...]))
+        return key
+    }
 
+    /// Stores `value` under a (possibly dotted) key, applying the redefinition rules.
+    private mutating func insert(_ key: [KeyPart], _ value: TOMLValue, into table: Node) throws(TOMLError) {
         var node = table
         for (i, part) in key.dropLast().enumerated() {
-            let here = render(table.path, key[...i])
             switch node[part.name] {
             case nil:
                 let child = try makeNode(parent: node, key: part.name, state: .dotted(section), at: part.offset)
@@ -508,13 +556,15 @@ struct TOMLParser {
                 case .dotted(let s) where s == section:
                     break
                 case .dotted, .explicit:
-                    throw error("cannot add keys to table '\(here)' with dotted keys: it is defined elsewhere", at: part.offset)
+                    throw error("cannot add keys to table '\(render(table.path, key[...i]))' with dotted keys: it is defined elsewhere",
+                                at: part.offset)
                 }
                 node = child
             case .arrayOfTables:
-                throw error("cannot add keys to the array of tables '\(here)' with dotted keys", at: part.offset)
+                throw error("cannot add keys to the array of tables '\(render(table.path, key[...i]))' with dotted keys",
+                            at: part.offset)
             case .value(let v):
-                throw error(cannotExtend(here, v, by: "a dotted key"), at: part.offset)
+                throw error(cannotExtend(render(table.path, key[...i]), v, by: "a dotted key"), at: part.offset)
             }
         }
         guard let last = key.last else { return }
@@ -532,9 +582,133 @@ struct TOMLParser {
 
     // MARK: Values
 
+    /// An array or inline table whose contents are still being parsed.
+    private enum OpenContainer {
+        case array(items: [TOMLValue], open: Int, depth: Int, path: String)
+        /// `key` is the key whose value is being parsed.
+        case inlineTable(node: Node, open: Int, key: [KeyPart])
+    }
+
     /// Parses the value at `p`. `depth` is the level the value would occupy if it nests.
-    private mutating func parseValue(depth: Int, path: String) throws(TOMLError) -> TOMLValue {
-        guard p < b.count else { throw error("expected a value, found end of input", at: p) }
+    ///
+    /// Arrays and inline tables are parsed with an explicit stack rather than recursion, so the
+    /// call stack stays flat whatever the nesting (the depth limit still applies to the result).
+    private mutating func parseValue(depth startDepth: Int, path startPath: String) throws(TOMLError) -> TOMLValue {
+        var stack: [OpenContainer] = []
+        var depth = startDepth
+        var path = startPath
+        parsing: while true {
+            // Parse one value, or open a container and go on with its first element.
+            var value: TOMLValue
+            guard p < b.count else { throw error("expected a value, found end of input", at: p) }
+            switch b[p] {
+            case 0x5B: // [
+                let open = p
+                guard depth <= limits.maxDepth else { throw depthError(at: open) }
+                p += 1
+                try skipWhitespaceCommentsNewlines()
+                guard p < b.count else { throw unterminatedArray(open) }
+                if b[p] == 0x5D {
+                    p += 1
+                    value = .array([])
+                } else {
+                    stack.append(.array(items: [], open: open, depth: depth, path: path))
+                    depth += 1
+                    path += "[0]"
+                    continue parsing
+                }
+            case 0x7B: // {
+                let open = p
+                guard depth <= limits.maxDepth else { throw depthError(at: open) }
+                p += 1
+                skipWhitespace()
+                if p < b.count && b[p] == 0x7D {
+                    p += 1
+                    value = .table(TOMLTable())
+                } else {
+                    let node = Node(state: .explicit, depth: depth, path: path)
+                    let key = try parseInlineKey(open: open)
+                    stack.append(.inlineTable(node: node, open: open, key: key))
+                    depth = node.depth + key.count
+                    path = render(node.path, key[...])
+                    continue parsing
+                }
+            default:
+                value = try parseScalar()
+            }
+
+            // Hand the finished value to the innermost open container; close containers that end.
+            while let top = stack.popLast() {
+                switch top {
+                case .array(var items, let open, let d, let pth):
+                    items.append(value)
+                    try skipWhitespaceCommentsNewlines()
+                    guard p < b.count else { throw unterminatedArray(open) }
+                    if b[p] == 0x2C { // ,
+                        p += 1
+                        try skipWhitespaceCommentsNewlines()
+                        guard p < b.count else { throw unterminatedArray(open) }
+                        if b[p] != 0x5D {
+                            path = pth + "[\(items.count)]"
+                            stack.append(.array(items: items, open: open, depth: d, path: pth))
+                            depth = d + 1
+                            continue parsing
+                        }
+                    }
+                    guard b[p] == 0x5D else {
+                        throw error("expected ',' or ']' in the array, found \(describe(p))", at: p)
+                    }
+                    p += 1
+                    value = .array(items)
+                case .inlineTable(let node, let open, let key):
+                    try insert(key, value, into: node)
+                    skipWhitespace()
+                    guard p < b.count else { throw unterminatedInlineTable(open) }
+                    switch b[p] {
+                    case 0x2C: // ,
+                        p += 1
+                        let next = try parseInlineKey(open: open)
+                        stack.append(.inlineTable(node: node, open: open, key: next))
+                        depth = node.depth + next.count
+                        path = render(node.path, next[...])
+                        continue parsing
+                    case 0x7D: // }
+                        p += 1
+                        value = .table(node.toTable())
+                    case 0x0A, 0x0D:
+                        throw error("an inline table must be on a single line (expected ',' or '}')", at: p)
+                    default:
+                        throw error("expected ',' or '}' in the inline table, found \(describe(p))", at: p)
+                    }
+                }
+            }
+            return value
+        }
+    }
+
+    /// Inside an inline table, before a key: the key, '=' and the whitespace after it.
+    private mutating func parseInlineKey(open: Int) throws(TOMLError) -> [KeyPart] {
+        skipWhitespace()
+        guard p < b.count else { throw unterminatedInlineTable(open) }
+        if b[p] == 0x7D {
+            throw error("a trailing comma is not allowed in an inline table", at: p)
+        }
+        if b[p] == 0x0A || b[p] == 0x0D {
+            throw error("an inline table must be on a single line", at: p)
+        }
+        return try parseKeyAndEquals()
+    }
+
+    private func unterminatedArray(_ open: Int) -> TOMLError {
+        error("unterminated array (opened at \(positionText(open)))", at: b.count)
+    }
+
+    private func unterminatedInlineTable(_ open: Int) -> TOMLError {
+        error("unterminated inline table (opened at \(positionText(open)))", at: b.count)
+    }
+
+    /// A string, boolean, number or date/time at `p`.
+    private mutating func parseScalar() throws(TOMLError) -> TOMLValue {
         switch b[p] {
         case 0x22: // "
             if p + 2 < b.count && b[p + 1] == 0x22 && b[p + 2] == 0x22 {
@@ -550,10 +724,6 @@ struct TOMLParser {
             if matches("true") { p += 4; return .boolean(true) }
         case 0x66: // f
             if matches("false") { p += 5; return .boolean(false) }
-        case 0x5B: // [
-            return try parseArray(depth: depth, path: path)
-        case 0x7B: // {
-            return try parseInlineTable(depth: depth, path: path)
         case 0x30...0x39, 0x2B, 0x2D, 0x69, 0x6E: // digit + - i n
             return try parseNumberOrDateTime()
         default:
@@ -568,62 +738,6 @@ struct TOMLParser {
         return word.withUTF8Buffer { w in
             for i in 0..<n where b[p + i] != w[i] { return false }
             return true
-        }
-    }
-
-    private mutating func parseArray(depth: Int, path: String) throws(TOMLError) -> TOMLValue {
-        let open = p
-        guard depth <= limits.maxDepth else { throw depthError(at: open) }
-        p += 1
-        var items: [TOMLValue] = []
-        while true {
-            try skipWhitespaceCommentsNewlines()
-            guard p < b.count else {
-                throw error("unterminated array (opened at \(positionText(open)))", at: p)
-            }
-            if b[p] == 0x5D { p += 1; return .array(items) }
-            items.append(try parseValue(depth: depth + 1, path: path + "[\(items.count)]"))
-            try skipWhitespaceCommentsNewlines()
-            guard p < b.count else {
-                throw error("unterminated array (opened at \(positionText(open)))", at: p)
-            }
-            switch b[p] {
-            case 0x2C: p += 1
-            case 0x5D: p += 1; return .array(items)
-            default: throw error("expected ',' or ']' in the array, found \(describe(p))", at: p)
-            }
-        }
-    }
-
-    private mutating func parseInlineTable(depth: Int, path: String) throws(TOMLError) -> TOMLValue {
-        let open = p
-        guard depth <= limits.maxDepth else { throw depthError(at: open) }
-        p += 1
-        let node = Node(state: .explicit, depth: depth, path: path)
-        skipWhitespace()
-        if p < b.count && b[p] == 0x7D { p += 1; return .table(node.toTable()) }
-        while true {
-            skipWhitespace()
-            guard p < b.count else {
-                throw error("unterminated inline table (opened at \(positionText(open)))", at: p)
-            }
-            if b[p] == 0x7D {
-                throw error("a trailing comma is not allowed in an inline table", at: p)
-            }
-            if b[p] == 0x0A || b[p] == 0x0D {
-                throw error("an inline table must be on a single line", at: p)
-            }
-            try parseKeyValue(into: node)
-            skipWhitespace()
-            guard p < b.count else {
-                throw error("unterminated inline table (opened at \(positionText(open)))", at: p)
-            }
-            switch b[p] {
-            case 0x2C: p += 1
-            case 0x7D: p += 1; return .table(node.toTable())
-            case 0x0A, 0x0D: throw error("an inline table must be on a single line (expected ',' or '}')", at: p)
-            default: throw error("expected ',' or '}' in the inline table, found \(describe(p))", at: p)
-            }
         }
     }
 

@@ -12,6 +12,33 @@ public enum TOMLValue: Equatable, Sendable {
     case array([TOMLValue])
     case table(TOMLTable)
 
+    /// Structural equality, computed with an explicit work list so that deeply nested values do
+    /// not need a deep call stack.
+    public static func == (lhs: TOMLValue, rhs: TOMLValue) -> Bool {
+        var work: [(TOMLValue, TOMLValue)] = [(lhs, rhs)]
+        while let (a, b) = work.popLast() {
+            switch (a, b) {
+            case (.string(let x), .string(let y)): if x != y { return false }
+            case (.integer(let x), .integer(let y)): if x != y { return false }
+            case (.float(let x), .float(let y)): if x != y { return false }
+            case (.boolean(let x), .boolean(let y)): if x != y { return false }
+            case (.datetime(let x), .datetime(let y)): if x != y { return false }
+            case (.array(let x), .array(let y)):
+                guard x.count == y.count else { return false }
+                work.append(contentsOf: zip(x, y))
+            case (.table(let x), .table(let y)):
+                guard x.count == y.count else { return false }
+                for (key, v) in x {
+                    guard let w = y[key] else { return false }
+                    work.append((v, w))
+                }
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
     /// The TOML type name used in error messages, with its article: "a string", "an integer", ...
     public var typeDescription: String {
         switch self {
@@ -149,10 +176,6 @@ public struct TOMLTable: Sendable, Equatable, Sequence, ExpressibleByDictionaryL
 
     /// Order-insensitive equality: the same keys with equal values.
     public static func == (lhs: TOMLTable, rhs: TOMLTable) -> Bool {
-        guard lhs.entries.count == rhs.entries.count else { return false }
-        for (k, v) in lhs.entries {
-            guard let other = rhs[k], other == v else { return false }
-        }
-        return true
+        TOMLValue.table(lhs) == TOMLValue.table(rhs)
     }
 }
