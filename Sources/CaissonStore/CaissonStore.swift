@@ -1,0 +1,340 @@
+import CaissonCore
+import CSQLite
+import Foundation
+
+/// Caisson's persistent state: `<state-dir>/caisson.db`, one SQLite database in WAL mode with
+/// `synchronous=FULL`, so every committed write survives a crash or a power cut and a half-written
+/// one is rolled back when the database is next opened.
+///
+/// Records are stored as a few typed columns (what is queried) plus the full record as JSON with
+/// sorted keys. A record whose JSON cannot be decoded is skipped by list methods and reported in
+/// `RecordList.unreadable`; single lookups throw `store.unreadable_record`.
+///
+/// One instance owns one SQLite connection: use it from one thread (or task) at a time. Other
+/// processes may open the same file; writers wait up to the busy timeout for each other.
+public final class CaissonStore {
+    public static let databaseFileName = "caisson.db"
+    /// The schema version this build writes (`PRAGMA user_version`).
+    public static var schemaVersion: Int { Schema.currentVersion }
+
+    public let stateDirectory: String
+    public let databasePath: String
+    let db: SQLiteDatabase
+    let encoder: JSONEncoder
+    let decoder = JSONDecoder()
+
+    /// Opens (creating if needed) `<stateDirectory>/caisson.db`. The directory is created with mode
+    /// 0700 if missing. Throws `store.open_failed`, `store.corrupt`, `store.newer_schema`,
+    /// `store.not_caisson`, `store.busy`.
+    public init(stateDirectory: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        try FileSystem.makeDirectory(stateDirectory)
+        self.stateDirectory = stateDirectory
+        let path = FileSystem.joined(stateDirectory, Self.databaseFileName)
+        self.databasePath = path
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        self.encoder = encoder
+        do {
+            db = try SQLiteDatabase(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        } catch {
+            throw StoreErrors.map(error, databasePath: path, doing: "opening it")
+        }
+        try StoreErrors.wrap(path, "opening it") { try prepareSchema() }
+    }
+
+    /// Closes the connection. Later calls fail with a `store.*` error. Idempotent.
+    public func close() {
+        db.close()
+    }
+
+    private func prepareSchema() throws {
+        // The first read of the file: a garbage or truncated file fails here (SQLITE_NOTADB).
+        let version = Int(try db.scalar("PRAGMA user_version").integerValue ?? 0)
+        let applicationID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id").integerValue ?? 0)
+        if applicationID != 0 && applicationID != Schema.applicationID {
+            throw notCaisson()
+        }
+        if version > Schema.currentVersion {
+            throw CaissonError(
+                "store.newer_schema",
+                "the state database \(databasePath) was written by a newer Caisson (schema version "
+                    + "\(version); this build understands up to \(Schema.currentVersion)). Nothing was "
+                    + "changed: run the newer Caisson, or upgrade this one.")
+        }
+        if version == 0 {
+            let objects = try db.scalar("SELECT count(*) FROM sqlite_master").integerValue ?? 0
+            if objects > 0 { throw notCaisson() }
+        }
+
+        let mode = try db.scalar("PRAGMA journal_mode=WAL").textValue?.lowercased()
+        guard mode == "wal" else {
+            throw CaissonError(
+                "store.open_failed",
+                "the state database \(databasePath) cannot use write-ahead logging (journal mode "
+                    + "stayed \(mode ?? "unknown")); put the state directory on a local file system.")
+        }
+        try db.execute("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+
+        for migration in Schema.migrations where migration.version > version {
+            try db.transaction {
+                // Another process may have migrated while we waited for the write lock.
+                let now = Int(try db.scalar("PRAGMA user_version").integerValue ?? 0)
+                guard now < migration.version else { return }
+                try db.execute(migration.sql)
+                try db.execute("PRAGMA user_version = \(migration.version)")
+            }
+        }
+    }
+
+    private func notCaisson() -> CaissonError {
+        CaissonError(
+            "store.not_caisson",
+            "\(databasePath) is an SQLite database that Caisson did not create; refusing to change it. "
+                + "Point --state-dir at another directory, or move that file away.")
+    }
+
+    /// The connection settings in effect.
+    public func settings() throws -> StoreSettings {
+        try StoreErrors.wrap(databasePath, "reading its settings") {
+            StoreSettings(
+                journalMode: try db.scalar("PRAGMA journal_mode").textValue ?? "",
+                synchronous: Int(try db.scalar("PRAGMA synchronous").integerValue ?? -1),
+                foreignKeys: try db.scalar("PRAGMA foreign_keys").integerValue == 1,
+                busyTimeoutMilliseconds: Int(try db.scalar("PRAGMA busy_timeout").integerValue ?? -1),
+                schemaVersion: Int(try db.scalar("PRAGMA user_version").integerValue ?? -1))
+        }
+    }
+
+    /// SQLite's `PRAGMA quick_check`: an empty array when the file is sound, else its complaints.
+    public func integrityProblems() throws -> [String] {
+        let rows = try StoreErrors.wrap(databasePath, "checking its integrity") {
+            try db.query("PRAGMA quick_check") { $0.text(0) }
+        }
+        return rows == ["ok"] ? [] : rows
+    }
+
+    // MARK: - JSON
+
+    func encode<T: Encodable>(_ value: T, _ kind: String) throws -> String {
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw CaissonError("store.encode_failed", "could not encode the \(kind) for storage: \(error)")
+        }
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> Result<T, UnreadableReason> {
+        do {
+            return .success(try decoder.decode(T.self, from: Data(bytes)))
+        } catch let DecodingError.dataCorrupted(context) {
+            return .failure(UnreadableReason("invalid JSON: \(context.debugDescription)"))
+        } catch let DecodingError.keyNotFound(key, _) {
+            return .failure(UnreadableReason("missing field \(key.stringValue)"))
+        } catch let DecodingError.typeMismatch(_, context) {
+            return .failure(UnreadableReason("wrong type at \(Self.codingPath(context.codingPath)): "
+                                                 + context.debugDescription))
+        } catch let DecodingError.valueNotFound(_, context) {
+            return .failure(UnreadableReason("missing value at \(Self.codingPath(context.codingPath))"))
+        } catch {
+            return .failure(UnreadableReason("\(error)"))
+        }
+    }
+
+    private static func codingPath(_ path: [any CodingKey]) -> String {
+        path.isEmpty ? "top level" : path.map(\.stringValue).joined(separator: ".")
+    }
+
+    struct UnreadableReason: Error {
+        var text: String
+        init(_ text: String) { self.text = text }
+    }
+
+    /// Rows of (key, JSON record) decoded into a `RecordList`.
+    func readList<T: Decodable>(_ type: T.Type, kind: String, _ sql: String,
+                                _ values: [SQLiteValue] = []) throws -> RecordList<T> {
+        let rows = try db.query(sql, values) { ($0.text(0), $0.blob(1)) }
+        var list = RecordList<T>()
+        for (key, json) in rows {
+            switch decode(T.self, json) {
+            case .success(let record): list.records.append(record)
+            case .failure(let reason):
+                list.unreadable.append(UnreadableRecord(kind: kind, key: key, reason: reason.text))
+            }
+        }
+        return list
+    }
+
+    /// One (key, JSON record) row decoded; a damaged record throws `store.unreadable_record`.
+    func readOne<T: Decodable>(_ type: T.Type, kind: String, _ sql: String,
+                               _ values: [SQLiteValue]) throws -> T? {
+        let list = try readList(T.self, kind: kind, sql, values)
+        if let bad = list.unreadable.first { throw CaissonError(bad.issue.code, bad.message) }
+        return list.records.first
+    }
+
+    static func limitValue(_ limit: Int?) -> SQLiteValue {
+        guard let limit else { return .integer(-1) }
+        return .integer(Int64(max(0, limit)))
+    }
+
+    // MARK: - Validation records
+
+    /// Inserts or replaces the validation record with this id.
+    public func recordValidation(_ record: ValidationRecord) throws {
+        let json = try encode(record, "validation record")
+        try StoreErrors.wrap(databasePath, "recording a validation") {
+            try db.run("""
+                INSERT INTO validations (validation_attempt_id, status, service_name, package_path,
+                                         started_at, finished_at, record)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (validation_attempt_id) DO UPDATE SET
+                    status = excluded.status, service_name = excluded.service_name,
+                    package_path = excluded.package_path, started_at = excluded.started_at,
+                    finished_at = excluded.finished_at, record = excluded.record
+                """,
+                [.text(record.validationAttemptID), .text(record.status.rawValue),
+                 .optional(record.serviceName), .text(record.packagePath), .text(record.startedAt),
+                 .text(record.finishedAt), .text(json)])
+        }
+    }
+
+    public func validation(_ validationAttemptID: String) throws -> ValidationRecord? {
+        try StoreErrors.wrap(databasePath, "reading a validation record") {
+            try readOne(ValidationRecord.self, kind: "validation record",
+                        "SELECT validation_attempt_id, record FROM validations WHERE validation_attempt_id = ?",
+                        [.text(validationAttemptID)])
+        }
+    }
+
+    /// Validation records, newest first.
+    public func validations(service: String? = nil, limit: Int? = nil) throws -> RecordList<ValidationRecord> {
+        try StoreErrors.wrap(databasePath, "reading validation records") {
+            if let service {
+                return try readList(ValidationRecord.self, kind: "validation record", """
+                    SELECT validation_attempt_id, record FROM validations WHERE service_name = ?
+                    ORDER BY row_id DESC LIMIT ?
+                    """, [.text(service), Self.limitValue(limit)])
+            }
+            return try readList(ValidationRecord.self, kind: "validation record",
+                                "SELECT validation_attempt_id, record FROM validations ORDER BY row_id DESC LIMIT ?",
+                                [Self.limitValue(limit)])
+        }
+    }
+
+    // MARK: - Image import records
+
+    /// Inserts or replaces the import record with this id.
+    public func recordImport(_ record: ImageImportRecord) throws {
+        let json = try encode(record, "image import record")
+        try StoreErrors.wrap(databasePath, "recording an image import") {
+            try db.run("""
+                INSERT INTO image_imports (import_id, validation_attempt_id, service_name, status,
+                                           started_at, record)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (import_id) DO UPDATE SET
+                    validation_attempt_id = excluded.validation_attempt_id,
+                    service_name = excluded.service_name, status = excluded.status,
+                    started_at = excluded.started_at, record = excluded.record
+                """,
+                [.text(record.importID), .optional(record.validationAttemptID), .text(record.serviceName),
+                 .text(record.status), .text(record.startedAt), .text(json)])
+        }
+    }
+
+    public func imageImport(_ importID: String) throws -> ImageImportRecord? {
+        try StoreErrors.wrap(databasePath, "reading an image import record") {
+            try readOne(ImageImportRecord.self, kind: "image import record",
+                        "SELECT import_id, record FROM image_imports WHERE import_id = ?", [.text(importID)])
+        }
+    }
+
+    /// Import records, newest first.
+    public func imageImports(service: String? = nil, limit: Int? = nil) throws -> RecordList<ImageImportRecord> {
+        try StoreErrors.wrap(databasePath, "reading image import records") {
+            if let service {
+                return try readList(ImageImportRecord.self, kind: "image import record", """
+                    SELECT import_id, record FROM image_imports WHERE service_name = ?
+                    ORDER BY row_id DESC LIMIT ?
+                    """, [.text(service), Self.limitValue(limit)])
+            }
+            return try readList(ImageImportRecord.self, kind: "image import record",
+                                "SELECT import_id, record FROM image_imports ORDER BY row_id DESC LIMIT ?",
+                                [Self.limitValue(limit)])
+        }
+    }
+
+    // MARK: - Candidate releases
+
+    /// Inserts or replaces the candidate release with this id (the journal also writes them).
+    public func recordCandidateRelease(_ release: CandidateRelease) throws {
+        try StoreErrors.wrap(databasePath, "recording a candidate release") {
+            try upsertCandidateRelease(release)
+        }
+    }
+
+    func upsertCandidateRelease(_ release: CandidateRelease) throws {
+        let json = try encode(release, "candidate release")
+        try db.run("""
+            INSERT INTO candidate_releases (candidate_release_id, service_name, package_version, image_id,
+                                            validation_attempt_id, created_at, record)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (candidate_release_id) DO UPDATE SET
+                service_name = excluded.service_name, package_version = excluded.package_version,
+                image_id = excluded.image_id, validation_attempt_id = excluded.validation_attempt_id,
+                created_at = excluded.created_at, record = excluded.record
+            """,
+            [.text(release.candidateReleaseID), .text(release.serviceName), .text(release.packageVersion),
+             .text(release.imageID), .optional(release.validationAttemptID), .text(release.createdAt),
+             .text(json)])
+    }
+
+    public func candidateRelease(_ candidateReleaseID: String) throws -> CandidateRelease? {
+        try StoreErrors.wrap(databasePath, "reading a candidate release") {
+            try readOne(CandidateRelease.self, kind: "candidate release",
+                        "SELECT candidate_release_id, record FROM candidate_releases WHERE candidate_release_id = ?",
+                        [.text(candidateReleaseID)])
+        }
+    }
+
+    /// A service's candidate releases, newest first.
+    public func candidateReleases(service: String) throws -> RecordList<CandidateRelease> {
+        try StoreErrors.wrap(databasePath, "reading candidate releases") {
+            try readList(CandidateRelease.self, kind: "candidate release", """
+                SELECT candidate_release_id, record FROM candidate_releases WHERE service_name = ?
+                ORDER BY row_id DESC
+                """, [.text(service)])
+        }
+    }
+
+    // MARK: - Service states
+
+    public func serviceState(_ serviceName: String) throws -> ServiceState? {
+        try StoreErrors.wrap(databasePath, "reading a service state") {
+            try readOne(ServiceState.self, kind: "service state",
+                        "SELECT service_name, record FROM service_states WHERE service_name = ?",
+                        [.text(serviceName)])
+        }
+    }
+
+    public func setServiceState(_ state: ServiceState) throws {
+        try StoreErrors.wrap(databasePath, "recording a service state") {
+            try upsertServiceState(state)
+        }
+    }
+
+    func upsertServiceState(_ state: ServiceState) throws {
+        let json = try encode(state, "service state")
+        try db.run("""
+            INSERT INTO service_states (service_name, updated_at, record) VALUES (?, ?, ?)
+            ON CONFLICT (service_name) DO UPDATE SET updated_at = excluded.updated_at, record = excluded.record
+            """, [.text(state.serviceName), .text(state.updatedAt), .text(json)])
+    }
+
+    /// All service states, sorted by service name (bytewise).
+    public func serviceStates() throws -> RecordList<ServiceState> {
+        try StoreErrors.wrap(databasePath, "reading service states") {
+            try readList(ServiceState.self, kind: "service state",
+                         "SELECT service_name, record FROM service_states ORDER BY service_name")
+        }
+    }
+}

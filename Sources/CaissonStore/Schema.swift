@@ -1,0 +1,110 @@
+/// The store's schema: `PRAGMA user_version` is the number of migrations applied. Migrations are
+/// append-only: never edit one that has shipped, add a new one.
+enum Schema {
+    /// `PRAGMA application_id`: "CSSN" marks a Caisson state database.
+    static let applicationID: Int32 = 0x4353_534E
+
+    struct Migration {
+        let version: Int
+        let sql: String
+    }
+
+    static let migrations: [Migration] = [
+        Migration(version: 1, sql: """
+            PRAGMA application_id = \(applicationID);
+            CREATE TABLE validations (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                validation_attempt_id TEXT NOT NULL UNIQUE,
+                status TEXT NOT NULL,
+                service_name TEXT,
+                package_path TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE TABLE image_imports (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                import_id TEXT NOT NULL UNIQUE,
+                validation_attempt_id TEXT,
+                service_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE TABLE candidate_releases (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                candidate_release_id TEXT NOT NULL UNIQUE,
+                service_name TEXT NOT NULL,
+                package_version TEXT NOT NULL,
+                image_id TEXT NOT NULL,
+                validation_attempt_id TEXT,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX candidate_releases_service ON candidate_releases (service_name, row_id);
+            CREATE TABLE service_states (
+                service_name TEXT PRIMARY KEY,
+                updated_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE TABLE update_attempts (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                update_id TEXT NOT NULL UNIQUE,
+                service_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX update_attempts_service ON update_attempts (service_name, row_id);
+            CREATE INDEX update_attempts_status ON update_attempts (status);
+            CREATE TABLE journal_entries (
+                entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                update_id TEXT NOT NULL REFERENCES update_attempts (update_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                phase TEXT NOT NULL,
+                step TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                snapshot BLOB NOT NULL,
+                at TEXT NOT NULL,
+                UNIQUE (update_id, seq)
+            );
+            CREATE TABLE audit_events (
+                seq INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                at TEXT NOT NULL,
+                service_name TEXT,
+                update_id TEXT,
+                validation_attempt_id TEXT,
+                message TEXT NOT NULL,
+                prev_hash BLOB NOT NULL,
+                hash BLOB NOT NULL
+            );
+            CREATE INDEX audit_events_update ON audit_events (update_id);
+            CREATE INDEX audit_events_validation ON audit_events (validation_attempt_id);
+            CREATE INDEX audit_events_service ON audit_events (service_name);
+            CREATE TABLE audit_head (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq INTEGER NOT NULL,
+                hash BLOB NOT NULL
+            );
+            """),
+        // v2: staged package files (cleanup, FORMATS §8 item 9) and retention by age.
+        Migration(version: 2, sql: """
+            CREATE TABLE staged_packages (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                package_id TEXT NOT NULL UNIQUE,
+                path TEXT NOT NULL,
+                service_name TEXT,
+                validation_attempt_id TEXT,
+                staged_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX validations_finished ON validations (finished_at);
+            CREATE INDEX image_imports_validation ON image_imports (validation_attempt_id);
+            """),
+    ]
+
+    static var currentVersion: Int { migrations.last?.version ?? 0 }
+}
