@@ -1,0 +1,254 @@
+import CaissonCore
+
+/// Docker's restart policies (`docker run --restart`). Encoded as Docker spells them.
+public enum SimRestartPolicy: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    case no
+    case always
+    case unlessStopped
+    /// `on-failure[:N]`; 0 means no limit.
+    case onFailure(maxRetries: Int)
+
+    /// `no`, `always`, `unless-stopped`, `on-failure`, `on-failure:N` (N >= 0); nil otherwise.
+    public init?(parsing s: String) {
+        switch s {
+        case "no", "": self = .no
+        case "always": self = .always
+        case "unless-stopped": self = .unlessStopped
+        case "on-failure": self = .onFailure(maxRetries: 0)
+        default:
+            guard s.hasPrefix("on-failure:"), let n = Int(s.dropFirst("on-failure:".count)), n >= 0 else { return nil }
+            self = .onFailure(maxRetries: n)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .no: return "no"
+        case .always: return "always"
+        case .unlessStopped: return "unless-stopped"
+        case .onFailure(let n): return n == 0 ? "on-failure" : "on-failure:\(n)"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(String.self)
+        guard let p = SimRestartPolicy(parsing: s) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "invalid restart policy \"\(s)\""))
+        }
+        self = p
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// How a container's process behaves over time, scripted by its image's label
+/// `io.caisson.sim.health` (values below, with an optional `:seconds` suffix).
+public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
+    /// `healthy[:s]` (default, s = 2): health `starting`, then `healthy` after s seconds.
+    case healthy(afterMillis: Int64)
+    /// `unhealthy[:s]` (s = 3): `starting`, then `unhealthy` after s seconds; keeps running.
+    case unhealthy(afterMillis: Int64)
+    /// `crash[:s]` (s = 3): exits with code 1 s seconds after every start.
+    case crash(afterMillis: Int64)
+    /// `exit[:s]` (s = 3): exits with code 0 s seconds after every start (a one-shot job).
+    case exit(afterMillis: Int64)
+    /// `never-ready`: health stays `starting`.
+    case neverReady
+    /// `flap[:s]` (s = 3): `starting` for 2 s, then healthy and unhealthy alternate every s seconds.
+    case flap(periodMillis: Int64)
+
+    public static let labelKey = "io.caisson.sim.health"
+    public static let `default` = SimBehaviour.healthy(afterMillis: 2000)
+
+    /// The behaviour scripted by `labels` (unknown values fall back to the default).
+    public static func from(labels: [String: String]) -> SimBehaviour {
+        guard let raw = labels[labelKey] else { return .default }
+        return parse(raw) ?? .default
+    }
+
+    public static func parse(_ raw: String) -> SimBehaviour? {
+        var name = Substring(raw)
+        var millis: Int64? = nil
+        if let colon = raw.firstIndex(of: ":") {
+            name = raw[..<colon]
+            guard let secs = Double(raw[raw.index(after: colon)...]), secs >= 0, secs <= 86_400 * 365 else { return nil }
+            millis = Int64((secs * 1000).rounded())
+        }
+        switch name {
+        case "healthy": return .healthy(afterMillis: millis ?? 2000)
+        case "unhealthy": return .unhealthy(afterMillis: millis ?? 3000)
+        case "crash": return .crash(afterMillis: millis ?? 3000)
+        case "exit": return .exit(afterMillis: millis ?? 3000)
+        case "never-ready": return millis == nil ? .neverReady : nil
+        case "flap": return .flap(periodMillis: max(1, millis ?? 3000))
+        default: return nil
+        }
+    }
+
+    /// When the process exits by itself, relative to its start, and with which code.
+    var selfExit: (afterMillis: Int64, code: Int)? {
+        switch self {
+        case .crash(let ms): return (ms, 1)
+        case .exit(let ms): return (ms, 0)
+        case .healthy, .unhealthy, .neverReady, .flap: return nil
+        }
+    }
+}
+
+/// What the container's process does on SIGTERM, from the image label `io.caisson.sim.stop`.
+public enum SimStopMode: String, Sendable, Equatable, Hashable, Codable {
+    /// `graceful` (default): handles SIGTERM and exits 0 at once.
+    case graceful
+    /// `sigterm`: dies of SIGTERM at once (exit code 143).
+    case sigterm
+    /// `ignore-sigterm`: ignores SIGTERM; killed after the grace period (exit code 137).
+    case ignoreSigterm = "ignore-sigterm"
+
+    public static let labelKey = "io.caisson.sim.stop"
+
+    public static func from(labels: [String: String]) -> SimStopMode {
+        labels[labelKey].flatMap(SimStopMode.init(rawValue:)) ?? .graceful
+    }
+
+    var exitCodeOnStop: Int {
+        switch self {
+        case .graceful: return 0
+        case .sigterm: return 143
+        case .ignoreSigterm: return 137
+        }
+    }
+}
+
+/// The operator's configuration of a container: what `createContainer(cloning:)` copies. Image
+/// defaults (the image's labels, its healthcheck, its process behaviour) are not part of it: the
+/// clone takes them from its new image.
+public struct SimContainerConfig: Sendable, Equatable, Hashable, Codable {
+    public var env: [String]
+    public var cmd: [String]
+    public var restartPolicy: SimRestartPolicy
+    /// Labels the operator set (image labels are merged in at create time, as Docker does).
+    public var labels: [String: String]
+    public var ports: [String]
+    public var mounts: [String]
+    public var networks: [String]
+    /// Docker's `StopTimeout` (default 10 s): the grace period when the daemon stops the container.
+    public var stopTimeoutSecs: Int
+
+    public init(env: [String] = [], cmd: [String] = [], restartPolicy: SimRestartPolicy = .no,
+                labels: [String: String] = [:], ports: [String] = [], mounts: [String] = [],
+                networks: [String] = [], stopTimeoutSecs: Int = 10) {
+        self.env = env
+        self.cmd = cmd
+        self.restartPolicy = restartPolicy
+        self.labels = labels
+        self.ports = ports
+        self.mounts = mounts
+        self.networks = networks
+        self.stopTimeoutSecs = stopTimeoutSecs
+    }
+}
+
+public struct SimImage: Sendable, Equatable, Codable {
+    /// `sha256:<hex>`.
+    public var id: String
+    /// Normalised references (`repo:tag`), sorted.
+    public var repoTags: [String]
+    public var config: ImageConfig
+    /// Bytes of disk the image occupies (its archive length when loaded).
+    public var sizeBytes: Int64
+
+    public var info: ImageInfo { ImageInfo(id: id, repoTags: repoTags, repoDigests: [], config: config) }
+}
+
+public struct SimContainer: Sendable, Equatable, Codable {
+    public var id: String
+    public var name: String
+    public var imageID: String
+    public var imageReference: String
+    public var config: SimContainerConfig
+    /// Effective labels: the image's labels overlaid by the operator's and the create call's.
+    public var labels: [String: String]
+    public var behaviour: SimBehaviour
+    public var stopMode: SimStopMode
+    public var hasHealthcheck: Bool
+
+    public var status: ContainerStatus
+    public var exitCode: Int
+    public var restartCount: Int
+    /// Docker-style RFC 3339 nano timestamp of the current run; empty before the first start.
+    public var startedAt: String
+    /// Virtual ms of the current run's start.
+    public var startedAtMillis: Int64
+    public var hasBeenStartedBefore: Bool
+    /// Set by a user stop (not by a daemon shutdown); cleared by a user start.
+    public var manuallyStopped: Bool
+    /// Health frozen when the process is not running (Docker reports `unhealthy` once the
+    /// health monitor stops).
+    public var frozenHealth: HealthStatus
+    /// The next scheduled change: a self-exit while running, a restart while restarting.
+    public var nextEventMillis: Int64?
+    /// Docker's restart-manager back-off (0 = reset; then 100 ms doubling up to 1 min).
+    public var backoffMillis: Int64
+    public var createdAtMillis: Int64
+
+    /// Health at virtual time `now` (the container must have been advanced to `now`).
+    func health(at now: Int64) -> HealthStatus {
+        guard hasHealthcheck else { return .none }
+        guard status == .running else { return frozenHealth }
+        let age = now - startedAtMillis
+        switch behaviour {
+        case .healthy(let after): return age >= after ? .healthy : .starting
+        case .unhealthy(let after): return age >= after ? .unhealthy : .starting
+        case .crash, .exit, .neverReady: return .starting
+        case .flap(let period):
+            guard age >= 2000 else { return .starting }
+            return ((age - 2000) / period) % 2 == 0 ? .healthy : .unhealthy
+        }
+    }
+
+    func info(at now: Int64) -> ContainerInfo {
+        ContainerInfo(id: id, name: name, imageID: imageID, imageReference: imageReference, status: status,
+                      health: health(at: now), restartCount: restartCount, startedAt: startedAt,
+                      exitCode: exitCode, labels: labels)
+    }
+}
+
+/// What `docker compose` knows of a service from its compose file.
+public struct SimComposeService: Sendable, Equatable, Codable {
+    public var target: ComposeTarget
+    public var config: SimContainerConfig
+}
+
+/// Everything a simulated daemon holds; `Codable` for `--host sim` persistence.
+public struct SimState: Sendable, Equatable, Codable {
+    public static let currentFormat = 1
+
+    public var format: Int = SimState.currentFormat
+    public var nowMillis: Int64 = 0
+    public var originEpochMillis: Int64 = VirtualClock.defaultOriginEpochMillis
+    public var images: [String: SimImage] = [:]
+    /// Normalised reference → image id.
+    public var tags: [String: String] = [:]
+    public var containers: [String: SimContainer] = [:]
+    /// Container name → id.
+    public var names: [String: String] = [:]
+    /// `project/service` → compose service.
+    public var compose: [String: SimComposeService] = [:]
+    public var freeDiskBytes: Int64 = 64 << 30
+    public var idRNG: SplitMix64 = SplitMix64(seed: 0)
+    /// Counts container starts: the sub-millisecond digits of `startedAt`, so markers always change.
+    public var startCounter: Int64 = 0
+    public var daemonRestarts: Int = 0
+    public var callCount: Int = 0
+    /// Per `SimOperation.allCases` index.
+    public var operationCounts: [Int] = Array(repeating: 0, count: SimOperation.allCases.count)
+    public var faultPlan: FaultPlan = FaultPlan()
+    public var swarm: SwarmState? = nil
+    public var traceDigest: UInt64 = FNV1a64.offsetBasis
+
+    public init() {}
+}

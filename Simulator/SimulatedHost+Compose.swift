@@ -1,0 +1,95 @@
+import CaissonCore
+
+/// `docker compose -p P -f FILE up -d --no-deps SERVICE`, as Compose v2 converges one service.
+extension SimulatedHost {
+    public static let composeProjectLabel = "com.docker.compose.project"
+    public static let composeServiceLabel = "com.docker.compose.service"
+    public static let composeConfigHashLabel = "com.docker.compose.config-hash"
+
+    static func composeKey(_ t: ComposeTarget) -> String { t.project + "/" + t.service }
+
+    static func canonicalName(_ t: ComposeTarget) -> String { t.project + "-" + t.service + "-1" }
+
+    /// Stands in for Compose's hash of the service's resolved configuration (image string included).
+    static func composeConfigHash(imageReference: String, config: SimContainerConfig) -> String {
+        var h = FNV1a64()
+        h.add(imageReference); h.add(byte: 0)
+        h.add(config.restartPolicy.description); h.add(byte: 0)
+        for list in [config.env, config.cmd, config.ports, config.mounts, config.networks] {
+            for s in list { h.add(s); h.add(byte: 1) }
+            h.add(byte: 0)
+        }
+        for k in config.labels.keys.sorted() { h.add(k); h.add(byte: 2); h.add(config.labels[k] ?? ""); h.add(byte: 1) }
+        h.add(Int64(config.stopTimeoutSecs))
+        var out = [UInt8]()
+        appendHex(h.value, digits: 16, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func composeMembers(_ target: ComposeTarget) -> [SimContainer] {
+        state.containers.values.filter {
+            $0.labels[Self.composeProjectLabel] == target.project && $0.labels[Self.composeServiceLabel] == target.service
+        }.sorted { $0.name < $1.name }
+    }
+
+    func doComposeContainers(_ target: ComposeTarget) -> [ContainerInfo] {
+        let now = clock.nowMillis
+        return composeMembers(target).map { $0.info(at: now) }
+    }
+
+    /// Creates the service's container `<project>-<service>-1` (not started).
+    func composeCreate(_ svc: SimComposeService, image: SimImage, imageReference: String) throws(HostError) -> SimContainer {
+        let name = Self.canonicalName(svc.target)
+        if let holder = state.names[name] {
+            throw HostError(.failed, "Error response from daemon: Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\"")
+        }
+        let labels: [String: String] = [
+            Self.composeProjectLabel: svc.target.project,
+            Self.composeServiceLabel: svc.target.service,
+            "com.docker.compose.container-number": "1",
+            "com.docker.compose.oneoff": "False",
+            "com.docker.compose.project.config_files": svc.target.file,
+            Self.composeConfigHashLabel: Self.composeConfigHash(imageReference: imageReference, config: svc.config),
+            "com.docker.compose.image": image.id,
+        ]
+        let c = makeContainer(name: name, image: image, imageReference: imageReference, config: svc.config,
+                              extraLabels: labels)
+        insert(c)
+        return c
+    }
+
+    /// Returns what Compose did, for the trace.
+    func doComposeApply(_ target: ComposeTarget, imageReference: String) throws(HostError) -> String {
+        guard let svc = state.compose[Self.composeKey(target)] else {
+            throw HostError(.failed, "no such service: \(target.service) (project \(target.project))")
+        }
+        guard svc.target.file == target.file else {
+            throw HostError(.failed, "open \(target.file): no such file or directory")
+        }
+        let image: SimImage
+        switch lookupImage(imageReference) {
+        case .found(let id):
+            guard let found = state.images[id] else { throw HostError(.failed, "no such image: \(imageReference)") }
+            image = found
+        case .missing:
+            throw HostError(.failed, "\(target.service) Error pull access denied for \(imageReference), repository does not exist or may require 'docker login' (no network)")
+        case .invalid:
+            throw invalidReference(imageReference)
+        }
+        let members = composeMembers(target)
+        let hash = Self.composeConfigHash(imageReference: imageReference, config: svc.config)
+        if members.count == 1, let c = members.first, c.name == Self.canonicalName(target),
+           c.imageID == image.id, c.labels[Self.composeConfigHashLabel] == hash {
+            if c.status == .running || c.status == .restarting { return "up-to-date" }
+            _ = try userStart(c.id)
+            return "started " + c.name
+        }
+        // Recreate: stop and remove what is there, then create and start the new container.
+        let grace = Int64(max(0, svc.config.stopTimeoutSecs)) * 1000
+        for c in members { _ = userStop(c.id, graceMillis: grace) }
+        for c in members { deleteContainer(c.id) }
+        let created = try composeCreate(svc, image: image, imageReference: imageReference)
+        _ = try userStart(created.id)
+        return "recreated " + created.name + " " + String(created.id.prefix(12))
+    }
+}

@@ -1,0 +1,172 @@
+import CaissonCore
+
+extension SimulatedHost {
+    /// Docker's `GetContainer`: full id, then name (with or without the leading `/`), then unique
+    /// id prefix. An ambiguous prefix is an error, as in Docker.
+    func resolveContainer(_ nameOrID: String) throws(HostError) -> String? {
+        if nameOrID.isEmpty { return nil }
+        if state.containers[nameOrID] != nil { return nameOrID }
+        let name = nameOrID.hasPrefix("/") ? String(nameOrID.dropFirst()) : nameOrID
+        if let id = state.names[name] { return id }
+        guard nameOrID.utf8.count <= 64, nameOrID.utf8.allSatisfy(SimReference.isLowerHex) else { return nil }
+        var match: String? = nil
+        for id in state.containers.keys where id.hasPrefix(nameOrID) {
+            if match != nil {
+                throw HostError(.failed, "multiple containers found with provided prefix: \(nameOrID)")
+            }
+            match = id
+        }
+        return match
+    }
+
+    func newContainerID() -> String {
+        while true {
+            let id = hex64(&state.idRNG)
+            if state.containers[id] == nil { return id }
+        }
+    }
+
+    /// Builds a created (not started) container. The caller checked the name.
+    func makeContainer(name: String, image: SimImage, imageReference: String, config: SimContainerConfig,
+                       extraLabels: [String: String]) -> SimContainer {
+        var labels = image.config.labels
+        for (k, v) in config.labels { labels[k] = v }
+        for (k, v) in extraLabels { labels[k] = v }
+        return SimContainer(
+            id: newContainerID(), name: name, imageID: image.id, imageReference: imageReference, config: config,
+            labels: labels, behaviour: SimBehaviour.from(labels: image.config.labels),
+            stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck,
+            status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
+            hasBeenStartedBefore: false, manuallyStopped: false, frozenHealth: .none, nextEventMillis: nil,
+            backoffMillis: 0, createdAtMillis: clock.nowMillis)
+    }
+
+    func insert(_ c: SimContainer) {
+        state.containers[c.id] = c
+        state.names[c.name] = c.id
+        schedule(c.nextEventMillis)
+    }
+
+    /// A user start: resets the restart count and the "stopped by the user" mark.
+    func userStart(_ id: String) throws(HostError) -> String {
+        guard var c = state.containers[id] else { throw HostError(.notFound, "No such container: \(id)") }
+        if c.status == .running || c.status == .restarting { return "already running" }
+        guard state.images[c.imageID] != nil else {
+            throw HostError(.failed, "failed to start container \(c.name): image \(c.imageID) not found")
+        }
+        if hostPortConflict(for: c) {
+            c.exitCode = 128
+            state.containers[id] = c
+            let ports = Self.hostBindings(c.config.ports).joined(separator: ", ")
+            throw HostError(.failed, "failed to start container \(c.name): Bind for \(ports) failed: port is already allocated")
+        }
+        c.restartCount = 0
+        c.manuallyStopped = false
+        c.backoffMillis = 0
+        beginRun(&c, at: clock.nowMillis)
+        state.containers[id] = c
+        schedule(c.nextEventMillis)
+        return "started " + c.startedAt
+    }
+
+    /// A user stop with a grace period; advances the clock if the process ignores SIGTERM.
+    func userStop(_ id: String, graceMillis: Int64) -> String {
+        guard var c = state.containers[id] else { return "not found" }
+        switch c.status {
+        case .running:
+            c.manuallyStopped = true
+            let r = terminate(&c, graceMillis: graceMillis)
+            state.containers[id] = c
+            clock.advance(to: r.atMillis)
+            advanceAll()
+            return "exited " + String(r.code)
+        case .restarting:
+            // Docker cancels the pending restart; the last exit code stays.
+            c.manuallyStopped = true
+            c.status = .exited
+            c.nextEventMillis = nil
+            state.containers[id] = c
+            return "exited " + String(c.exitCode)
+        case .created, .paused, .removing, .exited, .dead:
+            return "not running"
+        }
+    }
+
+    func deleteContainer(_ id: String) {
+        guard let c = state.containers.removeValue(forKey: id) else { return }
+        if state.names[c.name] == id { state.names.removeValue(forKey: c.name) }
+    }
+
+    // MARK: Operations
+
+    func doInspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
+        guard let id = try resolveContainer(nameOrID), let c = state.containers[id] else { return nil }
+        return c.info(at: clock.nowMillis)
+    }
+
+    func doCreateContainer(name: String, cloning template: String, imageID: String,
+                           labels: [String: String]) throws(HostError) -> String {
+        guard SimReference.isValidContainerName(name) else {
+            throw HostError(.failed, "Invalid container name (\(name)), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        }
+        if let holder = state.names[name] {
+            throw HostError(.conflict, "Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\". You have to remove (or rename) that container to be able to reuse that name.")
+        }
+        guard let templateID = try resolveContainer(template), let t = state.containers[templateID] else {
+            throw HostError(.notFound, "No such container: \(template)")
+        }
+        let image: SimImage
+        switch lookupImage(imageID) {
+        case .found(let id):
+            guard let found = state.images[id] else { throw HostError(.notFound, "No such image: \(imageID)") }
+            image = found
+        case .missing: throw HostError(.notFound, "No such image: \(imageID)")
+        case .invalid: throw invalidReference(imageID)
+        }
+        var config = t.config
+        for (k, v) in labels { config.labels[k] = v }
+        let c = makeContainer(name: name, image: image, imageReference: imageID, config: config, extraLabels: [:])
+        insert(c)
+        return c.id
+    }
+
+    func doStartContainer(_ nameOrID: String) throws(HostError) -> String {
+        guard let id = try resolveContainer(nameOrID) else { throw HostError(.notFound, "No such container: \(nameOrID)") }
+        return try userStart(id)
+    }
+
+    func doStopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError) -> String {
+        guard let id = try resolveContainer(nameOrID), let c = state.containers[id] else {
+            throw HostError(.notFound, "No such container: \(nameOrID)")
+        }
+        // Docker: a negative timeout means the container's own StopTimeout.
+        let secs = graceSecs < 0 ? c.config.stopTimeoutSecs : min(graceSecs, 86_400 * 365)
+        return userStop(id, graceMillis: Int64(max(0, secs)) * 1000)
+    }
+
+    func doRenameContainer(_ nameOrID: String, to newName: String) throws(HostError) {
+        guard let id = try resolveContainer(nameOrID), var c = state.containers[id] else {
+            throw HostError(.notFound, "No such container: \(nameOrID)")
+        }
+        let target = newName.hasPrefix("/") ? String(newName.dropFirst()) : newName
+        guard SimReference.isValidContainerName(target) else {
+            throw HostError(.failed, "Invalid container name (\(newName)), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        }
+        if target == c.name {
+            throw HostError(.failed, "Renaming a container with the same name as its current name")
+        }
+        if let holder = state.names[target] {
+            throw HostError(.conflict, "Conflict. The container name \"/\(target)\" is already in use by container \"\(holder)\". You have to remove (or rename) that container to be able to reuse that name.")
+        }
+        state.names.removeValue(forKey: c.name)
+        c.name = target
+        state.names[target] = id
+        state.containers[id] = c
+    }
+
+    func doRemoveContainer(_ nameOrID: String) throws(HostError) -> String {
+        guard let id = try resolveContainer(nameOrID) else { return "not found" }
+        deleteContainer(id)
+        return "removed " + String(id.prefix(12))
+    }
+}

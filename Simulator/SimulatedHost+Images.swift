@@ -1,0 +1,157 @@
+import CaissonCore
+
+extension SimulatedHost {
+    /// Normalised reference, memoised; nil when invalid.
+    func normalized(_ reference: String) -> String? {
+        if let cached = referenceCache[reference] { return cached }
+        let n = SimReference.normalize(reference)
+        if referenceCache.count > 4096 { referenceCache.removeAll(keepingCapacity: true) }
+        referenceCache[reference] = .some(n)
+        return n
+    }
+
+    enum ImageLookup {
+        case found(String)
+        case missing
+        /// Not a reference, not an id.
+        case invalid
+    }
+
+    /// Docker's `GetImage`: full id, then tag, then unique id prefix.
+    func lookupImage(_ refOrID: String) -> ImageLookup {
+        if state.images[refOrID] != nil { return .found(refOrID) }
+        if let full = SimReference.fullImageID(refOrID) {
+            return state.images[full] != nil ? .found(full) : .missing
+        }
+        let norm = normalized(refOrID)
+        if let norm, let id = state.tags[norm] { return .found(id) }
+        if let prefix = SimReference.idPrefix(refOrID) {
+            var match: String? = nil
+            for id in state.images.keys where id.utf8.dropFirst(7).starts(with: prefix.utf8) {
+                if match != nil { return .missing }  // ambiguous: Docker answers "No such image"
+                match = id
+            }
+            if let match { return .found(match) }
+            return .missing
+        }
+        return norm == nil ? .invalid : .missing
+    }
+
+    func invalidReference(_ r: String) -> HostError {
+        HostError(.failed, "invalid reference format: \"\(r)\"")
+    }
+
+    /// Points `norm` at `id`, taking it from whichever image had it.
+    func moveTag(_ norm: String, to id: String) {
+        if let old = state.tags[norm], old != id {
+            state.images[old]?.repoTags.removeAll { $0 == norm }
+        }
+        state.tags[norm] = id
+        if var image = state.images[id], !image.repoTags.contains(norm) {
+            image.repoTags.append(norm)
+            image.repoTags.sort()
+            state.images[id] = image
+        }
+    }
+
+    func imageInUse(_ id: String) -> SimContainer? {
+        var user: SimContainer? = nil
+        for c in state.containers.values where c.imageID == id {
+            // Prefer reporting a running user, and the first by name, for a stable message.
+            if user == nil || (c.status == .running && user?.status != .running)
+                || (c.status == user?.status && c.name < (user?.name ?? "")) { user = c }
+        }
+        return user
+    }
+
+    func deleteImage(_ id: String) {
+        guard let image = state.images.removeValue(forKey: id) else { return }
+        for t in image.repoTags where state.tags[t] == id { state.tags.removeValue(forKey: t) }
+        let (sum, overflow) = state.freeDiskBytes.addingReportingOverflow(image.sizeBytes)
+        state.freeDiskBytes = overflow ? Int64.max : sum
+    }
+
+    // MARK: Operations
+
+    func doLoadImage(_ payload: ImagePayload, progress: (Int64) -> Void) throws(HostError) -> ImageInfo {
+        guard let id = SimReference.canonicalImageID(payload.expectedImageID) else {
+            throw HostError(.failed, "invalid image archive: image id \"\(payload.expectedImageID)\" is not sha256:<hex>")
+        }
+        guard let norm = normalized(payload.reference), !norm.contains("@") else { throw invalidReference(payload.reference) }
+        guard payload.length >= 0, payload.offset >= 0 else {
+            throw HostError(.failed, "invalid image archive: negative offset or length")
+        }
+        let length = payload.length
+        let steps: Int64 = 4
+        if state.images[id] == nil, length > state.freeDiskBytes {
+            // Docker streams until the disk fills, then cleans up and fails.
+            let free = max(0, state.freeDiskBytes)
+            for k in 1...steps where length * k / steps <= free { progress(length * k / steps) }
+            throw HostError(.diskFull, "write /var/lib/docker/tmp/docker-import: no space left on device (need \(length) bytes, \(free) free)")
+        }
+        if length == 0 {
+            progress(0)
+        } else {
+            for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
+        }
+        if state.images[id] == nil {
+            state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length)
+            state.freeDiskBytes -= length
+        }
+        moveTag(norm, to: id)
+        guard let image = state.images[id] else { throw HostError(.failed, "internal simulator error: image vanished") }
+        return image.info
+    }
+
+    func doInspectImage(_ reference: String) throws(HostError) -> ImageInfo? {
+        switch lookupImage(reference) {
+        case .found(let id): return state.images[id]?.info
+        case .missing: return nil
+        case .invalid: throw invalidReference(reference)
+        }
+    }
+
+    func doTagImage(_ imageID: String, as reference: String) throws(HostError) {
+        let id: String
+        switch lookupImage(imageID) {
+        case .found(let found): id = found
+        case .missing: throw HostError(.notFound, "No such image: \(imageID)")
+        case .invalid: throw invalidReference(imageID)
+        }
+        guard let norm = normalized(reference) else { throw invalidReference(reference) }
+        guard !norm.contains("@") else { throw HostError(.failed, "refusing to create a tag with a digest reference") }
+        moveTag(norm, to: id)
+    }
+
+    /// Returns what happened, for the trace.
+    func doRemoveImage(_ reference: String) throws(HostError) -> String {
+        let id: String
+        switch lookupImage(reference) {
+        case .found(let found): id = found
+        case .missing: return "not found"
+        case .invalid: throw invalidReference(reference)
+        }
+        guard let image = state.images[id] else { return "not found" }
+        let hex = id.dropFirst(7)
+        let byID = id.hasPrefix(reference) || hex.hasPrefix(reference)
+        if !byID {
+            guard let norm = normalized(reference) else { throw invalidReference(reference) }
+            state.tags.removeValue(forKey: norm)
+            state.images[id]?.repoTags.removeAll { $0 == norm }
+            if image.repoTags.count > 1 { return "untagged " + norm }
+            if imageInUse(id) != nil { return "untagged " + norm + " (image kept: in use)" }
+            deleteImage(id)
+            return "untagged " + norm + ", deleted " + id
+        }
+        if let user = imageInUse(id) {
+            let how = user.status == .running ? "(cannot be forced) - image is being used by running container"
+                                              : "(must be forced) - image is being used by stopped container"
+            throw HostError(.conflict, "conflict: unable to delete \(hex.prefix(12)) \(how) \(user.id.prefix(12))")
+        }
+        if image.repoTags.count > 1 {
+            throw HostError(.conflict, "conflict: unable to delete \(hex.prefix(12)) (must be forced) - image is referenced in multiple repositories")
+        }
+        deleteImage(id)
+        return "deleted " + id
+    }
+}

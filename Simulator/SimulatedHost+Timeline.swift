@@ -1,0 +1,205 @@
+import CaissonCore
+
+/// Container life over virtual time: self-exits, restart policies with back-off, daemon restarts.
+extension SimulatedHost {
+    static let restartBackoffInitialMillis: Int64 = 100
+    static let restartBackoffMaxMillis: Int64 = 60_000
+    /// Docker resets the back-off once a container has run this long.
+    static let restartBackoffResetMillis: Int64 = 10_000
+    /// Docker's StartedAt of a container that never started.
+    static let neverStarted = "0001-01-01T00:00:00Z"
+
+    /// Brings every container up to the clock's time. Cheap when nothing is due.
+    func advanceAll() {
+        let now = clock.nowMillis
+        guard now >= nextEventMillis else { return }
+        var next = Int64.max
+        var i = state.containers.values.startIndex
+        while i != state.containers.values.endIndex {
+            if let t = state.containers.values[i].nextEventMillis {
+                if t <= now {
+                    // Copy out: advancing may read other containers (port bindings).
+                    var c = state.containers.values[i]
+                    advance(&c, to: now)
+                    state.containers.values[i] = c
+                }
+                if let t2 = state.containers.values[i].nextEventMillis, t2 < next { next = t2 }
+            }
+            state.containers.values.formIndex(after: &i)
+        }
+        nextEventMillis = next
+    }
+
+    func recomputeNextEvent() {
+        var next = Int64.max
+        for c in state.containers.values { if let t = c.nextEventMillis, t < next { next = t } }
+        nextEventMillis = next
+    }
+
+    @inline(__always) func schedule(_ t: Int64?) {
+        if let t, t < nextEventMillis { nextEventMillis = t }
+    }
+
+    /// Processes `c`'s scheduled events up to `now`, in time order.
+    func advance(_ c: inout SimContainer, to now: Int64) {
+        while let t = c.nextEventMillis, t <= now {
+            switch c.status {
+            case .running:
+                guard let exit = c.behaviour.selfExit else { c.nextEventMillis = nil; break }
+                processExit(&c, at: t, code: exit.code)
+            case .restarting:
+                if hostPortConflict(for: c) {
+                    // Docker gives up on this restart (the container stays exited).
+                    c.status = .exited
+                    c.exitCode = 128
+                    c.nextEventMillis = nil
+                } else {
+                    beginRun(&c, at: t)
+                }
+            case .created, .paused, .removing, .exited, .dead:
+                c.nextEventMillis = nil
+            }
+        }
+    }
+
+    /// The process exited by itself at `t` with `code`: the restart policy decides what is next.
+    func processExit(_ c: inout SimContainer, at t: Int64, code: Int) {
+        let ran = t - c.startedAtMillis
+        c.exitCode = code
+        c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
+        if ran >= Self.restartBackoffResetMillis { c.backoffMillis = 0 }
+        if policyRestarts(c, exitCode: code) {
+            c.backoffMillis = c.backoffMillis == 0
+                ? Self.restartBackoffInitialMillis
+                : min(c.backoffMillis * 2, Self.restartBackoffMaxMillis)
+            c.restartCount += 1
+            c.status = .restarting
+            c.nextEventMillis = t + c.backoffMillis
+        } else {
+            c.status = .exited
+            c.nextEventMillis = nil
+        }
+    }
+
+    /// Docker's `RestartManager.ShouldRestart` for an exit the user did not ask for.
+    func policyRestarts(_ c: SimContainer, exitCode: Int) -> Bool {
+        switch c.config.restartPolicy {
+        case .no: return false
+        case .always: return true
+        case .unlessStopped: return !c.manuallyStopped
+        case .onFailure(let max): return exitCode != 0 && (max == 0 || c.restartCount < max)
+        }
+    }
+
+    /// The process starts at `t` (a user start, a policy restart or a daemon restore).
+    func beginRun(_ c: inout SimContainer, at t: Int64) {
+        state.startCounter += 1
+        c.status = .running
+        c.exitCode = 0
+        c.startedAtMillis = t
+        c.startedAt = VirtualClock.rfc3339(epochMillis: state.originEpochMillis &+ t, fractionDigits: 9,
+                                           extraNanos: state.startCounter % 1_000_000)
+        c.hasBeenStartedBefore = true
+        c.frozenHealth = c.hasHealthcheck ? .starting : .none
+        c.nextEventMillis = c.behaviour.selfExit.map { t + $0.afterMillis }
+    }
+
+    /// Stops a running container at the current time, waiting out the grace period if its process
+    /// ignores SIGTERM (a self-exit due earlier wins). Advances the clock. Returns the exit code.
+    func terminate(_ c: inout SimContainer, graceMillis: Int64) -> (code: Int, atMillis: Int64) {
+        let now = clock.nowMillis
+        var exitAt = now
+        var code = c.stopMode.exitCodeOnStop
+        if c.stopMode == .ignoreSigterm { exitAt = now + max(0, graceMillis) }
+        if let t = c.nextEventMillis, t < exitAt, let selfExit = c.behaviour.selfExit {
+            exitAt = max(t, now)
+            code = selfExit.code
+        }
+        c.status = .exited
+        c.exitCode = code
+        c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
+        c.nextEventMillis = nil
+        return (code, exitAt)
+    }
+
+    /// The host port bindings of a config: `HOST:CONTAINER` → `HOST`, `IP:HOST:CONTAINER` →
+    /// `IP:HOST` (each with its `/proto`, default tcp). Entries without a host part bind nothing.
+    static func hostBindings(_ ports: [String]) -> [String] {
+        var out: [String] = []
+        for p in ports {
+            var spec = Substring(p)
+            var proto: Substring = "tcp"
+            if let slash = spec.lastIndex(of: "/") {
+                proto = spec[spec.index(after: slash)...]
+                spec = spec[..<slash]
+            }
+            guard let colon = spec.lastIndex(of: ":") else { continue }
+            var host = spec[..<colon]
+            if !host.contains(":") { host = "0.0.0.0:" + host }
+            out.append(String(host) + "/" + String(proto))
+        }
+        return out
+    }
+
+    /// Would starting `c` bind a host port a running container already holds?
+    func hostPortConflict(for c: SimContainer) -> Bool {
+        guard !c.config.ports.isEmpty else { return false }
+        let mine = Self.hostBindings(c.config.ports)
+        guard !mine.isEmpty else { return false }
+        for other in state.containers.values where other.id != c.id && (other.status == .running || other.status == .restarting) {
+            for b in Self.hostBindings(other.config.ports) where mine.contains(b) { return true }
+        }
+        return false
+    }
+
+    /// The daemon goes down (stopping every running container, not "manually") and comes back,
+    /// restoring containers per their restart policies.
+    func restartDaemonInternal() {
+        advanceAll()
+        let now = clock.nowMillis
+        var shutdownEnds = now
+        var i = state.containers.values.startIndex
+        while i != state.containers.values.endIndex {
+            var c = state.containers.values[i]
+            switch c.status {
+            case .running:
+                let grace = Int64(max(0, c.config.stopTimeoutSecs)) * 1000
+                let r = terminate(&c, graceMillis: grace)
+                shutdownEnds = max(shutdownEnds, r.atMillis)
+                state.containers.values[i] = c
+            case .restarting:
+                c.status = .exited
+                c.nextEventMillis = nil
+                state.containers.values[i] = c
+            case .created, .paused, .removing, .exited, .dead:
+                break
+            }
+            state.containers.values.formIndex(after: &i)
+        }
+        clock.advance(to: shutdownEnds)
+        clock.sleep(millis: daemonRestartMillis)
+        state.daemonRestarts += 1
+        let t = clock.nowMillis
+        for id in state.containers.keys.sorted() {
+            guard var c = state.containers[id], c.hasBeenStartedBefore, c.status == .exited else { continue }
+            let comesBack: Bool
+            switch c.config.restartPolicy {
+            case .no: comesBack = false
+            case .always: comesBack = true
+            case .unlessStopped: comesBack = !c.manuallyStopped
+            case .onFailure(let max): comesBack = c.exitCode != 0 && (max == 0 || c.restartCount < max)
+            }
+            guard comesBack else { continue }
+            if hostPortConflict(for: c) {
+                c.exitCode = 128
+            } else {
+                c.restartCount = 0
+                c.manuallyStopped = false
+                c.backoffMillis = 0
+                beginRun(&c, at: t)
+            }
+            state.containers[id] = c
+        }
+        recomputeNextEvent()
+    }
+}
