@@ -116,8 +116,9 @@ public final class TarReader<Source: ByteSource> {
                 if sawExtension {
                     throw fail(.invalidHeader, "extended header at offset \(headerOffset) is followed by the end-of-archive marker", headerOffset)
                 }
+                // The second zero block may be missing or cut short (tolerated as the end).
                 let secondOffset = position
-                if let second = try readBlock(), !TarFormat.isZeroBlock(second) {
+                if try !restOfBlockIsZero() {
                     throw fail(.invalidHeader, "data follows a single zero block at offset \(secondOffset)", secondOffset)
                 }
                 state = .finished
@@ -281,6 +282,20 @@ public final class TarReader<Source: ByteSource> {
             throw fail(.truncated, "archive ends inside a header block at offset \(start)", start)
         }
         return UnsafeRawBufferPointer(staging)
+    }
+
+    /// Reads up to one block and tells whether everything read (possibly nothing) is zero.
+    private func restOfBlockIsZero() throws -> Bool {
+        var left = TarFormat.blockSize
+        while left > 0 {
+            if pos == end, try refill() == 0 { return true }
+            let n = min(left, end - pos)
+            let bytes = UnsafeRawBufferPointer(start: buffer.baseAddress! + pos, count: n)
+            if bytes.contains(where: { $0 != 0 }) { return false }
+            consume(n)
+            left -= n
+        }
+        return true
     }
 
     private func skipBytes(_ count: Int64, truncated message: @autoclosure () -> String) throws {
