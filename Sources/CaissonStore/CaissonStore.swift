@@ -105,12 +105,17 @@ public final class CaissonStore {
         }
     }
 
-    /// SQLite's `PRAGMA quick_check`: an empty array when the file is sound, else its complaints.
+    /// SQLite's `PRAGMA quick_check`: an empty array when the file is sound, else its complaints
+    /// (a check that itself hits damage reports it rather than throwing).
     public func integrityProblems() throws -> [String] {
-        let rows = try StoreErrors.wrap(databasePath, "checking its integrity") {
-            try db.query("PRAGMA quick_check") { $0.text(0) }
+        do {
+            let rows = try db.query("PRAGMA quick_check") { $0.text(0) }
+            return rows == ["ok"] ? [] : rows
+        } catch let error as SQLiteError where error.isCorrupt {
+            return [error.message]
+        } catch let error as SQLiteError {
+            throw StoreErrors.map(error, databasePath: databasePath, doing: "checking its integrity")
         }
-        return rows == ["ok"] ? [] : rows
     }
 
     // MARK: - JSON

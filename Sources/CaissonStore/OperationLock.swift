@@ -98,6 +98,9 @@ public final class OperationLock: Sendable {
 
     public var isHeld: Bool { descriptor.withLock { $0 >= 0 } }
 
+    /// `fcntl(F_GETFD)` of the lock's descriptor (tests check close-on-exec); -1 when released.
+    var descriptorFlags: Int32 { descriptor.withLock { $0 >= 0 ? fcntl($0, F_GETFD) : -1 } }
+
     /// Clears the holder description and releases the lock. Idempotent; also done by deinit.
     public func release() {
         descriptor.withLock { fd in
