@@ -1,0 +1,206 @@
+import CaissonCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `ContainerHost` over the Docker Engine API (and `docker compose` for Compose mode).
+///
+/// Error mapping (`DockerError` → `HostError`): a timeout or dropped connection after sending is
+/// `.indeterminate`; a missing/refused/forbidden socket or a too-old daemon is `.unreachable`;
+/// 404 is `.notFound`, 409 `.conflict`; "no space left on device" anywhere is `.diskFull`;
+/// everything else is `.failed`.
+public final class DockerHost: ContainerHost {
+    public let client: DockerClient
+    /// `docker compose` and its settings for Compose mode.
+    public var compose: ComposeSettings
+    /// Free space required on the daemon's `DockerRootDir` before a load, beyond twice the archive
+    /// size (the daemon first unpacks the archive to a temporary folder, then into its layer store).
+    public var freeSpaceMargin: Int64 = 64 * 1024 * 1024
+
+    public init(client: DockerClient, compose: ComposeSettings = ComposeSettings()) {
+        self.client = client
+        self.compose = compose
+    }
+
+    /// A host for the daemon named by `DOCKER_HOST` (default socket when unset).
+    public convenience init(environment: [String: String]) throws(HostError) {
+        do {
+            self.init(client: try DockerClient(environment: environment, timeouts: .default))
+        } catch {
+            throw HostError(.unreachable, error.description)
+        }
+    }
+
+    // MARK: - Error mapping
+
+    public static func hostError(_ error: any Error) -> HostError {
+        guard let error = error as? DockerError else { return HostError(.failed, "\(error)") }
+        let text = error.description
+        if error.isIndeterminate { return HostError(.indeterminate, text) }
+        switch error.kind {
+        case .unreachable, .permissionDenied, .unsupportedHost, .apiVersionUnsupported, .timeout:
+            return HostError(.unreachable, text)
+        default:
+            break
+        }
+        if text.lowercased().contains("no space left on device") { return HostError(.diskFull, text) }
+        switch error.httpStatus {
+        case 404?: return HostError(.notFound, text)
+        case 409?: return HostError(.conflict, text)
+        default: return HostError(.failed, text)
+        }
+    }
+
+    @inline(__always)
+    func run<T>(_ body: () throws -> T) throws(HostError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw Self.hostError(error)
+        }
+    }
+
+    // MARK: - ContainerHost
+
+    public func ping() throws(HostError) -> String {
+        try run {
+            let version = try client.version()
+            return "Docker \(version.version ?? "?"), API \(try client.apiVersion())"
+        }
+    }
+
+    public func loadImage(_ payload: ImagePayload, progress: (Int64) -> Void) throws(HostError) -> ImageInfo {
+        guard payload.offset >= 0, payload.length > 0 else {
+            throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
+        }
+        try checkFreeSpace(forArchiveBytes: payload.length)
+        let body: RequestBody = try run {
+            try RequestBody.fileRange(path: payload.path, offset: UInt64(payload.offset), length: UInt64(payload.length),
+                                      chunked: true, contentType: "application/x-tar")
+        }
+        try run {
+            try withoutActuallyEscaping(progress) { progress in
+                _ = try client.loadImage(body, uploadProgress: { progress(Int64(clamping: $0)) })
+            }
+        }
+        guard let image = try inspectImage(payload.reference) else {
+            throw HostError(.failed, "docker load finished but no image is tagged \(payload.reference)")
+        }
+        return image
+    }
+
+    public func inspectImage(_ reference: String) throws(HostError) -> ImageInfo? {
+        try run { try client.inspectImageIfPresent(reference).map(Self.imageInfo) }
+    }
+
+    public func tagImage(_ imageID: String, as reference: String) throws(HostError) {
+        try run { try client.tagImage(imageID, as: reference) }
+    }
+
+    public func removeImage(_ reference: String) throws(HostError) {
+        do {
+            try client.removeImage(reference)
+        } catch let error as DockerError where error.isNotFound {
+            return
+        } catch {
+            throw Self.hostError(error)
+        }
+    }
+
+    public func inspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
+        try run { try client.inspectContainerIfPresent(nameOrID).map(Self.containerInfo) }
+    }
+
+    public func createContainer(name: String, cloning template: String, imageID: String,
+                                labels: [String: String]) throws(HostError) -> String {
+        let plan: ContainerClonePlan = try run {
+            let old = try client.inspectContainer(template)
+            let oldImage = try client.inspectImageIfPresent(old.image)
+            return ContainerClonePlan.make(template: old, oldImage: oldImage, image: imageID, labels: labels)
+        }
+        let id = try run { try client.createContainer(name: name, body: plan.body).id }
+        for attachment in plan.extraNetworks {
+            do {
+                try client.connectNetwork(attachment.network, container: id, endpointConfig: attachment.endpointConfig)
+            } catch {
+                // Leave nothing half-made behind: a container missing a network must not go live.
+                try? client.removeContainer(id, force: true)
+                let cause = Self.hostError(error)
+                throw HostError(cause.kind == .indeterminate ? .indeterminate : .failed,
+                                "created \(name) but could not connect it to network \(attachment.network): \(cause.message)")
+            }
+        }
+        return id
+    }
+
+    public func startContainer(_ nameOrID: String) throws(HostError) {
+        try run { _ = try client.startContainer(nameOrID) }
+    }
+
+    public func stopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError) {
+        try run { _ = try client.stopContainer(nameOrID, graceSeconds: graceSecs < 0 ? nil : graceSecs) }
+    }
+
+    public func renameContainer(_ nameOrID: String, to newName: String) throws(HostError) {
+        try run { try client.renameContainer(nameOrID, to: newName) }
+    }
+
+    public func removeContainer(_ nameOrID: String) throws(HostError) {
+        do {
+            // Never `v=1`: volumes (anonymous ones included) may hold the service's data.
+            try client.removeContainer(nameOrID, force: true, removeVolumes: false)
+        } catch let error as DockerError where error.isNotFound {
+            return
+        } catch {
+            throw Self.hostError(error)
+        }
+    }
+
+    // MARK: - Mapping
+
+    static func imageInfo(_ image: ImageInspect) -> ImageInfo {
+        let test = image.config.healthcheck?.test ?? []
+        let config = ImageConfig(os: image.os ?? "", architecture: image.architecture ?? "", variant: image.variant,
+                                 labels: image.config.labels,
+                                 hasHealthcheck: !test.isEmpty && test.first != "NONE")
+        return ImageInfo(id: image.id, repoTags: image.repoTags.sorted(), repoDigests: image.repoDigests.sorted(),
+                         config: config)
+    }
+
+    static func containerInfo(_ container: ContainerInspect) -> ContainerInfo {
+        let status = ContainerStatus(rawValue: container.state.status) ?? (container.state.running ? .running : .dead)
+        let health = container.state.healthStatus.flatMap(HealthStatus.init(rawValue:)) ?? .none
+        return ContainerInfo(id: container.id, name: container.name, imageID: container.image,
+                             imageReference: container.config.image ?? "", status: status, health: health,
+                             restartCount: Int(clamping: container.restartCount),
+                             startedAt: container.state.startedAt ?? "",
+                             exitCode: Int(clamping: container.state.exitCode ?? 0),
+                             labels: container.config.labels)
+    }
+
+    // MARK: - Free space
+
+    /// Refuses a load that cannot fit: the daemon needs about twice the archive (unpacked to a
+    /// temporary folder, then into the layer store). Skipped when `DockerRootDir` is not visible
+    /// from here (a daemon in another mount namespace).
+    func checkFreeSpace(forArchiveBytes length: Int64) throws(HostError) {
+        let root: String? = try run { try client.info().dockerRootDir }
+        guard let root, let free = Self.freeBytes(at: root) else { return }
+        let (doubled, overflow1) = length.multipliedReportingOverflow(by: 2)
+        let (needed, overflow2) = doubled.addingReportingOverflow(freeSpaceMargin)
+        if overflow1 || overflow2 || free < needed {
+            throw HostError(.diskFull, "not enough free space in \(root) to load the image: \(free) bytes free, about \(overflow1 || overflow2 ? Int64.max : needed) needed (twice the \(length)-byte archive plus \(freeSpaceMargin) bytes)")
+        }
+    }
+
+    static func freeBytes(at path: String) -> Int64? {
+        var stats = statvfs()
+        var rc: Int32
+        repeat { rc = statvfs(path, &stats) } while rc != 0 && errno == EINTR
+        guard rc == 0 else { return nil }
+        let (bytes, overflow) = UInt64(stats.f_bavail).multipliedReportingOverflow(by: UInt64(stats.f_frsize))
+        return overflow ? Int64.max : Int64(clamping: bytes)
+    }
+}
