@@ -1,0 +1,91 @@
+import CaissonCore
+import CaissonSimulator
+import Testing
+
+@Suite("Simulator: daemon restarts")
+struct SimulatorDaemonRestartTests {
+    typealias F = SimFixture
+
+    enum Before: String, Sendable { case running, userStopped }
+
+    @Test(arguments: [
+        (SimRestartPolicy.no, Before.running, ContainerStatus.exited),
+        (.no, .userStopped, .exited),
+        (.always, .running, .running),
+        (.always, .userStopped, .running),
+        (.unlessStopped, .running, .running),
+        (.unlessStopped, .userStopped, .exited),
+        (.onFailure(maxRetries: 0), .running, .exited),      // stopped by the daemon with exit 0
+        (.onFailure(maxRetries: 0), .userStopped, .exited),
+    ])
+    func outcomePerRestartPolicy(policy: SimRestartPolicy, before: Before, after: ContainerStatus) throws {
+        let host = try F.hostWithApp(policy: policy)
+        if before == .userStopped { try host.stopContainer("app", graceSecs: 10) }
+        let startedBefore = try #require(host.container("app")).startedAt
+        let t0 = host.clock.nowMillis
+        host.restartDaemon()
+        #expect(host.clock.nowMillis >= t0 + 1000)
+        let c = try #require(try host.inspectContainer("app"))
+        #expect(c.status == after)
+        if after == .running {
+            #expect(c.startedAt != startedBefore)
+            #expect(c.health == .starting)
+        }
+        #expect(host.daemonRestartCount == 1)
+    }
+
+    @Test func onFailureComesBackAfterANonZeroExit() throws {
+        // A process killed after ignoring SIGTERM exits 137: Docker restores it (moby#35166).
+        let host = try F.hostWithApp(stop: "ignore-sigterm", policy: .onFailure(maxRetries: 0))
+        try host.stopContainer("app", graceSecs: 1)
+        #expect(host.container("app")?.exitCode == 137)
+        host.restartDaemon()
+        #expect(host.container("app")?.status == .running)
+    }
+
+    @Test func onFailureThatExhaustedItsRetriesStaysDown() throws {
+        let host = try F.hostWithApp(health: "crash", policy: .onFailure(maxRetries: 1))
+        host.clock.advance(to: 60_000)
+        #expect(host.container("app")?.status == .exited)
+        host.restartDaemon()
+        #expect(host.container("app")?.status == .exited)
+    }
+
+    @Test func aCreatedButNeverStartedContainerStaysCreated() throws {
+        let host = try F.hostWithApp(policy: .always)
+        _ = try host.createContainer(name: "app-next", cloning: "app", imageID: F.v1, labels: [:])
+        host.restartDaemon()
+        #expect(host.container("app-next")?.status == .created)
+        #expect(host.container("app")?.status == .running)
+    }
+
+    @Test func shutdownWaitsForProcessesIgnoringSigterm() throws {
+        let host = try F.hostWithApp(stop: "ignore-sigterm", policy: .always)
+        host.restartDaemon()
+        #expect(host.clock.nowMillis == 10_000 + 1000)       // StopTimeout 10 s, then the restart
+        #expect(host.container("app")?.status == .running)
+    }
+
+    @Test func restoredContainersRestartCountIsReset() throws {
+        let host = try F.hostWithApp(health: "crash", policy: .always)
+        host.clock.advance(to: 7000)
+        #expect((host.container("app")?.restartCount ?? 0) >= 2)
+        host.restartDaemon()
+        let c = try #require(host.container("app"))
+        #expect(c.status == .running && c.restartCount == 0)
+    }
+
+    @Test func twoContainersOnOnePortOnlyOneComesBack() throws {
+        // The classic: an old container kept for rollback with restart=always returns after a
+        // daemon restart and fights the new one for the port (moby#12118).
+        let host = try F.hostWithApp(policy: .always)
+        _ = try host.createContainer(name: "app-next", cloning: "app", imageID: F.v1, labels: [:])
+        try host.stopContainer("app", graceSecs: 10)
+        try host.startContainer("app-next")
+        host.restartDaemon()
+        let running = host.allContainers.filter(\.isRunning)
+        #expect(running.count == 1)
+        let loser = try #require(host.allContainers.first { !$0.isRunning })
+        #expect(loser.exitCode == 128)
+    }
+}
