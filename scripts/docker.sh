@@ -8,6 +8,7 @@
 #   scripts/docker.sh status    print state; exit 0 if running, 3 if not
 #   scripts/docker.sh env       print `export DOCKER_HOST=...`
 #   scripts/docker.sh clean     stop, then delete the state folder
+#   scripts/docker.sh kill [dockerd|all]  SIGKILL dockerd only, or everything (power cut), for tests
 #
 # Everything lives under $CAISSON_DOCKER_DIR (default <repo>/.docker-test). A system dockerd,
 # containerd, docker0 or /etc/docker/daemon.json is never used or touched. stdout carries only
@@ -90,7 +91,7 @@ alive() {
 # Does process $1 run binary $2 (by argv[0] basename)?
 is_proc() {
     local pid=$1 name=$2 argv0
-    argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1) || return 1
+    argv0=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n1) || return 1
     [[ ${argv0##*/} == "$name" ]]
 }
 
@@ -114,11 +115,21 @@ apt_install() {
     done
     if ((${#missing[@]})); then
         log "apt lists do not know ${missing[*]}: apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=300 >&2 || die "apt-get update failed"
+    fi
+    # docker.io's maintainer script would start a SYSTEM dockerd where services may start; a
+    # policy-rc.d that says 101 ("not allowed") prevents that. Ours only if none exists.
+    local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# temporary, scripts/docker.sh install\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        made_policy=1
     fi
     log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" </dev/null >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" </dev/null >&2 || rc=$?
+    ((made_policy == 0)) || rm -f "$policy"
+    ((rc == 0)) || die "apt-get install $* failed (exit $rc)"
 }
 
 busybox_is_static() {
@@ -266,9 +277,14 @@ fail_start() {
     exit 1
 }
 
-start_containerd() {
+containerd_ok() {
     local pid
-    if pid=$(pid_from "$CTRD_PIDFILE") && is_proc "$pid" containerd; then return; fi
+    pid=$(pid_from "$CTRD_PIDFILE") && is_proc "$pid" containerd && [[ -S $CTRD_SOCK ]] &&
+        timeout 5 ctr --address "$CTRD_SOCK" version >/dev/null 2>&1
+}
+
+start_containerd() {
+    if containerd_ok; then return; fi
     rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
     spawn "$CTRD_LOG" "$CTRD_PIDFILE" containerd --config "$CTRD_TOML"
     local deadline=$((SECONDS + START_TIMEOUT))
@@ -332,8 +348,15 @@ cmd_start() {
             return
         fi
     fi
-    # Not running (or half-dead): clear leftovers of an earlier run, then start fresh.
-    stop_all quiet
+    if containerd_ok; then
+        # dockerd died but our containerd lives on (as containerd.service would on a device):
+        # keep it and its containers; the new dockerd restores them like a restarted daemon.
+        log "dockerd is not running; reusing the running containerd"
+        rm -f "$SOCK" "$DOCKERD_PIDFILE" "$LAUNCH_PIDFILE"
+    else
+        # Nothing (or a half-dead rest) of an earlier run: clear leftovers, then start fresh.
+        stop_all quiet
+    fi
     write_configs
     bridge_up
     start_containerd
@@ -372,16 +395,12 @@ term_wait_kill() { # term_wait_kill PID NAME TIMEOUT
 # Pids of processes that belong to this private daemon: their command line names one of our
 # paths (containerd, shims, dockerd), or they sit in our cgroup parent (container processes).
 our_pids() {
-    local p cmd
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-        cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
-        case $cmd in
-            *"$CTRD_SOCK"* | *"$SOCK"* | *"$CTRD_TOML"* | *"$EXEC_ROOT/"* | *"--data-root $DATA_ROOT"*)
-                alive "$p" && printf '%s\n' "$p" ;;
-        esac
-    done
+    # One `ps` instead of reading every /proc/PID/cmdline: fast on a busy machine.
+    # The patterns travel in the environment, so awk's own command line does not match them.
+    ps -e -ww -o pid= -o stat= -o args= 2>/dev/null |
+        P1=$CTRD_SOCK P2=$SOCK P3=$CTRD_TOML P4=$EXEC_ROOT/ P5="--data-root $DATA_ROOT" awk -v self="$$" '
+        $1 != self && $2 !~ /^Z/ && (index($0, ENVIRON["P1"]) || index($0, ENVIRON["P2"]) ||
+            index($0, ENVIRON["P3"]) || index($0, ENVIRON["P4"]) || index($0, ENVIRON["P5"])) { print $1 }'
     local d
     for d in /sys/fs/cgroup/*/"$CGROUP_PARENT" /sys/fs/cgroup/"$CGROUP_PARENT"; do
         [[ -d $d ]] || continue
@@ -452,6 +471,30 @@ stop_all() { # stop_all [quiet]
 
 cmd_stop() { stop_all; }
 
+# kill [dockerd|all]: simulate a crash for restart tests. `dockerd`: SIGKILL dockerd only (our
+# containerd, shims and containers live on, as with containerd.service on a device); `all`
+# (default): SIGKILL dockerd, containerd, shims and container processes (a power cut).
+# `start` afterwards brings the daemon back; see README-docker.md for what Docker 20.10 restarts.
+cmd_kill() {
+    local what=${1:-all} pid pids deadline
+    case $what in dockerd | all) ;; *) die "kill: expected dockerd or all, got '$what'" ;; esac
+    if pid=$(dockerd_pid); then kill -KILL "$pid" 2>/dev/null || true; fi
+    if [[ $what == all ]]; then
+        if pid=$(pid_from "$CTRD_PIDFILE") && is_proc "$pid" containerd; then kill -KILL "$pid" 2>/dev/null || true; fi
+        pids=$(our_pids | sort -un)
+        # shellcheck disable=SC2086
+        [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
+    fi
+    deadline=$((SECONDS + 10))
+    while ((SECONDS < deadline)); do
+        if [[ $what == all ]]; then [[ -z $(our_pids) ]] && break
+        else dockerd_pid >/dev/null || break
+        fi
+        sleep 0.1
+    done
+    log "killed ($what)"
+}
+
 cmd_status() {
     local pid
     if pid=$(dockerd_pid) && ping_ok; then
@@ -477,7 +520,7 @@ cmd_clean() {
 }
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -487,7 +530,7 @@ main() {
     shift || true
     case $sub in
         install) cmd_install ;;
-        start | stop | restart | status | env | clean)
+        start | stop | restart | status | env | clean | kill)
             init_paths
             if [[ $sub == env ]]; then cmd_env; return; fi
             # One subcommand at a time per state folder.
@@ -499,6 +542,7 @@ main() {
                 restart) stop_all; cmd_start ;;
                 status) cmd_status ;;
                 clean) cmd_clean ;;
+                kill) cmd_kill "$@" ;;
             esac
             ;;
         -h | --help | help) usage ;;
