@@ -270,8 +270,8 @@ fail_start() {
     local f
     for f in "$CTRD_LOG" "$DOCKERD_LOG"; do
         [[ -s $f ]] || continue
-        printf '\n--- last 30 lines of %s ---\n' "$f" >&2
-        tail -n 30 "$f" >&2
+        printf '\n--- last 30 lines of %s (gRPC chatter left out) ---\n' "$f" >&2
+        grep -v 'module=grpc' "$f" | tail -n 30 >&2 || true
     done
     stop_all quiet || true
     exit 1
