@@ -175,6 +175,8 @@ public struct SimContainer: Sendable, Equatable, Codable {
     public var behaviour: SimBehaviour
     public var stopMode: SimStopMode
     public var hasHealthcheck: Bool
+    /// Host port bindings derived from `config.ports` (`0.0.0.0:8080/tcp`), for clash checks.
+    public var hostPorts: [String]
 
     public var status: ContainerStatus
     public var exitCode: Int
@@ -239,6 +241,10 @@ public struct SimState: Sendable, Equatable, Codable {
     /// `project/service` → compose service.
     public var compose: [String: SimComposeService] = [:]
     public var freeDiskBytes: Int64 = 64 << 30
+    /// A load needs `length * loadSpaceMultiplier + loadSpaceMarginBytes` free (DockerHost's
+    /// preflight asks for 2x + 64 MiB; the default here is exactly the archive length).
+    public var loadSpaceMultiplier: Int64 = 1
+    public var loadSpaceMarginBytes: Int64 = 0
     public var idRNG: SplitMix64 = SplitMix64(seed: 0)
     /// Counts container starts: the sub-millisecond digits of `startedAt`, so markers always change.
     public var startCounter: Int64 = 0

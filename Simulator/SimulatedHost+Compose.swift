@@ -29,6 +29,7 @@ extension SimulatedHost {
     func composeMembers(_ target: ComposeTarget) -> [SimContainer] {
         state.containers.values.filter {
             $0.labels[Self.composeProjectLabel] == target.project && $0.labels[Self.composeServiceLabel] == target.service
+                && $0.labels["com.docker.compose.oneoff"]?.lowercased() != "true"
         }.sorted { $0.name < $1.name }
     }
 
@@ -72,7 +73,7 @@ extension SimulatedHost {
             guard let found = state.images[id] else { throw HostError(.failed, "no such image: \(imageReference)") }
             image = found
         case .missing:
-            throw HostError(.failed, "\(target.service) Error pull access denied for \(imageReference), repository does not exist or may require 'docker login' (no network)")
+            throw HostError(.failed, "service \(target.service): No such image: \(imageReference) (up --pull never; no registry is reachable)")
         case .invalid:
             throw invalidReference(imageReference)
         }

@@ -4,11 +4,13 @@ extension SimulatedHost {
     /// Docker's `GetContainer`: full id, then name (with or without the leading `/`), then unique
     /// id prefix. An ambiguous prefix is an error, as in Docker.
     func resolveContainer(_ nameOrID: String) throws(HostError) -> String? {
-        if nameOrID.isEmpty { return nil }
-        if state.containers[nameOrID] != nil { return nameOrID }
-        let name = nameOrID.hasPrefix("/") ? String(nameOrID.dropFirst()) : nameOrID
-        if let id = state.names[name] { return id }
-        guard nameOrID.utf8.count <= 64, nameOrID.utf8.allSatisfy(SimReference.isLowerHex) else { return nil }
+        let u = nameOrID.utf8
+        if u.isEmpty { return nil }
+        let isHex = u.count <= 64 && u.allSatisfy(SimReference.isLowerHex)
+        if isHex, u.count == 64, state.containers[nameOrID] != nil { return nameOrID }
+        if let id = state.names[nameOrID] { return id }
+        if u.first == UInt8(ascii: "/"), let id = state.names[String(nameOrID.dropFirst())] { return id }
+        guard isHex else { return nil }
         var match: String? = nil
         for id in state.containers.keys where id.hasPrefix(nameOrID) {
             if match != nil {
@@ -36,7 +38,7 @@ extension SimulatedHost {
             id: newContainerID(), name: name, imageID: image.id, imageReference: imageReference, config: config,
             labels: labels, behaviour: SimBehaviour.from(labels: image.config.labels),
             stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck,
-            status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
+            hostPorts: Self.hostBindings(config.ports), status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
             hasBeenStartedBefore: false, manuallyStopped: false, frozenHealth: .none, nextEventMillis: nil,
             backoffMillis: 0, createdAtMillis: clock.nowMillis)
     }
@@ -57,7 +59,7 @@ extension SimulatedHost {
         if hostPortConflict(for: c) {
             c.exitCode = 128
             state.containers[id] = c
-            let ports = Self.hostBindings(c.config.ports).joined(separator: ", ")
+            let ports = c.hostPorts.joined(separator: ", ")
             throw HostError(.failed, "failed to start container \(c.name): Bind for \(ports) failed: port is already allocated")
         }
         c.restartCount = 0

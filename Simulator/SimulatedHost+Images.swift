@@ -19,11 +19,12 @@ extension SimulatedHost {
 
     /// Docker's `GetImage`: full id, then tag, then unique id prefix.
     func lookupImage(_ refOrID: String) -> ImageLookup {
-        if state.images[refOrID] != nil { return .found(refOrID) }
+        let looksLikeID = refOrID.hasPrefix("sha256:")
+        if looksLikeID, state.images[refOrID] != nil { return .found(refOrID) }
         if let full = SimReference.fullImageID(refOrID) {
             return state.images[full] != nil ? .found(full) : .missing
         }
-        let norm = normalized(refOrID)
+        let norm = looksLikeID ? nil : normalized(refOrID)
         if let norm, let id = state.tags[norm] { return .found(id) }
         if let prefix = SimReference.idPrefix(refOrID) {
             var match: String? = nil
@@ -34,7 +35,7 @@ extension SimulatedHost {
             if let match { return .found(match) }
             return .missing
         }
-        return norm == nil ? .invalid : .missing
+        return (looksLikeID || norm != nil) ? .missing : .invalid
     }
 
     func invalidReference(_ r: String) -> HostError {
@@ -77,23 +78,20 @@ extension SimulatedHost {
         guard let id = SimReference.canonicalImageID(payload.expectedImageID) else {
             throw HostError(.failed, "invalid image archive: image id \"\(payload.expectedImageID)\" is not sha256:<hex>")
         }
-        guard let norm = normalized(payload.reference), !norm.contains("@") else { throw invalidReference(payload.reference) }
-        guard payload.length >= 0, payload.offset >= 0 else {
-            throw HostError(.failed, "invalid image archive: negative offset or length")
+        guard let norm = normalized(payload.reference), !norm.utf8.contains(UInt8(ascii: "@")) else { throw invalidReference(payload.reference) }
+        guard payload.length > 0, payload.offset >= 0 else {
+            throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
         let length = payload.length
+        // The daemon unpacks the whole archive first, even when it turns out to hold an image it
+        // already has; a new image then keeps `length` bytes.
+        let (scaled, o1) = length.multipliedReportingOverflow(by: max(1, state.loadSpaceMultiplier))
+        let (needed, o2) = scaled.addingReportingOverflow(max(0, state.loadSpaceMarginBytes))
+        if o1 || o2 || needed > state.freeDiskBytes {
+            throw HostError(.diskFull, "no space left on device: loading \(length) bytes needs \(o1 || o2 ? Int64.max : needed), \(max(0, state.freeDiskBytes)) free")
+        }
         let steps: Int64 = 4
-        if state.images[id] == nil, length > state.freeDiskBytes {
-            // Docker streams until the disk fills, then cleans up and fails.
-            let free = max(0, state.freeDiskBytes)
-            for k in 1...steps where length * k / steps <= free { progress(length * k / steps) }
-            throw HostError(.diskFull, "write /var/lib/docker/tmp/docker-import: no space left on device (need \(length) bytes, \(free) free)")
-        }
-        if length == 0 {
-            progress(0)
-        } else {
-            for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
-        }
+        for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
         if state.images[id] == nil {
             state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length)
             state.freeDiskBytes -= length
@@ -119,7 +117,7 @@ extension SimulatedHost {
         case .invalid: throw invalidReference(imageID)
         }
         guard let norm = normalized(reference) else { throw invalidReference(reference) }
-        guard !norm.contains("@") else { throw HostError(.failed, "refusing to create a tag with a digest reference") }
+        guard !norm.utf8.contains(UInt8(ascii: "@")) else { throw HostError(.failed, "refusing to create a tag with a digest reference") }
         moveTag(norm, to: id)
     }
 

@@ -23,7 +23,7 @@ extension SimulatedHost {
         }
         var norms: [String] = []
         for t in tags {
-            guard let n = normalized(t), !n.contains("@") else { throw invalidReference(t) }
+            guard let n = normalized(t), !n.utf8.contains(UInt8(ascii: "@")) else { throw invalidReference(t) }
             norms.append(n)
         }
         if state.images[canonical] == nil {
@@ -31,7 +31,7 @@ extension SimulatedHost {
             state.freeDiskBytes -= max(0, sizeBytes)
         }
         for n in norms { moveTag(n, to: canonical) }
-        note("provision image " + canonical + " " + norms.joined(separator: ","))
+        note("provision image", canonical, norms.joined(separator: ","))
         return canonical
     }
 
@@ -52,7 +52,7 @@ extension SimulatedHost {
                                         stopTimeoutSecs: stopTimeoutSecs)
         let c = makeContainer(name: name, image: image, imageReference: imageReference, config: config, extraLabels: [:])
         insert(c)
-        note("provision container " + name + " " + c.id + " " + imageReference + " restart=" + restartPolicy.description)
+        note("provision container", name, c.id, imageReference, "restart=" + restartPolicy.description)
         if start { _ = try userStart(c.id) }
         return c.id
     }
@@ -72,7 +72,7 @@ extension SimulatedHost {
             env: env, restartPolicy: restartPolicy, labels: labels, ports: ports, stopTimeoutSecs: stopTimeoutSecs))
         state.compose[Self.composeKey(target)] = svc
         let c = try composeCreate(svc, image: image, imageReference: imageReference)
-        note("provision compose " + target.project + "/" + target.service + " " + c.id + " " + imageReference)
+        note("provision compose", target.project + "/" + target.service, c.id, imageReference)
         if start { _ = try userStart(c.id) }
         return c.id
     }
@@ -81,6 +81,13 @@ extension SimulatedHost {
     public var freeDiskBytes: Int64 {
         get { state.freeDiskBytes }
         set { state.freeDiskBytes = newValue }
+    }
+
+    /// A load needs `length * multiplier + marginBytes` free bytes (default 1x + 0; the real
+    /// `DockerHost` preflight asks for 2x + 64 MiB). It then consumes `length`.
+    public func setLoadSpaceRequirement(multiplier: Int64, marginBytes: Int64) {
+        state.loadSpaceMultiplier = max(1, multiplier)
+        state.loadSpaceMarginBytes = max(0, marginBytes)
     }
 
     /// `systemctl restart docker`: every running container stops; those whose restart policy says

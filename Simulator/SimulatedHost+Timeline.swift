@@ -134,20 +134,19 @@ extension SimulatedHost {
                 spec = spec[..<slash]
             }
             guard let colon = spec.lastIndex(of: ":") else { continue }
-            var host = spec[..<colon]
-            if !host.contains(":") { host = "0.0.0.0:" + host }
-            out.append(String(host) + "/" + String(proto))
+            let host = spec[..<colon]
+            let ip = host.contains(Character(":")) ? "" : "0.0.0.0:"
+            out.append(ip + String(host) + "/" + String(proto))
         }
         return out
     }
 
     /// Would starting `c` bind a host port a running container already holds?
     func hostPortConflict(for c: SimContainer) -> Bool {
-        guard !c.config.ports.isEmpty else { return false }
-        let mine = Self.hostBindings(c.config.ports)
-        guard !mine.isEmpty else { return false }
-        for other in state.containers.values where other.id != c.id && (other.status == .running || other.status == .restarting) {
-            for b in Self.hostBindings(other.config.ports) where mine.contains(b) { return true }
+        guard !c.hostPorts.isEmpty else { return false }
+        for other in state.containers.values
+        where !other.hostPorts.isEmpty && (other.status == .running || other.status == .restarting) && other.id != c.id {
+            for b in other.hostPorts where c.hostPorts.contains(b) { return true }
         }
         return false
     }

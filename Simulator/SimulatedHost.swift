@@ -29,23 +29,23 @@ import CaissonCore
 ///   a port clash leaves the later one exited (code 128).
 public final class SimulatedHost: ContainerHost {
     public let clock: VirtualClock
-    var state: SimState
+    @exclusivity(unchecked) var state: SimState
     /// Keep the text of each call in `trace` (the digest is always kept).
-    public var recordTrace: Bool
+    @exclusivity(unchecked) public var recordTrace: Bool
     /// Keep `calls` (cheap; turn off for very long single-host runs).
-    public var recordCalls: Bool = true
-    public private(set) var trace: [String] = []
-    public private(set) var calls: [SimCall] = []
+    @exclusivity(unchecked) public var recordCalls: Bool = true
+    @exclusivity(unchecked) public private(set) var trace: [String] = []
+    @exclusivity(unchecked) public private(set) var calls: [SimCall] = []
     /// How long a daemon restart takes, on top of stopping the running containers.
     public var daemonRestartMillis: Int64 = 1_000
     /// What `ping` answers.
     public var versionString = "Docker 28.2.2 (simulated), API 1.47"
 
     /// A lower bound of every container's `nextEventMillis` (Int64.max: nothing scheduled).
-    var nextEventMillis: Int64 = .max
+    @exclusivity(unchecked) var nextEventMillis: Int64 = .max
     /// Memoised `SimReference.normalize` (nil entries: invalid references).
-    var referenceCache: [String: String?] = [:]
-    var line = ""
+    @exclusivity(unchecked) var referenceCache: [String: String?] = [:]
+    @exclusivity(unchecked) var line = ""
 
     /// - Parameters:
     ///   - seed: seeds container ids (faults have their own seed in `FaultPlan.swarm`).
@@ -126,7 +126,8 @@ public final class SimulatedHost: ContainerHost {
     /// Runs one host call: bookkeeping, fault injection, the body, the record.
     @discardableResult
     func perform<T>(_ op: SimOperation, _ a: String = "", _ b: String = "", _ c: String = "", _ d: String = "",
-                    body: () throws(HostError) -> T, summary: (T) -> String) throws(HostError) -> T {
+                    body: () throws(HostError) -> T, fold: (T, inout FNV1a64) -> Void,
+                    summary: (T) -> String) throws(HostError) -> T {
         advanceAll()
         let index = state.callCount
         state.callCount = index + 1
@@ -186,25 +187,33 @@ public final class SimulatedHost: ContainerHost {
         }
 
         if let error {
-            finish(op, index, opIndex, at, fault, error.kind, "error " + error.kind.rawValue + ": " + error.message)
+            digest(error.kind.rawValue)
+            digest(error.message)
+            finish(op, index, opIndex, at, fault, error.kind) { "error " + error.kind.rawValue + ": " + error.message }
             throw error
         }
         guard let result else {
             // Unreachable: `applied` with no error always sets a result.
             let e = HostError(.failed, "internal simulator error")
-            finish(op, index, opIndex, at, fault, e.kind, e.message)
+            finish(op, index, opIndex, at, fault, e.kind) { e.message }
             throw e
         }
-        finish(op, index, opIndex, at, fault, nil, summary(result))
+        var h = FNV1a64(state.traceDigest)
+        fold(result, &h)
+        state.traceDigest = h.value
+        finish(op, index, opIndex, at, fault, nil) {
+            let text = summary(result)
+            return text.isEmpty ? "ok" : "ok " + text
+        }
         return result
     }
 
+    /// The outcome is already in the digest; `text` is only rendered when the trace is recorded.
     private func finish(_ op: SimOperation, _ index: Int, _ opIndex: Int, _ at: Int64, _ fault: FaultKind?,
-                        _ kind: HostError.Kind?, _ outcome: String) {
-        digest(outcome)
+                        _ kind: HostError.Kind?, _ text: () -> String) {
         if recordTrace {
             line += " -> "
-            line += kind == nil ? (outcome.isEmpty ? "ok" : "ok " + outcome) : outcome
+            line += text()
             trace.append(line)
         }
         if recordCalls {
@@ -213,43 +222,43 @@ public final class SimulatedHost: ContainerHost {
     }
 
     /// A line in the trace that is not a call (provisioning, explicit daemon restarts).
-    func note(_ text: String) {
+    func note(_ parts: String...) {
         digest(clock.nowMillis)
-        digest(text)
-        if recordTrace { trace.append("t=\(clock.nowMillis) " + text) }
+        for p in parts { digest(p) }
+        if recordTrace { trace.append("t=\(clock.nowMillis) " + parts.joined(separator: " ")) }
     }
 
     // MARK: ContainerHost
 
     public func ping() throws(HostError) -> String {
-        try perform(.ping, body: { () throws(HostError) -> String in versionString }, summary: { $0 })
+        try perform(.ping, body: { () throws(HostError) -> String in versionString }, fold: Self.fold, summary: { $0 })
     }
 
     public func loadImage(_ payload: ImagePayload, progress: (Int64) -> Void) throws(HostError) -> ImageInfo {
         try perform(.loadImage, payload.reference, payload.expectedImageID, String(payload.length),
                     body: { () throws(HostError) -> ImageInfo in try doLoadImage(payload, progress: progress) },
-                    summary: Self.describe)
+                    fold: { i, h in Self.fold(i, &h) }, summary: Self.describe)
     }
 
     public func inspectImage(_ reference: String) throws(HostError) -> ImageInfo? {
         try perform(.inspectImage, reference, body: { () throws(HostError) -> ImageInfo? in try doInspectImage(reference) },
-                    summary: { $0.map(Self.describe) ?? "nil" })
+                    fold: Self.fold, summary: { $0.map(Self.describe) ?? "nil" })
     }
 
     public func tagImage(_ imageID: String, as reference: String) throws(HostError) {
         try perform(.tagImage, imageID, reference, body: { () throws(HostError) in try doTagImage(imageID, as: reference) },
-                    summary: { "" })
+                    fold: { _, _ in }, summary: { "" })
     }
 
     public func removeImage(_ reference: String) throws(HostError) {
         try perform(.removeImage, reference, body: { () throws(HostError) -> String in try doRemoveImage(reference) },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
     }
 
     public func inspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
         try perform(.inspectContainer, nameOrID,
                     body: { () throws(HostError) -> ContainerInfo? in try doInspectContainer(nameOrID) },
-                    summary: { $0.map(Self.describe) ?? "nil" })
+                    fold: Self.fold, summary: { $0.map(Self.describe) ?? "nil" })
     }
 
     public func createContainer(name: String, cloning template: String, imageID: String,
@@ -258,40 +267,78 @@ public final class SimulatedHost: ContainerHost {
                     body: { () throws(HostError) -> String in
                         try doCreateContainer(name: name, cloning: template, imageID: imageID, labels: labels)
                     },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
     }
 
     public func startContainer(_ nameOrID: String) throws(HostError) {
         try perform(.startContainer, nameOrID, body: { () throws(HostError) -> String in try doStartContainer(nameOrID) },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
     }
 
     public func stopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError) {
         try perform(.stopContainer, nameOrID, String(graceSecs),
                     body: { () throws(HostError) -> String in try doStopContainer(nameOrID, graceSecs: graceSecs) },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
     }
 
     public func renameContainer(_ nameOrID: String, to newName: String) throws(HostError) {
         try perform(.renameContainer, nameOrID, newName,
-                    body: { () throws(HostError) in try doRenameContainer(nameOrID, to: newName) }, summary: { "" })
+                    body: { () throws(HostError) in try doRenameContainer(nameOrID, to: newName) }, fold: { _, _ in }, summary: { "" })
     }
 
     public func removeContainer(_ nameOrID: String) throws(HostError) {
         try perform(.removeContainer, nameOrID, body: { () throws(HostError) -> String in try doRemoveContainer(nameOrID) },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
     }
 
     public func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try perform(.composeContainers, target.project, target.service,
                     body: { () throws(HostError) -> [ContainerInfo] in doComposeContainers(target) },
-                    summary: { list in list.isEmpty ? "[]" : list.map(Self.describe).joined(separator: "; ") })
+                    fold: Self.fold, summary: { list in list.isEmpty ? "[]" : list.map(Self.describe).joined(separator: "; ") })
     }
 
     public func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError) {
         try perform(.composeApply, target.project, target.service, imageReference,
                     body: { () throws(HostError) -> String in try doComposeApply(target, imageReference: imageReference) },
-                    summary: { $0 })
+                    fold: Self.fold, summary: { $0 })
+    }
+
+    // MARK: Digest folds (the same facts the trace text shows, without building it)
+
+    static func fold(_ s: String, _ h: inout FNV1a64) {
+        h.add(s)
+        h.add(byte: 0x1F)
+    }
+
+    static func fold(_ i: ImageInfo, _ h: inout FNV1a64) {
+        fold(i.id, &h)
+        for t in i.repoTags { fold(t, &h) }
+        h.add(byte: 0x1E)
+    }
+
+    static func fold(_ i: ImageInfo?, _ h: inout FNV1a64) {
+        if let i { fold(i, &h) } else { h.add(byte: 0x15) }
+    }
+
+    static func fold(_ c: ContainerInfo, _ h: inout FNV1a64) {
+        fold(c.id, &h)
+        fold(c.name, &h)
+        fold(c.imageID, &h)
+        fold(c.startedAt, &h)
+        h.add(Int64(c.restartCount) << 32 | Int64(truncatingIfNeeded: c.exitCode) & 0xFFFF_FFFF)
+        h.add(byte: UInt8(truncatingIfNeeded: c.status.rawValue.utf8.count))
+        h.add(byte: c.status.rawValue.utf8.first ?? 0)
+        h.add(byte: c.health.rawValue.utf8.first ?? 0)
+        h.add(byte: 0x1E)
+    }
+
+    static func fold(_ c: ContainerInfo?, _ h: inout FNV1a64) {
+        if let c { fold(c, &h) } else { h.add(byte: 0x15) }
+    }
+
+    static func fold(_ list: [ContainerInfo], _ h: inout FNV1a64) {
+        for c in list { fold(c, &h) }
+        h.add(byte: 0x1D)
     }
 
     // MARK: Renderings (trace)

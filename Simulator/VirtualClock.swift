@@ -7,7 +7,7 @@ public final class VirtualClock: UpdateClock {
     /// Unix time (ms) of 2026-01-01T00:00:00Z.
     public static let defaultOriginEpochMillis: Int64 = 1_767_225_600_000
 
-    public private(set) var nowMillis: Int64
+    @exclusivity(unchecked) public private(set) var nowMillis: Int64
     public let originEpochMillis: Int64
 
     public init(nowMillis: Int64 = 0, originEpochMillis: Int64 = VirtualClock.defaultOriginEpochMillis) {
@@ -108,19 +108,18 @@ public final class VirtualClock: UpdateClock {
 
 /// Appends `value` in decimal, left-padded with zeros to `width` (a minus sign for negatives).
 func appendDecimal(_ value: Int64, width: Int, to out: inout [UInt8]) {
-    var v = value
-    if v < 0 {
-        out.append(UInt8(ascii: "-"))
-        v = v == Int64.min ? Int64.max : -v
-    }
-    var digits = [UInt8](repeating: 0, count: 20)
+    var v = value.magnitude
+    if value < 0 { out.append(UInt8(ascii: "-")) }
+    let start = out.count
     var n = 0
     repeat {
-        digits[n] = UInt8(ascii: "0") + UInt8(v % 10)
+        out.append(UInt8(ascii: "0") + UInt8(v % 10))
         v /= 10
         n += 1
     } while v > 0
-    var pad = width - n
-    while pad > 0 { out.append(UInt8(ascii: "0")); pad -= 1 }
-    while n > 0 { n -= 1; out.append(digits[n]) }
+    while n < width {
+        out.append(UInt8(ascii: "0"))
+        n += 1
+    }
+    out[start...].reverse()
 }
