@@ -1,5 +1,16 @@
 import CaissonCore
 
+/// How the simulated daemon goes down in `restartDaemon(_:)`.
+public enum DaemonRestartKind: String, Sendable, Equatable, Hashable, Codable, CaseIterable {
+    /// `systemctl restart docker`: running containers get SIGTERM, not marked manually stopped.
+    case graceful
+    /// dockerd crashes (containerd and containers live on); the new dockerd stops the survivors
+    /// and marks them manually stopped.
+    case crash
+    /// The machine loses power: every process dies at once (exit code 255).
+    case powerCut = "power-cut"
+}
+
 /// Docker's restart policies (`docker run --restart`). Encoded as Docker spells them.
 public enum SimRestartPolicy: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
     case no
@@ -52,8 +63,10 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
     case healthy(afterMillis: Int64)
     /// `unhealthy[:s]` (s = 3): `starting`, then `unhealthy` after s seconds; keeps running.
     case unhealthy(afterMillis: Int64)
-    /// `crash[:s]` (s = 3): exits with code 1 s seconds after every start.
-    case crash(afterMillis: Int64)
+    /// `crash[:s]` (s = 3): exits with `exitCode` (1, or the label `io.caisson.sim.exit_code`)
+    /// s seconds (or `io.caisson.sim.crash_after_secs`) after every start. With a healthcheck it
+    /// reads `healthy` from 2 s until it dies, like the real `caisson-test/app:crash` image.
+    case crash(afterMillis: Int64, exitCode: Int)
     /// `exit[:s]` (s = 3): exits with code 0 s seconds after every start (a one-shot job).
     case exit(afterMillis: Int64)
     /// `never-ready`: health stays `starting`.
@@ -62,12 +75,22 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
     case flap(periodMillis: Int64)
 
     public static let labelKey = "io.caisson.sim.health"
+    public static let crashAfterLabelKey = "io.caisson.sim.crash_after_secs"
+    public static let exitCodeLabelKey = "io.caisson.sim.exit_code"
     public static let `default` = SimBehaviour.healthy(afterMillis: 2000)
 
     /// The behaviour scripted by `labels` (unknown values fall back to the default).
     public static func from(labels: [String: String]) -> SimBehaviour {
         guard let raw = labels[labelKey] else { return .default }
-        return parse(raw) ?? .default
+        guard var b = parse(raw) else { return .default }
+        if case .crash(var after, var code) = b {
+            if !raw.contains(Character(":")), let s = labels[crashAfterLabelKey].flatMap(Double.init), s >= 0, s <= 86_400 * 365 {
+                after = Int64((s * 1000).rounded())
+            }
+            if let c = labels[exitCodeLabelKey].flatMap(Int.init), c >= 0, c <= 255 { code = c }
+            b = .crash(afterMillis: after, exitCode: code)
+        }
+        return b
     }
 
     public static func parse(_ raw: String) -> SimBehaviour? {
@@ -81,7 +104,7 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
         switch name {
         case "healthy": return .healthy(afterMillis: millis ?? 2000)
         case "unhealthy": return .unhealthy(afterMillis: millis ?? 3000)
-        case "crash": return .crash(afterMillis: millis ?? 3000)
+        case "crash": return .crash(afterMillis: millis ?? 3000, exitCode: 1)
         case "exit": return .exit(afterMillis: millis ?? 3000)
         case "never-ready": return millis == nil ? .neverReady : nil
         case "flap": return .flap(periodMillis: max(1, millis ?? 3000))
@@ -92,7 +115,7 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
     /// When the process exits by itself, relative to its start, and with which code.
     var selfExit: (afterMillis: Int64, code: Int)? {
         switch self {
-        case .crash(let ms): return (ms, 1)
+        case .crash(let ms, let code): return (ms, code)
         case .exit(let ms): return (ms, 0)
         case .healthy, .unhealthy, .neverReady, .flap: return nil
         }
@@ -205,7 +228,8 @@ public struct SimContainer: Sendable, Equatable, Codable {
         switch behaviour {
         case .healthy(let after): return age >= after ? .healthy : .starting
         case .unhealthy(let after): return age >= after ? .unhealthy : .starting
-        case .crash, .exit, .neverReady: return .starting
+        case .crash: return age >= 2000 ? .healthy : .starting
+        case .exit, .neverReady: return .starting
         case .flap(let period):
             guard age >= 2000 else { return .starting }
             return ((age - 2000) / period) % 2 == 0 ? .healthy : .unhealthy

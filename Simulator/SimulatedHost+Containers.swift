@@ -37,7 +37,7 @@ extension SimulatedHost {
         return SimContainer(
             id: newContainerID(), name: name, imageID: image.id, imageReference: imageReference, config: config,
             labels: labels, behaviour: SimBehaviour.from(labels: image.config.labels),
-            stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck,
+            stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck && image.config.labels["io.caisson.sim.healthcheck"] != "none",
             hostPorts: Self.hostBindings(config.ports), status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
             hasBeenStartedBefore: false, manuallyStopped: false, frozenHealth: .none, nextEventMillis: nil,
             backoffMillis: 0, createdAtMillis: clock.nowMillis)

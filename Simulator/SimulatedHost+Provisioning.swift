@@ -90,11 +90,12 @@ extension SimulatedHost {
         state.loadSpaceMarginBytes = max(0, marginBytes)
     }
 
-    /// `systemctl restart docker`: every running container stops; those whose restart policy says
-    /// so come back (see the type's documentation). Advances the clock.
-    public func restartDaemon() {
-        restartDaemonInternal()
-        note("daemon restarted")
+    /// The daemon goes down (`graceful`: `systemctl restart docker`; `crash`; `powerCut`) and
+    /// comes back; containers return per their restart policies (see `DaemonRestartKind`).
+    /// Advances the clock by the shutdown and `daemonRestartMillis`.
+    public func restartDaemon(_ kind: DaemonRestartKind = .graceful) {
+        restartDaemonInternal(kind)
+        note("daemon restarted", kind.rawValue)
     }
 
     // MARK: Observation

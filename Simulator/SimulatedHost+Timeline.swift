@@ -151,9 +151,14 @@ extension SimulatedHost {
         return false
     }
 
-    /// The daemon goes down (stopping every running container, not "manually") and comes back,
-    /// restoring containers per their restart policies.
-    func restartDaemonInternal() {
+    /// The daemon goes down and comes back, restoring containers per their restart policies.
+    /// What happens to running containers depends on `kind` (measured on Docker 20.10,
+    /// scripts/README-docker.md quirk 14):
+    /// - `graceful`: dockerd stops them (SIGTERM, StopTimeout), not "manually";
+    /// - `crash`: dockerd dies, they keep running; the new dockerd stops them and marks them
+    ///   manually stopped (so `unless-stopped` stays down);
+    /// - `powerCut`: everything dies at once (exit code 255, not manually stopped).
+    func restartDaemonInternal(_ kind: DaemonRestartKind = .graceful) {
         advanceAll()
         let now = clock.nowMillis
         var shutdownEnds = now
@@ -162,9 +167,18 @@ extension SimulatedHost {
             var c = state.containers.values[i]
             switch c.status {
             case .running:
-                let grace = Int64(max(0, c.config.stopTimeoutSecs)) * 1000
-                let r = terminate(&c, graceMillis: grace)
-                shutdownEnds = max(shutdownEnds, r.atMillis)
+                switch kind {
+                case .graceful, .crash:
+                    let grace = Int64(max(0, c.config.stopTimeoutSecs)) * 1000
+                    let r = terminate(&c, graceMillis: grace)
+                    shutdownEnds = max(shutdownEnds, r.atMillis)
+                    if kind == .crash { c.manuallyStopped = true }
+                case .powerCut:
+                    c.status = .exited
+                    c.exitCode = 255
+                    c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
+                    c.nextEventMillis = nil
+                }
                 state.containers.values[i] = c
             case .restarting:
                 c.status = .exited

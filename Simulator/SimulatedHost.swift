@@ -23,10 +23,11 @@ import CaissonCore
 /// - health: `starting` at every start, scripted by the image label `io.caisson.sim.health`;
 ///   `unhealthy` once the container stops (Docker closes the health monitor); `.none` without a
 ///   healthcheck and for never-started containers;
-/// - daemon restart: running containers are stopped (not "manually"); then every container that
-///   was started before comes back if `always`, `unless-stopped` and not stopped by the user, or
-///   `on-failure[:N]` after a non-zero exit (and fewer than N restarts); in container-id order, so
-///   a port clash leaves the later one exited (code 128).
+/// - daemon restart (`restartDaemon(_:)`, graceful / crash / power cut, as measured on Docker 20.10
+///   in scripts/README-docker.md): then every container that was started before comes back if
+///   `always`, `unless-stopped` and not stopped by the user, or `on-failure[:N]` after a non-zero
+///   exit (and fewer than N restarts); in container-id order, so a port clash leaves the later
+///   one exited (code 128).
 public final class SimulatedHost: ContainerHost {
     public let clock: VirtualClock
     @exclusivity(unchecked) var state: SimState
@@ -157,7 +158,8 @@ public final class SimulatedHost: ContainerHost {
         var applied = true
         switch fault {
         case nil, .failAfterApplying: break
-        case .daemonRestart: restartDaemonInternal()
+        case .daemonRestart: restartDaemonInternal(.graceful)
+        case .daemonCrash: restartDaemonInternal(.crash)
         case .slow(let ms): clock.sleep(millis: ms); advanceAll()
         case .fail:
             applied = false

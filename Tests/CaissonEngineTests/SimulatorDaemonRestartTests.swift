@@ -34,6 +34,38 @@ struct SimulatorDaemonRestartTests {
         #expect(host.daemonRestartCount == 1)
     }
 
+    /// scripts/README-docker.md quirk 14, measured on Docker 20.10 with the test images (which
+    /// trap SIGTERM and exit 0).
+    @Test(arguments: [
+        (DaemonRestartKind.graceful, SimRestartPolicy.always, ContainerStatus.running, 0),
+        (.graceful, .unlessStopped, .running, 0),
+        (.graceful, .onFailure(maxRetries: 0), .exited, 0),
+        (.graceful, .no, .exited, 0),
+        (.crash, .always, .running, 0),
+        (.crash, .unlessStopped, .exited, 0),
+        (.crash, .onFailure(maxRetries: 0), .exited, 0),
+        (.crash, .no, .exited, 0),
+        (.powerCut, .always, .running, 0),
+        (.powerCut, .unlessStopped, .running, 0),
+        (.powerCut, .onFailure(maxRetries: 0), .running, 0),
+        (.powerCut, .no, .exited, 255),
+    ])
+    func measuredDockerTable(kind: DaemonRestartKind, policy: SimRestartPolicy, after: ContainerStatus, exitCode: Int) throws {
+        let host = try F.hostWithApp(policy: policy)
+        host.restartDaemon(kind)
+        let c = try #require(host.container("app"))
+        #expect(c.status == after)
+        #expect(c.exitCode == exitCode)
+    }
+
+    @Test func daemonCrashFaultLeavesUnlessStoppedDown() throws {
+        let host = try F.hostWithApp(policy: .unlessStopped)
+        host.faultPlan = FaultPlan(rules: [.atCall(0, .daemonCrash)])
+        #expect(try host.inspectContainer("app")?.status == .exited)
+        #expect(host.calls.first?.fault == .daemonCrash)
+        #expect(!FaultKind.all.contains(.daemonCrash) && FaultKind.extended.contains(.daemonCrash))
+    }
+
     @Test func onFailureComesBackAfterANonZeroExit() throws {
         // A process killed after ignoring SIGTERM exits 137: Docker restores it (moby#35166).
         let host = try F.hostWithApp(stop: "ignore-sigterm", policy: .onFailure(maxRetries: 0))

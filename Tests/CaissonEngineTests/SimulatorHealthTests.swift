@@ -49,9 +49,36 @@ struct SimulatorHealthTests {
 
     @Test func crashWithoutRestartPolicyExitsOnceWithCodeOne() throws {
         let host = try F.hostWithApp(health: "crash")
-        #expect(try Self.timeline(host, at: [2999, 3000, 60_000]) == ["running/starting", "exited/unhealthy", "exited/unhealthy"])
+        // Like the real caisson-test/app:crash image: healthy for a moment, then dead.
+        #expect(try Self.timeline(host, at: [1999, 2999, 3000, 60_000])
+                == ["running/starting", "running/healthy", "exited/unhealthy", "exited/unhealthy"])
         let c = try #require(try host.inspectContainer("app"))
         #expect(c.exitCode == 1 && c.restartCount == 0)
+    }
+
+    @Test func crashTimeAndExitCodeComeFromTheTestImageLabels() throws {
+        let host = SimulatedHost(seed: 2)
+        try host.addImage(id: F.v1, tags: ["caisson-test/app:crash"], config: F.config(
+            health: "crash", extra: ["io.caisson.sim.crash_after_secs": "5", "io.caisson.sim.exit_code": "3"]))
+        try host.runContainer(name: "app", imageReference: "caisson-test/app:crash")
+        #expect(try Self.timeline(host, at: [4999, 5000]) == ["running/healthy", "exited/unhealthy"])
+        #expect(host.container("app")?.exitCode == 3)
+        #expect(SimBehaviour.from(labels: [SimBehaviour.labelKey: "crash:2", SimBehaviour.crashAfterLabelKey: "9"])
+                == .crash(afterMillis: 2000, exitCode: 1))      // an explicit suffix wins
+    }
+
+    @Test func healthcheckNoneLabelMeansNoHealth() throws {
+        let host = SimulatedHost(seed: 2)
+        try host.addImage(id: F.v1, tags: ["app:nohealth"], config: F.config(health: "healthy", extra: ["io.caisson.sim.healthcheck": "none"]))
+        try host.runContainer(name: "app", imageReference: "app:nohealth")
+        #expect(try Self.timeline(host, at: [0, 5000]) == ["running/none", "running/none"])
+    }
+
+    @Test func unknownLabelValuesFallBackToTheDefault() {
+        #expect(SimBehaviour.from(labels: [SimBehaviour.labelKey: "sometimes"]) == .default)
+        #expect(SimBehaviour.from(labels: [SimBehaviour.labelKey: "crash:-1"]) == .default)
+        #expect(SimBehaviour.parse("never-ready:3") == nil)
+        #expect(SimBehaviour.parse("flap:4") == .flap(periodMillis: 4000))
     }
 
     @Test func crashWithRestartAlwaysRestartsWithDockerBackoff() throws {
