@@ -98,7 +98,7 @@ struct ImageInspector {
         guard let path = ImageInspector.cleanPath(entry.name) else { return }
         switch entry.type {
         case .regular, .contiguous:
-            links[path] = nil
+            if !links.isEmpty { links[path] = nil }
             let keep = jsonCandidate(path, size: entry.size)
             var kept: [UInt8]? = keep == .always ? [] : nil
             var first = true
@@ -133,7 +133,7 @@ struct ImageInspector {
             if let kept {
                 json[path] = kept
                 jsonBytes += kept.count
-            } else {
+            } else if !json.isEmpty {
                 json[path] = nil
             }
             if path == "oci-layout" { sawOCILayout = true }
@@ -297,7 +297,7 @@ struct ImageInspector {
         }
 
         var tags = Set<String>()
-        for tag in description.tags {
+        for tag in Set(description.tags).sorted() {
             do {
                 let reference = try ImageReference(tag)
                 guard reference.tag != nil, reference.digest == nil else {
@@ -446,6 +446,7 @@ struct ImageInspector {
     /// Normalizes an archive path: drops "." and empty components, applies "..", and refuses
     /// paths that leave the archive root. A leading "/" is read as the root.
     static func cleanPath(_ path: String) -> String? {
+        if isClean(path) { return path }
         var parts: [Substring] = []
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             if component == "." { continue }
@@ -458,6 +459,23 @@ struct ImageInspector {
         }
         guard !parts.isEmpty else { return nil }
         return parts.joined(separator: "/")
+    }
+
+    /// No empty, "." or ".." component: the common case, without allocating.
+    private static func isClean(_ path: String) -> Bool {
+        var componentLength = 0
+        var dots = 0
+        for c in path.utf8 {
+            if c == UInt8(ascii: "/") {
+                if componentLength == 0 || componentLength == dots { return false }
+                componentLength = 0
+                dots = 0
+            } else {
+                componentLength += 1
+                if c == UInt8(ascii: "."), dots == componentLength - 1 { dots += 1 }
+            }
+        }
+        return componentLength > 0 && !(componentLength == dots && dots <= 2)
     }
 
     /// A symbolic link's target relative to the link's folder (absolute targets from the root).

@@ -13,6 +13,13 @@ import COpenSSL
 /// ```
 public struct SHA256: Sendable {
     /// Owns one `EVP_MD_CTX`. Only mutated while uniquely referenced (see `makeUnique`).
+    /// SHA-256 fetched once from the default provider (an explicit fetch avoids OpenSSL 3's
+    /// implicit fetch on every `EVP_DigestInit_ex`, which dominates hashing many tiny files).
+    private struct Algorithm: @unchecked Sendable {
+        let md: OpaquePointer?
+        static let shared = Algorithm(md: EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256())
+    }
+
     private final class Context: @unchecked Sendable {
         let ctx: OpaquePointer
 
@@ -22,7 +29,11 @@ public struct SHA256: Sendable {
                 fatalError("EVP_MD_CTX_new failed (out of memory)")
             }
             self.ctx = ctx
-            Context.check(EVP_DigestInit_ex(ctx, EVP_sha256(), nil), "EVP_DigestInit_ex")
+            reset()
+        }
+
+        func reset() {
+            Context.check(EVP_DigestInit_ex(ctx, Algorithm.shared.md, nil), "EVP_DigestInit_ex")
         }
 
         init(copying other: Context) {
@@ -70,7 +81,7 @@ public struct SHA256: Sendable {
         out.withUnsafeMutableBufferPointer { buf in
             Context.check(EVP_DigestFinal_ex(context.ctx, buf.baseAddress, &length), "EVP_DigestFinal_ex")
         }
-        Context.check(EVP_DigestInit_ex(context.ctx, EVP_sha256(), nil), "EVP_DigestInit_ex")
+        context.reset()
         return out
     }
 

@@ -366,30 +366,30 @@ public final class TarReader<Source: ByteSource> {
     }
 
     private func parseHeader(_ block: UnsafeRawBufferPointer, at offset: Int64) throws -> Header {
-        guard let stored = TarFormat.parseNumber(block[TarFormat.checksum]), stored >= 0 else {
+        guard let stored = TarFormat.parseNumber(block, TarFormat.checksum), stored >= 0 else {
             throw fail(.badChecksum, "header at offset \(offset) has no valid checksum (not a tar archive, or corrupt)", offset)
         }
         let (unsigned, signed) = TarFormat.checksums(block)
         guard stored == unsigned || stored == signed else {
             throw fail(.badChecksum, "header at offset \(offset) has a bad checksum (stored \(stored), computed \(unsigned))", offset)
         }
-        guard let size = TarFormat.parseNumber(block[TarFormat.size]) else {
+        guard let size = TarFormat.parseNumber(block, TarFormat.size) else {
             throw fail(.invalidSize, "header at offset \(offset) has a size field that is not a number", offset)
         }
         guard size >= 0 else {
             throw fail(.invalidSize, "header at offset \(offset) has a negative size (\(size))", offset)
         }
-        guard let mode = TarFormat.parseNumber(block[TarFormat.mode]) else {
+        guard let mode = TarFormat.parseNumber(block, TarFormat.mode) else {
             throw fail(.invalidHeader, "header at offset \(offset) has a mode field that is not a number", offset)
         }
-        var name = TarFormat.cString(block[TarFormat.name])
+        var name = TarFormat.cString(block, TarFormat.name)
         if TarFormat.isPOSIXUstar(block) {
-            let prefix = TarFormat.cString(block[TarFormat.prefix])
+            let prefix = TarFormat.cString(block, TarFormat.prefix)
             if !prefix.isEmpty { name = prefix + [UInt8(ascii: "/")] + name }
         }
         return Header(flag: block[TarFormat.typeFlag], size: size,
                       mode: UInt32(truncatingIfNeeded: mode), name: name,
-                      linkName: TarFormat.cString(block[TarFormat.linkName]))
+                      linkName: TarFormat.cString(block, TarFormat.linkName))
     }
 
     private func decodeName(_ bytes: [UInt8], what: String, at offset: Int64) throws -> String {
@@ -506,26 +506,46 @@ public enum TarFormat {
     }
 
     static func isPOSIXUstar(_ block: UnsafeRawBufferPointer) -> Bool {
-        // "ustar\0" + "00". GNU writes "ustar  \0" and uses the prefix area for other fields.
-        let m = Array(block[magic])
-        return m == Array("ustar".utf8) + [0]
+        // "ustar\0" (version "00"). GNU writes "ustar  \0" and uses the prefix area otherwise.
+        block[257] == 0x75 && block[258] == 0x73 && block[259] == 0x74 && block[260] == 0x61 &&
+            block[261] == 0x72 && block[262] == 0
     }
 
     /// Unsigned and signed sums of the block with the checksum field read as spaces.
     static func checksums(_ block: UnsafeRawBufferPointer) -> (Int64, Int64) {
-        var unsigned: Int64 = 0
-        var signed: Int64 = 0
-        for (i, b) in block.enumerated() {
-            let v = checksum.contains(i) ? UInt8(ascii: " ") : b
-            unsigned += Int64(v)
-            signed += Int64(Int8(bitPattern: v))
+        // Eight bytes at a time: lane sums for the unsigned sum; each byte >= 0x80 counts 256
+        // less in the signed sum.
+        var unsigned: UInt64 = 0
+        var high = 0
+        var i = 0
+        while i < blockSize {
+            let w = block.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let pairs = (w & 0x00ff_00ff_00ff_00ff) &+ ((w >> 8) & 0x00ff_00ff_00ff_00ff)
+            unsigned &+= (pairs &* 0x0001_0001_0001_0001) >> 48
+            high += (w & 0x8080_8080_8080_8080).nonzeroBitCount
+            i += 8
         }
-        return (unsigned, signed)
+        // The checksum field counts as eight spaces.
+        for j in checksum.lowerBound..<checksum.upperBound {
+            let b = block[j]
+            unsigned = unsigned &- UInt64(b)
+            if b >= 0x80 { high -= 1 }
+        }
+        unsigned += 8 * 0x20
+        let u = Int64(unsigned)
+        return (u, u - 256 * Int64(high))
     }
 
-    static func cString(_ field: Slice<UnsafeRawBufferPointer>) -> [UInt8] {
-        if let nul = field.firstIndex(of: 0) { return Array(field[field.startIndex..<nul]) }
-        return Array(field)
+    /// The bytes of a header field up to its first NUL.
+    static func cString(_ block: UnsafeRawBufferPointer, _ field: Range<Int>) -> [UInt8] {
+        var end = field.lowerBound
+        while end < field.upperBound, block[end] != 0 { end += 1 }
+        let count = end - field.lowerBound
+        guard count > 0, let base = block.baseAddress else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: base + field.lowerBound, byteCount: count)
+            initialized = count
+        }
     }
 
     static func trimTrailingNULs(_ bytes: [UInt8]) -> [UInt8] {
@@ -537,28 +557,33 @@ public enum TarFormat {
     /// Parses a numeric header field: octal (spaces and NULs trimmed at both ends; empty is 0) or
     /// base-256 (high bit of the first byte set; two's complement). `nil` when malformed or out of
     /// the Int64 range.
-    public static func parseNumber<C: Collection>(_ field: C) -> Int64? where C.Element == UInt8 {
-        guard let first = field.first else { return 0 }
+    public static func parseNumber(_ field: [UInt8]) -> Int64? {
+        field.withUnsafeBytes { parseNumber($0, 0..<$0.count) }
+    }
+
+    static func parseNumber(_ block: UnsafeRawBufferPointer, _ field: Range<Int>) -> Int64? {
+        guard !field.isEmpty else { return 0 }
+        let first = block[field.lowerBound]
         if first & 0x80 != 0 {
             let invert: UInt8 = first & 0x40 != 0 ? 0xff : 0
-            var x: UInt64 = 0
-            var isFirst = true
-            for byte in field {
-                var c = byte ^ invert
-                if isFirst { c &= 0x7f; isFirst = false }
+            var x = UInt64((first ^ invert) & 0x7f)
+            var i = field.lowerBound + 1
+            while i < field.upperBound {
                 if x >> 56 != 0 { return nil }
-                x = x << 8 | UInt64(c)
+                x = x << 8 | UInt64(block[i] ^ invert)
+                i += 1
             }
             if x >> 63 != 0 { return nil }
             return invert == 0xff ? ~Int64(x) : Int64(x)
         }
-        let bytes = Array(field)
-        var lo = 0
-        var hi = bytes.count
-        while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0 { lo += 1 }
-        while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0 { hi -= 1 }
+        var lo = field.lowerBound
+        var hi = field.upperBound
+        while lo < hi, block[lo] == 0x20 || block[lo] == 0 { lo += 1 }
+        while hi > lo, block[hi - 1] == 0x20 || block[hi - 1] == 0 { hi -= 1 }
         var value: Int64 = 0
-        for c in bytes[lo..<hi] {
+        while lo < hi {
+            let c = block[lo]
+            lo += 1
             guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "7") else { return nil }
             let (shifted, o1) = value.multipliedReportingOverflow(by: 8)
             let (next, o2) = shifted.addingReportingOverflow(Int64(c - UInt8(ascii: "0")))

@@ -55,6 +55,9 @@ struct TarWriter {
     }
 
     static let blockSize = 512
+    static let ustarMagic = Array("ustar".utf8) + [0] + Array("00".utf8)
+    static let gnuMagic = Array("ustar  ".utf8) + [0]
+    static let root = Array("root".utf8)
 
     var format: Format
     private(set) var bytes: [UInt8] = []
@@ -179,39 +182,51 @@ struct TarWriter {
 
     private mutating func appendHeader(name: [UInt8], prefix: [UInt8], type: UInt8, size: Int64,
                                        sizeField: [UInt8]?, linkName: [UInt8], options: Options) {
-        var h = [UInt8](repeating: 0, count: TarWriter.blockSize)
-        func put(_ field: [UInt8], at offset: Int, width: Int) {
-            for (i, b) in field.prefix(width).enumerated() { h[offset + i] = b }
+        let mode = TarWriter.octal(Int64(options.mode), width: 8)
+        let uid = TarWriter.octal(Int64(options.uid), width: 8)
+        let gid = TarWriter.octal(Int64(options.gid), width: 8)
+        let sizeBytes = sizeField ?? (size > 0o77777777777 ? TarWriter.base256(size, width: 12) : TarWriter.octal(size, width: 12))
+        let mtime = TarWriter.octal(Int64(options.mtime), width: 12)
+        let gnu = format == .gnu
+        let start = bytes.count
+        bytes += [UInt8](repeating: 0, count: TarWriter.blockSize)
+        bytes.withUnsafeMutableBufferPointer { all in
+            let h = UnsafeMutableBufferPointer(rebasing: all[start..<(start + TarWriter.blockSize)])
+            func put(_ field: [UInt8], at offset: Int, width: Int) {
+                for i in 0..<min(field.count, width) { h[offset + i] = field[i] }
+            }
+            put(name, at: 0, width: 100)
+            put(mode, at: 100, width: 8)
+            put(uid, at: 108, width: 8)
+            put(gid, at: 116, width: 8)
+            put(sizeBytes, at: 124, width: 12)
+            put(mtime, at: 136, width: 12)
+            h[156] = type
+            put(linkName, at: 157, width: 100)
+            put(gnu ? TarWriter.gnuMagic : TarWriter.ustarMagic, at: 257, width: 8)
+            if !gnu { put(prefix, at: 345, width: 155) }
+            put(TarWriter.root, at: 265, width: 32)
+            put(TarWriter.root, at: 297, width: 32)
+            // Checksum: sum with the field as spaces, written as 6 octal digits, NUL, space.
+            for i in 148..<156 { h[i] = 0x20 }
+            var sum = options.checksumDelta
+            for i in 0..<TarWriter.blockSize { sum += Int(h[i]) }
+            put(TarWriter.octal(Int64(sum), width: 7) + [0x20], at: 148, width: 8)
         }
-        put(name, at: 0, width: 100)
-        put(TarWriter.octal(Int64(options.mode), width: 8), at: 100, width: 8)
-        put(TarWriter.octal(Int64(options.uid), width: 8), at: 108, width: 8)
-        put(TarWriter.octal(Int64(options.gid), width: 8), at: 116, width: 8)
-        put(sizeField ?? TarWriter.octal(size, width: 12), at: 124, width: 12)
-        put(TarWriter.octal(Int64(options.mtime), width: 12), at: 136, width: 12)
-        h[156] = type
-        put(linkName, at: 157, width: 100)
-        if format == .gnu {
-            put(Array("ustar  ".utf8) + [0], at: 257, width: 8)
-        } else {
-            put(Array("ustar".utf8) + [0], at: 257, width: 6)
-            put(Array("00".utf8), at: 263, width: 2)
-            put(prefix, at: 345, width: 155)
-        }
-        put(Array("root".utf8), at: 265, width: 32)
-        put(Array("root".utf8), at: 297, width: 32)
-        // Checksum: sum with the field as spaces, written as 6 octal digits, NUL, space.
-        for i in 148..<156 { h[i] = 0x20 }
-        let sum = h.reduce(0) { $0 + Int($1) } + options.checksumDelta
-        put(Array(String(format: "%06o", sum).utf8) + [0, 0x20], at: 148, width: 8)
-        bytes += h
     }
 
     /// `value` as zero-padded octal digits followed by a NUL, `width` bytes in all.
     static func octal(_ value: Int64, width: Int) -> [UInt8] {
-        let digits = String(value, radix: 8)
-        let padded = String(repeating: "0", count: max(0, width - 1 - digits.count)) + digits
-        return Array(padded.utf8) + [0]
+        var out = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+        out[width - 1] = 0
+        var v = value
+        var i = width - 2
+        while v > 0 && i >= 0 {
+            out[i] = UInt8(ascii: "0") + UInt8(v & 7)
+            v >>= 3
+            i -= 1
+        }
+        return out
     }
 
     /// GNU base-256 encoding (high bit set, big-endian two's complement).
