@@ -131,3 +131,14 @@ final class TemporaryFile {
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+@Suite("Real-Docker gate")
+struct RealDockerGate {
+    /// scripts/test.sh sets CAISSON_REQUIRE_DOCKER=1: then the real-daemon tests must run, not skip.
+    @Test func daemonPresentWhenRequired() {
+        let required = ProcessInfo.processInfo.environment["CAISSON_REQUIRE_DOCKER"] == "1"
+        #expect(!required || RealDocker.available,
+                "CAISSON_REQUIRE_DOCKER=1 but no Docker daemon answers at \(RealDocker.dockerHost ?? "the default socket")")
+        #expect(!required || RealDocker.busybox != nil, "CAISSON_REQUIRE_DOCKER=1 but /bin/busybox (static) is missing")
+    }
+}

@@ -103,13 +103,14 @@ extension DockerClient {
 
     /// `POST /containers/{id}/stop?t=`: SIGTERM (or the container's stop signal), then SIGKILL after
     /// `graceSeconds` (nil: the container's own StopTimeout, 10 s by default). Returns false when it
-    /// was already stopped (304). The call deadline is the default one plus the grace period.
+    /// was already stopped (304). The call deadline is the default one plus the grace period (plus
+    /// 120 s when the grace is the container's own, which this call does not know).
     @discardableResult
     public func stopContainer(_ idOrName: String, graceSeconds: Int? = nil) throws -> Bool {
         var query: [(String, String)] = []
         if let graceSeconds { query.append(("t", String(graceSeconds))) }
         var timeouts = configuration.timeouts
-        if let call = timeouts.call { timeouts.call = call + .seconds(max(0, graceSeconds ?? 10)) }
+        if let call = timeouts.call { timeouts.call = call + .seconds(graceSeconds.map { max(0, $0) } ?? 120) }
         let response = try call("POST", try containerPath(idOrName, "/stop"), query: query, timeouts: timeouts)
         try expect(response, [204, 304], operation: "stop container '\(idOrName)'", subject: .container(idOrName))
         return response.status == 204

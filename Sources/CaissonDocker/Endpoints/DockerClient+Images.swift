@@ -22,10 +22,11 @@ extension DockerClient {
             for piece in stream.split(separator: "\n") {
                 let line = String(piece).trimmingWhitespace()
                 guard !line.isEmpty else { continue }
-                if result.streamLines.count < 1000 { result.streamLines.append(line) }
-                if line.hasPrefix("Loaded image ID: ") {
+                // Bounded: at most 1000 lines of at most 1 KiB each are kept.
+                if result.streamLines.count < 1000 { result.streamLines.append(String(line.prefix(1024))) }
+                if line.hasPrefix("Loaded image ID: "), result.loadedImageIDs.count < 1000 {
                     result.loadedImageIDs.append(String(line.dropFirst("Loaded image ID: ".count)))
-                } else if line.hasPrefix("Loaded image: ") {
+                } else if line.hasPrefix("Loaded image: "), result.loadedReferences.count < 1000 {
                     result.loadedReferences.append(String(line.dropFirst("Loaded image: ".count)))
                 }
             }
