@@ -9,25 +9,32 @@ extension SimulatedHost {
     /// Docker's StartedAt of a container that never started.
     static let neverStarted = "0001-01-01T00:00:00Z"
 
-    /// Brings every container up to the clock's time. Cheap when nothing is due.
+    /// Brings every container up to the clock's time. Cheap when nothing is due. Events are
+    /// processed one at a time in (time, container id) order, so the outcome never depends on
+    /// dictionary order (a restart may look at other containers' port bindings).
     func advanceAll() {
         let now = clock.nowMillis
         guard now >= nextEventMillis else { return }
-        var next = Int64.max
-        var i = state.containers.values.startIndex
-        while i != state.containers.values.endIndex {
-            if let t = state.containers.values[i].nextEventMillis {
-                if t <= now {
-                    // Copy out: advancing may read other containers (port bindings).
-                    var c = state.containers.values[i]
-                    advance(&c, to: now)
-                    state.containers.values[i] = c
+        while true {
+            var bestIndex: Dictionary<String, SimContainer>.Index? = nil
+            var bestTime = Int64.max
+            var i = state.containers.values.startIndex
+            while i != state.containers.values.endIndex {
+                if let t = state.containers.values[i].nextEventMillis, t <= now {
+                    if t < bestTime || (t == bestTime && bestIndex.map({ state.containers.keys[$0] > state.containers.keys[i] }) ?? true) {
+                        bestTime = t
+                        bestIndex = i
+                    }
                 }
-                if let t2 = state.containers.values[i].nextEventMillis, t2 < next { next = t2 }
+                state.containers.values.formIndex(after: &i)
             }
-            state.containers.values.formIndex(after: &i)
+            guard let index = bestIndex else { break }
+            // Copy out: an event may read other containers (port bindings).
+            var c = state.containers.values[index]
+            step(&c)
+            state.containers.values[index] = c
         }
-        nextEventMillis = next
+        recomputeNextEvent()
     }
 
     func recomputeNextEvent() {
@@ -40,25 +47,24 @@ extension SimulatedHost {
         if let t, t < nextEventMillis { nextEventMillis = t }
     }
 
-    /// Processes `c`'s scheduled events up to `now`, in time order.
-    func advance(_ c: inout SimContainer, to now: Int64) {
-        while let t = c.nextEventMillis, t <= now {
-            switch c.status {
-            case .running:
-                guard let exit = c.behaviour.selfExit else { c.nextEventMillis = nil; break }
-                processExit(&c, at: t, code: exit.code)
-            case .restarting:
-                if hostPortConflict(for: c) {
-                    // Docker gives up on this restart (the container stays exited).
-                    c.status = .exited
-                    c.exitCode = 128
-                    c.nextEventMillis = nil
-                } else {
-                    beginRun(&c, at: t)
-                }
-            case .created, .paused, .removing, .exited, .dead:
+    /// Processes `c`'s next scheduled event.
+    func step(_ c: inout SimContainer) {
+        guard let t = c.nextEventMillis else { return }
+        switch c.status {
+        case .running:
+            guard let exit = c.behaviour.selfExit else { c.nextEventMillis = nil; return }
+            processExit(&c, at: t, code: exit.code)
+        case .restarting:
+            if hostPortConflict(for: c) {
+                // Docker gives up on this restart (the container stays exited).
+                c.status = .exited
+                c.exitCode = 128
                 c.nextEventMillis = nil
+            } else {
+                beginRun(&c, at: t)
             }
+        case .created, .paused, .removing, .exited, .dead:
+            c.nextEventMillis = nil
         }
     }
 
@@ -144,8 +150,9 @@ extension SimulatedHost {
     /// Would starting `c` bind a host port a running container already holds?
     func hostPortConflict(for c: SimContainer) -> Bool {
         guard !c.hostPorts.isEmpty else { return false }
-        for other in state.containers.values
-        where !other.hostPorts.isEmpty && (other.status == .running || other.status == .restarting) && other.id != c.id {
+        // Docker releases a container's port mappings when its process exits, even while a
+        // policy restart is pending: only running containers hold ports.
+        for other in state.containers.values where !other.hostPorts.isEmpty && other.status == .running && other.id != c.id {
             for b in other.hostPorts where c.hostPorts.contains(b) { return true }
         }
         return false

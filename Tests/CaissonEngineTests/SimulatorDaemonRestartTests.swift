@@ -121,3 +121,29 @@ struct SimulatorDaemonRestartTests {
         #expect(loser.exitCode == 128)
     }
 }
+
+@Suite("Simulator: determinism across processes")
+struct SimulatorCrossProcessTests {
+    typealias F = SimFixture
+
+    /// Crash loops of containers fighting for host ports, with daemon restarts. Who wins a port
+    /// depends only on virtual time and container ids, never on dictionary order (which changes
+    /// with each process's hash seed): these golden values pin that down.
+    @Test func portFightsResolveTheSameWayInEveryProcess() throws {
+        let host = SimulatedHost(seed: 42, recordTrace: false)
+        try host.addImage(id: F.v1, tags: ["app:1"], config: F.config(health: "crash:1"))
+        for i in 0..<8 {
+            _ = try? host.runContainer(name: "c\(i)", imageReference: "app:1", restartPolicy: .always, ports: ["\(8000 + i % 2):80"])
+        }
+        for step in 1...40 {
+            host.clock.sleep(millis: 700)
+            if step % 5 == 0 { _ = try? host.startContainer("c\(step % 8)") }
+            if step == 20 { host.restartDaemon() }
+        }
+        let summary = host.allContainers.map { "\($0.name):\($0.status.rawValue):\($0.restartCount):\($0.exitCode)" }
+        #expect(summary == Self.golden, "\(summary)")
+    }
+
+    static let golden = ["c0:running:0:0", "c1:exited:6:128", "c2:exited:5:128", "c3:restarting:3:1",
+                         "c4:exited:5:128", "c5:exited:6:128", "c6:restarting:5:1", "c7:exited:1:128"]
+}
