@@ -101,6 +101,37 @@ struct RealDockerHostTests {
         #expect(missingTemplate?.kind == .notFound)
     }
 
+    @Test func cloneKeepsEveryNetworkAndItsAliases() throws {
+        let run = RealDocker.runID
+        let image = try RealDocker.makeImage("net", [#"CMD ["/bin/busybox", "sleep", "600"]"#])
+        let netA = "caisson-net-a-\(run)", netB = "caisson-net-b-\(run)"
+        let name = "caisson-host-net-\(run)", clone = "\(name)-clone"
+        defer {
+            for container in [name, clone] { try? host.removeContainer(container) }
+            for network in [netA, netB] { try? client.removeNetwork(network) }
+            _ = try? client.removeImage(image.reference, force: true)
+        }
+        _ = try client.createNetwork(netA, labels: ["org.caisson.test": run])
+        _ = try client.createNetwork(netB)
+        let created = try client.createContainer(name: name, body: [
+            "Image": .string(image.reference),
+            "HostConfig": ["NetworkMode": .string(netA)],
+            "NetworkingConfig": ["EndpointsConfig": [.init(stringLiteral: netA): ["Aliases": ["frontend-alias"]]]]])
+        try client.connectNetwork(netB, container: created.id, endpointConfig: ["Aliases": ["backend-alias"]])
+
+        let cloneID = try host.createContainer(name: clone, cloning: name, imageID: image.id, labels: [:])
+        let inspected = try client.inspectContainer(cloneID)
+        #expect(inspected.networks.map(\.name) == [netA, netB].sorted())
+        #expect(inspected.networks.first { $0.name == netA }?.aliases.contains("frontend-alias") == true)
+        #expect(inspected.networks.first { $0.name == netB }?.aliases.contains("backend-alias") == true)
+        #expect(inspected.hostConfig["NetworkMode"] == .string(netA))
+        // The template's automatic short-id alias is not carried over.
+        let all = inspected.networks.flatMap(\.aliases)
+        #expect(!all.contains(String(created.id.prefix(12))))
+        try host.startContainer(cloneID)
+        #expect(try host.inspectContainer(cloneID)?.status == .running)
+    }
+
     @Test func loadFromAFileRangeTagAndRemove() throws {
         let image = try RealDocker.makeImage("load", ["LABEL purpose=load", #"CMD ["/bin/busybox", "true"]"#])
         defer { _ = try? client.removeImage(image.reference, force: true) }
