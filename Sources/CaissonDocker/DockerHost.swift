@@ -204,3 +204,14 @@ public final class DockerHost: ContainerHost {
         return overflow ? Int64.max : Int64(clamping: bytes)
     }
 }
+
+extension RequestBody {
+    /// A streamed body pulled from a Core `ByteSource` (e.g. a hashing tee over a package entry),
+    /// chunked unless `length` is given. The source's end (where a verifying source may still
+    /// throw) always comes before the last body byte is sent.
+    public static func source<S: ByteSource>(_ source: S, length: UInt64? = nil,
+                                             contentType: String? = "application/x-tar") -> RequestBody {
+        var source = source
+        return .stream(length: length, contentType: contentType) { buffer in try source.read(into: buffer) }
+    }
+}

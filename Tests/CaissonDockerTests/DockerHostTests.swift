@@ -198,3 +198,29 @@ struct DockerHostTests {
         #expect(tight.requests.map(\.path) == ["/v1.41/info"])
     }
 }
+
+/// A Core byte source over memory, for the adapter test.
+struct MemorySource: ByteSource {
+    var bytes: [UInt8]
+    var offset = 0
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(buffer.count, bytes.count - offset, 777)
+        guard n > 0 else { return 0 }
+        buffer.copyBytes(from: bytes[offset..<(offset + n)])
+        offset += n
+        return n
+    }
+}
+
+@Test func byteSourceBodyStreams() throws {
+    let server = try Stub { _ in [.readBody, .send(Stub.response(204))] }
+    defer { server.stop() }
+    let data = pattern(50_000)
+    let http = UnixSocketHTTPClient(socketPath: server.socketPath)
+    _ = try http.execute(HTTPRequest(method: "POST", target: "/x", body: .source(MemorySource(bytes: data))))
+    _ = try http.execute(HTTPRequest(method: "POST", target: "/x", body: .source(MemorySource(bytes: data), length: 50_000)))
+    #expect(server.requests.map(\.body) == [data, data])
+    #expect(server.requests.map { $0.header("Content-Type") } == ["application/x-tar", "application/x-tar"])
+    #expect(server.requests[0].header("Transfer-Encoding") == "chunked")
+    #expect(server.requests[1].header("Content-Length") == "50000")
+}

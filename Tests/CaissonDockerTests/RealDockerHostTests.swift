@@ -193,7 +193,7 @@ struct RealDockerHostTests {
             stop_grace_period: 1s
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let target = ComposeTarget(project: "caissontest\(run)", file: file, service: "web")
-        var composeHost = host
+        let composeHost = host
         composeHost.compose.timeout = .seconds(120)
         defer {
             for container in (try? composeHost.composeContainers(target)) ?? [] { try? composeHost.removeContainer(container.id) }
