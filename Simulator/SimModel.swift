@@ -224,7 +224,8 @@ public struct SimContainer: Sendable, Equatable, Codable {
     func health(at now: Int64) -> HealthStatus {
         guard hasHealthcheck else { return .none }
         guard status == .running else { return frozenHealth }
-        let age = now - startedAtMillis
+        let (diff, overflow) = now.subtractingReportingOverflow(startedAtMillis)
+        let age = overflow ? Int64.max : diff
         switch behaviour {
         case .healthy(let after): return age >= after ? .healthy : .starting
         case .unhealthy(let after): return age >= after ? .unhealthy : .starting
@@ -232,7 +233,7 @@ public struct SimContainer: Sendable, Equatable, Codable {
         case .exit, .neverReady: return .starting
         case .flap(let period):
             guard age >= 2000 else { return .starting }
-            return ((age - 2000) / period) % 2 == 0 ? .healthy : .unhealthy
+            return ((age - 2000) / max(1, period)) % 2 == 0 ? .healthy : .unhealthy
         }
     }
 

@@ -86,7 +86,7 @@ extension SimulatedHost {
             return "started " + c.name
         }
         // Recreate: stop and remove what is there, then create and start the new container.
-        let grace = Int64(max(0, svc.config.stopTimeoutSecs)) * 1000
+        let grace = graceMillis(seconds: svc.config.stopTimeoutSecs)
         for c in members { _ = userStop(c.id, graceMillis: grace) }
         for c in members { deleteContainer(c.id) }
         let created = try composeCreate(svc, image: image, imageReference: imageReference)

@@ -143,7 +143,7 @@ extension SimulatedHost {
         }
         // Docker: a negative timeout means the container's own StopTimeout.
         let secs = graceSecs < 0 ? c.config.stopTimeoutSecs : min(graceSecs, 86_400 * 365)
-        return userStop(id, graceMillis: Int64(max(0, secs)) * 1000)
+        return userStop(id, graceMillis: graceMillis(seconds: secs))
     }
 
     func doRenameContainer(_ nameOrID: String, to newName: String) throws(HostError) {

@@ -94,7 +94,7 @@ extension SimulatedHost {
         for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
         if state.images[id] == nil {
             state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length)
-            state.freeDiskBytes -= length
+            state.freeDiskBytes = saturatingAdd(state.freeDiskBytes, -length)
         }
         moveTag(norm, to: id)
         guard let image = state.images[id] else { throw HostError(.failed, "internal simulator error: image vanished") }

@@ -28,7 +28,7 @@ extension SimulatedHost {
         }
         if state.images[canonical] == nil {
             state.images[canonical] = SimImage(id: canonical, repoTags: [], config: config, sizeBytes: max(0, sizeBytes))
-            state.freeDiskBytes -= max(0, sizeBytes)
+            state.freeDiskBytes = saturatingAdd(state.freeDiskBytes, -max(0, sizeBytes))
         }
         for n in norms { moveTag(n, to: canonical) }
         note("provision image", canonical, norms.joined(separator: ","))

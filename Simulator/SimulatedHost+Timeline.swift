@@ -1,5 +1,16 @@
 import CaissonCore
 
+/// `a + b`, clamped to the Int64 range (values from a loaded state file are not trusted).
+@inline(__always) func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? Int64.max : Int64.min) : sum
+}
+
+/// A grace period in ms: negative → 0, at most a year.
+@inline(__always) func graceMillis(seconds: Int) -> Int64 {
+    Int64(min(max(0, seconds), 86_400 * 365)) * 1000
+}
+
 /// Container life over virtual time: self-exits, restart policies with back-off, daemon restarts.
 extension SimulatedHost {
     static let restartBackoffInitialMillis: Int64 = 100
@@ -70,17 +81,20 @@ extension SimulatedHost {
 
     /// The process exited by itself at `t` with `code`: the restart policy decides what is next.
     func processExit(_ c: inout SimContainer, at t: Int64, code: Int) {
-        let ran = t - c.startedAtMillis
+        let (diff, overflow) = t.subtractingReportingOverflow(c.startedAtMillis)
+        let ran = overflow ? Int64.max : diff
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
         if ran >= Self.restartBackoffResetMillis { c.backoffMillis = 0 }
         if policyRestarts(c, exitCode: code) {
-            c.backoffMillis = c.backoffMillis == 0
-                ? Self.restartBackoffInitialMillis
-                : min(c.backoffMillis * 2, Self.restartBackoffMaxMillis)
-            c.restartCount += 1
+            if c.backoffMillis <= 0 {
+                c.backoffMillis = Self.restartBackoffInitialMillis
+            } else {
+                c.backoffMillis = min(min(c.backoffMillis, Self.restartBackoffMaxMillis) * 2, Self.restartBackoffMaxMillis)
+            }
+            c.restartCount = c.restartCount == Int.max ? Int.max : c.restartCount + 1
             c.status = .restarting
-            c.nextEventMillis = t + c.backoffMillis
+            c.nextEventMillis = saturatingAdd(t, c.backoffMillis)
         } else {
             c.status = .exited
             c.nextEventMillis = nil
@@ -107,7 +121,7 @@ extension SimulatedHost {
                                            extraNanos: state.startCounter % 1_000_000)
         c.hasBeenStartedBefore = true
         c.frozenHealth = c.hasHealthcheck ? .starting : .none
-        c.nextEventMillis = c.behaviour.selfExit.map { t + $0.afterMillis }
+        c.nextEventMillis = c.behaviour.selfExit.map { saturatingAdd(t, max(0, $0.afterMillis)) }
     }
 
     /// Stops a running container at the current time, waiting out the grace period if its process
@@ -116,7 +130,7 @@ extension SimulatedHost {
         let now = clock.nowMillis
         var exitAt = now
         var code = c.stopMode.exitCodeOnStop
-        if c.stopMode == .ignoreSigterm { exitAt = now + max(0, graceMillis) }
+        if c.stopMode == .ignoreSigterm { exitAt = saturatingAdd(now, max(0, graceMillis)) }
         if let t = c.nextEventMillis, t < exitAt, let selfExit = c.behaviour.selfExit {
             exitAt = max(t, now)
             code = selfExit.code
@@ -176,7 +190,7 @@ extension SimulatedHost {
             case .running:
                 switch kind {
                 case .graceful, .crash:
-                    let grace = Int64(max(0, c.config.stopTimeoutSecs)) * 1000
+                    let grace = graceMillis(seconds: c.config.stopTimeoutSecs)
                     let r = terminate(&c, graceMillis: grace)
                     shutdownEnds = max(shutdownEnds, r.atMillis)
                     if kind == .crash { c.manuallyStopped = true }

@@ -99,4 +99,36 @@ struct SimulatorPersistenceTests {
         #expect(code(dir + "/future.json") == "sim.state_invalid")
         #expect(throws: CaissonError.self) { try Self.busyHost().save(to: dir + "/no/such/dir/sim.json") }
     }
+
+    @Test func hostileButWellFormedStatesDoNotTrap() throws {
+        let host = try F.hostWithApp(health: "flap", stop: "ignore-sigterm", policy: .always)
+        var state = host.snapshot
+        for id in state.containers.keys.sorted() {
+            state.containers[id]?.config.stopTimeoutSecs = Int.max
+            state.containers[id]?.startedAtMillis = Int64.min
+            state.containers[id]?.behaviour = .flap(periodMillis: 0)
+            state.containers[id]?.backoffMillis = Int64.max
+            state.containers[id]?.restartCount = Int.max
+        }
+        state.freeDiskBytes = Int64.min
+        state.nowMillis = Int64.max - 10
+        let loaded = try SimulatedHost(encodedState: try JSONEncoderForTests.encode(state))
+        #expect(try loaded.inspectContainer("app")?.status == .running)
+        try loaded.stopContainer("app", graceSecs: -1)      // the container's own (absurd) StopTimeout
+        #expect(loaded.clock.nowMillis == Int64.max)
+        loaded.restartDaemon(.graceful)
+        try loaded.addImage(id: F.v3, tags: ["x:1"], sizeBytes: Int64.max)
+        #expect(loaded.freeDiskBytes == Int64.min)
+        #expect(simError { try loaded.loadImage(F.payload("app:9", F.v2), progress: { _ in }) }?.kind == .diskFull)
+    }
+
+    @Test func inconsistentStatesAreRefused() throws {
+        var state = try F.hostWithApp().snapshot
+        state.names = [:]
+        #expect(throws: CaissonError.self) { try SimulatedHost(encodedState: try JSONEncoderForTests.encode(state)) }
+    }
+}
+
+enum JSONEncoderForTests {
+    static func encode(_ state: SimState) throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
 }
