@@ -61,7 +61,7 @@ final class Node {
         var stack: [Frame] = [.table(self, next: 0, TOMLTable())]
         var finished: TOMLValue?  // the value of the frame that completed last
         walk: while let frame = stack.popLast() {
-            switch frame {
+            switch consume frame {  // consume: keeps the payload uniquely referenced (no copy on append)
             case .table(let node, var i, var table):
                 if let child = finished {
                     table[node.order[i].key] = child
@@ -522,7 +522,7 @@ struct TOMLParser {
     /// A key/value line in a table section.
     private mutating func parseKeyValue(into table: Node) throws(TOMLError) {
         let key = try parseKeyAndEquals()
-        let value = try parseValue(depth: table.depth + key.count, path: render(table.path, key[...]))
+        let value = try parseValue(depth: table.depth + key.count, path: .key(table.path, key))
         try insert(key, value, into: table)
     }
 
@@ -582,6 +582,19 @@ struct TOMLParser {
 
     // MARK: Values
 
+    /// Where a value sits, rendered only when a container needs it (keeps scalars cheap).
+    private enum ValuePath {
+        case key(String, [KeyPart])
+        case element(String, Int)
+    }
+
+    private func text(_ path: ValuePath) -> String {
+        switch path {
+        case .key(let prefix, let parts): return render(prefix, parts[...])
+        case .element(let prefix, let index): return prefix + "[\(index)]"
+        }
+    }
+
     /// An array or inline table whose contents are still being parsed.
     private enum OpenContainer {
         case array(items: [TOMLValue], open: Int, depth: Int, path: String)
@@ -593,7 +606,7 @@ struct TOMLParser {
     ///
     /// Arrays and inline tables are parsed with an explicit stack rather than recursion, so the
     /// call stack stays flat whatever the nesting (the depth limit still applies to the result).
-    private mutating func parseValue(depth startDepth: Int, path startPath: String) throws(TOMLError) -> TOMLValue {
+    private mutating func parseValue(depth startDepth: Int, path startPath: ValuePath) throws(TOMLError) -> TOMLValue {
         var stack: [OpenContainer] = []
         var depth = startDepth
         var path = startPath
@@ -612,9 +625,10 @@ struct TOMLParser {
                     p += 1
                     value = .array([])
                 } else {
-                    stack.append(.array(items: [], open: open, depth: depth, path: path))
+                    let here = text(path)
+                    stack.append(.array(items: [], open: open, depth: depth, path: here))
                     depth += 1
-                    path += "[0]"
+                    path = .element(here, 0)
                     continue parsing
                 }
             case 0x7B: // {
@@ -626,11 +640,11 @@ struct TOMLParser {
                     p += 1
                     value = .table(TOMLTable())
                 } else {
-                    let node = Node(state: .explicit, depth: depth, path: path)
+                    let node = Node(state: .explicit, depth: depth, path: text(path))
                     let key = try parseInlineKey(open: open)
                     stack.append(.inlineTable(node: node, open: open, key: key))
                     depth = node.depth + key.count
-                    path = render(node.path, key[...])
+                    path = .key(node.path, key)
                     continue parsing
                 }
             default:
@@ -639,7 +653,7 @@ struct TOMLParser {
 
             // Hand the finished value to the innermost open container; close containers that end.
             while let top = stack.popLast() {
-                switch top {
+                switch consume top {  // consume: keeps `items` uniquely referenced (no copy on append)
                 case .array(var items, let open, let d, let pth):
                     items.append(value)
                     try skipWhitespaceCommentsNewlines()
@@ -649,7 +663,7 @@ struct TOMLParser {
                         try skipWhitespaceCommentsNewlines()
                         guard p < b.count else { throw unterminatedArray(open) }
                         if b[p] != 0x5D {
-                            path = pth + "[\(items.count)]"
+                            path = .element(pth, items.count)
                             stack.append(.array(items: items, open: open, depth: d, path: pth))
                             depth = d + 1
                             continue parsing
@@ -670,7 +684,7 @@ struct TOMLParser {
                         let next = try parseInlineKey(open: open)
                         stack.append(.inlineTable(node: node, open: open, key: next))
                         depth = node.depth + next.count
-                        path = render(node.path, next[...])
+                        path = .key(node.path, next)
                         continue parsing
                     case 0x7D: // }
                         p += 1
