@@ -73,12 +73,15 @@ struct ArchiveImageTests {
         #expect(facts.variant == nil)
     }
 
-    @Test func ociLayersThroughLegacySymlinks() throws {
+    @Test(arguments: [DockerSaveWriter.OCILayerPaths.legacySymlinks, .blobs])
+    func ociWithLegacyDirectoriesOfSymlinks(paths: DockerSaveWriter.OCILayerPaths) throws {
         var writer = DockerSaveWriter(layout: .oci, layers: [ArchiveFixtures.layerA, ArchiveFixtures.layerB])
-        writer.ociLayerPaths = .legacySymlinks
+        writer.ociLegacyDirectories = true
+        writer.ociLayerPaths = paths
         let scan = scanImage(writer.build())
         #expect(scan.issues == [])
         #expect(scan.image?.layers == writer.images[0].diffIDs)
+        #expect(scan.image?.layout == .oci)
     }
 
     @Test func hardLinkedLayerResolvesToItsTarget() {

@@ -107,6 +107,38 @@ struct ArchiveSystemTarTests {
         #expect(sha.finalizeDigest() == SHA256.hash(big))
     }
 
+    /// Packages built from real `docker save` output by scripts/make-fixtures, when present.
+    static let generatedFixtures: [String] = {
+        let dir = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("../../fixtures/generated").standardized.path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasSuffix(".edgepkg") }.sorted().map { dir + "/" + $0 }
+    }()
+
+    @Test(.enabled(if: !generatedFixtures.isEmpty, "run scripts/make-fixtures (needs Docker) first"))
+    func realDockerSaveOutputScansClean() throws {
+        for path in Self.generatedFixtures {
+            let scan = PackageScanner(wantImageDigest: { _ in true }).scan(path: path)
+            #expect(scan.issues == [], "\(path)")
+            let facts = try #require(scan.image, "\(path)")
+            #expect(facts.repoTags.count == 1)
+            #expect(facts.os == "linux")
+            #expect(!facts.layers.isEmpty)
+            #expect(facts.imageID.hasPrefix("sha256:"))
+            // The digest of image.tar, checked against a second, independent read of its range.
+            let tar = try #require(scan.imageTar)
+            let range = try FileByteSource(path: path, offset: tar.dataOffset, length: tar.size)
+            var sha = SHA256()
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { try range.read(into: $0) }
+                if n == 0 { break }
+                sha.update(Array(buffer[0..<n]))
+            }
+            #expect(tar.sha256 == sha.hex)
+        }
+    }
+
     @Test func referenceRecipePackageScansClean() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

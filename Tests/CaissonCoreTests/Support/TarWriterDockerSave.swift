@@ -100,8 +100,11 @@ struct DockerSaveWriter {
     var format: TarWriter.Format = .pax
     var order: EntryOrder = .docker
     var ociLayerPaths: OCILayerPaths = .blobs
-    /// OCI: also write `<id>/VERSION`, `<id>/json` and `<id>/layer.tar` symlinks.
-    var ociLegacyDirectories = true
+    /// OCI: also write `<id>/VERSION`, `<id>/json` and `<id>/layer.tar` symlinks (older
+    /// compatibility layouts; Engine 25+ writes only blobs).
+    var ociLegacyDirectories = false
+    /// OCI: write each layer's v1 JSON as a small blob too, as Engine 25+ does.
+    var ociV1LayerBlobs = true
     var writeManifestJSON = true
     var writeIndexJSON = true
     var writeRepositories = true
@@ -160,6 +163,10 @@ struct DockerSaveWriter {
                     layerPaths.append(id + "/layer.tar")
                 case .oci:
                     items.append(.file("blobs/sha256/" + layerDigests[i], bytes))
+                    if ociV1LayerBlobs {
+                        let v1 = DockerSaveWriter.json(["id": id, "created": "1970-01-01T00:00:00Z", "os": image.os])
+                        items.append(.file("blobs/sha256/" + SHA256.hash(v1).hex, v1))
+                    }
                     if ociLegacyDirectories || ociLayerPaths == .legacySymlinks {
                         if directories { items.append(.directory(id + "/")) }
                         items.append(.file(id + "/VERSION", Array("1.0".utf8)))
