@@ -42,9 +42,13 @@ public enum TOML {
         return try parser.parseDocument()
     }
 
-    /// Parses a complete TOML 1.0 document from any collection of UTF-8 bytes.
-    public static func parse<C: Collection<UInt8>>(bytes: C, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
-        try parse(Array(bytes), limits: limits)
+    /// Parses a complete TOML 1.0 document from any collection of UTF-8 bytes (`Data`, a slice, ...).
+    public static func parse<C: Collection<UInt8>>(_ bytes: C, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        guard bytes.count <= limits.maxInputBytes else {
+            throw TOMLError(line: 1, column: 1,
+                            message: "input is \(bytes.count) bytes, more than the limit of \(limits.maxInputBytes) bytes")
+        }
+        return try parse(Array(bytes), limits: limits)
     }
 
     /// Parses a complete TOML 1.0 document from a string.

@@ -214,3 +214,16 @@ private func decodingError<T: Decodable>(_ type: T.Type, _ text: String,
         #expect(decodingError(P.self, "pair = [1, 2]")?.description == "pair[1]: expected a string, found an integer")
     }
 }
+
+@Suite struct OtherDecoderTests {
+    @Test func valueModelDecodesFromJSONToo() throws {
+        struct Doc: Decodable { var raw: TOMLValue; var when: TOMLDateTime }
+        let json = Data(#"{"raw": {"a": [1, 2.5, "x", true]}, "when": "1979-05-27T07:32:00Z"}"#.utf8)
+        let d = try JSONDecoder().decode(Doc.self, from: json)
+        #expect(d.raw == ["a": [1, 2.5, "x", true]])
+        #expect(d.when.epochSeconds == 296_638_320)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(Doc.self, from: Data(#"{"raw": 1, "when": "soon"}"#.utf8))
+        }
+    }
+}

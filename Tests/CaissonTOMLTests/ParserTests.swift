@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import CaissonTOML
 
@@ -150,7 +151,7 @@ private func value(_ text: String) throws -> TOMLValue? { try TOML.parse("v = " 
     @Test func offsetDateTimes() throws {
         let v = try #require(try value("1979-05-27T00:32:00.999999-07:00")?.datetime)
         #expect(v.kind == .offsetDateTime)
-        #expect([v.year, v.month, v.day, v.hour, v.minute, v.second] == [1979, 5, 27, 0, 32, 0])
+        #expect([v.year, v.month, v.day, v.hour, v.minute, v.second] as [Int] == [1979, 5, 27, 0, 32, 0])
         #expect(v.fraction == "999999")
         #expect(v.offsetMinutes == -420)
         #expect(v.rfc3339 == "1979-05-27T00:32:00.999999-07:00")
@@ -295,7 +296,8 @@ private func value(_ text: String) throws -> TOMLValue? { try TOML.parse("v = " 
 
     @Test func genericCollectionEntryPoint() throws {
         let bytes: ArraySlice<UInt8> = Array("x = 1\ny = 2".utf8)[...]
-        #expect(try TOML.parse(bytes: bytes) == ["x": 1, "y": 2])
+        #expect(try TOML.parse(bytes) == ["x": 1, "y": 2])
+        #expect(try TOML.parse(Data("z = 3".utf8)) == ["z": 3])
     }
 }
 
