@@ -3,9 +3,11 @@
 /// - `running`: every container must be running, and stay running without a restart (same
 ///   restart count, same start marker) for `stableSecs`. An exit or restart is a failure, not a
 ///   timeout (FORMATS §8 item 3: the Rust tool passed on the first poll).
-/// - `container_health`: every container must report Docker health `healthy` while running;
-///   `unhealthy` fails at once; an exit or restart fails at once; a container with no
-///   HEALTHCHECK fails at once with a sentence saying so.
+/// - `container_health`: every container must report Docker health `healthy` while running and
+///   stay up through the same stability window; `unhealthy` fails at once; an exit or a crash
+///   restart fails at once; a container with no HEALTHCHECK fails at once with a sentence saying so.
+/// A restart that Docker does not count as a crash (a daemon restart: StartedAt changes, the
+/// RestartCount does not) starts the stability window over instead of failing.
 /// - When `expectedImageID` is set (Compose), containers not yet on that image keep the check
 ///   pending; if they never get there it times out saying which image runs.
 public struct HealthTracker: Sendable, Codable, Equatable {
@@ -27,6 +29,8 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     public var startMillis: Int64
     var seen: [Seen] = []
     var lastPending: String = "no observation yet"
+    /// Set by `evaluate`: everything not yet passed is only waiting out its stability window.
+    var inWindowOnly = false
 
     public init(policy: HealthPolicy, startMillis: Int64) {
         self.policy = policy
@@ -39,8 +43,12 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     }
 
     public mutating func observe(_ containers: [ContainerInfo], expectedImageID: String?, now: Int64) -> Verdict {
+        inWindowOnly = false
         let verdict = evaluate(containers, expectedImageID: expectedImageID, now: now)
-        if case .pending = verdict, now - startMillis >= Int64(policy.timeoutSecs) * 1000 {
+        // A container already good and only finishing its stability window gets to finish it
+        // (bounded: the window is at most `stableSecs` from when we first saw it good), so a
+        // slow observation cannot turn a healthy release into a timeout.
+        if case .pending = verdict, now - startMillis >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly {
             return .timedOut("health check timed out after \(policy.timeoutSecs)s: \(lastPending)")
         }
         return verdict
@@ -59,6 +67,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
             }
         }
         var allPassed = true
+        var windowOnly = true
         var passMessages: [String] = []
         for c in containers {
             switch c.status {
@@ -68,6 +77,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 return .failed("container \(c.name) is restarting after a crash")
             case .created, .paused, .removing:
                 allPassed = false
+                windowOnly = false
                 lastPending = "container \(c.name) is \(c.status.rawValue)"
                 continue
             case .running:
@@ -75,8 +85,12 @@ public struct HealthTracker: Sendable, Codable, Equatable {
             }
             // Running: detect restarts since the first time we saw it running.
             if let i = seen.firstIndex(where: { $0.id == c.id }) {
-                if seen[i].startedAt != c.startedAt || c.restartCount > seen[i].restartCount {
-                    return .failed("container \(c.name) restarted during the health check (restart count \(c.restartCount))")
+                if c.restartCount > seen[i].restartCount {
+                    return .failed("container \(c.name) crashed and was restarted during the health check (restart count \(c.restartCount))")
+                }
+                if seen[i].startedAt != c.startedAt {
+                    // Restarted without a crash (a daemon restart): the stability window starts over.
+                    seen[i] = Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount)
                 }
             } else {
                 seen.append(Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount))
@@ -99,13 +113,23 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                     return .failed("container \(c.name) is unhealthy")
                 case .starting:
                     allPassed = false
+                    windowOnly = false
                     lastPending = "container \(c.name) health is still starting"
                 case .healthy:
-                    passMessages.append("container \(c.name) is healthy")
+                    // Healthy, and it must also stay up through the stability window: a
+                    // container that reports healthy and dies a second later did not pass.
+                    let up = now - s.firstRunningMillis
+                    if up >= effectiveStableMillis {
+                        passMessages.append("container \(c.name) is healthy and stayed up for \(up / 1000)s")
+                    } else {
+                        allPassed = false
+                        lastPending = "container \(c.name) is healthy, running for \(up / 1000)s of the \(effectiveStableMillis / 1000)s stability window"
+                    }
                 }
             }
         }
         if allPassed { return .passed(passMessages.joined(separator: "; ")) }
+        inWindowOnly = windowOnly
         return .pending
     }
 }

@@ -140,6 +140,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case restoreInspectName, restoreRemoveIntruder, restoreInspectOld, restoreRenameOld,
              restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
         case restoreHealthWait, restoreHealthPoll
+        /// Recovery of an attempt that died before touching anything: close it as failed.
+        case abandon
         case done
     }
 
@@ -218,8 +220,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
+        } else if !m.touchedLive && [.inspectOld, .inspectTarget, .pin].contains(m.phase) {
+            // Died before creating or stopping anything (a pin tag is harmless): nothing to restore.
+            m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
+            m.phase = .abandon
         } else {
             m.restoreRound = 0
+            // The snapshot may have been written as the intent of a start that never ran.
+            m.restoreStartIssued = false
             m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
             m.phase = m.plan.service.runtimeMode == .docker ? .restoreInspectName : .restoreComposeApply
         }
@@ -457,6 +465,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case (.restoreHealthPoll, .reply(let reply)):
             return afterRestoreHealthPoll(reply, now: now, timestamp)
 
+        case (.abandon, _):
+            return finish(.failed, timestamp)
+
         case (.done, _):
             return .finished
 
@@ -521,7 +532,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         switch reply {
         case .container(let c): observed = c.map { [$0] } ?? []
         case .containers(let cs): observed = cs
-        case .error: observed = []  // A failed inspection is not a verdict; keep polling until the timeout.
+        case .error(let e):
+            // A failed or timed-out inspection is not a verdict on the service: retry, within a
+            // bounded grace of twice the health timeout.
+            if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
+                phase = .healthWait
+                return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+            }
+            return healthFailed(.timedOut, "the container could not be inspected: \(e.message)", now: now, timestamp)
         default: return unexpected(reply, timestamp)
         }
         let expected = plan.service.runtimeMode == .compose ? plan.targetImageID : nil
@@ -679,7 +697,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         switch reply {
         case .container(let c): observed = c.map { [$0] } ?? []
         case .containers(let cs): observed = cs
-        case .error: observed = []
+        case .error(let e):
+            if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
+                phase = .restoreHealthWait
+                return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+            }
+            return restoreFailed(Issue("rollback.health_check_failed", "the restored release could not be inspected: \(e.message)"), timestamp)
         default: return unexpected(reply, timestamp)
         }
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)

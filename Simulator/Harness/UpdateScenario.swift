@@ -1,0 +1,272 @@
+import CaissonCore
+
+/// One update of one service on a fresh simulated host: the unit of the apply/rollback matrix and
+/// of the swarm. Provisions a service running its old image, loads a new image whose behaviour
+/// comes from its `io.caisson.sim.health` label, runs the update machine with the given faults
+/// and crash point, recovers like the next `caisson` command would, and checks the invariants.
+public final class UpdateScenario {
+    public struct Config: Sendable, Equatable, Codable, CustomStringConvertible {
+        public var mode: RuntimeMode
+        public var healthKind: HealthKind
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap.
+        public var newBehaviour: String
+        public var restartPolicy: String
+
+        public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
+                    restartPolicy: String = "unless-stopped") {
+            self.mode = mode
+            self.healthKind = healthKind
+            self.newBehaviour = newBehaviour
+            self.restartPolicy = restartPolicy
+        }
+
+        public var description: String { "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)" }
+
+        /// Would a correct updater keep the new release (absent faults)?
+        public var newReleaseShouldPass: Bool {
+            switch healthKind {
+            // `running` cannot see Docker health: only an exit or restart fails it.
+            case .running: return newBehaviour != "crash"
+            case .containerHealth: return newBehaviour == "healthy"
+            }
+        }
+
+        /// Must a correct updater refuse the new release, whatever happens?
+        public var newReleaseMustFail: Bool {
+            switch healthKind {
+            case .running: return newBehaviour == "crash"
+            case .containerHealth: return newBehaviour != "healthy" && newBehaviour != "flap"
+            }
+        }
+    }
+
+    public let config: Config
+    public let host: SimulatedHost
+    public let journal = InMemoryJournal()
+    public let service: ServiceSpec
+    public let oldImageID: String
+    public let newImageID: String
+    public let oldContainerID: String?
+    public let newReference = "example/app:2.0.0"
+    let ids: SeededIDGenerator
+    public private(set) var attempt: UpdateAttempt?
+    public private(set) var crashed = false
+    public private(set) var recoveryReport: Recovery.Report?
+
+    public init(_ config: Config, seed: UInt64 = 1, recordTrace: Bool = false) {
+        self.config = config
+        let clock = VirtualClock()
+        host = SimulatedHost(seed: seed, clock: clock, recordTrace: recordTrace)
+        ids = SeededIDGenerator(seed: seed)
+        let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+        oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
+        newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
+        _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
+                      config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+        let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
+        switch config.mode {
+        case .docker:
+            service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
+                                  docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
+                                  health: health)
+            oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy)
+        case .compose:
+            let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
+            service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
+                                  compose: target, health: health)
+            _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy)
+            oldContainerID = nil
+        }
+        // Let the old release settle (healthy) before the update.
+        clock.sleep(millis: 10_000)
+        // The image is loaded before the update machine runs (import is its own step).
+        let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: newReference,
+                                   expectedImageID: newImageID,
+                                   config: ImageConfig(labels: ["io.caisson.sim.health": config.newBehaviour], hasHealthcheck: true))
+        _ = try? host.loadImage(payload, progress: { _ in })
+        host.clearRecords()
+    }
+
+    public var plan: UpdateMachine.Plan {
+        UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
+                           service: service, targetImageReference: newReference, targetImageID: newImageID,
+                           packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z")
+    }
+
+    /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
+    /// updater, run recovery afterwards (with faults disarmed: a new process, a calmer host —
+    /// unless `faultsDuringRecovery`).
+    @discardableResult
+    public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
+                    faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
+        host.faultPlan = faults
+        journal.crashAtWrite = crashAtWrite
+        journal.crashBeforeWrite = crashBeforeWrite
+        var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
+        let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
+        do {
+            attempt = try driver.run(&machine)
+        } catch {
+            crashed = true
+        }
+        if crashed {
+            journal.crashAtWrite = nil
+            if !faultsDuringRecovery { host.faultPlan = .none }
+            recoveryReport = try? Recovery.run(host: host, journal: journal, clock: host.clock)
+            attempt = journal.attempts.first { $0.updateID == plan.updateID }
+        }
+        return attempt
+    }
+
+    /// Every invariant of DESIGN.md "The simulator", as sentences; empty when all hold.
+    public func violations() -> [String] {
+        var out: [String] = []
+        let attempts = journal.attempts
+        for a in attempts where !a.status.isTerminal {
+            out.append("attempt \(a.updateID) ended in non-terminal status \(a.status.rawValue)")
+        }
+        let recorded = attempts.first(where: { $0.updateID == plan.updateID })
+        if recorded == nil && !(crashed && attempts.isEmpty) {
+            out.append("no attempt record")
+            return out
+        }
+        // Let the host settle a moment so "running" means running, not "about to crash".
+        let running: [ContainerInfo]
+        switch config.mode {
+        case .docker:
+            let named = host.containers(named: "app")
+            if named.count != 1 {
+                out.append("\(named.count) containers are named app (must be exactly 1)")
+                return out
+            }
+            running = named
+        case .compose:
+            running = (try? host.composeContainers(service.compose!)) ?? []
+            if running.count != 1 {
+                out.append("\(running.count) containers belong to compose service app (must be exactly 1)")
+                return out
+            }
+        }
+        let c = running[0]
+        let onNew = c.imageID == newImageID
+        let onOld = c.imageID == oldImageID
+        guard let a = recorded else {
+            // Died before its first durable write: nothing may have changed.
+            if !onOld || !c.isRunning { out.append("the updater died before journaling anything, yet the service changed") }
+            return out
+        }
+        switch a.status {
+        case .succeeded:
+            if !onNew { out.append("status succeeded but the service runs \(c.imageID)") }
+            if !c.isRunning { out.append("status succeeded but the service is \(c.status.rawValue)") }
+            if config.newReleaseMustFail { out.append("a \(config.newBehaviour) image was committed under \(config.healthKind.rawValue)") }
+        case .failed, .rolledBack:
+            if !onOld { out.append("status \(a.status.rawValue) but the service runs \(c.imageID), not the previous image") }
+            if !c.isRunning { out.append("status \(a.status.rawValue) but the previous release is \(c.status.rawValue)") }
+            if config.mode == .docker, let old = oldContainerID, c.id != old {
+                out.append("status \(a.status.rawValue) but the container under the name is not the original one")
+            }
+        case .rollbackFailed:
+            out.append("rollback_failed: \(a.issues.map(\.description).joined(separator: "; "))")
+        default:
+            break
+        }
+        // Audit log and host agree.
+        let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
+        if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
+        if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
+        if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
+        if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
+            out.append("rollback_started without an outcome event")
+        }
+        // Nothing of ours left behind under the staging name on a clean outcome.
+        if a.status != .rollbackFailed, config.mode == .docker {
+            let leftovers = host.allContainers.filter { $0.name.contains("-caisson-new-") }
+            if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
+                out.append("staging container left behind: \(leftovers.map(\.name))")
+            }
+        }
+        return out
+    }
+}
+
+/// The swarm (TigerBeetle's VOPR, FoundationDB's BUGGIFY): many seeded runs, each picking a
+/// random scenario, a random subset of fault kinds and maybe a crash point.
+public struct Swarm {
+    public struct Summary: Sendable, Codable, Equatable {
+        public var runs: Int
+        public var seed: UInt64
+        public var violations: Int
+        public var statuses: [String: Int]
+        public var crashes: Int
+        public var hostCalls: Int
+        public var traceDigest: String
+        public var firstViolation: Violation?
+        public var runsPerSecond: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case runs, seed, violations, statuses, crashes
+            case hostCalls = "host_calls"
+            case traceDigest = "trace_digest"
+            case firstViolation = "first_violation"
+            case runsPerSecond = "runs_per_second"
+        }
+    }
+
+    public struct Violation: Sendable, Codable, Equatable {
+        public var run: Int
+        public var seed: UInt64
+        public var scenario: String
+        public var problems: [String]
+        public var trace: [String]
+    }
+
+    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap"]
+
+    /// The seed of run `i` of a swarm seeded with `seed`.
+    public static func runSeed(_ seed: UInt64, _ i: Int) -> UInt64 {
+        var r = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+        return r.next()
+    }
+
+    /// One run, fully determined by `runSeed`.
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false) -> (UpdateScenario, [String]) {
+        var rng = SplitMix64(seed: runSeed)
+        let mode: RuntimeMode = rng.chance(0.5) ? .docker : .compose
+        let kind: HealthKind = rng.chance(0.5) ? .running : .containerHealth
+        let behaviour = behaviours[rng.below(behaviours.count)]
+        let config = UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: behaviour)
+        let scenario = UpdateScenario(config, seed: runSeed, recordTrace: recordTrace)
+        let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next()))
+        let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
+        scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: rng.chance(0.5))
+        return (scenario, scenario.violations())
+    }
+
+    public static func run(runs: Int, seed: UInt64) -> Summary {
+        var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
+                              traceDigest: "", firstViolation: nil)
+        var digest = FNV1a64()
+        for i in 0..<runs {
+            let s = runSeed(seed, i)
+            let (scenario, problems) = runOne(runSeed: s)
+            let status = scenario.attempt?.status.rawValue ?? "none"
+            summary.statuses[status, default: 0] += 1
+            if scenario.crashed { summary.crashes += 1 }
+            summary.hostCalls += scenario.host.callCount
+            digest.add(Int64(bitPattern: scenario.host.traceDigest))
+            digest.add(status)
+            if !problems.isEmpty {
+                summary.violations += 1
+                if summary.firstViolation == nil {
+                    // Re-run with the trace text on, to show how to reproduce.
+                    let (replay, _) = runOne(runSeed: s, recordTrace: true)
+                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description,
+                                                       problems: problems, trace: replay.host.trace)
+                }
+            }
+        }
+        summary.traceDigest = String(digest.value, radix: 16)
+        return summary
+    }
+}

@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything validation learned about a package, accepted or not.
+public struct ValidationReport: Sendable, Equatable {
+    public var packagePath: String
+    public var packageSize: Int64?
+    public var issues: [Issue]
+    public var manifest: Manifest?
+    public var scan: PackageScan?
+    public var service: ServiceSpec?
+
+    public var status: ValidationStatus { issues.isEmpty ? .accepted : .rejected }
+    public var image: ImageFacts? { scan?.image }
+
+    /// Where `image.tar` is inside the package, and what it holds: what the host's load needs.
+    public var imagePayload: ImagePayload? {
+        guard status == .accepted, let m = manifest, let t = scan?.imageTar, let f = scan?.image else { return nil }
+        var labels: [String: String] = [:]
+        for l in f.labels { labels[l.key] = l.value }
+        return ImagePayload(path: packagePath, offset: t.dataOffset, length: t.size, reference: m.image.reference,
+                            expectedImageID: f.imageID,
+                            config: ImageConfig(os: f.os, architecture: f.architecture, variant: f.variant,
+                                                labels: labels, hasHealthcheck: f.hasHealthcheck))
+    }
+}
+
+/// Validates a `.edgepkg` in one streaming read, without touching Docker: archive rules
+/// (FORMATS §1), the manifest (§2), the catalog (§3), and what `docker load` would do with the
+/// image inside (tags, platform, digests, declared checksum and size).
+public struct PackageValidator {
+    public var catalog: Catalog
+    public var updaterVersion: String
+    public var limits: PackageScanLimits
+    public var progress: ((Int64) -> Void)?
+
+    public init(catalog: Catalog, updaterVersion: String, limits: PackageScanLimits = PackageScanLimits(),
+                progress: ((Int64) -> Void)? = nil) {
+        self.catalog = catalog
+        self.updaterVersion = updaterVersion
+        self.limits = limits
+        self.progress = progress
+    }
+
+    public func validate(path: String) -> ValidationReport {
+        var report = ValidationReport(packagePath: path, packageSize: nil, issues: [], manifest: nil, scan: nil, service: nil)
+        guard path.hasSuffix(".edgepkg"), path.count > ".edgepkg".count, !path.hasSuffix("/.edgepkg") else {
+            report.issues.append(Issue("package.invalid_extension", "package \(path) must have the .edgepkg extension"))
+            return report
+        }
+        var st = stat()
+        if stat(path, &st) != 0 {
+            let e = errno
+            if e == ENOENT || e == ENOTDIR {
+                report.issues.append(Issue("package.not_found", "package \(path) does not exist"))
+            } else {
+                report.issues.append(Issue("archive.read_failed", "package \(path) cannot be read: \(ByteSourceError.describe(errno: e))"))
+            }
+            return report
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            report.issues.append(Issue("package.not_a_file", "package \(path) is not a regular file"))
+            return report
+        }
+        report.packageSize = Int64(st.st_size)
+
+        let scanner = PackageScanner(limits: limits,
+                                     wantImageDigest: { bytes in Manifest.parse(bytes).0?.image.sha256 != nil },
+                                     progress: progress)
+        let scan = scanner.scan(path: path)
+        report.scan = scan
+        report.issues += scan.issues
+
+        guard let manifestBytes = scan.manifestBytes else { return report }
+        let (manifest, manifestIssues) = Manifest.parse(manifestBytes)
+        report.issues += manifestIssues
+        guard let manifest else { return report }
+        report.manifest = manifest
+        report.issues += manifest.check(against: catalog, updaterVersion: updaterVersion)
+        report.service = catalog.service(named: manifest.target.service)
+
+        if let t = scan.imageTar {
+            if let want = manifest.image.size, want != t.size {
+                report.issues.append(Issue("image.size_mismatch", "image.tar is \(t.size) bytes but the manifest declares \(want)"))
+            }
+            if let want = manifest.image.sha256 {
+                if let got = t.sha256, got != want {
+                    report.issues.append(Issue("image.checksum_mismatch", "image.tar has SHA-256 \(got) but the manifest declares \(want)"))
+                } else if t.sha256 == nil, !report.issues.contains(where: { $0.code.hasPrefix("archive.") || $0.code.hasPrefix("image.") }) {
+                    report.issues.append(Issue("image.checksum_mismatch", "the SHA-256 of image.tar could not be computed"))
+                }
+            }
+        }
+        if let facts = scan.image {
+            report.issues += Self.checkImage(facts, manifest: manifest)
+        }
+        return report
+    }
+
+    /// What `docker load` would do must be exactly what the manifest says.
+    public static func checkImage(_ facts: ImageFacts, manifest: Manifest) -> [Issue] {
+        var issues: [Issue] = []
+        if let ref = try? ImageReference(manifest.image.reference) {
+            let expected = ref.withDefaultTag().familiar
+            if facts.repoTags != [expected] {
+                let got = facts.repoTags.isEmpty ? "no tag at all" : facts.repoTags.joined(separator: ", ")
+                issues.append(Issue("image.unexpected_tags", "image.tar would tag \(got); a package for \(manifest.target.service) may only tag \(expected)"))
+            }
+        }
+        if !platformMatches(facts, manifest.target.platform) {
+            issues.append(Issue("image.platform_mismatch", "the image is built for \(facts.platform) but the package targets \(manifest.target.platform)"))
+        }
+        return issues
+    }
+
+    static func platformMatches(_ facts: ImageFacts, _ platform: String) -> Bool {
+        let parts = platform.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, parts.count <= 3 else { return false }
+        guard parts[0] == facts.os, parts[1] == facts.architecture else { return false }
+        func norm(_ v: String?) -> String? {
+            // Docker's default variants: arm64 is v8 unless stated.
+            if facts.architecture == "arm64", v == nil || v == "" { return "v8" }
+            return (v?.isEmpty ?? true) ? nil : v
+        }
+        return norm(parts.count == 3 ? parts[2] : nil) == norm(facts.variant)
+    }
+}

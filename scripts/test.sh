@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Caisson's whole test suite, from a fresh machine:
+#   1. installs what the tests need (C headers, Docker, the Compose v2 plugin, busybox, tmux, minisign),
+#   2. starts a private Docker daemon (never the system one) and builds the tiny test images,
+#   3. builds every product and runs `swift test` (unit, TOML conformance, the apply/rollback matrix,
+#      the swarm, real-Docker conformance and end-to-end, CLI tests),
+#   4. stops the daemon.
+# Set CAISSON_TEST_NO_DOCKER=1 to run without Docker (real-Docker tests then skip with a notice).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$(pwd)
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_pkgs=()
+[ -f /usr/include/sqlite3.h ] || need_pkgs+=(libsqlite3-dev)
+[ -f /usr/include/openssl/evp.h ] || need_pkgs+=(libssl-dev)
+command -v tmux >/dev/null || need_pkgs+=(tmux)
+command -v minisign >/dev/null || need_pkgs+=(minisign)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    log "installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if [ "${CAISSON_TEST_NO_DOCKER:-0}" != 1 ]; then
+    log "private Docker daemon"
+    scripts/docker.sh install
+    scripts/docker.sh start >/dev/null
+    trap 'scripts/docker.sh stop >/dev/null 2>&1 || true' EXIT
+    # shellcheck disable=SC1091
+    source "${CAISSON_DOCKER_DIR:-$REPO/.docker-test}/env"
+    export DOCKER_HOST
+    export CAISSON_REQUIRE_DOCKER=1   # real-Docker tests must run, not skip
+    if [ -x scripts/make-test-images ]; then
+        log "test images"
+        scripts/make-test-images >/dev/null
+    fi
+fi
+
+log "build"
+swift build --build-tests
+
+log "swift test"
+swift test --skip-build
