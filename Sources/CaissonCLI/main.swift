@@ -1,1 +1,6 @@
-print("caisson")
+import CaissonApp
+#if canImport(Glibc)
+import Glibc
+#endif
+
+exit(CaissonCLI.main(Array(CommandLine.arguments.dropFirst())))

@@ -485,7 +485,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             oldContainerName = c.name
             oldWasRunning = c.isRunning
             oldImageID = c.imageID
-            attempt.previousImageReference = c.imageReference
+            attempt.previousImageReference = knownReference(for: c)
             attempt.previousImageID = c.imageID
         case .container(nil):
             return fail(Issue("docker.service_inspect_failed", "container \(serviceContainerName) of service \(plan.service.name) does not exist on this host"), timestamp)
@@ -495,7 +495,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
             oldImageID = first.imageID
             oldWasRunning = cs.contains { $0.isRunning }
-            attempt.previousImageReference = first.imageReference
+            attempt.previousImageReference = knownReference(for: first)
             attempt.previousImageID = first.imageID
         case .error(let e):
             let code = plan.service.runtimeMode == .docker ? "docker.service_inspect_failed" : "compose.image_lookup_failed"
@@ -510,6 +510,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         phase = .inspectTarget
         needsPersist = true
         return .call(.inspectImage(plan.targetImageReference))
+    }
+
+    /// A container created by an earlier update runs its image by id; name it by the reference
+    /// the service state remembers for that id.
+    private func knownReference(for c: ContainerInfo) -> String {
+        if let st = plan.previousState, st.activeImageID == c.imageID, let ref = st.activeImageReference { return ref }
+        return c.imageReference
     }
 
     private mutating func beginHealth(now: Int64, _ timestamp: String) -> Action {

@@ -1,0 +1,485 @@
+import CaissonCore
+import CaissonDocker
+import CaissonSimulator
+import CaissonStore
+import Foundation
+
+public enum HostKind: String, Sendable, CaseIterable {
+    case docker, sim
+}
+
+public struct AppOptions: Sendable {
+    public var servicesPath: String = "services.toml"
+    public var stateDir: String = ".caisson-state"
+    public var host: HostKind = .docker
+    public init() {}
+}
+
+/// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
+/// tomorrow). Every operation first recovers any attempt left in flight.
+public final class Application {
+    public static let version = "0.2.0"
+
+    public let options: AppOptions
+    public let ids: any IDGenerator
+    let systemClock = SystemClock()
+    /// Progress and narration for long steps (the CLI prints it; a GUI would show it).
+    public var onProgress: ((String) -> Void)?
+
+    private var storeCache: CaissonStore?
+    private var catalogCache: Catalog?
+    private var hostCache: (any ContainerHost)?
+    private var simHost: SimulatedHost?
+
+    public init(options: AppOptions, ids: any IDGenerator = RandomIDGenerator()) {
+        self.options = options
+        self.ids = ids
+    }
+
+    // MARK: Parts
+
+    public var stateDir: String { Self.absolute(options.stateDir) }
+
+    public func store() throws -> CaissonStore {
+        if let s = storeCache { return s }
+        let s = try CaissonStore(stateDirectory: stateDir)
+        storeCache = s
+        return s
+    }
+
+    public func catalog() throws -> Catalog {
+        if let c = catalogCache { return c }
+        let path = Self.absolute(options.servicesPath)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+                throw CaissonError("catalog.read_failed", "cannot read the catalog \(options.servicesPath)\(isDir.boolValue ? ": it is a directory" : "")")
+            }
+            throw CaissonError("catalog.not_found", "the catalog \(options.servicesPath) does not exist (use --services PATH)")
+        }
+        let c = try Catalog.parse(Array(data), path: path)
+        catalogCache = c
+        return c
+    }
+
+    /// The clock the update machine runs on: virtual with the simulator (record timestamps
+    /// still come from the system clock), real with Docker.
+    public func clock() throws -> any UpdateClock {
+        if options.host == .sim {
+            _ = try host()
+            return SimCLIClock(virtual: simHost!.clock, system: systemClock)
+        }
+        return systemClock
+    }
+
+    public func host() throws -> any ContainerHost {
+        if let h = hostCache { return h }
+        switch options.host {
+        case .docker:
+            do {
+                let h = DockerHost(client: try DockerClient(environment: ProcessInfo.processInfo.environment))
+                hostCache = h
+                return h
+            } catch {
+                throw CaissonError("docker.unreachable", "\(error)")
+            }
+        case .sim:
+            let path = simHostPath
+            let h: SimulatedHost
+            if FileManager.default.fileExists(atPath: path) {
+                do { h = try SimulatedHost.load(from: path, recordTrace: false) } catch {
+                    throw CaissonError("sim.unreadable", "the simulated host in \(path) cannot be read: \(error)")
+                }
+            } else {
+                h = SimulatedHost(seed: 1, recordTrace: false)
+                try Self.provision(h, catalog: catalog())
+                try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+                try h.save(to: path)
+            }
+            simHost = h
+            hostCache = h
+            return h
+        }
+    }
+
+    var simHostPath: String { stateDir + "/sim-host.json" }
+
+    /// First use of `--host sim`: every catalog service runs its catalog image, healthy.
+    static func provision(_ h: SimulatedHost, catalog: Catalog) throws {
+        for s in catalog.services {
+            let ref: String
+            switch s.runtimeMode {
+            case .docker: ref = s.docker!.imageReference
+            case .compose: ref = "caisson-sim/\(s.name):current"
+            }
+            let id = SimulatedHost.fakeImageID(ref)
+            do {
+                if h.image(id) == nil {
+                    _ = try h.addImage(id: id, tags: [ref], config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+                }
+                switch s.runtimeMode {
+                case .docker:
+                    _ = try h.runContainer(name: s.docker!.containerName, imageReference: ref, restartPolicy: .unlessStopped)
+                case .compose:
+                    _ = try h.provisionCompose(target: s.compose!, imageReference: ref)
+                }
+            } catch {
+                throw CaissonError("sim.provision_failed", "could not provision service \(s.name) on the simulated host: \(error.message)")
+            }
+        }
+        h.clock.sleep(millis: 30_000)
+    }
+
+    /// Persist the simulated host after a command (the real Docker host persists itself).
+    public func finish() {
+        if let h = simHost { try? h.save(to: simHostPath) }
+    }
+
+    // MARK: Recovery
+
+    /// Drive any attempt left in flight by a killed updater to a terminal state. Cheap when
+    /// nothing is in flight (no host connection is made).
+    @discardableResult
+    public func recoverIfNeeded() throws -> Recovery.Report {
+        let s = try store()
+        guard !(try s.inFlightAttempts()).isEmpty else { return Recovery.Report() }
+        onProgress?("Recovering an update interrupted earlier…")
+        let report = try Recovery.run(host: host(), journal: s, clock: clock(), onStep: { [weak self] step in
+            self?.onProgress?("  recovery: \(step)")
+        })
+        finish()
+        return report
+    }
+
+    // MARK: Validation
+
+    public struct ValidationOutcome: Sendable {
+        public var record: ValidationRecord
+        public var report: ValidationReport
+    }
+
+    public func validate(_ path: String, progress: ((Int64) -> Void)? = nil) throws -> ValidationOutcome {
+        let catalog = try catalog()
+        let s = try store()
+        let id = ids.next()
+        let started = systemClock.timestamp()
+        try s.appendAudit([AuditEvent(kind: .validationStarted, at: started, validationAttemptID: id, message: "validating \(path)")])
+        var validator = PackageValidator(catalog: catalog, updaterVersion: Self.version)
+        validator.progress = progress
+        var report = validator.validate(path: Self.absolute(path))
+        report.packagePath = path
+        let f = report.image
+        let record = ValidationRecord(
+            validationAttemptID: id, packagePath: path, packageSize: report.packageSize, status: report.status,
+            serviceName: report.manifest?.target.service, packageVersion: report.manifest?.packageVersion,
+            imageReference: report.manifest?.image.reference, imageID: f?.imageID, imageLayers: f?.layers ?? [],
+            imageSize: f?.totalLayerBytes, imageTarSHA256: report.scan?.imageTar?.sha256, issues: report.issues,
+            startedAt: started, finishedAt: systemClock.timestamp())
+        try s.recordValidation(record)
+        let kind: AuditKind = report.status == .accepted ? .validationAccepted : .validationRejected
+        try s.appendAudit([AuditEvent(kind: kind, at: record.finishedAt, serviceName: record.serviceName, validationAttemptID: id,
+                                      message: report.status == .accepted ? "package accepted" : report.issues.map(\.description).joined(separator: "; "))])
+        return ValidationOutcome(record: record, report: report)
+    }
+
+    // MARK: Load
+
+    public struct LoadPlan: Sendable {
+        public var service: ServiceSpec
+        public var currentImage: String
+        public var currentImageID: String?
+        public var newImage: String
+        public var newImageID: String
+        public var currentVersion: String?
+        public var newVersion: String
+        public var bytesToLoad: Int64
+        public var steps: [String]
+        public var freeDiskState: Int64?
+    }
+
+    public struct LoadOutcome: Sendable {
+        public var validation: ValidationOutcome
+        public var plan: LoadPlan?
+        public var attempt: UpdateAttempt?
+        public var declined = false
+        public var importIssue: Issue?
+        public var refusal: Issue?
+
+        public var exitCode: Int32 {
+            if validation.report.status == .rejected || refusal != nil { return 2 }
+            if declined { return 3 }
+            if importIssue != nil { return 4 }
+            switch attempt?.status {
+            case .succeeded?: return 0
+            case .rollbackFailed?: return 5
+            case nil: return 0
+            default: return 4
+            }
+        }
+    }
+
+    public struct LoadFlags: Sendable {
+        public var dryRun = false
+        public var reinstall = false
+        public var allowDowngrade = false
+        public init() {}
+    }
+
+    /// Validate, plan, confirm, import, update. `confirm` sees the plan and says yes or no.
+    public func load(_ path: String, flags: LoadFlags = LoadFlags(), confirm: (LoadPlan) -> Bool,
+                     progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
+        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
+        defer { lock.release() }
+        try recoverIfNeeded()
+        let validation = try validate(path, progress: progress)
+        var outcome = LoadOutcome(validation: validation)
+        guard validation.report.status == .accepted, let manifest = validation.report.manifest,
+              let service = validation.report.service, let payload = validation.report.imagePayload else {
+            return outcome
+        }
+        let s = try store()
+        let state = try s.serviceState(service.name)
+        // Anti-downgrade and freshness, without a clock.
+        if let refusal = Self.versionRefusal(manifest: manifest, state: state, flags: flags) {
+            outcome.refusal = refusal
+            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
+                                          validationAttemptID: validation.record.validationAttemptID, message: refusal.description)])
+            return outcome
+        }
+        let host = try host()
+        let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
+        outcome.plan = plan
+        if flags.dryRun { return outcome }
+        guard confirm(plan) else {
+            outcome.declined = true
+            return outcome
+        }
+        if flags.allowDowngrade, let st = state, let hv = st.highestPackageVersion,
+           let a = SemVer(manifest.packageVersion), let b = SemVer(hv), a < b {
+            try s.appendAudit([AuditEvent(kind: .downgradeAllowed, at: systemClock.timestamp(), serviceName: service.name,
+                                          message: "operator allowed a downgrade from \(hv) to \(manifest.packageVersion)")])
+        }
+        // Import.
+        let importID = ids.next()
+        let importStarted = systemClock.timestamp()
+        try s.appendAudit([AuditEvent(kind: .imageImportStarted, at: importStarted, serviceName: service.name,
+                                      validationAttemptID: validation.record.validationAttemptID, message: "loading \(payload.reference) (\(payload.length) bytes)")])
+        onProgress?("Loading image \(payload.reference) (\(Format.bytes(payload.length)))…")
+        let info: ImageInfo
+        do {
+            info = try host.loadImage(payload, progress: progress ?? { _ in })
+            guard info.id == payload.expectedImageID else {
+                throw HostError(.failed, "the loaded image is \(info.id), not \(payload.expectedImageID) as validated")
+            }
+        } catch {
+            let issue = Issue("docker.load_failed", "could not load the image: \(error.message)")
+            outcome.importIssue = issue
+            try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
+                                                 serviceName: service.name, imageReference: payload.reference, imageID: nil,
+                                                 status: "failed", issues: [issue], startedAt: importStarted, finishedAt: systemClock.timestamp()))
+            try s.appendAudit([AuditEvent(kind: .imageImportFailed, at: systemClock.timestamp(), serviceName: service.name, message: issue.message)])
+            finish()
+            return outcome
+        }
+        try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
+                                             serviceName: service.name, imageReference: payload.reference, imageID: info.id,
+                                             status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
+        try s.appendAudit([AuditEvent(kind: .imageImportSucceeded, at: systemClock.timestamp(), serviceName: service.name,
+                                      message: "loaded \(payload.reference) as \(info.id)")])
+        let release = CandidateRelease(candidateReleaseID: ids.next(), serviceName: service.name, packageVersion: manifest.packageVersion,
+                                       imageReference: payload.reference, imageID: info.id, repoTags: info.repoTags,
+                                       repoDigests: info.repoDigests, architecture: info.config.architecture, os: info.config.os,
+                                       validationAttemptID: validation.record.validationAttemptID,
+                                       packageCreatedAt: Timestamps.normalize(manifest.createdAt), createdAt: systemClock.timestamp())
+        let machinePlan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: release.candidateReleaseID,
+                                             validationAttemptID: validation.record.validationAttemptID, service: service,
+                                             targetImageReference: payload.reference, targetImageID: info.id,
+                                             packageVersion: manifest.packageVersion,
+                                             packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
+        outcome.attempt = try runMachine(machinePlan, release: release)
+        return outcome
+    }
+
+    static func versionRefusal(manifest: Manifest, state: ServiceState?, flags: LoadFlags) -> Issue? {
+        guard let state, !flags.allowDowngrade else { return nil }
+        if let hv = state.highestPackageVersion, let have = SemVer(hv), let new = SemVer(manifest.packageVersion) {
+            if new < have {
+                return Issue("package.downgrade_refused", "package version \(manifest.packageVersion) is older than \(hv), already installed on \(state.serviceName) (use --allow-downgrade to go back on purpose)")
+            }
+            if new.samePrecedence(as: have) && !flags.reinstall {
+                return Issue("package.already_applied", "package version \(manifest.packageVersion) is already installed on \(state.serviceName) (use --reinstall to apply it again)")
+            }
+        }
+        if let newest = state.newestCreatedAt, let n = Timestamps.parse(newest), let c = Timestamps.parse(manifest.createdAt), c < n {
+            return Issue("package.stale", "package created_at \(manifest.createdAt) is older than the newest package already accepted for \(state.serviceName) (\(newest))")
+        }
+        return nil
+    }
+
+    func makePlan(service: ServiceSpec, manifest: Manifest, payload: ImagePayload, state: ServiceState?,
+                  host: any ContainerHost) throws -> LoadPlan {
+        var current = "unknown"
+        var currentID: String?
+        var steps: [String] = []
+        switch service.runtimeMode {
+        case .docker:
+            let name = service.docker!.containerName
+            if let c = try? host.inspectContainer(name) {
+                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentID = c.imageID
+            } else {
+                current = "no container named \(name)"
+            }
+            steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
+                     "create the new container beside the running one (\(name)-caisson-new-…)",
+                     "stop \(name) and keep it as \(name)-caisson-rollback-…",
+                     "start the new container as \(name)",
+                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                     service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
+        case .compose:
+            let t = service.compose!
+            if let cs = try? host.composeContainers(t), let c = cs.first {
+                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentID = c.imageID
+            }
+            steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
+                     "pin the current image so a rollback can always find it",
+                     "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image",
+                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                     service.automaticRollback ? "if it fails: re-apply the previous image automatically" : "if it fails: keep the new release (automatic rollback is off)"]
+        }
+        return LoadPlan(service: service, currentImage: current, currentImageID: currentID, newImage: payload.reference,
+                        newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
+                        newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
+                        freeDiskState: Self.freeBytes(stateDir))
+    }
+
+    func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
+        let clock = try clock()
+        var machine = UpdateMachine(plan: plan, startedAt: clock.timestamp())
+        let driver = UpdateDriver(host: try host(), journal: try store(), clock: clock)
+        driver.candidateRelease = release
+        driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
+        defer { finish() }
+        return try driver.run(&machine)
+    }
+
+    // MARK: Rollback
+
+    public func rollback(service name: String, confirm: (String) -> Bool) throws -> UpdateAttempt? {
+        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "rollback \(name)", since: systemClock.timestamp())
+        defer { lock.release() }
+        try recoverIfNeeded()
+        let catalog = try catalog()
+        guard let service = catalog.service(named: name) else {
+            throw CaissonError("service.unknown", "service \(name) is not in the catalog")
+        }
+        let s = try store()
+        guard let state = try s.serviceState(name), let prevID = state.previousKnownGoodImageID else {
+            throw CaissonError("rollback.no_previous_release", "service \(name) has no previous known-good release to return to")
+        }
+        let pin = UpdateMachine.pinReference(service: name, imageID: prevID)
+        guard try host().inspectImage(pin) != nil || host().inspectImage(prevID) != nil else {
+            throw CaissonError("rollback.image_missing", "the previous image \(prevID) of \(name) is no longer on this host")
+        }
+        guard confirm("Roll \(name) back from \(state.activeImageReference ?? "?") to \(state.previousKnownGoodImageReference ?? prevID)?") else {
+            return nil
+        }
+        let plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
+                                      validationAttemptID: nil, service: service,
+                                      targetImageReference: (try host().inspectImage(pin)) != nil ? pin : prevID,
+                                      targetImageID: prevID, kind: "rollback", previousState: state)
+        return try runMachine(plan, release: nil)
+    }
+
+    // MARK: Queries
+
+    public struct ServiceView: Sendable, Codable {
+        public var name: String
+        public var runtimeMode: String
+        public var serviceRevision: String
+        public var platform: String
+        public var target: String
+        public var healthCheck: String
+        public var state: ServiceState?
+
+        enum CodingKeys: String, CodingKey {
+            case name
+            case runtimeMode = "runtime_mode"
+            case serviceRevision = "service_revision"
+            case platform, target
+            case healthCheck = "health_check"
+            case state
+        }
+    }
+
+    public func services() throws -> [ServiceView] {
+        let catalog = try catalog()
+        let s = try store()
+        return try catalog.services.map { svc in
+            let target: String
+            switch svc.runtimeMode {
+            case .docker: target = "container \(svc.docker!.containerName) (\(svc.docker!.imageReference))"
+            case .compose: target = "compose \(svc.compose!.project)/\(svc.compose!.service) (\(svc.compose!.file))"
+            }
+            return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
+                               platform: svc.platform, target: target,
+                               healthCheck: "\(svc.health.kind.rawValue), timeout \(svc.health.timeoutSecs)s, poll \(svc.health.pollIntervalSecs)s, stable \(svc.health.stableSecs)s",
+                               state: try s.serviceState(svc.name))
+        }
+    }
+
+    // MARK: Helpers
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return Paths.normalize(path) }
+        return Paths.normalize(FileManager.default.currentDirectoryPath + "/" + path)
+    }
+
+    static func freeBytes(_ path: String) -> Int64? {
+        var dir = path
+        while !FileManager.default.fileExists(atPath: dir), dir != "/" { dir = Paths.directory(of: dir) }
+        guard let attrs = try? FileManager.default.attributesOfFileSystem(forPath: dir),
+              let free = attrs[.systemFreeSize] as? NSNumber else { return nil }
+        return free.int64Value
+    }
+}
+
+/// `--host sim` from the CLI: the machine waits on virtual time (health transitions), while
+/// records carry real timestamps.
+final class SimCLIClock: UpdateClock {
+    let virtual: VirtualClock
+    let system: SystemClock
+    init(virtual: VirtualClock, system: SystemClock) {
+        self.virtual = virtual
+        self.system = system
+    }
+    var nowMillis: Int64 { virtual.nowMillis }
+    func timestamp() -> String { system.timestamp() }
+    func sleep(millis: Int64) { virtual.sleep(millis: millis) }
+}
+
+public enum Format {
+    public static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
+    }
+
+    public static func shortID(_ id: String?) -> String {
+        guard let id else { return "-" }
+        let hex = id.hasPrefix("sha256:") ? String(id.dropFirst(7)) : id
+        return String(hex.prefix(12))
+    }
+}
+
+extension Error {
+    /// The sentence to show an operator.
+    var message: String {
+        if let e = self as? HostError { return e.message }
+        if let e = self as? CaissonError { return e.message }
+        return "\(self)"
+    }
+}

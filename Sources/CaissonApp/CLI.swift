@@ -1,0 +1,421 @@
+import CaissonCore
+import CaissonSimulator
+import CaissonStore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `caisson` command line: parsing, prompts and output over `Application`.
+public enum CaissonCLI {
+    static let globals: [OptionSpec] = [
+        OptionSpec("--services", value: "PATH", help: "The service catalog (default: services.toml)"),
+        OptionSpec("--state-dir", value: "PATH", help: "Caisson's state directory (default: .caisson-state)"),
+        OptionSpec("--host", value: "docker|sim", help: "Run against the Docker daemon (default) or the built-in simulator"),
+        OptionSpec("--json", help: "Print one JSON document on stdout"),
+        OptionSpec("--quiet", short: "-q", help: "Print no progress"),
+    ]
+
+    static let commands: [CommandSpec] = [
+        CommandSpec(["service", "list"], summary: "List the services this device may update"),
+        CommandSpec(["service", "show"], summary: "Show one service: catalog entry and current release",
+                    positionals: [("NAME", "The service name from the catalog", false)]),
+        CommandSpec(["package", "validate"], summary: "Check a package without touching Docker",
+                    discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
+                    positionals: [("PKG", "The .edgepkg file", false)]),
+        CommandSpec(["package", "load"], summary: "Validate a package and update its service",
+                    discussion: "Validates the package, shows what will happen, asks for confirmation, loads the image,\nswaps the service, health-checks it and rolls back automatically if it is not healthy.",
+                    positionals: [("PKG", "The .edgepkg file", false)],
+                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
+                              OptionSpec("--dry-run", help: "Show the plan and stop"),
+                              OptionSpec("--reinstall", help: "Apply a package version that is already installed"),
+                              OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)")]),
+        CommandSpec(["history", "list"], summary: "List update attempts, newest first",
+                    options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
+                              OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
+        CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
+                    positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
+        CommandSpec(["history", "verify"], summary: "Check the audit log's hash chain for edits or deletions"),
+        CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
+                    positionals: [("SERVICE", "The service name", false)],
+                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
+        CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)"),
+        CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
+                    options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
+        CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
+                    options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
+                              OptionSpec("--seed", value: "S", help: "Seed (default 1)")]),
+    ]
+
+    static var parser: CommandLineParser {
+        CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
+                          globalOptions: globals, commands: commands)
+    }
+
+    final class Output: @unchecked Sendable {
+        var json: Bool
+        var quiet: Bool
+        init(json: Bool, quiet: Bool) {
+            self.json = json
+            self.quiet = quiet
+        }
+        func line(_ s: String = "") { print(s) }
+        func progress(_ s: String) {
+            guard !quiet else { return }
+            FileHandle.standardError.write(Data((s + "\n").utf8))
+        }
+        func error(_ s: String) { FileHandle.standardError.write(Data(("error: " + s + "\n").utf8)) }
+        func document<T: Encodable>(_ value: T) {
+            print(JSONCoding.string(value, pretty: true))
+        }
+    }
+
+    public static func main(_ args: [String]) -> Int32 {
+
+        switch parser.parse(args) {
+        case .help(let text):
+            print(text)
+            return 0
+        case .version:
+            print("caisson \(Application.version)")
+            return 0
+        case .usageError(let message):
+            FileHandle.standardError.write(Data("error: \(message)\nRun 'caisson --help' for usage.\n".utf8))
+            return 1
+        case .run(let cmd):
+            var options = AppOptions()
+            if let s = cmd.globals["--services"] { options.servicesPath = s }
+            if let s = cmd.globals["--state-dir"] { options.stateDir = s }
+            if let h = cmd.globals["--host"] {
+                guard let kind = HostKind(rawValue: h) else {
+                    FileHandle.standardError.write(Data("error: --host must be docker or sim, not '\(h)'\n".utf8))
+                    return 1
+                }
+                options.host = kind
+            }
+            let out = Output(json: cmd.flag("--json"), quiet: cmd.flag("--quiet") || cmd.flag("--json"))
+            let app = Application(options: options)
+            app.onProgress = { out.progress($0) }
+            do {
+                return try run(cmd, app: app, out: out)
+            } catch {
+                if out.json {
+                    out.document(ErrorDocument(error: ErrorDocument.Body(code: (error as? CaissonError)?.code ?? "error", message: error.message)))
+                } else {
+                    out.error(error.message)
+                }
+                return 1
+            }
+        }
+    }
+
+    struct ErrorDocument: Encodable {
+        struct Body: Encodable { var code: String; var message: String }
+        var error: Body
+    }
+
+    static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
+        switch cmd.path {
+        case ["package", "validate"]:
+            try app.recoverIfNeeded()
+            let v = try app.validate(cmd.positionals[0])
+            printValidation(v, out: out)
+            return v.report.status == .accepted ? 0 : 2
+
+        case ["package", "load"]:
+            var flags = Application.LoadFlags()
+            flags.dryRun = cmd.flag("--dry-run")
+            flags.reinstall = cmd.flag("--reinstall")
+            flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            let yes = cmd.flag("--yes")
+            let outcome = try app.load(cmd.positionals[0], flags: flags, confirm: { plan in
+                if !out.json { printPlan(plan, out: out) }
+                if yes { return true }
+                return prompt("Continue and update the service? [y/N]: ")
+            })
+            printLoad(outcome, dryRun: flags.dryRun, out: out)
+            return outcome.exitCode
+
+        case ["service", "list"]:
+            try app.recoverIfNeeded()
+            let views = try app.services()
+            if out.json { out.document(["services": views]); return 0 }
+            out.line("Services (\(views.count))")
+            for v in views {
+                let active = v.state?.activeImageReference.map { " - active \($0)" } ?? ""
+                out.line("- \(v.name) [\(v.runtimeMode)] \(v.target)\(active)")
+            }
+            return 0
+
+        case ["service", "show"]:
+            try app.recoverIfNeeded()
+            guard let v = try app.services().first(where: { $0.name == cmd.positionals[0] }) else {
+                throw CaissonError("service.unknown", "service \(cmd.positionals[0]) is not in the catalog")
+            }
+            if out.json { out.document(v); return 0 }
+            out.line("Service \(v.name)")
+            out.line("  Runtime:       \(v.runtimeMode)")
+            out.line("  Target:        \(v.target)")
+            out.line("  Revision:      \(v.serviceRevision)")
+            out.line("  Platform:      \(v.platform)")
+            out.line("  Health check:  \(v.healthCheck)")
+            if let s = v.state {
+                out.line("  Active:        \(s.activeImageReference ?? "-") (\(Format.shortID(s.activeImageID)))")
+                out.line("  Previous good: \(s.previousKnownGoodImageReference ?? "-") (\(Format.shortID(s.previousKnownGoodImageID)))")
+                out.line("  Version:       \(s.highestPackageVersion ?? "-")")
+                out.line("  Updated at:    \(s.updatedAt)")
+            } else {
+                out.line("  Active:        (never updated by Caisson)")
+            }
+            return 0
+
+        case ["history", "list"]:
+            try app.recoverIfNeeded()
+            var limit = 20
+            if let l = cmd.value("--limit") {
+                guard let n = Int(l), n > 0 else { throw CaissonError("usage.invalid_limit", "--limit must be a positive number, not '\(l)'") }
+                limit = n
+            }
+            let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
+            if out.json { out.document(["attempts": list.records]); return 0 }
+            out.line("Update history (\(list.records.count))")
+            for a in list.records {
+                out.line("- \(a.updateID)  \(a.startedAt)  \(a.serviceName)  \(a.status.rawValue)  \(a.targetImageReference)")
+            }
+            for u in list.unreadable { out.line("  note: \(u.message)") }
+            return 0
+
+        case ["history", "show"]:
+            try app.recoverIfNeeded()
+            let store = try app.store()
+            guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+                throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
+            }
+            let events = try store.auditEvents(updateID: a.updateID).records.map(\.event)
+            if out.json {
+                out.document(AttemptDocument(attempt: a, auditEvents: events))
+                return 0
+            }
+            printAttempt(a, out: out)
+            out.line("Audit events:")
+            for e in events { out.line("- \(e.at) \(e.kind.rawValue): \(e.message)") }
+            return 0
+
+        case ["history", "verify"]:
+            let report = try app.store().verifyAuditChain()
+            if out.json {
+                out.document(ChainDocument(checked: report.checked, ok: report.firstBreak == nil, firstBreak: report.firstBreak.map { "\($0)" }))
+            } else if let b = report.firstBreak {
+                out.line("Audit log: BROKEN after checking \(report.checked) events")
+                out.line("- \(b)")
+            } else {
+                out.line("Audit log: intact (\(report.checked) events checked)")
+            }
+            return report.firstBreak == nil ? 0 : 1
+
+        case ["rollback"]:
+            let yes = cmd.flag("--yes")
+            guard let a = try app.rollback(service: cmd.positionals[0], confirm: { question in
+                if yes { return true }
+                out.line(question)
+                return prompt("Continue and roll back the service? [y/N]: ")
+            }) else { return 3 }
+            if out.json { out.document(a) } else { printAttempt(a, out: out) }
+            return exitCode(for: a.status)
+
+        case ["recover"]:
+            let report = try app.recoverIfNeeded()
+            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems)); return 0 }
+            if report.recovered.isEmpty && report.problems.isEmpty {
+                out.line("Nothing to recover: no update was interrupted.")
+            }
+            for a in report.recovered {
+                out.line("Recovered update \(a.updateID) of \(a.serviceName): \(a.status.rawValue)")
+                for i in a.issues { out.line("- \(i)") }
+            }
+            for p in report.problems { out.line("- \(p)") }
+            return report.problems.isEmpty ? 0 : 5
+
+        case ["demo"]:
+            return try Demo.run(say: { out.line($0) }, keep: cmd.flag("--keep"))
+
+        case ["sim", "swarm"]:
+            let runs = Int(cmd.value("--runs") ?? "1000") ?? -1
+            let seed = UInt64(cmd.value("--seed") ?? "1")
+            guard runs > 0, let seed else { throw CaissonError("usage.invalid_number", "--runs and --seed take non-negative integers") }
+            let start = ContinuousClock.now
+            var summary = Swarm.run(runs: runs, seed: seed)
+            let elapsed = ContinuousClock.now - start
+            let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            summary.runsPerSecond = secs > 0 ? (Double(runs) / secs).rounded() : nil
+            if out.json { out.document(summary) } else {
+                out.line("Swarm: \(summary.runs) runs, seed \(summary.seed), \(summary.violations) violation(s)")
+                out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
+                out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
+                if let v = summary.firstViolation {
+                    out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
+                    for p in v.problems { out.line("- \(p)") }
+                    out.line("Trace:")
+                    for t in v.trace { out.line("  \(t)") }
+                }
+            }
+            return summary.violations == 0 ? 0 : 1
+
+        default:
+            throw CaissonError("usage.unknown_command", "unknown command")
+        }
+    }
+
+    struct AttemptDocument: Encodable {
+        var attempt: UpdateAttempt
+        var auditEvents: [AuditEvent]
+        enum CodingKeys: String, CodingKey {
+            case attempt
+            case auditEvents = "audit_events"
+        }
+    }
+
+    struct ChainDocument: Encodable {
+        var checked: Int
+        var ok: Bool
+        var firstBreak: String?
+        enum CodingKeys: String, CodingKey {
+            case checked, ok
+            case firstBreak = "first_break"
+        }
+    }
+
+    struct RecoverDocument: Encodable {
+        var recovered: [UpdateAttempt]
+        var problems: [Issue]
+    }
+
+    struct ValidationDocument: Encodable {
+        var validation: ValidationRecord
+        var manifest: Manifest?
+    }
+
+    struct LoadDocument: Encodable {
+        var validation: ValidationRecord
+        var status: String
+        var exitCode: Int32
+        var attempt: UpdateAttempt?
+        var issues: [Issue]
+        enum CodingKeys: String, CodingKey {
+            case validation, status, attempt, issues
+            case exitCode = "exit_code"
+        }
+    }
+
+    static func exitCode(for status: UpdateStatus) -> Int32 {
+        switch status {
+        case .succeeded: return 0
+        case .rollbackFailed: return 5
+        default: return 4
+        }
+    }
+
+    /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
+    static func prompt(_ question: String) -> Bool {
+        fflush(nil)
+        FileHandle.standardOutput.write(Data(question.utf8))
+        guard let answer = readLine(strippingNewline: true) else {
+            print("")
+            return false
+        }
+        let a = answer.trimmingCharacters(in: .whitespaces).lowercased()
+        return a == "y" || a == "yes"
+    }
+
+    static func printValidation(_ v: Application.ValidationOutcome, out: Output) {
+        if out.json {
+            out.document(ValidationDocument(validation: v.record, manifest: v.report.manifest))
+            return
+        }
+        let r = v.report
+        out.line("Package validation")
+        out.line("Package: \(v.record.packagePath)")
+        if let m = r.manifest {
+            out.line("Service: \(m.target.service) (package version \(m.packageVersion), created \(m.createdAt))")
+            out.line("Image: \(m.image.reference)")
+        }
+        if let f = r.image {
+            out.line("Image id: \(f.imageID) (\(f.layers.count) layer\(f.layers.count == 1 ? "" : "s"), \(Format.bytes(f.totalLayerBytes)), \(f.platform))")
+        }
+        out.line("Validation id: \(v.record.validationAttemptID)")
+        out.line("Status: \(r.status.rawValue)")
+        for i in r.issues { out.line("- \(i)") }
+    }
+
+    static func printPlan(_ p: Application.LoadPlan, out: Output) {
+        out.line("")
+        out.line("Update plan")
+        out.line("Service: \(p.service.name) (\(p.service.runtimeMode.rawValue))")
+        out.line("Current image: \(p.currentImage) (\(Format.shortID(p.currentImageID)))")
+        out.line("New image: \(p.newImage) (\(Format.shortID(p.newImageID)))")
+        out.line("Version: \(p.currentVersion ?? "unknown") -> \(p.newVersion)")
+        out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
+        if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
+        out.line("Steps:")
+        for (i, s) in p.steps.enumerated() { out.line("  \(i + 1). \(s)") }
+    }
+
+    static func printLoad(_ o: Application.LoadOutcome, dryRun: Bool, out: Output) {
+        if out.json {
+            var issues = o.validation.report.issues
+            if let r = o.refusal { issues.append(r) }
+            if let i = o.importIssue { issues.append(i) }
+            let status: String
+            if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
+            else if o.declined { status = "declined" }
+            else if dryRun && o.attempt == nil { status = "planned" }
+            else if o.importIssue != nil { status = "import_failed" }
+            else { status = o.attempt?.status.rawValue ?? "unknown" }
+            out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues))
+            return
+        }
+        if o.validation.report.status == .rejected {
+            printValidation(o.validation, out: out)
+            return
+        }
+        if let r = o.refusal {
+            out.line("Package validation")
+            out.line("Status: rejected")
+            out.line("- \(r)")
+            return
+        }
+        if o.declined {
+            out.line("Update declined; nothing was changed.")
+            return
+        }
+        if dryRun {
+            out.line("Dry run: nothing was changed.")
+            return
+        }
+        if let i = o.importIssue {
+            out.line("Image import failed; the service was not touched.")
+            out.line("- \(i)")
+            return
+        }
+        if let a = o.attempt { printAttempt(a, out: out) }
+    }
+
+    static func printAttempt(_ a: UpdateAttempt, out: Output) {
+        out.line("")
+        out.line("Update \(a.updateID)")
+        out.line("Service: \(a.serviceName) (\(a.runtimeMode.rawValue))")
+        out.line("Image: \(a.previousImageReference ?? "?") -> \(a.targetImageReference)")
+        if let h = a.healthCheck { out.line("Health check: \(h.outcome.rawValue) - \(h.message)") }
+        if let h = a.rollbackHealthCheck { out.line("After rollback: \(h.outcome.rawValue) - \(h.message)") }
+        out.line("Status: \(a.status.rawValue)")
+        for i in a.issues { out.line("- \(i)") }
+        switch a.status {
+        case .succeeded: out.line("The service now runs \(a.targetImageReference).")
+        case .rolledBack: out.line("The update did not stay healthy; the previous release was restored and is running.")
+        case .failed: out.line("The update failed; the service runs its previous release.")
+        case .rollbackFailed: out.line("ROLLBACK FAILED: the service needs a human. See the issues above.")
+        default: break
+        }
+    }
+}

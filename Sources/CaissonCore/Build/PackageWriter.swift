@@ -1,0 +1,148 @@
+import Foundation
+
+/// Writes plain ustar archives of regular files (what `.edgepkg` and `docker save` need), byte
+/// for byte as GNU tar does for short names. Used by `caisson demo` and package building.
+public struct TarArchiveWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func addFile(_ name: String, _ data: [UInt8], mode: Int = 0o644, mtime: Int = 0) {
+        addEntry(name, data: data, type: UInt8(ascii: "0"), mode: mode, mtime: mtime)
+    }
+
+    public mutating func addDirectory(_ name: String, mtime: Int = 0) {
+        addEntry(name.hasSuffix("/") ? name : name + "/", data: [], type: UInt8(ascii: "5"), mode: 0o755, mtime: mtime)
+    }
+
+    mutating func addEntry(_ name: String, data: [UInt8], type: UInt8, mode: Int, mtime: Int) {
+        precondition(name.utf8.count <= 100, "TarArchiveWriter writes short names only")
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ s: String, _ off: Int, _ len: Int) {
+            for (i, b) in s.utf8.prefix(len).enumerated() { h[off + i] = b }
+        }
+        func octal(_ v: Int, _ off: Int, _ len: Int) {
+            let s = String(v, radix: 8)
+            put(String(repeating: "0", count: max(0, len - 1 - s.count)) + s, off, len - 1)
+        }
+        put(name, 0, 100)
+        octal(mode, 100, 8)
+        octal(0, 108, 8)
+        octal(0, 116, 8)
+        octal(data.count, 124, 12)
+        octal(mtime, 136, 12)
+        for i in 148..<156 { h[i] = 0x20 }
+        h[156] = type
+        put("ustar", 257, 6)
+        put("00", 263, 2)
+        put("root", 265, 32)
+        put("root", 297, 32)
+        let sum = h.reduce(0) { $0 + Int($1) }
+        let s = String(sum, radix: 8)
+        put(String(repeating: "0", count: max(0, 6 - s.count)) + s, 148, 6)
+        h[154] = 0
+        h[155] = 0x20
+        bytes += h
+        bytes += data
+        let pad = (512 - data.count % 512) % 512
+        bytes += [UInt8](repeating: 0, count: pad)
+    }
+
+    /// The archive with its end-of-archive marker (two zero blocks).
+    public func finished() -> [UInt8] {
+        bytes + [UInt8](repeating: 0, count: 1024)
+    }
+}
+
+/// A small but genuine `docker save` archive (legacy layout: `manifest.json`, `repositories`,
+/// `<id>/layer.tar`, `<config digest>.json`) with real SHA-256 digests, so validation, the
+/// simulator and even a real `docker load` accept it.
+public struct SyntheticImage {
+    public var reference: String
+    public var os = "linux"
+    public var architecture = "amd64"
+    public var labels: [String: String] = [:]
+    public var env: [String] = []
+    public var cmd: [String] = ["/bin/sh"]
+    public var healthcheck: [String]? = nil
+    /// Files in the single layer.
+    public var files: [(String, [UInt8])] = []
+
+    public init(reference: String) {
+        self.reference = reference
+    }
+
+    /// `(archive bytes, image id)`.
+    public func archive() throws -> ([UInt8], String) {
+        var layer = TarArchiveWriter()
+        for (name, data) in files { layer.addFile(name, data) }
+        let layerBytes = layer.finished()
+        let diffID = "sha256:" + SHA256.hash(layerBytes).hex
+        var config: [String: Any] = [
+            "architecture": architecture, "os": os,
+            "created": "2026-01-01T00:00:00Z",
+            "rootfs": ["type": "layers", "diff_ids": [diffID]],
+        ]
+        var c: [String: Any] = ["Env": env, "Cmd": cmd, "Labels": labels]
+        if let hc = healthcheck { c["Healthcheck"] = ["Test": hc, "Interval": 1_000_000_000] }
+        config["config"] = c
+        let configBytes = Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))
+        let configHex = SHA256.hash(configBytes).hex
+        let layerDir = SHA256.hash(Array(diffID.utf8)).hex
+        let (repo, tag) = Self.split(reference)
+        let manifest: [[String: Any]] = [["Config": "\(configHex).json", "RepoTags": [reference], "Layers": ["\(layerDir)/layer.tar"]]]
+        let repositories: [String: Any] = [repo: [tag: layerDir]]
+        var w = TarArchiveWriter()
+        w.addDirectory(layerDir)
+        w.addFile("\(layerDir)/VERSION", Array("1.0".utf8))
+        w.addFile("\(layerDir)/json", Array(#"{"id":"\#(layerDir)"}"#.utf8))
+        w.addFile("\(layerDir)/layer.tar", layerBytes)
+        w.addFile("\(configHex).json", configBytes)
+        w.addFile("manifest.json", Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
+        w.addFile("repositories", Array(try JSONSerialization.data(withJSONObject: repositories, options: [.sortedKeys])))
+        return (w.finished(), "sha256:" + configHex)
+    }
+
+    static func split(_ ref: String) -> (String, String) {
+        if let colon = ref.lastIndex(of: ":"), !ref[colon...].contains("/") {
+            return (String(ref[..<colon]), String(ref[ref.index(after: colon)...]))
+        }
+        return (ref, "latest")
+    }
+}
+
+/// Writes a `.edgepkg` by the reference recipe (`manifest.toml`, then `image.tar`).
+public enum EdgePackageWriter {
+    public static func write(manifest: String, image: [UInt8], extras: [(String, [UInt8])] = [], to path: String) throws {
+        var w = TarArchiveWriter()
+        w.addFile("manifest.toml", Array(manifest.utf8))
+        w.addFile("image.tar", image)
+        for (n, d) in extras { w.addFile(n, d) }
+        let data = Data(w.finished())
+        guard FileManager.default.createFile(atPath: path, contents: data) else {
+            throw CaissonError("package.write_failed", "could not write \(path)")
+        }
+    }
+
+    public static func manifest(service: String, revision: String, platform: String, version: String,
+                                createdAt: String, reference: String, sha256: String? = nil, size: Int? = nil) -> String {
+        var s = """
+        format_version = 1
+        package_type = "service"
+        package_version = "\(version)"
+        created_at = "\(createdAt)"
+
+        [target]
+        service = "\(service)"
+        service_revision = "\(revision)"
+        platform = "\(platform)"
+
+        [image]
+        reference = "\(reference)"
+
+        """
+        if let sha256 { s += "sha256 = \"\(sha256)\"\n" }
+        if let size { s += "size = \(size)\n" }
+        return s
+    }
+}
