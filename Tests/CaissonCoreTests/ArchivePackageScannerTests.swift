@@ -187,7 +187,7 @@ struct ArchivePackageScannerTests {
         (UInt8(ascii: "5"), "directory"), (UInt8(ascii: "2"), "symbolic link"), (UInt8(ascii: "1"), "hard link"),
         (UInt8(ascii: "3"), "character device"), (UInt8(ascii: "4"), "block device"), (UInt8(ascii: "6"), "FIFO"),
         (UInt8(ascii: "S"), "sparse file"), (UInt8(ascii: "g"), "pax global header"), (UInt8(ascii: "7"), "contiguous file"),
-        (UInt8(ascii: "V"), "entry of type 'V'"),
+        (UInt8(ascii: "V"), "special entry (type 'V')"),
     ])
     func unsafeEntryType(flag: UInt8, description: String) {
         let pkg = ArchiveFixtures.tar {

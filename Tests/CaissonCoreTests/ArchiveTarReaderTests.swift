@@ -98,6 +98,10 @@ struct ArchiveTarReaderTests {
         tar.finish()
         let entries = try readTar(tar.bytes)
         #expect(entries.map(\.entry.name) == [mid, long, "l"])
+        // Offsets cover the extension headers: each entry starts where the previous one ended.
+        #expect(entries[0].entry.headerOffset == 0)
+        #expect(entries[1].entry.headerOffset == entries[0].entry.dataOffset + 512)
+        #expect(Array(tar.bytes[Int(entries[1].entry.dataOffset)...].prefix(1)) == Array("y".utf8))
         #expect(entries[1].data == Array("y".utf8))
         #expect(entries[2].entry.linkName == target)
     }

@@ -11,6 +11,8 @@ struct ImageInspector {
         var compressed: Bool
         /// `blobs/sha256/<hex>` whose content matched its name.
         var verifiedBlob: Bool
+        /// `blobs/sha256/<hex>` whose content did not match its name (already reported).
+        var mismatchedBlob: Bool
     }
 
     let limits: PackageScanLimits
@@ -66,7 +68,7 @@ struct ImageInspector {
                 if inspector.entryCount > limits.maxImageEntries {
                     tee.quiesce()
                     inspector.issues.append(Issue("image.invalid_archive",
-                        "image.tar has more than \(limits.maxImageEntries) entries; it is not a docker save archive Caisson accepts."))
+                        "image.tar has more than \(limits.maxImageEntries) entries; it is not a docker save archive Caisson accepts"))
                     return Outcome(facts: nil, issues: inspector.issues, archiveDigest: nil, outerFailure: nil)
                 }
                 guard let entry else { continue }
@@ -84,7 +86,7 @@ struct ImageInspector {
                 return Outcome(facts: nil, issues: [], archiveDigest: nil, outerFailure: outerFailure)
             }
             return Outcome(facts: nil,
-                           issues: inspector.issues + [Issue("image.read_failed", "image.tar is not a readable tar archive: \(readFailure.message).")],
+                           issues: inspector.issues + [Issue("image.read_failed", "image.tar is not a readable tar archive: \(readFailure.message)")],
                            archiveDigest: nil, outerFailure: nil)
         }
         let digest = tee.finish()
@@ -121,15 +123,18 @@ struct ImageInspector {
             }
             let digest = sha.finalizeDigest()
             var verified = false
+            var mismatched = false
             if let expected = ImageInspector.blobDigest(path) {
                 if expected == digest {
                     verified = true
                 } else {
+                    mismatched = true
                     issues.append(Issue("image.digest_mismatch",
-                        "image.tar blob \(TarFormat.quoted(path)) has SHA-256 \(digest.hex), not the digest its name states."))
+                        "image.tar blob \(TarFormat.quoted(path)) has SHA-256 \(digest.hex), not the digest its name states"))
                 }
             }
-            files[path] = FileRecord(digest: digest, size: entry.size, compressed: compressed, verifiedBlob: verified)
+            files[path] = FileRecord(digest: digest, size: entry.size, compressed: compressed,
+                                     verifiedBlob: verified, mismatchedBlob: mismatched)
             if let kept {
                 json[path] = kept
                 jsonBytes += kept.count
@@ -158,7 +163,7 @@ struct ImageInspector {
         let isBlob = path.hasPrefix("blobs/")
         guard isRootDocument || isBlob else { return .never }
         if size > Int64(limits.maxJSONFileSize) {
-            if isRootDocument { dropped[path] = "it is larger than \(limits.maxJSONFileSize) bytes" }
+            dropped[path] = "it is larger than \(limits.maxJSONFileSize) bytes"
             return .never
         }
         if Int64(jsonBytes) + size > Int64(limits.maxJSONTotalBytes) {
@@ -177,18 +182,18 @@ struct ImageInspector {
     /// Reads a kept JSON document, or records why it cannot.
     private mutating func document<T: Decodable>(_ type: T.Type, at path: String, what: String) -> T? {
         guard let resolved = resolvePath(path) else {
-            invalid("image.tar has no \(what) \(TarFormat.quoted(path)).")
+            invalid("image.tar has no \(what) \(TarFormat.quoted(path))")
             return nil
         }
         guard let bytes = json[resolved] else {
             let reason = dropped[resolved] ?? "it is not a JSON object"
-            invalid("image.tar \(what) \(TarFormat.quoted(path)) cannot be read: \(reason).")
+            invalid("image.tar \(what) \(TarFormat.quoted(path)) cannot be read: \(reason)")
             return nil
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch {
-            invalid("image.tar \(what) \(TarFormat.quoted(path)) is not valid: \(ImageInspector.describe(error)).")
+            invalid("image.tar \(what) \(TarFormat.quoted(path)) is not valid: \(ImageInspector.describe(error))")
             return nil
         }
     }
@@ -228,7 +233,7 @@ struct ImageInspector {
         } else if let index {
             description = describe(index: index)
         } else {
-            invalid("image.tar has neither manifest.json nor index.json; it is not a docker save archive.")
+            invalid("image.tar has neither manifest.json nor index.json; it is not a docker save archive")
             return nil
         }
         guard var description else { return nil }
@@ -249,26 +254,26 @@ struct ImageInspector {
 
         // Config: its digest is the image id.
         guard let configName = resolvePath(description.configPath), let configRecord = files[configName] else {
-            invalid("image.tar has no config \(TarFormat.quoted(description.configPath)).")
+            invalid("image.tar has no config \(TarFormat.quoted(description.configPath))")
             return nil
         }
         if let named = ImageInspector.legacyConfigDigest(description.configPath), named != configRecord.digest {
             issues.append(Issue("image.digest_mismatch",
-                "image.tar config \(TarFormat.quoted(description.configPath)) has SHA-256 \(configRecord.digest.hex), not the digest its name states."))
+                "image.tar config \(TarFormat.quoted(description.configPath)) has SHA-256 \(configRecord.digest.hex), not the digest its name states"))
         }
         guard let config = document(ImageConfigJSON.self, at: description.configPath, what: "config") else { return nil }
 
         // Layers: each must exist and match its diff id, in order.
         let diffIDs = config.rootfs?.diffIDs ?? []
         guard description.layerPaths.count <= limits.maxLayers, diffIDs.count <= limits.maxLayers else {
-            invalid("image has \(max(description.layerPaths.count, diffIDs.count)) layers, more than the \(limits.maxLayers) allowed.")
+            invalid("image has \(max(description.layerPaths.count, diffIDs.count)) layers, more than the \(limits.maxLayers) allowed")
             return nil
         }
         var totalBytes: Int64 = 0
         var layerRecords: [(path: String, name: String, record: FileRecord)] = []
         for path in description.layerPaths {
             guard let name = resolvePath(path), let record = files[name] else {
-                invalid("image.tar has no layer \(TarFormat.quoted(path)).")
+                invalid("image.tar has no layer \(TarFormat.quoted(path))")
                 return nil
             }
             totalBytes += record.size
@@ -276,22 +281,25 @@ struct ImageInspector {
         }
         if diffIDs.count != layerRecords.count {
             issues.append(Issue("image.digest_mismatch",
-                "image config lists \(diffIDs.count) layer diff ids but the manifest lists \(layerRecords.count) layers."))
+                "image config lists \(diffIDs.count) layer diff ids but the manifest lists \(layerRecords.count) layers"))
         } else {
             for (i, layer) in layerRecords.enumerated() {
                 let diffID = diffIDs[i]
                 guard diffID.hasPrefix("sha256:"), let expected = SHA256Digest(hex: diffID.dropFirst(7)) else {
-                    invalid("image config diff id \(i + 1) \(TarFormat.quoted(diffID)) is not a sha256 digest.")
+                    invalid("image config diff id \(i + 1) \(TarFormat.quoted(diffID)) is not a sha256 digest")
                     continue
+                }
+                if layer.record.mismatchedBlob {
+                    continue  // Its content is already reported as not matching its name.
                 }
                 if layer.record.compressed {
                     // A compressed blob is verified by its name; its diff id would need decompression.
                     if !layer.record.verifiedBlob {
-                        invalid("image.tar layer \(TarFormat.quoted(layer.path)) is compressed and outside blobs/sha256, so its content cannot be verified.")
+                        invalid("image.tar layer \(TarFormat.quoted(layer.path)) is compressed and outside blobs/sha256, so its content cannot be verified")
                     }
                 } else if layer.record.digest != expected {
                     issues.append(Issue("image.digest_mismatch",
-                        "image.tar layer \(TarFormat.quoted(layer.path)) has SHA-256 \(layer.record.digest.hex), but the config expects \(expected.hex)."))
+                        "image.tar layer \(TarFormat.quoted(layer.path)) has SHA-256 \(layer.record.digest.hex), but the config expects \(expected.hex)"))
                 }
             }
         }
@@ -301,12 +309,12 @@ struct ImageInspector {
             do {
                 let reference = try ImageReference(tag)
                 guard reference.tag != nil, reference.digest == nil else {
-                    invalid("image.tar names the image \(TarFormat.quoted(tag)), which is not a name:tag reference.")
+                    invalid("image.tar names the image \(TarFormat.quoted(tag)), which is not a name:tag reference")
                     continue
                 }
                 tags.insert(reference.familiar)
             } catch {
-                invalid("image.tar names the image \(TarFormat.quoted(tag)), which is not a valid reference.")
+                invalid("image.tar names the image \(TarFormat.quoted(tag)), which is not a valid reference")
             }
         }
 
@@ -333,17 +341,17 @@ struct ImageInspector {
 
     private mutating func describe(legacy entries: [DockerSaveManifestEntry]) -> ImageDescription? {
         guard let first = entries.first else {
-            invalid("image.tar manifest.json lists no image.")
+            invalid("image.tar manifest.json lists no image")
             return nil
         }
         let configs = Set(entries.map { ImageInspector.cleanPath($0.config) ?? $0.config })
         guard configs.count == 1 else {
-            invalid("image.tar holds \(configs.count) images; a package must hold exactly one.")
+            invalid("image.tar holds \(configs.count) images; a package must hold exactly one")
             return nil
         }
         let layers = entries.map { $0.layers.map { ImageInspector.cleanPath($0) ?? $0 } }
         guard Set(layers).count == 1 else {
-            invalid("image.tar manifest.json describes one config with different layer lists.")
+            invalid("image.tar manifest.json describes one config with different layer lists")
             return nil
         }
         return ImageDescription(configPath: first.config, layerPaths: first.layers,
@@ -354,29 +362,29 @@ struct ImageInspector {
         var images: [String: OCIImageManifest] = [:]
         for descriptor in index.manifests {
             if ImageInspector.isIndexMediaType(descriptor.mediaType) {
-                invalid("image.tar index.json refers to a nested image index and has no manifest.json; Caisson needs a single-platform image.")
+                invalid("image.tar index.json refers to a nested image index and has no manifest.json; Caisson needs a single-platform image")
                 return nil
             }
             guard let blob = ImageInspector.blobPath(descriptor.digest) else {
-                invalid("image.tar index.json has a malformed digest \(TarFormat.quoted(descriptor.digest)).")
+                invalid("image.tar index.json has a malformed digest \(TarFormat.quoted(descriptor.digest))")
                 return nil
             }
             guard let manifest = document(OCIImageManifest.self, at: blob, what: "image manifest") else { return nil }
             images[manifest.config.digest] = manifest
         }
         guard images.count == 1, let manifest = images.values.first else {
-            if images.isEmpty { invalid("image.tar index.json lists no image.") }
-            else { invalid("image.tar holds \(images.count) images; a package must hold exactly one.") }
+            if images.isEmpty { invalid("image.tar index.json lists no image") }
+            else { invalid("image.tar holds \(images.count) images; a package must hold exactly one") }
             return nil
         }
         guard let configPath = ImageInspector.blobPath(manifest.config.digest) else {
-            invalid("image.tar image manifest has a malformed config digest \(TarFormat.quoted(manifest.config.digest)).")
+            invalid("image.tar image manifest has a malformed config digest \(TarFormat.quoted(manifest.config.digest))")
             return nil
         }
         var layerPaths: [String] = []
         for layer in manifest.layers {
             guard let path = ImageInspector.blobPath(layer.digest) else {
-                invalid("image.tar image manifest has a malformed layer digest \(TarFormat.quoted(layer.digest)).")
+                invalid("image.tar image manifest has a malformed layer digest \(TarFormat.quoted(layer.digest))")
                 return nil
             }
             layerPaths.append(path)
@@ -396,7 +404,7 @@ struct ImageInspector {
                   manifest.config.digest.hasPrefix("sha256:"),
                   let digest = SHA256Digest(hex: manifest.config.digest.dropFirst(7)) else { continue }
             if digest != config.digest {
-                invalid("image.tar holds 2 images: index.json refers to config \(digest.hex), manifest.json to \(config.digest.hex); a package must hold exactly one.")
+                invalid("image.tar holds 2 images: index.json refers to config \(digest.hex), manifest.json to \(config.digest.hex); a package must hold exactly one")
                 return
             }
         }

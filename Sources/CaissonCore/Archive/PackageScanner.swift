@@ -94,7 +94,7 @@ public struct PackageScanner {
             return scan(try FileByteSource(path: path))
         } catch {
             var scan = PackageScan()
-            scan.issues.append(Issue("archive.read_failed", "The package cannot be read: \(error)."))
+            scan.issues.append(Issue("archive.read_failed", "the package cannot be read: \(error)"))
             return scan
         }
     }
@@ -129,7 +129,7 @@ public struct PackageScanner {
                     break entries
                 }
                 scan.issues.append(Issue("archive.invalid_entry_path",
-                    "The package has an entry whose name is not usable: \(error.message)."))
+                    "the package has an entry whose name is not usable: \(error.message)"))
                 if let name = error.name { explained.insert(PackageScanner.lastComponent(name)) }
                 continue
             } catch {
@@ -147,7 +147,7 @@ public struct PackageScanner {
 
             guard entry.type == .regular else {
                 scan.issues.append(Issue("archive.unsafe_entry_type",
-                    "Package entry \(shown) is a \(entry.type); a package holds only regular files."))
+                    "package entry \(shown) is a \(entry.type); a package holds only regular files"))
                 explained.insert(PackageScanner.lastComponent(name))
                 continue
             }
@@ -158,7 +158,7 @@ public struct PackageScanner {
             }
             guard seen.insert(name).inserted else {
                 scan.issues.append(Issue("archive.duplicate_entry",
-                    "Package entry \(shown) appears more than once; only the first is read."))
+                    "package entry \(shown) appears more than once; only the first is read"))
                 continue
             }
 
@@ -167,7 +167,7 @@ public struct PackageScanner {
                 manifestSeen = true
                 guard entry.size <= Int64(limits.maxManifestSize) else {
                     scan.issues.append(Issue("manifest.too_large",
-                        "manifest.toml is \(entry.size) bytes; the limit is \(limits.maxManifestSize) bytes."))
+                        "manifest.toml is \(entry.size) bytes; the limit is \(limits.maxManifestSize) bytes"))
                     continue
                 }
                 do {
@@ -175,7 +175,7 @@ public struct PackageScanner {
                     scan.manifestBytes = bytes
                     if !imageSeen { imageDigestWanted = wantImageDigest(bytes) }
                 } catch {
-                    scan.issues.append(Issue("manifest.read_failed", "manifest.toml cannot be read: \(PackageScanner.reason(error))."))
+                    scan.issues.append(Issue("manifest.read_failed", "manifest.toml cannot be read: \(PackageScanner.reason(error))"))
                     break entries
                 }
             case "image.tar":
@@ -183,7 +183,7 @@ public struct PackageScanner {
                 // Without a (readable) manifest before it, compute the digest anyway.
                 let computeDigest = manifestSeen ? (imageDigestWanted ?? false) : true
                 guard entry.size > 0 else {
-                    scan.issues.append(Issue("image.empty_archive", "image.tar is empty."))
+                    scan.issues.append(Issue("image.empty_archive", "image.tar is empty"))
                     scan.imageTar = .init(size: 0, dataOffset: entry.dataOffset,
                                           sha256: computeDigest ? SHA256Digest.empty.hex : nil)
                     continue
@@ -203,10 +203,10 @@ public struct PackageScanner {
 
         if complete {
             if !manifestSeen, !explained.contains("manifest.toml") {
-                scan.issues.append(Issue("archive.missing_manifest", "The package has no manifest.toml at its root."))
+                scan.issues.append(Issue("archive.missing_manifest", "the package has no manifest.toml at its root"))
             }
             if !imageSeen, !explained.contains("image.tar") {
-                scan.issues.append(Issue("archive.missing_image", "The package has no image.tar at its root."))
+                scan.issues.append(Issue("archive.missing_image", "the package has no image.tar at its root"))
             }
         }
         scan.bytesRead = reader.source.bytesProcessed
@@ -214,21 +214,21 @@ public struct PackageScanner {
     }
 
     private func tooManyEntries() -> Issue {
-        Issue("archive.too_many_entries", "The package has more than \(limits.maxEntries) entries.")
+        Issue("archive.too_many_entries", "the package has more than \(limits.maxEntries) entries")
     }
 
     /// The issue for a fatal reading error.
     static func issue(for error: any Error) -> Issue {
         guard let error = error as? TarError else {
-            return Issue("archive.read_failed", "The package cannot be read: \(error).")
+            return Issue("archive.read_failed", "the package cannot be read: \(error)")
         }
         if error.kind == .invalidSize {
-            return Issue("archive.invalid_entry_size", "The package has an entry with an invalid size: \(error.message).")
+            return Issue("archive.invalid_entry_size", "the package has an entry with an invalid size: \(error.message)")
         }
         if let entry = error.entryName {
-            return Issue("archive.entry_read_failed", "Package entry \(TarFormat.quoted(entry)) cannot be read: \(error.message).")
+            return Issue("archive.entry_read_failed", "package entry \(TarFormat.quoted(entry)) cannot be read: \(error.message)")
         }
-        return Issue("archive.read_failed", "The package is not a readable tar archive: \(error.message).")
+        return Issue("archive.read_failed", "the package is not a readable tar archive: \(error.message)")
     }
 
     static func reason(_ error: any Error) -> String {
@@ -240,20 +240,20 @@ public struct PackageScanner {
     static func rootNameProblem(_ name: String) -> Issue? {
         let shown = TarFormat.quoted(name)
         if name.isEmpty {
-            return Issue("archive.empty_entry_path", "The package has an entry with an empty name.")
+            return Issue("archive.empty_entry_path", "the package has an entry with an empty name")
         }
         if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || $0 == "\\" }) {
             return Issue("archive.invalid_entry_path",
-                "Package entry \(shown) has control characters or backslashes in its name.")
+                "package entry \(shown) has control characters or backslashes in its name")
         }
         let components = name.split(separator: "/", omittingEmptySubsequences: false)
         if name.hasPrefix("/") || components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
             return Issue("archive.invalid_entry_path",
-                "Package entry \(shown) is not a plain name (absolute, '.', '..' or empty path parts); a package holds only files at its root.")
+                "package entry \(shown) is not a plain name (absolute, '.', '..' or empty path parts); a package holds only files at its root")
         }
         if components.count > 1 {
             return Issue("archive.nested_entry",
-                "Package entry \(shown) is inside a folder; a package holds only files at its root.")
+                "package entry \(shown) is inside a folder; a package holds only files at its root")
         }
         return nil
     }

@@ -61,8 +61,8 @@ public enum TarEntryType: Hashable, Sendable, CustomStringConvertible {
         case .paxGlobalHeader: return "pax global header"
         case .sparse: return "sparse file"
         case .other(let flag):
-            if flag >= 0x21 && flag < 0x7f { return "entry of type '\(Character(Unicode.Scalar(flag)))'" }
-            return "entry of type 0x\(String(flag, radix: 16))"
+            if flag >= 0x21 && flag < 0x7f { return "special entry (type '\(Character(Unicode.Scalar(flag)))')" }
+            return "special entry (type 0x\(String(flag, radix: 16)))"
         }
     }
 }

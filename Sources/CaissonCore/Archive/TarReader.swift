@@ -102,6 +102,7 @@ public final class TarReader<Source: ByteSource> {
 
         var ext = ExtendedAttributes()
         var sawExtension = false
+        let entryOffset = position
         while true {
             let headerOffset = position
             guard let block = try readBlock() else {
@@ -161,7 +162,7 @@ public final class TarReader<Source: ByteSource> {
             let linkName = try decodeName(linkBytes, what: "link name of \(TarFormat.quoted(name))", at: headerOffset)
             let entry = TarEntry(name: name, type: type, typeFlag: header.flag, size: dataSize,
                                  mode: header.mode, linkName: linkName,
-                                 headerOffset: headerOffset, dataOffset: position)
+                                 headerOffset: entryOffset, dataOffset: position)
             currentEntry = entry
             inBody = true
             return entry
