@@ -306,6 +306,9 @@ struct ArchiveImageTests {
         let gz: [UInt8] = [0x1f, 0x8b, 0x08, 0x00] + DockerSaveWriter.randomBytes(100, seed: 40)
         let scan = scanImage(DockerSaveWriter(layout: .legacy, layers: [gz]).build())
         #expect(scan.codes == ["image.invalid_archive"])
+        // Also when the bytes arrive one at a time (the magic spans chunks).
+        let pkg = ArchiveFixtures.package(image: DockerSaveWriter(layout: .legacy, layers: [gz]).build())
+        #expect(ArchiveFixtures.scan(pkg, maxReadSize: 1).codes == ["image.invalid_archive"])
         // In blobs/sha256 it is verified by name instead.
         var image = DockerSaveWriter.Image(layers: [gz])
         image.diffIDsOverride = ["sha256:" + String(repeating: "d", count: 64)]

@@ -103,14 +103,12 @@ struct ImageInspector {
             if !links.isEmpty { links[path] = nil }
             let keep = jsonCandidate(path, size: entry.size)
             var kept: [UInt8]? = keep == .always ? [] : nil
-            var first = true
-            var compressed = false
+            var head: [UInt8] = []  // the first bytes, for compression magic (chunks can be tiny)
             var decided = keep != .ifObject
             try reader.readBodyChunkLoop { chunk in
                 sha.update(chunk)
-                if first {
-                    first = false
-                    compressed = ImageInspector.hasCompressionMagic(chunk)
+                if head.count < ImageInspector.magicLength {
+                    head += chunk.prefix(ImageInspector.magicLength - head.count)
                 }
                 if !decided {
                     // Blobs are kept only when they look like a JSON object.
@@ -133,7 +131,7 @@ struct ImageInspector {
                         "image.tar blob \(TarFormat.quoted(path)) has SHA-256 \(digest.hex), not the digest its name states"))
                 }
             }
-            files[path] = FileRecord(digest: digest, size: entry.size, compressed: compressed,
+            files[path] = FileRecord(digest: digest, size: entry.size, compressed: ImageInspector.hasCompressionMagic(head),
                                      verifiedBlob: verified, mismatchedBlob: mismatched)
             if let kept {
                 json[path] = kept
@@ -493,7 +491,10 @@ struct ImageInspector {
         return cleanPath(folder.isEmpty ? target : folder + "/" + target)
     }
 
-    static func hasCompressionMagic(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    static let magicLength = 6
+
+    /// gzip, zstd, bzip2 or xz magic at the start of `bytes`.
+    static func hasCompressionMagic(_ bytes: [UInt8]) -> Bool {
         func starts(_ magic: [UInt8]) -> Bool {
             bytes.count >= magic.count && zip(bytes, magic).allSatisfy { $0 == $1 }
         }
