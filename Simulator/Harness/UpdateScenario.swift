@@ -141,7 +141,10 @@ public final class UpdateScenario {
             }
             running = named
         case .compose:
-            running = (try? host.composeContainers(service.compose!)) ?? []
+            // Observe the host directly, like `containers(named:)`: the checker is not the
+            // updater, so the armed fault plan must not make it see an empty service.
+            host.advanceAll()
+            running = host.doComposeContainers(service.compose!)
             if running.count != 1 {
                 out.append("\(running.count) containers belong to compose service app (must be exactly 1)")
                 return out
