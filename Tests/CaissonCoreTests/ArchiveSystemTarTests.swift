@@ -139,6 +139,26 @@ struct ArchiveSystemTarTests {
         }
     }
 
+    /// An image re-packed by GNU tar from a folder (`./`-prefixed names, GNU headers) still
+    /// resolves: names are normalized before lookup.
+    @Test(arguments: ["gnu", "pax"])
+    func imageRepackedByGNUTar(format: String) throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var writer = DockerSaveWriter(layout: .oci, layers: [ArchiveFixtures.layerA, ArchiveFixtures.layerB])
+        writer.ociLegacyDirectories = true
+        writer.ociLayerPaths = .legacySymlinks
+        try Data(writer.build()).write(to: URL(fileURLWithPath: dir + "/orig.tar"))
+        try FileManager.default.createDirectory(atPath: dir + "/x", withIntermediateDirectories: true)
+        _ = try Self.run(["tar", "-xf", dir + "/orig.tar", "-C", dir + "/x"])
+        _ = try Self.run(["tar", "--format=\(format)", "-cf", dir + "/image.tar", "-C", dir + "/x", "."])
+        let image = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/image.tar")))
+        let scan = ArchiveFixtures.scan(ArchiveFixtures.package(image: image))
+        #expect(scan.issues == [])
+        #expect(scan.image?.imageID == writer.images[0].imageID)
+        #expect(scan.image?.layers == writer.images[0].diffIDs)
+    }
+
     @Test func referenceRecipePackageScansClean() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
