@@ -390,6 +390,7 @@ public enum CaissonCLI {
             return
         }
         if dryRun {
+            if let p = o.plan { printPlan(p, out: out) }
             out.line("Dry run: nothing was changed.")
             return
         }
