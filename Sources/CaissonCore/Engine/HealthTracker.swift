@@ -31,6 +31,10 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     var lastPending: String = "no observation yet"
     /// Set by `evaluate`: everything not yet passed is only waiting out its stability window.
     var inWindowOnly = false
+    /// When a container was last seen restarted without a crash (a daemon restart): the timeout
+    /// then runs from there, since the restart reset its health through no fault of its own
+    /// (bounded: one extension per daemon restart actually observed).
+    var lastBenignRestartMillis: Int64?
 
     public init(policy: HealthPolicy, startMillis: Int64) {
         self.policy = policy
@@ -48,7 +52,8 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         // A container already good and only finishing its stability window gets to finish it
         // (bounded: the window is at most `stableSecs` from when we first saw it good), so a
         // slow observation cannot turn a healthy release into a timeout.
-        if case .pending = verdict, now - startMillis >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly {
+        let timeoutFrom = max(startMillis, lastBenignRestartMillis ?? startMillis)
+        if case .pending = verdict, now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly {
             return .timedOut("health check timed out after \(policy.timeoutSecs)s: \(lastPending)")
         }
         return verdict
@@ -91,6 +96,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 if seen[i].startedAt != c.startedAt {
                     // Restarted without a crash (a daemon restart): the stability window starts over.
                     seen[i] = Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount)
+                    lastBenignRestartMillis = now
                 }
             } else {
                 seen.append(Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount))

@@ -169,7 +169,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// The service state to write with the final record (on commit).
     public private(set) var newServiceState: ServiceState?
 
-    static let maxRestoreRounds = 3
+    /// Restore rounds before giving up (each starts over from what the host really looks like,
+    /// after a backoff): a restore must ride out a flaky daemon, not give up after 3 hiccups.
+    static let maxRestoreRounds = 20
+    /// Backoff before restore round `n` (1-based): 1 s, 2 s, 4 s, … capped at 30 s.
+    static func restoreBackoffMillis(round: Int) -> Int64 {
+        min(Int64(1000) << Int64(min(max(round - 1, 0), 5)), 30_000)
+    }
     public static let updateLabel = "io.caisson.update-id"
 
     public init(plan: Plan, startedAt: String) {
@@ -423,6 +429,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
 
         case (.restoreInspectLeftover, .reply(let reply)):
+            if case .error(let e) = reply {
+                // Not knowing whether our staging container exists is not "it does not exist".
+                return restoreRetry(Issue("rollback.inspect_failed", "could not inspect \(stagingName): \(e.message)"), timestamp)
+            }
             if case .container(let c?) = reply, isOurs(c), c.id != oldContainerID {
                 phase = .restoreRemoveLeftover
                 return .call(.removeContainer(c.id))
@@ -673,7 +683,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         } else {
             phase = .restoreComposeApply
         }
-        return .sleep(millis: 1000)
+        return .sleep(millis: Self.restoreBackoffMillis(round: restoreRound))
     }
 
     private mutating func restoreHealthBegin(now: Int64, _ timestamp: String) -> Action {
@@ -709,7 +719,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 phase = .restoreHealthWait
                 return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
             }
-            return restoreFailed(Issue("rollback.health_check_failed", "the restored release could not be inspected: \(e.message)"), timestamp)
+            // Still no verdict on the restored release: start the restore round over.
+            return restoreRetry(Issue("rollback.health_check_failed", "the restored release could not be inspected: \(e.message)"), timestamp)
         default: return unexpected(reply, timestamp)
         }
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
