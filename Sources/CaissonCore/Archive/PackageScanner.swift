@@ -16,6 +16,8 @@ public struct PackageScanLimits: Equatable, Sendable {
     public var maxExtendedHeaderSize = 1 << 20
     /// Size of each read (one buffer for the package, one for image.tar).
     public var readBufferSize = 1 << 20
+    /// Largest `manifest.toml.minisig` kept in memory (minisign's own lines stay under 10 KiB).
+    public var maxSignatureSize = 16 * 1024
 
     public init() {}
 }
@@ -41,6 +43,8 @@ public struct PackageScan: Equatable, Sendable {
 
     /// `manifest.toml` as read (at most `maxManifestSize` bytes), not yet decoded.
     public var manifestBytes: [UInt8]?
+    /// `manifest.toml.minisig` as read, when present and at most `maxSignatureSize` bytes.
+    public var signatureBytes: [UInt8]?
     public var imageTar: ImageTar?
     public var entries: [Entry] = []
     /// What the image is, when image.tar could be inspected (its config parsed).
@@ -196,6 +200,15 @@ public struct PackageScanner {
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+            case PackageSignature.entryName:
+                // Kept for the signature check; a larger one is reported by the validator.
+                guard entry.size <= Int64(limits.maxSignatureSize) else { continue }
+                do {
+                    scan.signatureBytes = try reader.readWholeBody(limit: limits.maxSignatureSize) ?? []
+                } catch {
+                    scan.issues.append(PackageScanner.issue(for: error))
+                    break entries
+                }
             default:
                 break  // Other root files are allowed and ignored; next() skips them.
             }

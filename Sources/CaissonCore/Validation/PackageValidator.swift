@@ -10,6 +10,8 @@ public struct ValidationReport: Sendable, Equatable {
     public var manifest: Manifest?
     public var scan: PackageScan?
     public var service: ServiceSpec?
+    /// The verified `manifest.toml.minisig`, when the package is signed by a trusted key.
+    public var signature: PackageSignature.Verified?
 
     public var status: ValidationStatus { issues.isEmpty ? .accepted : .rejected }
     public var image: ImageFacts? { scan?.image }
@@ -75,6 +77,12 @@ public struct PackageValidator {
         guard let manifestBytes = scan.manifestBytes else { return report }
         let (manifest, manifestIssues) = Manifest.parse(manifestBytes)
         report.issues += manifestIssues
+        let signaturePresent = scan.entries.contains { $0.name == PackageSignature.entryName && $0.type == .regular }
+        let (verified, signatureIssues) = PackageSignature.check(
+            manifestBytes: manifestBytes, manifest: manifest, signaturePresent: signaturePresent,
+            signatureBytes: scan.signatureBytes, trust: catalog.trust)
+        report.signature = verified
+        report.issues += signatureIssues
         guard let manifest else { return report }
         report.manifest = manifest
         report.issues += manifest.check(against: catalog, updaterVersion: updaterVersion)
