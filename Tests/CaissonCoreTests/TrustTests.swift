@@ -154,9 +154,9 @@ import Testing
         #expect(Self.code { _ = try MinisignSecretKey(keyID: id, seed: [1, 2, 3]) } == "key.malformed")
     }
 
-    @Test(.enabled(if: BLAKE2b256.isAvailable)) func secretKeyFileRoundTrips() throws {
+    @Test func secretKeyFileRoundTrips() throws {
         let pair = try KeyPair.generate()
-        let text = try pair.secretKey.fileContents()
+        let text = pair.secretKey.fileContents()
         #expect(text.hasPrefix("untrusted comment: "))
         let back = try MinisignSecretKey(parsing: text)
         #expect(back == pair.secretKey)

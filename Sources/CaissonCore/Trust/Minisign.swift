@@ -267,20 +267,20 @@ public struct MinisignSecretKey: Sendable, Equatable {
         guard Array(sk[32..<64]) == publicKey.key else {
             throw CaissonError("key.malformed", "the secret key is corrupt (its public half does not match its private half)")
         }
-        if let expected = BLAKE2b256.hash(Array("Ed".utf8) + id.bytes + sk), expected != checksum {
+        // `minisign -G -W` (0.11) writes an all-zero checksum for unencrypted keys and never checks
+        // it; a non-zero one is checked when BLAKE2b-256 is available.
+        if checksum.contains(where: { $0 != 0 }), let expected = BLAKE2b256.hash(Array("Ed".utf8) + id.bytes + sk),
+           expected != checksum {
             throw CaissonError("key.malformed", "the secret key's checksum does not match (corrupt, or encrypted)")
         }
     }
 
     /// The unencrypted `minisign.key` file, as `minisign -G -W` writes it (zero salt and limits).
-    /// Needs libsodium's BLAKE2b-256 for the checksum (libcrypto 3.0 lacks it): otherwise throws
-    /// `key.checksum_unavailable`.
-    public func fileContents() throws(CaissonError) -> String {
+    /// The BLAKE2b-256 checksum is written when libsodium provides it (libcrypto 3.0 cannot);
+    /// otherwise it is all zeros, exactly as `minisign -G -W` 0.11 writes it.
+    public func fileContents() -> String {
         let sk = seed + publicKey.key
-        guard let checksum = BLAKE2b256.hash(Array("Ed".utf8) + keyID.bytes + sk) else {
-            throw CaissonError("key.checksum_unavailable",
-                "writing a minisign secret key needs BLAKE2b-256 (libsodium); libcrypto 3.0 does not provide it")
-        }
+        let checksum = BLAKE2b256.hash(Array("Ed".utf8) + keyID.bytes + sk) ?? [UInt8](repeating: 0, count: 32)
         var raw = Array("Ed".utf8) + [0, 0] + Array("B2".utf8)
         raw += [UInt8](repeating: 0, count: 32 + 8 + 8)
         raw += keyID.bytes + sk + checksum
