@@ -1,0 +1,292 @@
+import CaissonCore
+import CaissonSimulator
+import Foundation
+import Testing
+@testable import CaissonDocker
+
+/// The simulator must be honest: the same update scenarios, driven by the same `UpdateMachine` +
+/// `UpdateDriver` + `InMemoryJournal`, against `SimulatedHost` (virtual time) and `DockerHost` on a
+/// real daemon (real time), must end with the same observable outcome.
+///
+/// Images: the real `caisson-test/app:*` images (scripts/make-test-images) carry
+/// `io.caisson.sim.*` labels; the simulator gets images with exactly those labels, so its
+/// behaviour is scripted by the same contract the real images implement.
+
+/// Which body runs the scenario.
+enum ConformanceHost: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case simulator, docker
+    var testDescription: String { rawValue }
+}
+
+/// One scenario: the old image the service runs, the new image, the health policy, a twist.
+struct ConformanceScenario: Sendable, CustomTestStringConvertible {
+    enum Twist: String, Sendable {
+        case none
+        /// A container already holds the staging name `NAME-caisson-new-<id>`.
+        case stagingNameTaken
+        /// A container already holds the rollback name `NAME-caisson-rollback-<id>`: renaming the
+        /// old container away fails after it was stopped (FORMATS §8 item 2).
+        case backupNameTaken
+        /// No container holds the service name.
+        case serviceMissing
+    }
+
+    var name: String
+    var oldVariant = "1"
+    var newVariant: String
+    var health: HealthKind
+    var twist = Twist.none
+    var stopGraceSecs = 10
+    var expected: ConformanceOutcome
+
+    var testDescription: String { name }
+
+    static let all: [ConformanceScenario] = [
+        ConformanceScenario(name: "good update", newVariant: "2", health: .containerHealth,
+                            expected: .init(status: .succeeded, runs: .new, running: true, count: 1, health: .passed)),
+        ConformanceScenario(name: "good update, running", newVariant: "2", health: .running,
+                            expected: .init(status: .succeeded, runs: .new, running: true, count: 1, health: .passed)),
+        ConformanceScenario(name: "unhealthy image, container_health", newVariant: "unhealthy", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "crashing image, container_health", newVariant: "crash", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "crashing image, running", newVariant: "crash", health: .running,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "no healthcheck, container_health", newVariant: "nohealth", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "never ready, container_health", newVariant: "never-ready", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .timedOut)),
+        ConformanceScenario(name: "staging name taken", newVariant: "2", health: .containerHealth, twist: .stagingNameTaken,
+                            expected: .init(status: .failed, runs: .old, running: true, count: 1, health: nil, intruderKept: true)),
+        ConformanceScenario(name: "rollback name taken", newVariant: "2", health: .containerHealth, twist: .backupNameTaken,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: nil, intruderKept: true)),
+        ConformanceScenario(name: "service container missing", newVariant: "2", health: .containerHealth, twist: .serviceMissing,
+                            expected: .init(status: .failed, runs: .none, running: false, count: 0, health: nil)),
+        ConformanceScenario(name: "old ignores SIGTERM, good update", oldVariant: "stubborn", newVariant: "2",
+                            health: .containerHealth, stopGraceSecs: 2,
+                            expected: .init(status: .succeeded, runs: .new, running: true, count: 1, health: .passed)),
+        ConformanceScenario(name: "old ignores SIGTERM, unhealthy update", oldVariant: "stubborn", newVariant: "unhealthy",
+                            health: .containerHealth, stopGraceSecs: 2,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+    ]
+}
+
+/// What an observer sees after the attempt.
+struct ConformanceOutcome: Equatable, Sendable, CustomStringConvertible {
+    enum Runs: String, Sendable { case old, new, other, none }
+    var status: UpdateStatus
+    /// Which image the container under the service name runs.
+    var runs: Runs
+    var running: Bool
+    /// Containers under the service name (0 or 1).
+    var count: Int
+    /// The new release's health record outcome (nil: no health check ran).
+    var health: HealthOutcome?
+    /// Twists `.stagingNameTaken`, `.backupNameTaken`: the pre-existing container under the staging name is still there.
+    var intruderKept: Bool?
+    /// Containers of ours left behind (`NAME-caisson-*`, besides an intruder we planted).
+    var leftovers: [String] = []
+
+    var description: String {
+        "\(status.rawValue), runs \(runs.rawValue)\(running ? " (running)" : ""), \(count) under the name, health \(health?.rawValue ?? "-")"
+            + (intruderKept.map { ", intruder \($0 ? "kept" : "gone")" } ?? "") + (leftovers.isEmpty ? "" : ", leftovers \(leftovers)")
+    }
+}
+
+/// A host plus the means to set up a world on it and observe it.
+protocol ConformanceWorld: AnyObject {
+    var host: any ContainerHost { get }
+    var clock: any UpdateClock { get }
+    /// Make the test image `variant` available under a fresh reference; returns (reference, id).
+    func image(_ variant: String) throws -> (reference: String, id: String)
+    /// `docker run -d --restart unless-stopped --name NAME REF`.
+    func runService(name: String, reference: String) throws
+    /// `docker create --name NAME REF` (not started).
+    func createIdle(name: String, reference: String) throws
+    /// Let the service settle (healthy) before the update.
+    func settle(name: String)
+    /// Names of all containers starting with `prefix`, sorted.
+    func names(prefix: String) -> [String]
+    func cleanup()
+}
+
+final class SimulatorWorld: ConformanceWorld {
+    let sim: SimulatedHost
+    var host: any ContainerHost { sim }
+    var clock: any UpdateClock { sim.clock }
+
+    init() {
+        sim = SimulatedHost(seed: 7, clock: VirtualClock(), recordTrace: false)
+    }
+
+    /// The labels (and healthcheck presence) of the real caisson-test/app images.
+    static func config(_ variant: String) -> ImageConfig {
+        var labels = ["org.opencontainers.image.title": "caisson-test-app", "io.caisson.sim.healthcheck": "cmd"]
+        var healthcheck = true
+        switch variant {
+        case "1", "2": labels["io.caisson.sim.health"] = "healthy"
+        case "unhealthy": labels["io.caisson.sim.health"] = "unhealthy"
+        case "crash":
+            labels["io.caisson.sim.health"] = "crash"
+            labels["io.caisson.sim.crash_after_secs"] = "3"
+            labels["io.caisson.sim.exit_code"] = "3"
+        case "nohealth":
+            labels["io.caisson.sim.health"] = "healthy"
+            labels["io.caisson.sim.healthcheck"] = "none"
+            healthcheck = false
+        case "never-ready": labels["io.caisson.sim.health"] = "never-ready"
+        case "stubborn":
+            labels["io.caisson.sim.health"] = "healthy"
+            labels["io.caisson.sim.stop"] = "ignore-sigterm"
+        default: break
+        }
+        return ImageConfig(labels: labels, hasHealthcheck: healthcheck)
+    }
+
+    func image(_ variant: String) throws -> (reference: String, id: String) {
+        let reference = "caisson-test/app:\(variant)"
+        let id = SimulatedHost.fakeImageID(reference)
+        try sim.addImage(id: id, tags: [reference], config: Self.config(variant))
+        return (reference, id)
+    }
+
+    func runService(name: String, reference: String) throws {
+        try sim.runContainer(name: name, imageReference: reference, restartPolicy: .unlessStopped)
+    }
+
+    func createIdle(name: String, reference: String) throws {
+        try sim.runContainer(name: name, imageReference: reference, start: false)
+    }
+
+    func settle(name: String) { sim.clock.sleep(millis: 10_000) }
+
+    func names(prefix: String) -> [String] {
+        sim.allContainers.map(\.name).filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    func cleanup() {}
+}
+
+final class DockerWorld: ConformanceWorld {
+    let docker: DockerHost
+    let realClock = RealTestClock()
+    var host: any ContainerHost { docker }
+    var clock: any UpdateClock { realClock }
+    let prefix: String
+    private var tags: [String] = []
+
+    init(prefix: String) {
+        docker = DockerHost(client: RealDocker.client!)
+        self.prefix = prefix
+    }
+
+    func image(_ variant: String) throws -> (reference: String, id: String) {
+        // A fresh tag per test on the shared test image: removing it never removes the image.
+        let reference = "caisson-conf/app:\(variant)-\(prefix)"
+        try docker.client.tagImage("caisson-test/app:\(variant)", as: reference)
+        tags.append(reference)
+        let info = try #require(try docker.inspectImage(reference))
+        return (reference, info.id)
+    }
+
+    func runService(name: String, reference: String) throws {
+        try createIdle(name: name, reference: reference, restart: "unless-stopped")
+        try docker.startContainer(name)
+    }
+
+    func createIdle(name: String, reference: String) throws {
+        try createIdle(name: name, reference: reference, restart: "no")
+    }
+
+    private func createIdle(name: String, reference: String, restart: String) throws {
+        _ = try docker.client.createContainer(name: name, body: [
+            "Image": .string(reference),
+            "Labels": ["io.caisson.test.run": .string(prefix)],
+            "HostConfig": ["RestartPolicy": ["Name": .string(restart)]],
+        ])
+    }
+
+    func settle(name: String) {
+        RealDocker.waitUntil(seconds: 20) {
+            guard let c = try? docker.inspectContainer(name) else { return false }
+            return c.isRunning && (c.health == .healthy || c.health == .none)
+        }
+    }
+
+    func names(prefix: String) -> [String] { RealDocker.containerNames(prefix: prefix) }
+
+    func cleanup() {
+        RealDocker.removeContainers(prefix: prefix)
+        for tag in tags { _ = try? docker.client.removeImage(tag) }
+        // The machine's pin tags (caisson/<service>:rollback-…) for our service names.
+        if let images = try? RealDocker.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]) {
+            for ref in images.stdout.split(separator: "\n") where ref.contains(prefix) {
+                _ = try? docker.client.removeImage(String(ref))
+            }
+        }
+    }
+}
+
+@Suite("Conformance: SimulatedHost and DockerHost agree", .serialized)
+struct ConformanceTests {
+    static let health = (timeout: 15, poll: 1, stable: 5)
+
+    /// Runs `scenario` on `world` and reports what an observer sees.
+    static func run(_ scenario: ConformanceScenario, on world: any ConformanceWorld, service: String, index: Int) throws -> ConformanceOutcome {
+        let old = try world.image(scenario.oldVariant)
+        let new = try world.image(scenario.newVariant)
+        let plan = UpdateMachine.Plan(
+            updateID: "c0ffee\(String(format: "%02d", index))-0000-4000-8000-000000000001",
+            candidateReleaseID: "cr-conf", validationAttemptID: nil,
+            service: ServiceSpec(name: service, serviceRevision: "\(service)-v1", platform: "linux/amd64", runtimeMode: .docker,
+                                 docker: DockerTarget(containerName: service, imageReference: old.reference),
+                                 health: HealthPolicy(kind: scenario.health, timeoutSecs: health.timeout,
+                                                      pollIntervalSecs: health.poll, stableSecs: health.stable)),
+            targetImageReference: new.reference, targetImageID: new.id, packageVersion: "2.0.0",
+            stopGraceSecs: scenario.stopGraceSecs)
+        var machine = UpdateMachine(plan: plan, startedAt: world.clock.timestamp())
+        let intruder = scenario.twist == .backupNameTaken ? machine.backupName : machine.stagingName
+        if scenario.twist != .serviceMissing {
+            try world.runService(name: service, reference: old.reference)
+            world.settle(name: service)
+        }
+        if scenario.twist == .stagingNameTaken || scenario.twist == .backupNameTaken {
+            try world.createIdle(name: intruder, reference: old.reference)
+        }
+        let journal = InMemoryJournal()
+        let driver = UpdateDriver(host: world.host, journal: journal, clock: world.clock)
+        let attempt = try driver.run(&machine)
+
+        let current = try world.host.inspectContainer(service)
+        var outcome = ConformanceOutcome(status: attempt.status, runs: .none, running: current?.isRunning ?? false,
+                                         count: current == nil ? 0 : 1, health: attempt.healthCheck?.outcome)
+        if let c = current {
+            outcome.runs = c.imageID == new.id ? .new : c.imageID == old.id ? .old : .other
+        }
+        let ours = world.names(prefix: service + "-caisson-")
+        let planted = scenario.twist == .stagingNameTaken || scenario.twist == .backupNameTaken
+        if planted { outcome.intruderKept = ours.contains(intruder) }
+        outcome.leftovers = ours.filter { !planted || $0 != intruder }
+        // The journal agrees with the outcome.
+        #expect(attempt.status.isTerminal)
+        #expect(journal.attempts.count == 1)
+        return outcome
+    }
+
+    @Test("same outcome on both hosts", arguments: ConformanceHost.allCases, ConformanceScenario.all)
+    func scenario(_ kind: ConformanceHost, _ scenario: ConformanceScenario) throws {
+        let index = ConformanceScenario.all.firstIndex { $0.name == scenario.name } ?? 0
+        let service = "caisson-conf-\(RealDocker.runID)-\(index)"
+        let world: any ConformanceWorld
+        switch kind {
+        case .simulator:
+            world = SimulatorWorld()
+        case .docker:
+            guard RealDocker.usable("conformance scenario '\(scenario.name)' on Docker") else { return }
+            world = DockerWorld(prefix: service)
+        }
+        defer { world.cleanup() }
+        let outcome = try Self.run(scenario, on: world, service: service, index: index)
+        #expect(outcome == scenario.expected, "\(kind.rawValue): \(scenario.name): got \(outcome), want \(scenario.expected)")
+    }
+}
