@@ -25,6 +25,10 @@ public final class Application {
     let systemClock = SystemClock()
     /// Progress and narration for long steps (the CLI prints it; a GUI would show it).
     public var onProgress: ((String) -> Void)?
+    /// Messages the operator must see even with `--quiet` (e.g. when the medium may be removed).
+    public var onNotice: ((String) -> Void)?
+    /// A byte-progress display for a step of known size (nil: no display).
+    public var makeProgress: ((ProgressPhase, Int64) -> ProgressMeter?)?
 
     private var storeCache: CaissonStore?
     private var catalogCache: Catalog?
@@ -158,15 +162,22 @@ public final class Application {
         public var report: ValidationReport
     }
 
-    public func validate(_ path: String, progress: ((Int64) -> Void)? = nil) throws -> ValidationOutcome {
+    /// Validates the package at `path` (reading `readPath` instead when given: the staged copy).
+    public func validate(_ path: String, readPath: String? = nil, progress: ((Int64) -> Void)? = nil) throws -> ValidationOutcome {
         let catalog = try catalog()
         let s = try store()
         let id = ids.next()
         let started = systemClock.timestamp()
         try s.appendAudit([AuditEvent(kind: .validationStarted, at: started, validationAttemptID: id, message: "validating \(path)")])
         var validator = PackageValidator(catalog: catalog, updaterVersion: Self.version)
-        validator.progress = progress
-        var report = validator.validate(path: Self.absolute(path))
+        let source = readPath ?? Self.absolute(path)
+        let meter = Self.regularFileSize(source).flatMap { makeProgress?(.validating, $0) }
+        validator.progress = { bytes in
+            progress?(bytes)
+            meter?.update(bytes)
+        }
+        var report = validator.validate(path: source)
+        meter?.finish(completed: report.status == .accepted)
         report.packagePath = path
         let f = report.image
         let record = ValidationRecord(
@@ -231,12 +242,25 @@ public final class Application {
         let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
         defer { lock.release() }
         try recoverIfNeeded()
-        let validation = try validate(path, progress: progress)
+        // Copy the package off the (removable) medium once; everything after reads the copy.
+        var staged: StagedCopy?
+        switch try stage(path) {
+        case nil: break
+        case .failed(let issue)?:
+            return LoadOutcome(validation: try recordRejection(path, issue: issue))
+        case .copied(let copy)?:
+            staged = copy
+            onNotice?("The package has been copied; you may remove the medium.")
+        }
+        var keepStaged = false
+        defer { if let staged, !keepStaged { discardStaged(staged) } }
+        let validation = try validate(path, readPath: staged?.path, progress: progress)
         var outcome = LoadOutcome(validation: validation)
         guard validation.report.status == .accepted, let manifest = validation.report.manifest,
-              let service = validation.report.service, let payload = validation.report.imagePayload else {
+              let service = validation.report.service, var payload = validation.report.imagePayload else {
             return outcome
         }
+        payload.path = staged?.path ?? Self.absolute(path)
         let s = try store()
         let state = try s.serviceState(service.name)
         // Anti-downgrade and freshness, without a clock.
@@ -259,15 +283,28 @@ public final class Application {
             try s.appendAudit([AuditEvent(kind: .downgradeAllowed, at: systemClock.timestamp(), serviceName: service.name,
                                           message: "operator allowed a downgrade from \(hv) to \(manifest.packageVersion)")])
         }
-        // Import.
+        // Import (from the staged copy, which is kept until `package cleanup`).
+        if let staged {
+            keepStaged = true
+            try s.recordStagedPackage(StagedPackage(packageID: staged.packageID, path: staged.path, originalPath: Self.absolute(path),
+                                                    size: staged.size, sha256: staged.sha256, serviceName: service.name,
+                                                    validationAttemptID: validation.record.validationAttemptID,
+                                                    stagedAt: systemClock.timestamp()))
+        }
         let importID = ids.next()
         let importStarted = systemClock.timestamp()
         try s.appendAudit([AuditEvent(kind: .imageImportStarted, at: importStarted, serviceName: service.name,
                                       validationAttemptID: validation.record.validationAttemptID, message: "loading \(payload.reference) (\(payload.length) bytes)")])
         onProgress?("Loading image \(payload.reference) (\(Format.bytes(payload.length)))…")
         let info: ImageInfo
+        let meter = makeProgress?(.loading, payload.length)
+        defer { meter?.finish(completed: false) }
         do {
-            info = try host.loadImage(payload, progress: progress ?? { _ in })
+            info = try host.loadImage(payload, progress: { bytes in
+                progress?(bytes)
+                meter?.update(bytes)
+            })
+            meter?.finish()
             guard info.id == payload.expectedImageID else {
                 throw HostError(.failed, "the loaded image is \(info.id), not \(payload.expectedImageID) as validated")
             }

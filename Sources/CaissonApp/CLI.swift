@@ -24,7 +24,7 @@ public enum CaissonCLI {
                     discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
                     positionals: [("PKG", "The .edgepkg file", false)]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Validates the package, shows what will happen, asks for confirmation, loads the image,\nswaps the service, health-checks it and rolls back automatically if it is not healthy.",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nvalidates the copy, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
@@ -64,6 +64,11 @@ public enum CaissonCLI {
             guard !quiet else { return }
             FileHandle.standardError.write(Data((s + "\n").utf8))
         }
+        /// Shown even with --quiet (not with --json: stdout is one document, stderr stays quiet).
+        func notice(_ s: String) {
+            guard !json else { return }
+            FileHandle.standardError.write(Data((s + "\n").utf8))
+        }
         func error(_ s: String) { FileHandle.standardError.write(Data(("error: " + s + "\n").utf8)) }
         func document<T: Encodable>(_ value: T) {
             print(JSONCoding.string(value, pretty: true))
@@ -96,11 +101,21 @@ public enum CaissonCLI {
             let out = Output(json: cmd.flag("--json"), quiet: cmd.flag("--quiet") || cmd.flag("--json"))
             let app = Application(options: options)
             app.onProgress = { out.progress($0) }
+            app.onNotice = { out.notice($0) }
+            if !out.quiet {
+                let terminal = ProgressMeter.stderrIsTerminal
+                let colour = terminal && ProgressMeter.colourAllowed()
+                app.makeProgress = { phase, total in
+                    ProgressMeter(label: phase.rawValue, total: total, terminal: terminal, colour: colour)
+                }
+            }
             do {
                 return try run(cmd, app: app, out: out)
             } catch {
                 if out.json {
                     out.document(ErrorDocument(error: ErrorDocument.Body(code: (error as? CaissonError)?.code ?? "error", message: error.message)))
+                } else if let e = error as? CaissonError {
+                    out.error("[\(e.code)] \(e.message)")
                 } else {
                     out.error(error.message)
                 }

@@ -61,8 +61,9 @@ struct Caisson {
     }
 
     @discardableResult
-    func run(_ args: [String], stdin: String? = nil, sim: Bool = true) throws -> Result {
+    func run(_ args: [String], stdin: String? = nil, sim: Bool = true, env: [String: String] = [:]) throws -> Result {
         let p = Process()
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         p.arguments = (sim ? ["--host", "sim"] : []) + args

@@ -1,0 +1,80 @@
+import CaissonCore
+import Foundation
+import Testing
+
+@Suite struct StagingAndProgressTests {
+    func stagedFiles(_ c: Caisson) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: c.dir + "/.caisson-state/staging")) ?? []).sorted()
+    }
+
+    @Test func progressLinesWhenNotATerminal() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.1")
+        let r = try c.run(["package", "validate", pkg])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("Validating: 100% ("), "stderr: \(r.stderr)")
+        #expect(!r.stderr.contains("\u{1B}["), "no terminal control codes when stderr is not a terminal")
+        let q = try c.run(["package", "validate", pkg, "--quiet"])
+        #expect(q.status == 0 && !q.stderr.contains("Validating"))
+        let j = try c.run(["package", "validate", pkg, "--json"])
+        #expect(j.json != nil && !j.stderr.contains("Validating"))
+    }
+
+    @Test func loadCopiesThePackageOnceAndWorksFromTheCopy() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.2")
+        let r = try c.run(["package", "load", pkg, "--yes"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("The package has been copied; you may remove the medium."))
+        #expect(r.stderr.contains("Copying: 100% ("))
+        #expect(r.stderr.contains("Loading image: 100% ("))
+        let files = stagedFiles(c)
+        #expect(files.count == 1 && files.first?.hasSuffix(".edgepkg") == true, "\(files)")
+        let original = try Data(contentsOf: URL(fileURLWithPath: c.dir + "/" + pkg))
+        let copy = try Data(contentsOf: URL(fileURLWithPath: c.dir + "/.caisson-state/staging/" + (files.first ?? "")))
+        #expect(original == copy)
+        // The notice shows with --quiet too, never with --json.
+        let pkg2 = try c.package("q.edgepkg", version: "1.0.3", createdAt: "2026-03-17T00:00:00Z")
+        let q = try c.run(["package", "load", pkg2, "--yes", "--quiet"])
+        #expect(q.status == 0 && q.stderr.contains("you may remove the medium") && !q.stderr.contains("Copying"))
+    }
+
+    @Test func aDeclinedOrRejectedLoadLeavesNoStagedCopy() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.4")
+        #expect(try c.run(["package", "load", pkg], stdin: "n\n").status == 3)
+        let evil = try c.package("evil.edgepkg", version: "1.0.5", tag: "example/backend:current")
+        #expect(try c.run(["package", "load", evil, "--yes"]).status == 2)
+        #expect(stagedFiles(c).isEmpty)
+    }
+
+    @Test func aReadErrorMidCopyIsACleanRejection() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.6")
+        let r = try c.run(["package", "load", pkg, "--yes"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
+        #expect(r.status == 2, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("[package.read_failed]") && r.stdout.contains("Status: rejected"))
+        #expect(!r.stderr.contains("you may remove the medium"))
+        #expect(stagedFiles(c).isEmpty, "the partial copy is removed")
+        let h = try c.run(["history", "list", "--json"])
+        #expect((h.json?["attempts"] as? [Any])?.isEmpty == true)
+        let show = try c.run(["service", "show", "frontend", "--json"])
+        #expect(show.json != nil && show.json?["state"] == nil)
+        let j = try c.run(["package", "load", pkg, "--yes", "--json"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
+        #expect(j.status == 2)
+        #expect((j.json?["issues"] as? [[String: Any]])?.first?["code"] as? String == "package.read_failed")
+    }
+
+    @Test func notEnoughFreeSpaceIsRefusedBeforeCopying() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.7")
+        let env = ["CAISSON_STAGING_RESERVE_BYTES": "9000000000000000000"]
+        let r = try c.run(["package", "load", pkg, "--yes"], env: env)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("error: [staging.insufficient_space] not enough free space"), "\(r.stderr)")
+        #expect(stagedFiles(c).isEmpty)
+        let j = try c.run(["package", "load", pkg, "--yes", "--json"], env: env)
+        #expect(j.status == 1)
+        #expect((j.json?["error"] as? [String: Any])?["code"] as? String == "staging.insufficient_space")
+    }
+}
