@@ -27,9 +27,20 @@ public final class VirtualClock: UpdateClock {
         if millis > nowMillis { nowMillis = millis }
     }
 
+    /// The last `timestamp()` rendering and its second (the driver asks for one at every step,
+    /// and virtual time mostly stands still between steps).
+    @exclusivity(unchecked) private var stampSecond: Int64 = .min
+    @exclusivity(unchecked) private var stamp = ""
+
     /// RFC 3339 UTC with whole seconds, e.g. `2026-01-01T00:00:05Z`.
     public func timestamp() -> String {
-        VirtualClock.rfc3339(epochMillis: epochMillis, fractionDigits: 0)
+        let ms = epochMillis
+        let second = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        if second != stampSecond {
+            stamp = VirtualClock.rfc3339(epochMillis: ms, fractionDigits: 0)
+            stampSecond = second
+        }
+        return stamp
     }
 
     /// RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:05.250Z`.

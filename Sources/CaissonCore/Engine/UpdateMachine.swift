@@ -195,7 +195,19 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     // MARK: Names
 
     var serviceContainerName: String { plan.service.docker?.containerName ?? plan.service.name }
-    var idTag: String { String(plan.updateID.filter { $0.isHexDigit }.prefix(8)).lowercased() }
+    /// The first 8 hex digits of the update id, lowercased (ASCII scan: computed at every step).
+    var idTag: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(8)
+        for b in plan.updateID.utf8 where out.count < 8 {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(b)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(b + 0x20)
+            default: continue
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
     /// `NAME-caisson-rollback-<8 hex of update id>` (FORMATS §7).
     public var backupName: String { "\(serviceContainerName)-caisson-rollback-\(idTag)" }
     /// The new container is created under this name first, before anything is stopped.
