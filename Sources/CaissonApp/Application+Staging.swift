@@ -133,6 +133,7 @@ extension Application {
 
     func discardStaged(_ copy: StagedCopy) {
         unlink(copy.path)
+        _ = try? store().removeStagedPackage(copy.packageID)
     }
 
     /// Records a validation that failed before the validator could run (e.g. the copy off the

@@ -252,8 +252,8 @@ public final class Application {
             staged = copy
             onNotice?("The package has been copied; you may remove the medium.")
         }
-        var keepStaged = false
-        defer { if let staged, !keepStaged { discardStaged(staged) } }
+        // The copy goes once the attempt is over; a crash leaves it recorded for `package cleanup`.
+        defer { if let staged { discardStaged(staged) } }
         let validation = try validate(path, readPath: staged?.path, progress: progress)
         var outcome = LoadOutcome(validation: validation)
         guard validation.report.status == .accepted, let manifest = validation.report.manifest,
@@ -283,9 +283,8 @@ public final class Application {
             try s.appendAudit([AuditEvent(kind: .downgradeAllowed, at: systemClock.timestamp(), serviceName: service.name,
                                           message: "operator allowed a downgrade from \(hv) to \(manifest.packageVersion)")])
         }
-        // Import (from the staged copy, which is kept until `package cleanup`).
+        // Import (from the staged copy, recorded so that a crash from here on leaves it findable).
         if let staged {
-            keepStaged = true
             try s.recordStagedPackage(StagedPackage(packageID: staged.packageID, path: staged.path, originalPath: Self.absolute(path),
                                                     size: staged.size, sha256: staged.sha256, serviceName: service.name,
                                                     validationAttemptID: validation.record.validationAttemptID,

@@ -23,16 +23,38 @@ import Testing
     @Test func loadCopiesThePackageOnceAndWorksFromTheCopy() throws {
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.2")
-        let r = try c.run(["package", "load", pkg, "--yes"])
-        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
-        #expect(r.stderr.contains("The package has been copied; you may remove the medium."))
-        #expect(r.stderr.contains("Copying: 100% ("))
-        #expect(r.stderr.contains("Loading image: 100% ("))
-        let files = stagedFiles(c)
-        #expect(files.count == 1 && files.first?.hasSuffix(".edgepkg") == true, "\(files)")
-        let original = try Data(contentsOf: URL(fileURLWithPath: c.dir + "/" + pkg))
-        let copy = try Data(contentsOf: URL(fileURLWithPath: c.dir + "/.caisson-state/staging/" + (files.first ?? "")))
-        #expect(original == copy)
+        // Answer the prompt only after the "medium" is gone: everything after the copy reads the copy.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Caisson.binary)
+        p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
+        p.arguments = ["--host", "sim", "package", "load", pkg]
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        var stdout = Data()
+        while !String(decoding: stdout, as: UTF8.self).contains("[y/N]: ") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            stdout.append(d)
+        }
+        let staged = stagedFiles(c)
+        try FileManager.default.removeItem(atPath: c.dir + "/" + pkg)
+        input.fileHandleForWriting.write(Data("y\n".utf8))
+        try input.fileHandleForWriting.close()
+        stdout.append(out.fileHandleForReading.readDataToEndOfFile())
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let text = String(decoding: stdout, as: UTF8.self)
+        #expect(p.terminationStatus == 0, "\(text) \(stderr)")
+        #expect(staged.count == 1 && staged.first?.hasSuffix(".edgepkg") == true, "\(staged)")
+        #expect(stderr.contains("The package has been copied; you may remove the medium."))
+        #expect(stderr.contains("Copying: 100% ("))
+        #expect(stderr.contains("Loading image: 100% ("))
+        #expect(text.contains("The service now runs example/frontend:1.0.2."))
+        // The copy goes once the attempt is over.
+        #expect(stagedFiles(c).isEmpty)
         // The notice shows with --quiet too, never with --json.
         let pkg2 = try c.package("q.edgepkg", version: "1.0.3", createdAt: "2026-03-17T00:00:00Z")
         let q = try c.run(["package", "load", pkg2, "--yes", "--quiet"])
