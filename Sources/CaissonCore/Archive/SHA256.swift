@@ -108,7 +108,7 @@ public struct SHA256: Sendable {
 }
 
 /// A SHA-256 digest as a compact, hashable value (32 bytes inline, no allocation).
-public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     private var a: UInt64, b: UInt64, c: UInt64, d: UInt64
 
     /// `bytes` must hold 32 bytes; shorter input is zero-padded, longer input truncated.
@@ -174,10 +174,6 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     public var prefixed: String { "sha256:" + hex }
 
     public var description: String { prefixed }
-
-    public static func < (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool {
-        (lhs.a, lhs.b, lhs.c, lhs.d) < (rhs.a, rhs.b, rhs.c, rhs.d)
-    }
 
     /// The digest of zero bytes.
     public static let empty = SHA256.hash([])
