@@ -30,6 +30,9 @@ public enum CaissonCLI {
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
                               OptionSpec("--reinstall", help: "Apply a package version that is already installed"),
                               OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)")]),
+        CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
+                    discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
+                    options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service")]),
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
@@ -150,6 +153,22 @@ public enum CaissonCLI {
             })
             printLoad(outcome, dryRun: flags.dryRun, out: out)
             return outcome.exitCode
+
+        case ["package", "cleanup"]:
+            var keep: Int?
+            if let k = cmd.value("--keep") {
+                guard let n = Int(k), n >= 0 else { throw CaissonError("usage.invalid_number", "--keep must be a number of releases (0 or more), not '\(k)'") }
+                keep = n
+            }
+            let r = try app.cleanup(keep: keep)
+            if out.json { out.document(r); return r.problems.isEmpty ? 0 : 1 }
+            out.line("Cleanup: removed \(r.removedStagedPackages.count) staged package(s), \(r.removedImages.count) image(s), \(r.removedContainers.count) backup container(s)")
+            for p in r.removedStagedPackages { out.line("- staged package \(p)") }
+            for i in r.removedImages { out.line("- image \(Format.shortID(i.imageID)) of \(i.service): \(i.references.joined(separator: ", "))") }
+            for c in r.removedContainers { out.line("- container \(c)") }
+            if !r.keptImageIDs.isEmpty { out.line("Kept images: " + r.keptImageIDs.map { Format.shortID($0) }.joined(separator: ", ")) }
+            for p in r.problems { out.line("Problem: \(p)") }
+            return r.problems.isEmpty ? 0 : 1
 
         case ["service", "list"]:
             try app.recoverIfNeeded()

@@ -1,0 +1,141 @@
+import CaissonCore
+import CaissonStore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `package cleanup`: staged copies, images and backup containers no longer needed.
+extension Application {
+    public struct CleanupReport: Sendable, Encodable {
+        public struct RemovedImage: Sendable, Encodable {
+            public var service: String
+            public var imageID: String
+            public var references: [String]
+            enum CodingKeys: String, CodingKey {
+                case service
+                case imageID = "image_id"
+                case references
+            }
+        }
+        public var removedStagedPackages: [String] = []
+        public var removedImages: [RemovedImage] = []
+        public var keptImageIDs: [String] = []
+        public var removedContainers: [String] = []
+        public var problems: [Issue] = []
+
+        enum CodingKeys: String, CodingKey {
+            case removedStagedPackages = "removed_staged_packages"
+            case removedImages = "removed_images"
+            case keptImageIDs = "kept_image_ids"
+            case removedContainers = "removed_containers"
+            case problems
+        }
+    }
+
+    /// Removes staged packages not used by an in-flight attempt, images of releases that are
+    /// neither active nor previous known-good (nor among the `keep` newest releases of their
+    /// service) with their pins, and leftover backup containers of committed attempts.
+    /// Takes the operation lock; a failure to remove one thing is reported and the rest goes on.
+    public func cleanup(keep: Int? = nil) throws -> CleanupReport {
+        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package cleanup", since: systemClock.timestamp())
+        defer { lock.release() }
+        try recoverIfNeeded()
+        let s = try store()
+        var report = CleanupReport()
+        let inFlight = try s.inFlightAttempts().map(\.attempt)
+
+        // Staged packages.
+        let busyValidations = Set(inFlight.compactMap(\.validationAttemptID))
+        var keptStagedPaths: Set<String> = []
+        for p in try s.stagedPackages().records {
+            if let v = p.validationAttemptID, busyValidations.contains(v) {
+                keptStagedPaths.insert(p.path)
+                continue
+            }
+            if unlink(p.path) == 0 || errno == ENOENT {
+                try s.removeStagedPackage(p.packageID)
+                report.removedStagedPackages.append(p.path)
+            } else {
+                report.problems.append(Issue("cleanup.remove_failed", "cannot remove the staged package \(p.path): \(ByteSourceError.describe(errno: errno))"))
+            }
+        }
+        // Files in the staging directory that no record names (a copy cut short by a crash).
+        let dir = stagingDir
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+            let path = dir + "/" + name
+            guard !keptStagedPaths.contains(path), name.hasSuffix(".edgepkg") || name.hasSuffix(".edgepkg.partial") else { continue }
+            if unlink(path) == 0 { report.removedStagedPackages.append(path) }
+        }
+
+        // Images.
+        let host = try host()
+        let catalog = try catalog()
+        var keepIDs: Set<String> = Set(inFlight.compactMap(\.targetImageID) + inFlight.compactMap(\.previousImageID))
+        var candidates: [(service: String, imageID: String, reference: String?)] = []
+        let attempts = try s.updateAttempts().records
+        for svc in catalog.services.sorted(by: { $0.name < $1.name }) {
+            let state = try s.serviceState(svc.name)
+            if let a = state?.activeImageID { keepIDs.insert(a) }
+            if let p = state?.previousKnownGoodImageID { keepIDs.insert(p) }
+            let releases = try s.candidateReleases(service: svc.name).records
+                .sorted { ($0.createdAt, $0.candidateReleaseID) > ($1.createdAt, $1.candidateReleaseID) }
+            if let keep { for r in releases.prefix(max(0, keep)) { keepIDs.insert(r.imageID) } }
+            for r in releases { candidates.append((svc.name, r.imageID, r.imageReference)) }
+            // Images an attempt pinned that no release names (e.g. the catalog image): only the pin.
+            for a in attempts where a.serviceName == svc.name {
+                for id in [a.previousImageID, a.targetImageID].compactMap({ $0 }) where !releases.contains(where: { $0.imageID == id }) {
+                    candidates.append((svc.name, id, nil))
+                }
+            }
+        }
+        report.keptImageIDs = keepIDs.sorted()
+        var seen: Set<String> = []
+        for c in candidates where !keepIDs.contains(c.imageID) && !seen.contains(c.service + " " + c.imageID) {
+            seen.insert(c.service + " " + c.imageID)
+            var removed: [String] = []
+            do {
+                let pin = UpdateMachine.pinReference(service: c.service, imageID: c.imageID)
+                if try host.inspectImage(pin)?.id == c.imageID {
+                    try host.removeImage(pin)
+                    removed.append(pin)
+                }
+                if let ref = c.reference {
+                    if try host.inspectImage(ref)?.id == c.imageID {
+                        try host.removeImage(ref)
+                        removed.append(ref)
+                    }
+                    // Still there under another tag of ours or untagged: remove it by id.
+                    if let left = try host.inspectImage(c.imageID), left.repoTags.isEmpty {
+                        try host.removeImage(c.imageID)
+                        removed.append(c.imageID)
+                    }
+                }
+            } catch {
+                report.problems.append(Issue("cleanup.image_remove_failed", "could not remove image \(Format.shortID(c.imageID)) of \(c.service): \(error.message)"))
+            }
+            if !removed.isEmpty {
+                report.removedImages.append(CleanupReport.RemovedImage(service: c.service, imageID: c.imageID, references: removed))
+            }
+        }
+
+        // Backup containers that a committed attempt could not remove (docker.cleanup_failed).
+        let names = Set(attempts.filter { $0.status == .succeeded }.compactMap(\.rollbackContainerName))
+        for name in names.sorted() {
+            do {
+                if try host.inspectContainer(name) != nil {
+                    try host.removeContainer(name)
+                    report.removedContainers.append(name)
+                }
+            } catch {
+                report.problems.append(Issue("cleanup.container_remove_failed", "could not remove the backup container \(name): \(error.message)"))
+            }
+        }
+        finish()
+
+        let summary = "removed \(report.removedStagedPackages.count) staged package(s), \(report.removedImages.count) image(s), \(report.removedContainers.count) backup container(s)"
+            + (report.problems.isEmpty ? "" : "; \(report.problems.count) problem(s): " + report.problems.map(\.description).joined(separator: "; "))
+        try s.appendAudit([AuditEvent(kind: .packageCleanup, at: systemClock.timestamp(), message: summary)])
+        return report
+    }
+}
