@@ -132,12 +132,17 @@ import Testing
     static let minisign: String? = ["/usr/bin/minisign", "/usr/local/bin/minisign"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     @discardableResult
-    static func run(_ args: [String], in dir: String) throws -> Int32 {
+    static func run(_ args: [String], in dir: String, input: String? = nil) throws -> Int32 {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try #require(minisign))
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        p.standardInput = FileHandle.nullDevice
+        if let input {
+            try Self.write(dir + "/.stdin", Array(input.utf8))
+            p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: dir + "/.stdin"))
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -200,6 +205,26 @@ import Testing
         // minisign recreates the same public key from the secret key file.
         #expect(try Self.run(["-R", "-s", "c.key", "-p", "r.pub"], in: dir) == 0)
         #expect(try MinisignPublicKey(parsing: String(decoding: try Self.read(dir + "/r.pub"), as: UTF8.self)) == pair.publicKey)
+    }
+
+    /// Password-protected keys both ways (scrypt with minisign's 1 GiB limits: slow, one test).
+    @Test(.enabled(if: minisign != nil)) func encryptedKeysInteroperate() throws {
+        let dir = try Self.tempDir()
+        #expect(try Self.run(["-G", "-p", "e.pub", "-s", "e.key"], in: dir, input: "s3cret\ns3cret\n") == 0)
+        let pub = try MinisignPublicKey(parsing: String(decoding: try Self.read(dir + "/e.pub"), as: UTF8.self))
+        let text = String(decoding: try Self.read(dir + "/e.key"), as: UTF8.self)
+        #expect(try MinisignSecretKey(parsing: text, password: "s3cret").publicKey == pub)
+        #expect(throws: CaissonError("key.wrong_password", "wrong password for the secret key (or the key is corrupt)")) {
+            try MinisignSecretKey(parsing: text, password: "s3creT")
+        }
+        // What Caisson encrypts, minisign decrypts and signs with (needs libsodium's BLAKE2b-256).
+        let pair = try KeyPair.generate()
+        guard let mine = try? pair.secretKey.encryptedFileContents(password: "caisson pw") else { return }
+        try Self.write(dir + "/c.key", Array(mine.utf8))
+        try Self.write(dir + "/m", Self.hello)
+        #expect(try Self.run(["-S", "-s", "c.key", "-m", "m", "-t", "encrypted"], in: dir, input: "caisson pw\n") == 0)
+        let sig = try Minisign.verify(Self.hello, signatureFile: try Self.read(dir + "/m.minisig"), trustedKeys: [pair.publicKey])
+        #expect(sig.trustedComment == "encrypted")
     }
 
     static let hello = Array("hello\n".utf8)

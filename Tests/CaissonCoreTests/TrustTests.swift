@@ -167,11 +167,26 @@ import Testing
         #expect(Self.code { _ = try MinisignSecretKey(parsing: String(decoding: chars, as: UTF8.self)) } == "key.malformed")
     }
 
-    @Test func encryptedSecretKeysAreReportedUnsupported() {
-        // `minisign -G` with a password: kdf "Sc".
-        var raw = Array("EdScB2".utf8) + [UInt8](repeating: 0, count: 152)
+    @Test func encryptedSecretKeysNeedAPasswordAndBoundedScrypt() {
+        func key(ops: UInt64, mem: UInt64) -> String {
+            func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+            let raw = Array("EdScB2".utf8) + [UInt8](repeating: 1, count: 32) + le64(ops) + le64(mem) + [UInt8](repeating: 0, count: 104)
+            return "untrusted comment: minisign encrypted secret key\n" + Base64.encode(raw) + "\n"
+        }
+        #expect(Self.code { _ = try MinisignSecretKey(parsing: key(ops: 1 << 25, mem: 1 << 30)) } == "key.password_required")
+        // A hostile key asking for 1 TiB of scrypt memory is refused before any allocation.
+        #expect(Self.code { _ = try MinisignSecretKey(parsing: key(ops: 1 << 45, mem: 1 << 40), password: "pw") } == "key.unsupported")
+        // Small limits: derivation runs, the wrong password shows as a public-half mismatch.
+        #expect(Self.code { _ = try MinisignSecretKey(parsing: key(ops: 32768, mem: 1 << 20), password: "pw") } == "key.wrong_password")
+        var raw = Array("EdXXB2".utf8) + [UInt8](repeating: 0, count: 152)
         raw[6] = 1
-        let text = "untrusted comment: minisign encrypted secret key\n" + Base64.encode(raw) + "\n"
-        #expect(Self.code { _ = try MinisignSecretKey(parsing: text) } == "key.unsupported")
+        let other = "untrusted comment: x\n" + Base64.encode(raw) + "\n"
+        #expect(Self.code { _ = try MinisignSecretKey(parsing: other) } == "key.unsupported")
+    }
+
+    @Test func scryptParametersFollowLibsodium() {
+        #expect(Scrypt.parameters(opsLimit: 33_554_432, memLimit: 1_073_741_824) == (20, 8, 1))  // minisign
+        #expect(Scrypt.parameters(opsLimit: 524_288, memLimit: 16_777_216) == (14, 8, 1))        // interactive
+        #expect(Scrypt.parameters(opsLimit: 1 << 20, memLimit: 1 << 30) == (15, 8, 1))           // ops-bound branch
     }
 }

@@ -239,10 +239,11 @@ public struct MinisignSecretKey: Sendable, Equatable {
         self.publicKey = MinisignPublicKey(keyID: keyID, key: pk)
     }
 
-    /// Parses a `minisign.key` file. Only unencrypted keys (`minisign -G -W`) are supported;
-    /// encrypted ones throw `key.unsupported`. The stored public half must match the one derived
-    /// from the seed, and the BLAKE2b checksum is checked when libsodium is available.
-    public init(parsing text: String) throws(CaissonError) {
+    /// Parses a `minisign.key` file: unencrypted (`minisign -G -W`), or encrypted with scrypt
+    /// (`minisign -G`), which needs `password` (else `key.password_required`; a wrong one gives
+    /// `key.wrong_password`). The stored public half must match the one derived from the seed,
+    /// and the BLAKE2b checksum is checked when libsodium is available.
+    public init(parsing text: String, password: String? = nil) throws(CaissonError) {
         let lines = Minisign.lines(Array(text.utf8)).filter { !$0.isEmpty }
         guard lines.count == 2, Minisign.hasPrefix(lines[0], Minisign.untrustedPrefix) else {
             throw CaissonError("key.malformed", "a minisign secret key file is an untrusted comment line and one base64 line")
@@ -256,15 +257,30 @@ public struct MinisignSecretKey: Sendable, Equatable {
         guard raw[4] == UInt8(ascii: "B"), raw[5] == UInt8(ascii: "2") else {
             throw CaissonError("key.unsupported", "the secret key's checksum algorithm is not BLAKE2b (\"B2\")")
         }
-        guard raw[2] == 0, raw[3] == 0 else {
-            throw CaissonError("key.unsupported", "the secret key is encrypted with a password; Caisson reads only unencrypted keys (minisign -G -W, or minisign -C -W to remove the password)")
+        var keynumSK = Array(raw[54..<158])
+        let encrypted: Bool
+        switch (raw[2], raw[3]) {
+        case (0, 0): encrypted = false
+        case (UInt8(ascii: "S"), UInt8(ascii: "c")):
+            encrypted = true
+            guard let password else {
+                throw CaissonError("key.password_required", "the secret key is encrypted: a password is needed")
+            }
+            func le64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(raw[at + $1]) << (8 * UInt64($1)) } }
+            guard let stream = Scrypt.derive(password: Array(password.utf8), salt: Array(raw[6..<38]),
+                                             opsLimit: le64(38), memLimit: le64(46), count: keynumSK.count) else {
+                throw CaissonError("key.unsupported", "the secret key's scrypt parameters are out of bounds")
+            }
+            for i in keynumSK.indices { keynumSK[i] ^= stream[i] }
+        default:
+            throw CaissonError("key.unsupported", "the secret key's key derivation function is not scrypt (\"Sc\") or none")
         }
-        let keynumSK = Array(raw[54..<158])
         guard let id = MinisignKeyID(keynumSK[0..<8]) else { throw CaissonError("key.malformed", "bad key id") }
         let sk = Array(keynumSK[8..<72])
         let checksum = Array(keynumSK[72..<104])
         try self.init(keyID: id, seed: Array(sk[0..<32]))
         guard Array(sk[32..<64]) == publicKey.key else {
+            if encrypted { throw CaissonError("key.wrong_password", "wrong password for the secret key (or the key is corrupt)") }
             throw CaissonError("key.malformed", "the secret key is corrupt (its public half does not match its private half)")
         }
         // `minisign -G -W` (0.11) writes an all-zero checksum for unencrypted keys and never checks
@@ -284,6 +300,30 @@ public struct MinisignSecretKey: Sendable, Equatable {
         var raw = Array("Ed".utf8) + [0, 0] + Array("B2".utf8)
         raw += [UInt8](repeating: 0, count: 32 + 8 + 8)
         raw += keyID.bytes + sk + checksum
+        return "untrusted comment: minisign encrypted secret key\n" + Base64.encode(raw) + "\n"
+    }
+
+    /// The `minisign.key` file encrypted with `password` as `minisign -G` writes it (scrypt with
+    /// minisign's limits: N = 2^20, r = 8, p = 1, 1 GiB of memory, a few seconds; random salt).
+    /// minisign checks the checksum of encrypted keys, so this needs libsodium's BLAKE2b-256:
+    /// without it, `key.checksum_unavailable`.
+    public func encryptedFileContents(password: String) throws(CaissonError) -> String {
+        let sk = seed + publicKey.key
+        guard let checksum = BLAKE2b256.hash(Array("Ed".utf8) + keyID.bytes + sk) else {
+            throw CaissonError("key.checksum_unavailable",
+                "an encrypted minisign key needs a BLAKE2b-256 checksum, which needs libsodium (libcrypto 3.0 has no BLAKE2b-256)")
+        }
+        var rng = SystemRandomNumberGenerator()
+        let salt = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let ops = Scrypt.minisignOpsLimit, mem = Scrypt.minisignMemLimit
+        var keynumSK = keyID.bytes + sk + checksum
+        guard let stream = Scrypt.derive(password: Array(password.utf8), salt: salt, opsLimit: ops, memLimit: mem,
+                                         count: keynumSK.count) else {
+            throw CaissonError("key.generation_failed", "scrypt failed (out of memory?)")
+        }
+        for i in keynumSK.indices { keynumSK[i] ^= stream[i] }
+        func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+        let raw = Array("EdScB2".utf8) + salt + le64(ops) + le64(mem) + keynumSK
         return "untrusted comment: minisign encrypted secret key\n" + Base64.encode(raw) + "\n"
     }
 }

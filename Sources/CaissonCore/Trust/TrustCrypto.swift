@@ -154,6 +154,51 @@ public enum Ed25519 {
     }
 }
 
+/// scrypt (libcrypto `EVP_PBE_scrypt`) with libsodium's `crypto_pwhash_scryptsalsa208sha256`
+/// parameters (what minisign uses to encrypt secret keys).
+enum Scrypt {
+    /// minisign's limits (libsodium's *_SENSITIVE): N = 2^20, r = 8, p = 1, 1 GiB of memory.
+    static let minisignOpsLimit: UInt64 = 33_554_432
+    static let minisignMemLimit: UInt64 = 1_073_741_824
+
+    /// libsodium's `pickparams`: (log2 N, r, p) from opslimit/memlimit.
+    static func parameters(opsLimit: UInt64, memLimit: UInt64) -> (nLog2: UInt64, r: UInt64, p: UInt64) {
+        let ops = max(opsLimit, 32768)
+        let r: UInt64 = 8
+        var nLog2: UInt64 = 1
+        if ops < memLimit / 32 {
+            let maxN = ops / (r * 4)
+            while nLog2 < 63, (UInt64(1) << nLog2) <= maxN / 2 { nLog2 += 1 }
+            return (nLog2, r, 1)
+        }
+        let maxN = memLimit / (r * 128)
+        while nLog2 < 63, (UInt64(1) << nLog2) <= maxN / 2 { nLog2 += 1 }
+        let maxrp = min((ops / 4) / (UInt64(1) << nLog2), 0x3fff_ffff)
+        return (nLog2, r, maxrp / r)
+    }
+
+    /// `count` bytes of scrypt(password, salt). Refuses parameters needing more than `maxMemory`
+    /// (a hostile key file must not make us allocate without bound).
+    static func derive(password: [UInt8], salt: [UInt8], opsLimit: UInt64, memLimit: UInt64, count: Int,
+                       maxMemory: UInt64 = 2 << 30) -> [UInt8]? {
+        let (nLog2, r, p) = parameters(opsLimit: opsLimit, memLimit: memLimit)
+        guard nLog2 < 40, p >= 1, 128 * r * (UInt64(1) << nLog2) <= maxMemory, r * p < 1 << 30 else { return nil }
+        var out = [UInt8](repeating: 0, count: count)
+        // NUL-terminated so the pointer is valid even for an empty password; the length excludes it.
+        let pass = password.map { CChar(bitPattern: $0) } + [0]
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            pass.withUnsafeBufferPointer { pw in
+                salt.withUnsafeBufferPointer { s in
+                    EVP_PBE_scrypt(pw.baseAddress, password.count, s.baseAddress, s.count,
+                                   UInt64(1) << nLog2, r, p, maxMemory + (1 << 20), o.baseAddress, count)
+                }
+            }
+        }
+        ERR_clear_error()
+        return rc == 1 ? out : nil
+    }
+}
+
 /// Strict standard base64 (RFC 4648 alphabet, padding required, canonical trailing bits), as
 /// libsodium's `sodium_base642bin(..., sodium_base64_VARIANT_ORIGINAL)` accepts it.
 enum Base64 {
