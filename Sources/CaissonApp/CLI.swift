@@ -33,6 +33,14 @@ public enum CaissonCLI {
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
                     options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service")]),
+        CommandSpec(["package", "build"], summary: "Build a package from a Docker image (on the connected side)",
+                    discussion: "Writes a .edgepkg for a catalog service from an image in the local Docker daemon (--image) or\na docker save tarball (--from-tar). The manifest takes service_revision and platform from the\ncatalog, the reference from the image's single tag, and the SHA-256 and size of image.tar.\nThe package is then validated like any other. Exit 0 accepted, 2 rejected, 1 could not build.",
+                    options: [OptionSpec("--service", value: "NAME", help: "The catalog service the package updates (required)"),
+                              OptionSpec("--version", value: "V", help: "The package version, SemVer (required)"),
+                              OptionSpec("--image", value: "REF", help: "Save this image from the Docker daemon"),
+                              OptionSpec("--from-tar", value: "FILE", help: "Use this docker save tarball"),
+                              OptionSpec("--output", value: "PATH", help: "Where to write the package (default: SERVICE-VERSION.edgepkg)"),
+                              OptionSpec("--created-at", value: "T", help: "The manifest's created_at, RFC 3339 (default: now)")]),
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
@@ -169,6 +177,26 @@ public enum CaissonCLI {
             if !r.keptImageIDs.isEmpty { out.line("Kept images: " + r.keptImageIDs.map { Format.shortID($0) }.joined(separator: ", ")) }
             for p in r.problems { out.line("Problem: \(p)") }
             return r.problems.isEmpty ? 0 : 1
+
+        case ["package", "build"]:
+            guard let service = cmd.value("--service"), let version = cmd.value("--version") else {
+                throw CaissonError("usage.missing_option", "'caisson package build' needs --service NAME and --version V")
+            }
+            guard (cmd.value("--image") == nil) != (cmd.value("--from-tar") == nil) else {
+                throw CaissonError("usage.image_source", "'caisson package build' needs exactly one of --image REF and --from-tar FILE")
+            }
+            let b = try app.build(Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
+                                                           fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
+                                                           createdAt: cmd.value("--created-at")))
+            let accepted = b.validation.report.status == .accepted
+            if out.json {
+                out.document(BuildDocument(output: b.output, validation: b.validation.record, manifest: b.validation.report.manifest))
+            } else {
+                out.line("Wrote \(b.output) (\(Format.bytes(b.validation.record.packageSize ?? 0)))")
+                out.line("")
+                printValidation(b.validation, out: out)
+            }
+            return accepted ? 0 : 2
 
         case ["service", "list"]:
             try app.recoverIfNeeded()
@@ -323,6 +351,12 @@ public enum CaissonCLI {
     struct RecoverDocument: Encodable {
         var recovered: [UpdateAttempt]
         var problems: [Issue]
+    }
+
+    struct BuildDocument: Encodable {
+        var output: String
+        var validation: ValidationRecord
+        var manifest: Manifest?
     }
 
     struct ValidationDocument: Encodable {

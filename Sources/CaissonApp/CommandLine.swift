@@ -72,6 +72,7 @@ public struct CommandLineParser: Sendable {
         var rest: [String] = []
         var wantsHelp = false
         var wantsVersion = false
+        var versionAt: Set<Int> = []
         // Pass 1: pull out global options wherever they are.
         var i = 0
         var afterDoubleDash = false
@@ -80,7 +81,14 @@ public struct CommandLineParser: Sendable {
             if afterDoubleDash { rest.append(a); i += 1; continue }
             if a == "--" { afterDoubleDash = true; rest.append(a); i += 1; continue }
             if a == "--help" || a == "-h" { wantsHelp = true; i += 1; continue }
-            if a == "--version" || a == "-V" { wantsVersion = true; i += 1; continue }
+            if a == "--version" || a == "-V" || a.hasPrefix("--version=") {
+                // Kept in place: a command may have its own --version option (package build).
+                wantsVersion = true
+                versionAt.insert(rest.count)
+                rest.append(a)
+                i += 1
+                continue
+            }
             let (name, inline) = Self.split(a)
             if let g = globalOptions.first(where: { $0.name == name || ($0.short != nil && $0.short == name) }) {
                 if g.valueName != nil {
@@ -103,6 +111,9 @@ public struct CommandLineParser: Sendable {
         var match: CommandSpec?
         for c in commands where c.path.count <= words.count && Array(words.prefix(c.path.count)) == c.path {
             if match == nil || c.path.count > match!.path.count { match = c }
+        }
+        if match?.options.contains(where: { $0.name == "--version" }) != true {
+            rest = rest.enumerated().filter { !versionAt.contains($0.offset) }.map(\.element)
         }
         guard let cmd = match else {
             if wantsVersion && rest.isEmpty { return .version }

@@ -8,6 +8,8 @@ public enum ProgressPhase: String, Sendable {
     case staging = "Copying"
     case validating = "Validating"
     case loading = "Loading image"
+    case inspecting = "Inspecting image"
+    case writing = "Writing package"
 }
 
 /// One progress display for one step of known size, written to stderr.

@@ -99,7 +99,7 @@ struct Caisson {
 
 @Suite struct CLITests {
     static let commands: [[String]] = [[], ["service"], ["service", "list"], ["service", "show"], ["package"],
-                                       ["package", "validate"], ["package", "load"], ["package", "cleanup"], ["history"], ["history", "list"],
+                                       ["package", "validate"], ["package", "load"], ["package", "cleanup"], ["package", "build"], ["history"], ["history", "list"],
                                        ["history", "show"], ["history", "verify"], ["rollback"], ["recover"],
                                        ["sim", "swarm"], ["demo"]]
 

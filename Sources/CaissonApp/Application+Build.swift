@@ -1,0 +1,282 @@
+import CaissonCore
+import CaissonDocker
+import CaissonStore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `package build` (the connected side): a `.edgepkg` from a `docker save` tarball or an image in
+/// the local Docker daemon, streamed (the image is never held in memory), then validated.
+extension Application {
+    public struct BuildRequest: Sendable {
+        public var service: String
+        public var version: String
+        public var imageReference: String?
+        public var fromTar: String?
+        public var output: String?
+        public var createdAt: String?
+        public init(service: String, version: String, imageReference: String? = nil, fromTar: String? = nil,
+                    output: String? = nil, createdAt: String? = nil) {
+            self.service = service
+            self.version = version
+            self.imageReference = imageReference
+            self.fromTar = fromTar
+            self.output = output
+            self.createdAt = createdAt
+        }
+    }
+
+    public struct BuildOutcome: Sendable {
+        public var output: String
+        public var manifest: String
+        public var validation: ValidationOutcome
+    }
+
+    public func build(_ req: BuildRequest) throws -> BuildOutcome {
+        let catalog = try catalog()
+        guard let svc = catalog.service(named: req.service) else {
+            throw CaissonError("package.unknown_service", "service \(req.service) is not in the catalog \(options.servicesPath)")
+        }
+        guard SemVer(req.version) != nil else {
+            throw CaissonError("manifest.invalid_package_version", "--version \(req.version) is not a SemVer 2.0 version (e.g. 1.2.3)")
+        }
+        let createdAt = req.createdAt ?? systemClock.timestamp()
+        guard Timestamps.parse(createdAt) != nil else {
+            throw CaissonError("manifest.invalid_created_at", "--created-at \(createdAt) is not an RFC 3339 time (e.g. 2026-03-16T18:30:00Z)")
+        }
+        let output = Self.absolute(req.output ?? "\(svc.name)-\(req.version).edgepkg")
+        guard output.hasSuffix(".edgepkg") else {
+            throw CaissonError("package.invalid_extension", "the output \(output) must have the .edgepkg extension")
+        }
+        let partial = output + ".partial"
+        defer { unlink(partial) }
+
+        // The image tarball: the given file, or `docker save` streamed to a file beside the output.
+        var tarPath: String
+        var savedTemp: String?
+        defer { if let savedTemp { unlink(savedTemp) } }
+        switch (req.fromTar, req.imageReference) {
+        case (let file?, nil):
+            tarPath = Self.absolute(file)
+            guard Self.regularFileSize(tarPath) != nil else {
+                throw CaissonError("build.image_not_found", "the image tarball \(file) does not exist or is not a regular file")
+            }
+        case (nil, let ref?):
+            guard options.host == .docker else {
+                throw CaissonError("build.needs_docker", "package build --image reads the image from the Docker daemon; use --host docker or --from-tar FILE")
+            }
+            let temp = output + ".image.tar.partial"
+            savedTemp = temp
+            tarPath = temp
+            onProgress?("Saving \(ref) from the Docker daemon…")
+            let w = try BuildFileWriter(path: temp)
+            do {
+                let client = try DockerClient(environment: ProcessInfo.processInfo.environment)
+                try client.saveImages([ref]) { chunk in try w.write(chunk) }
+                try w.close()
+            } catch {
+                w.abandon()
+                throw CaissonError("build.save_failed", "could not save \(ref) from the Docker daemon: \(error.message)")
+            }
+        default:
+            throw CaissonError("usage.image_source", "give exactly one of --image REF and --from-tar FILE")
+        }
+        guard let size = Self.regularFileSize(tarPath), size > 0 else {
+            throw CaissonError("image.empty_archive", "the image tarball is empty")
+        }
+
+        // Pass 1: inspect and hash the tarball, presented to the scanner as a package holding only image.tar.
+        let facts: ImageFacts
+        let sha256: String
+        do {
+            let source = try SingleEntryTarSource(name: "image.tar", path: tarPath, size: size)
+            let meter = makeProgress?(.inspecting, size)
+            let scan = PackageScanner(progress: { meter?.update($0) }).scan(source)
+            meter?.finish(completed: scan.image != nil)
+            let imageIssues = scan.issues.filter { $0.code != "archive.missing_manifest" }
+            guard imageIssues.isEmpty, let f = scan.image, let sha = scan.imageTar?.sha256 else {
+                let why = imageIssues.isEmpty ? "it is not a docker save archive" : imageIssues.map(\.description).joined(separator: "; ")
+                throw CaissonError("build.invalid_image", "the image tarball cannot be packaged: \(why)")
+            }
+            facts = f
+            sha256 = sha
+        }
+        guard facts.repoTags.count == 1, let reference = facts.repoTags.first else {
+            let got = facts.repoTags.isEmpty ? "no tag" : facts.repoTags.joined(separator: ", ")
+            throw CaissonError("build.image_tags", "the image tarball must carry exactly one tag (it has \(got)); save one tagged image, e.g. docker save REPO:TAG")
+        }
+        let want = svc.platform.split(separator: "/").map(String.init)
+        guard want.count >= 2, want[0] == facts.os, want[1] == facts.architecture,
+              want.count < 3 || facts.variant == nil || want[2] == facts.variant else {
+            throw CaissonError("build.platform_mismatch", "the image is built for \(facts.platform) but service \(svc.name) runs on \(svc.platform)")
+        }
+
+        // Pass 2: write manifest.toml then image.tar (the reference recipe's order), fsync, rename.
+        let manifest = EdgePackageWriter.manifest(service: svc.name, revision: svc.serviceRevision, platform: svc.platform,
+                                                  version: req.version, createdAt: createdAt, reference: reference,
+                                                  sha256: sha256, size: Int(size))
+        let w = try BuildFileWriter(path: partial)
+        do {
+            let m = Array(manifest.utf8)
+            try w.write(TarHeader.make(name: "manifest.toml", size: Int64(m.count)))
+            try w.write(m)
+            try w.write(TarHeader.padding(Int64(m.count)))
+            try w.write(TarHeader.make(name: "image.tar", size: size))
+            let src = try FileByteSource(path: tarPath)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            var copied: Int64 = 0
+            let meter = makeProgress?(.writing, size)
+            defer { meter?.finish(completed: copied == size) }
+            while true {
+                let n = try src.read(into: buffer)
+                if n == 0 { break }
+                try w.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                copied += Int64(n)
+                meter?.update(copied)
+            }
+            guard copied == size else {
+                throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(size) bytes)")
+            }
+            try w.write(TarHeader.padding(size))
+            try w.write([UInt8](repeating: 0, count: 1024))
+            try w.close()
+        } catch {
+            w.abandon()
+            if let e = error as? CaissonError { throw e }
+            throw CaissonError("package.write_failed", "could not write \(partial): \(error.message)")
+        }
+        guard rename(partial, output) == 0 else {
+            throw CaissonError("package.write_failed", "could not rename \(partial) to \(output): \(ByteSourceError.describe(errno: errno))")
+        }
+        let validation = try validate(req.output ?? "\(svc.name)-\(req.version).edgepkg", readPath: output)
+        return BuildOutcome(output: output, manifest: manifest, validation: validation)
+    }
+}
+
+/// A ustar header for one regular file at the archive root (sizes of 8 GiB and more in GNU
+/// base-256, as GNU tar writes them).
+enum TarHeader {
+    static func make(name: String, size: Int64, mode: Int = 0o644) -> [UInt8] {
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ s: String, _ off: Int, _ len: Int) {
+            for (i, b) in s.utf8.prefix(len).enumerated() { h[off + i] = b }
+        }
+        func octal(_ v: Int64, _ off: Int, _ len: Int) {
+            let s = String(v, radix: 8)
+            put(String(repeating: "0", count: max(0, len - 1 - s.count)) + s, off, len - 1)
+        }
+        put(name, 0, 100)
+        octal(Int64(mode), 100, 8)
+        octal(0, 108, 8)
+        octal(0, 116, 8)
+        if size < 0o77777777777 {
+            octal(size, 124, 12)
+        } else {
+            h[124] = 0x80
+            var v = size
+            for i in stride(from: 135, through: 125, by: -1) { h[i] = UInt8(v & 0xFF); v >>= 8 }
+        }
+        octal(0, 136, 12)
+        for i in 148..<156 { h[i] = 0x20 }
+        h[156] = UInt8(ascii: "0")
+        put("ustar", 257, 6)
+        put("00", 263, 2)
+        put("root", 265, 32)
+        put("root", 297, 32)
+        let sum = h.reduce(0) { $0 + Int($1) }
+        let s = String(sum, radix: 8)
+        put(String(repeating: "0", count: max(0, 6 - s.count)) + s, 148, 6)
+        h[154] = 0
+        h[155] = 0x20
+        return h
+    }
+
+    static func padding(_ size: Int64) -> [UInt8] {
+        [UInt8](repeating: 0, count: Int((512 - size % 512) % 512))
+    }
+}
+
+/// A tar archive of one file, made up on the fly around the file's bytes (for the scanner).
+struct SingleEntryTarSource: ByteSource {
+    var head: [UInt8]
+    var tail: [UInt8]
+    var file: FileByteSource
+    var stage = 0
+    var pos = 0
+
+    init(name: String, path: String, size: Int64) throws {
+        head = TarHeader.make(name: name, size: size)
+        tail = TarHeader.padding(size) + [UInt8](repeating: 0, count: 1024)
+        file = try FileByteSource(path: path)
+    }
+
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            switch stage {
+            case 0, 2:
+                let bytes = stage == 0 ? head : tail
+                if pos < bytes.count {
+                    let n = min(buffer.count, bytes.count - pos)
+                    bytes.withUnsafeBytes { src in
+                        buffer.baseAddress!.copyMemory(from: src.baseAddress! + pos, byteCount: n)
+                    }
+                    pos += n
+                    return n
+                }
+                if stage == 2 { return 0 }
+                stage = 1
+            default:
+                let n = try file.read(into: buffer)
+                if n > 0 { return n }
+                stage = 2
+                pos = 0
+            }
+        }
+    }
+}
+
+/// Writes a file with plain write(2), retrying EINTR; `close()` fsyncs.
+final class BuildFileWriter {
+    let path: String
+    private var fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CaissonError("package.write_failed", "cannot create \(path): \(ByteSourceError.describe(errno: errno))")
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CaissonError("package.write_failed", "writing \(path) failed: \(ByteSourceError.describe(errno: errno))")
+            }
+            off += n
+        }
+    }
+
+    func close() throws {
+        defer { Glibc.close(fd); fd = -1 }
+        guard fsync(fd) == 0 else {
+            throw CaissonError("package.write_failed", "cannot flush \(path): \(ByteSourceError.describe(errno: errno))")
+        }
+    }
+
+    func abandon() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        unlink(path)
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+}
