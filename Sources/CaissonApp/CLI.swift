@@ -76,8 +76,8 @@ public enum CaissonCLI {
             FileHandle.standardError.write(Data((s + "\n").utf8))
         }
         /// Shown even with --quiet (not with --json: stdout is one document, stderr stays quiet).
-        func notice(_ s: String) {
-            guard !json else { return }
+        func notice(_ s: String, always: Bool = false) {
+            guard !json || always else { return }
             FileHandle.standardError.write(Data((s + "\n").utf8))
         }
         func error(_ s: String) { FileHandle.standardError.write(Data(("error: " + s + "\n").utf8)) }
@@ -97,6 +97,9 @@ public enum CaissonCLI {
             return 0
         case .usageError(let message):
             FileHandle.standardError.write(Data("error: \(message)\nRun 'caisson --help' for usage.\n".utf8))
+            if (args.firstIndex(of: "--") .map { args[..<$0] } ?? args[...]).contains("--json") {
+                Output(json: true, quiet: true).document(ErrorDocument(error: ErrorDocument.Body(code: "usage.invalid", message: message)))
+            }
             return 1
         case .run(let cmd):
             var options = AppOptions()
@@ -157,7 +160,7 @@ public enum CaissonCLI {
             let outcome = try app.load(cmd.positionals[0], flags: flags, confirm: { plan in
                 if !out.json { printPlan(plan, out: out) }
                 if yes { return true }
-                return prompt("Continue and update the service? [y/N]: ")
+                return prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
             })
             printLoad(outcome, dryRun: flags.dryRun, out: out)
             return outcome.exitCode
@@ -279,9 +282,12 @@ public enum CaissonCLI {
             let yes = cmd.flag("--yes")
             guard let a = try app.rollback(service: cmd.positionals[0], confirm: { question in
                 if yes { return true }
-                out.line(question)
-                return prompt("Continue and roll back the service? [y/N]: ")
-            }) else { return 3 }
+                if out.json { out.notice(question, always: true) } else { out.line(question) }
+                return prompt("Continue and roll back the service? [y/N]: ", toStderr: out.json)
+            }) else {
+                if out.json { out.document(["status": "declined"]) } else { out.line("Rollback declined; nothing was changed.") }
+                return 3
+            }
             if out.json { out.document(a) } else { printAttempt(a, out: out) }
             return exitCode(for: a.status)
 
@@ -299,6 +305,19 @@ public enum CaissonCLI {
             return report.problems.isEmpty ? 0 : 5
 
         case ["demo"]:
+            if out.json {
+                // The narration goes to stderr; stdout gets the outcome as one document.
+                fflush(nil)
+                let saved = dup(1)
+                dup2(2, 1)
+                let result = Result { try Demo.run(say: { print($0) }, keep: cmd.flag("--keep")) }
+                fflush(nil)
+                dup2(saved, 1)
+                close(saved)
+                let rc = try result.get()
+                out.document(DemoDocument(ok: rc == 0, exitCode: rc))
+                return rc
+            }
             return try Demo.run(say: { out.line($0) }, keep: cmd.flag("--keep"))
 
         case ["sim", "swarm"]:
@@ -353,6 +372,15 @@ public enum CaissonCLI {
         var problems: [Issue]
     }
 
+    struct DemoDocument: Encodable {
+        var ok: Bool
+        var exitCode: Int32
+        enum CodingKeys: String, CodingKey {
+            case ok
+            case exitCode = "exit_code"
+        }
+    }
+
     struct BuildDocument: Encodable {
         var output: String
         var validation: ValidationRecord
@@ -385,11 +413,12 @@ public enum CaissonCLI {
     }
 
     /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
-    static func prompt(_ question: String) -> Bool {
+    /// With `--json` the question goes to stderr, so stdout stays one JSON document.
+    static func prompt(_ question: String, toStderr: Bool = false) -> Bool {
         fflush(nil)
-        FileHandle.standardOutput.write(Data(question.utf8))
+        (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(question.utf8))
         guard let answer = readLine(strippingNewline: true) else {
-            print("")
+            (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data("\n".utf8))
             return false
         }
         let a = answer.trimmingCharacters(in: .whitespaces).lowercased()
