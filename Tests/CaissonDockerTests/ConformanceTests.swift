@@ -32,6 +32,7 @@ struct ConformanceScenario: Sendable, CustomTestStringConvertible {
     }
 
     var name: String
+    var mode = RuntimeMode.docker
     var oldVariant = "1"
     var newVariant: String
     var health: HealthKind
@@ -68,6 +69,14 @@ struct ConformanceScenario: Sendable, CustomTestStringConvertible {
         ConformanceScenario(name: "old ignores SIGTERM, unhealthy update", oldVariant: "stubborn", newVariant: "unhealthy",
                             health: .containerHealth, stopGraceSecs: 2,
                             expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "compose: good update", mode: .compose, newVariant: "2", health: .containerHealth,
+                            expected: .init(status: .succeeded, runs: .new, running: true, count: 1, health: .passed)),
+        ConformanceScenario(name: "compose: unhealthy image", mode: .compose, newVariant: "unhealthy", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "compose: crashing image, running", mode: .compose, newVariant: "crash", health: .running,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        ConformanceScenario(name: "compose: no healthcheck", mode: .compose, newVariant: "nohealth", health: .containerHealth,
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
     ]
 }
 
@@ -86,6 +95,15 @@ struct ConformanceOutcome: Equatable, Sendable, CustomStringConvertible {
     var intruderKept: Bool?
     /// Containers of ours left behind (`NAME-caisson-*`, besides an intruder we planted).
     var leftovers: [String] = []
+    /// The side effects as journaled: `step=result` for every outcome entry, where result is `ok`,
+    /// `created` or the `HostError` kind. Not part of the expectation: compared between hosts.
+    var effects: [String] = []
+
+    /// Equality of what the scenario table states (the effect list is compared separately).
+    static func == (a: ConformanceOutcome, b: ConformanceOutcome) -> Bool {
+        (a.status, a.runs, a.running, a.count) == (b.status, b.runs, b.running, b.count)
+            && (a.health, a.intruderKept, a.leftovers) == (b.health, b.intruderKept, b.leftovers)
+    }
 
     var description: String {
         "\(status.rawValue), runs \(runs.rawValue)\(running ? " (running)" : ""), \(count) under the name, health \(health?.rawValue ?? "-")"
@@ -103,6 +121,9 @@ protocol ConformanceWorld: AnyObject {
     func runService(name: String, reference: String) throws
     /// `docker create --name NAME REF` (not started).
     func createIdle(name: String, reference: String) throws
+    /// `docker compose -p PROJECT up -d` of a file whose only service `app` runs `reference`;
+    /// returns the target (with the file's path).
+    func runCompose(project: String, reference: String) throws -> ComposeTarget
     /// Let the service settle (healthy) before the update.
     func settle(name: String)
     /// Names of all containers starting with `prefix`, sorted.
@@ -158,6 +179,12 @@ final class SimulatorWorld: ConformanceWorld {
         try sim.runContainer(name: name, imageReference: reference, start: false)
     }
 
+    func runCompose(project: String, reference: String) throws -> ComposeTarget {
+        let target = ComposeTarget(project: project, file: "/srv/\(project)/compose.yaml", service: "app")
+        try sim.provisionCompose(target: target, imageReference: reference, restartPolicy: .unlessStopped)
+        return target
+    }
+
     func settle(name: String) { sim.clock.sleep(millis: 10_000) }
 
     func names(prefix: String) -> [String] {
@@ -206,6 +233,25 @@ final class DockerWorld: ConformanceWorld {
         ])
     }
 
+    private var composeDir: String?
+
+    func runCompose(project: String, reference: String) throws -> ComposeTarget {
+        let dir = NSTemporaryDirectory() + "caisson-conf-\(project)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        composeDir = dir
+        try """
+        services:
+          app:
+            image: \(reference)
+            pull_policy: never
+            restart: unless-stopped
+
+        """.write(toFile: dir + "/compose.yaml", atomically: true, encoding: .utf8)
+        let r = try RealDocker.docker(["compose", "-p", project, "-f", dir + "/compose.yaml", "up", "-d"])
+        try #require(r.status == 0, "compose up: \(r.stderr)")
+        return ComposeTarget(project: project, file: dir + "/compose.yaml", service: "app")
+    }
+
     func settle(name: String) {
         RealDocker.waitUntil(seconds: 20) {
             guard let c = try? docker.inspectContainer(name) else { return false }
@@ -216,6 +262,10 @@ final class DockerWorld: ConformanceWorld {
     func names(prefix: String) -> [String] { RealDocker.containerNames(prefix: prefix) }
 
     func cleanup() {
+        if let dir = composeDir {
+            _ = try? RealDocker.docker(["compose", "-p", prefix, "-f", dir + "/compose.yaml", "down", "-t", "1"])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         RealDocker.removeContainers(prefix: prefix)
         for tag in tags { _ = try? docker.client.removeImage(tag) }
         // The machine's pin tags (caisson/<service>:rollback-…) for our service names.
@@ -235,18 +285,25 @@ struct ConformanceTests {
     static func run(_ scenario: ConformanceScenario, on world: any ConformanceWorld, service: String, index: Int) throws -> ConformanceOutcome {
         let old = try world.image(scenario.oldVariant)
         let new = try world.image(scenario.newVariant)
+        let compose: ComposeTarget? = scenario.mode == .compose
+            ? try world.runCompose(project: service, reference: old.reference) : nil
         let plan = UpdateMachine.Plan(
             updateID: "c0ffee\(String(format: "%02d", index))-0000-4000-8000-000000000001",
             candidateReleaseID: "cr-conf", validationAttemptID: nil,
-            service: ServiceSpec(name: service, serviceRevision: "\(service)-v1", platform: "linux/amd64", runtimeMode: .docker,
-                                 docker: DockerTarget(containerName: service, imageReference: old.reference),
+            service: ServiceSpec(name: service, serviceRevision: "\(service)-v1", platform: "linux/amd64", runtimeMode: scenario.mode,
+                                 docker: compose == nil ? DockerTarget(containerName: service, imageReference: old.reference) : nil,
+                                 compose: compose,
                                  health: HealthPolicy(kind: scenario.health, timeoutSecs: health.timeout,
                                                       pollIntervalSecs: health.poll, stableSecs: health.stable)),
             targetImageReference: new.reference, targetImageID: new.id, packageVersion: "2.0.0",
             stopGraceSecs: scenario.stopGraceSecs)
         var machine = UpdateMachine(plan: plan, startedAt: world.clock.timestamp())
         let intruder = scenario.twist == .backupNameTaken ? machine.backupName : machine.stagingName
-        if scenario.twist != .serviceMissing {
+        // Compose names the container <project>-<service>-1.
+        let observed = compose == nil ? service : "\(service)-app-1"
+        if compose != nil {
+            world.settle(name: observed)
+        } else if scenario.twist != .serviceMissing {
             try world.runService(name: service, reference: old.reference)
             world.settle(name: service)
         }
@@ -257,9 +314,11 @@ struct ConformanceTests {
         let driver = UpdateDriver(host: world.host, journal: journal, clock: world.clock)
         let attempt = try driver.run(&machine)
 
-        let current = try world.host.inspectContainer(service)
+        let all = try compose.map { try world.host.composeContainers($0) } ?? [try world.host.inspectContainer(service)].compactMap { $0 }
+        let current = all.first
         var outcome = ConformanceOutcome(status: attempt.status, runs: .none, running: current?.isRunning ?? false,
-                                         count: current == nil ? 0 : 1, health: attempt.healthCheck?.outcome)
+                                         count: all.count, health: attempt.healthCheck?.outcome)
+        #expect(compose == nil || current?.name == observed)
         if let c = current {
             outcome.runs = c.imageID == new.id ? .new : c.imageID == old.id ? .old : .other
         }
@@ -267,6 +326,11 @@ struct ConformanceTests {
         let planted = scenario.twist == .stagingNameTaken || scenario.twist == .backupNameTaken
         if planted { outcome.intruderKept = ours.contains(intruder) }
         outcome.leftovers = ours.filter { !planted || $0 != intruder }
+        outcome.effects = journal.entries.filter { $0.updateID == plan.updateID && $0.entry.phase == .outcome }.map { e in
+            let d = e.entry.detail
+            let result = d == "ok" ? "ok" : d.hasPrefix("created ") ? "created" : String(d.prefix { $0 != ":" })
+            return "\(e.entry.step)=\(result)"
+        }
         // The journal agrees with the outcome.
         #expect(attempt.status.isTerminal)
         #expect(journal.attempts.count == 1)
@@ -288,5 +352,10 @@ struct ConformanceTests {
         defer { world.cleanup() }
         let outcome = try Self.run(scenario, on: world, service: service, index: index)
         #expect(outcome == scenario.expected, "\(kind.rawValue): \(scenario.name): got \(outcome), want \(scenario.expected)")
+        if kind == .docker {
+            // Step for step: the simulator must issue the same side effects with the same results.
+            let simulated = try Self.run(scenario, on: SimulatorWorld(), service: service, index: index)
+            #expect(outcome.effects == simulated.effects, "\(scenario.name): Docker did \(outcome.effects), the simulator \(simulated.effects)")
+        }
     }
 }
