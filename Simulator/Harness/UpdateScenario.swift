@@ -240,6 +240,7 @@ public struct Swarm {
         let behaviour = behaviours[rng.below(behaviours.count)]
         let config = UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: behaviour)
         let scenario = UpdateScenario(config, seed: runSeed, recordTrace: recordTrace)
+        scenario.journal.keepEntries = recordTrace
         let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next()))
         let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
         scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: rng.chance(0.5))

@@ -31,6 +31,8 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     var lastPending: String = "no observation yet"
     /// Set by `evaluate`: everything not yet passed is only waiting out its stability window.
     var inWindowOnly = false
+    /// Whether `observe` has been called before (the first look never times out).
+    var observedOnce = false
     /// When a container was last seen restarted without a crash (a daemon restart): the timeout
     /// then runs from there, since the restart reset its health through no fault of its own
     /// (bounded: one extension per daemon restart actually observed).
@@ -48,12 +50,16 @@ public struct HealthTracker: Sendable, Codable, Equatable {
 
     public mutating func observe(_ containers: [ContainerInfo], expectedImageID: String?, now: Int64) -> Verdict {
         inWindowOnly = false
+        let firstObservation = !observedOnce
+        observedOnce = true
         let verdict = evaluate(containers, expectedImageID: expectedImageID, now: now)
         // A container already good and only finishing its stability window gets to finish it
         // (bounded: the window is at most `stableSecs` from when we first saw it good), so a
         // slow observation cannot turn a healthy release into a timeout.
         let timeoutFrom = max(startMillis, lastBenignRestartMillis ?? startMillis)
-        if case .pending = verdict, now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly {
+        // Nor is the very first observation ever a timeout: if the first look came late (a slow
+        // or timed-out inspection), the service gets one more poll before it is judged.
+        if case .pending = verdict, now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly, !firstObservation {
             return .timedOut("health check timed out after \(policy.timeoutSecs)s: \(lastPending)")
         }
         return verdict

@@ -78,6 +78,10 @@ public struct InFlightAttempt: Sendable, Equatable {
 public final class InMemoryJournal: UpdateJournal {
     public private(set) var attempts: [UpdateAttempt] = []
     public private(set) var entries: [(updateID: String, entry: JournalEntry)] = []
+    /// Keep every entry (for inspection); when false only the latest machine per attempt is
+    /// kept, which is all recovery needs (the swarm runs this way).
+    public var keepEntries = true
+    private var latest: [String: UpdateMachine] = [:]
     public private(set) var events: [AuditEvent] = []
     public private(set) var states: [ServiceState] = []
     public private(set) var releases: [CandidateRelease] = []
@@ -99,7 +103,10 @@ public final class InMemoryJournal: UpdateJournal {
         } else {
             attempts.append(write.attempt)
         }
-        if let e = write.entry { entries.append((write.attempt.updateID, e)) }
+        if let e = write.entry {
+            if keepEntries { entries.append((write.attempt.updateID, e)) }
+            latest[write.attempt.updateID] = e.machine
+        }
         events.append(contentsOf: write.events)
         if let s = write.serviceState {
             if let i = states.firstIndex(where: { $0.serviceName == s.serviceName }) { states[i] = s } else { states.append(s) }
@@ -112,7 +119,7 @@ public final class InMemoryJournal: UpdateJournal {
 
     public func inFlightAttempts() throws -> [InFlightAttempt] {
         attempts.filter { !$0.status.isTerminal }.map { a in
-            InFlightAttempt(attempt: a, machine: entries.last(where: { $0.updateID == a.updateID })?.entry.machine)
+            InFlightAttempt(attempt: a, machine: latest[a.updateID])
         }
     }
 
