@@ -90,7 +90,7 @@ public final class ProgressMeter {
             draw(done, at: t)
             write("\n")
         } else {
-            write(plainLine(done, at: t) + (completed ? "" : " (stopped)") + "\n")
+            write(plainLine(done, at: t) + (completed || done >= total ? "" : " (stopped)") + "\n")
         }
         finished = true
     }
