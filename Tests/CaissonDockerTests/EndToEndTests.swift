@@ -224,7 +224,8 @@ struct EndToEndTests {
         #expect(!env.contains("APP_VERSION=1"))
         // No backup or staging container left behind.
         #expect(RealDocker.containerNames(prefix: w.container + "-caisson-").isEmpty)
-        // §8 item 6: the image is streamed from the package, not copied into the state folder.
+        // §8 item 6: no copy of the package is left in the state folder once the load is done
+        // (the staged copy off the medium is the only one, and it is removed after the commit).
         let stateBytes = directorySize(w.dir + "/state")
         #expect(stateBytes < pkgSize, "state folder holds \(stateBytes) bytes, package is \(pkgSize)")
         #expect(try w.history().first?.status == "succeeded")
