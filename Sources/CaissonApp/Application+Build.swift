@@ -16,8 +16,15 @@ extension Application {
         public var fromTar: String?
         public var output: String?
         public var createdAt: String?
+        /// A minisign secret key file: sign `manifest.toml` into `manifest.toml.minisig`.
+        public var signingKey: String?
+        /// Its password, when the key is encrypted.
+        public var signingKeyPassword: String?
         public init(service: String, version: String, imageReference: String? = nil, fromTar: String? = nil,
-                    output: String? = nil, createdAt: String? = nil) {
+                    output: String? = nil, createdAt: String? = nil, signingKey: String? = nil,
+                    signingKeyPassword: String? = nil) {
+            self.signingKey = signingKey
+            self.signingKeyPassword = signingKeyPassword
             self.service = service
             self.version = version
             self.imageReference = imageReference
@@ -116,6 +123,16 @@ extension Application {
         let manifest = EdgePackageWriter.manifest(service: svc.name, revision: svc.serviceRevision, platform: svc.platform,
                                                   version: req.version, createdAt: createdAt, reference: reference,
                                                   sha256: sha256, size: Int(size))
+        // Sign before writing anything: a bad key or password leaves no partial package.
+        var signature: [UInt8]?
+        if let keyPath = req.signingKey {
+            guard let keyData = FileManager.default.contents(atPath: keyPath) else {
+                throw CaissonError("key.read_failed", "cannot read the secret key \(keyPath)")
+            }
+            let secret = try MinisignSecretKey(parsing: String(decoding: keyData, as: UTF8.self), password: req.signingKeyPassword)
+            let comment = "caisson package \(svc.name) \(req.version) image \(reference) sha256 \(sha256)"
+            signature = Array(try Minisign.sign(Array(manifest.utf8), secretKey: secret, trustedComment: comment).fileContents.utf8)
+        }
         let w = try BuildFileWriter(path: partial)
         do {
             let m = Array(manifest.utf8)
@@ -140,6 +157,11 @@ extension Application {
                 throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(size) bytes)")
             }
             try w.write(TarHeader.padding(size))
+            if let signature {
+                try w.write(TarHeader.make(name: PackageSignature.entryName, size: Int64(signature.count)))
+                try w.write(signature)
+                try w.write(TarHeader.padding(Int64(signature.count)))
+            }
             try w.write([UInt8](repeating: 0, count: 1024))
             try w.close()
         } catch {

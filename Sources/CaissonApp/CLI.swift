@@ -40,7 +40,13 @@ public enum CaissonCLI {
                               OptionSpec("--image", value: "REF", help: "Save this image from the Docker daemon"),
                               OptionSpec("--from-tar", value: "FILE", help: "Use this docker save tarball"),
                               OptionSpec("--output", value: "PATH", help: "Where to write the package (default: SERVICE-VERSION.edgepkg)"),
-                              OptionSpec("--created-at", value: "T", help: "The manifest's created_at, RFC 3339 (default: now)")]),
+                              OptionSpec("--created-at", value: "T", help: "The manifest's created_at, RFC 3339 (default: now)"),
+                              OptionSpec("--sign", value: "KEY", help: "Sign manifest.toml with this minisign secret key file (password from CAISSON_KEY_PASSWORD if encrypted)")]),
+        CommandSpec(["key", "generate"], summary: "Create a minisign-compatible key pair for signing packages",
+                    discussion: "Writes NAME.key (secret) and NAME.pub (public). Put the public key's second line into the\ndevice catalog's [trust] public_keys. The secret key is encrypted with the password in\nCAISSON_KEY_PASSWORD, or written unencrypted with --unencrypted.",
+                    positionals: [("NAME", "Path prefix for the key files (e.g. keys/release)", false)],
+                    options: [OptionSpec("--unencrypted", help: "Write the secret key without a password"),
+                              OptionSpec("--force", help: "Overwrite existing key files")]),
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
@@ -181,6 +187,34 @@ public enum CaissonCLI {
             for p in r.problems { out.line("Problem: \(p)") }
             return r.problems.isEmpty ? 0 : 1
 
+        case ["key", "generate"]:
+            let name = cmd.positionals[0]
+            let (sec, pub) = (name + ".key", name + ".pub")
+            for f in [sec, pub] where FileManager.default.fileExists(atPath: f) && !cmd.flag("--force") {
+                throw CaissonError("key.exists", "\(f) already exists (use --force to overwrite)")
+            }
+            let password = ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"]
+            guard cmd.flag("--unencrypted") || !(password ?? "").isEmpty else {
+                throw CaissonError("key.password_required", "set CAISSON_KEY_PASSWORD to encrypt the secret key, or pass --unencrypted")
+            }
+            let pair = try KeyPair.generate()
+            let secretText = cmd.flag("--unencrypted") ? pair.secretKey.fileContents() : try pair.secretKey.encryptedFileContents(password: password!)
+            guard FileManager.default.createFile(atPath: sec, contents: Data(secretText.utf8), attributes: [.posixPermissions: 0o600]),
+                  FileManager.default.createFile(atPath: pub, contents: Data(pair.publicKey.fileContents.utf8)) else {
+                throw CaissonError("key.write_failed", "could not write \(sec) and \(pub)")
+            }
+            if out.json {
+                out.document(["secret_key": sec, "public_key_file": pub, "public_key": pair.publicKey.base64])
+            } else {
+                out.line("Secret key: \(sec)\(cmd.flag("--unencrypted") ? " (unencrypted: keep it safe)" : "")")
+                out.line("Public key: \(pub)")
+                out.line("Add to the device catalog:")
+                out.line("[trust]")
+                out.line("public_keys = [\"\(pair.publicKey.base64)\"]")
+                out.line("require_signature = true")
+            }
+            return 0
+
         case ["package", "build"]:
             guard let service = cmd.value("--service"), let version = cmd.value("--version") else {
                 throw CaissonError("usage.missing_option", "'caisson package build' needs --service NAME and --version V")
@@ -190,7 +224,8 @@ public enum CaissonCLI {
             }
             let b = try app.build(Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
                                                            fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
-                                                           createdAt: cmd.value("--created-at")))
+                                                           createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
+                                                           signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"]))
             let accepted = b.validation.report.status == .accepted
             if out.json {
                 out.document(BuildDocument(output: b.output, validation: b.validation.record, manifest: b.validation.report.manifest))
