@@ -85,6 +85,13 @@ extension SimulatedHost {
 
     /// A load needs `length * multiplier + marginBytes` free bytes (default 1x + 0; the real
     /// `DockerHost` preflight asks for 2x + 64 MiB). It then consumes `length`.
+    public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? {
+        let (scaled, o1) = length.multipliedReportingOverflow(by: max(1, state.loadSpaceMultiplier))
+        let (needed, o2) = scaled.addingReportingOverflow(max(0, state.loadSpaceMarginBytes))
+        return ImageStorage(path: "/var/lib/docker (simulated)", freeBytes: state.freeDiskBytes,
+                            neededBytes: o1 || o2 ? Int64.max : needed)
+    }
+
     public func setLoadSpaceRequirement(multiplier: Int64, marginBytes: Int64) {
         state.loadSpaceMultiplier = max(1, multiplier)
         state.loadSpaceMarginBytes = max(0, marginBytes)

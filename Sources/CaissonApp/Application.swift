@@ -206,6 +206,8 @@ public final class Application {
         public var bytesToLoad: Int64
         public var steps: [String]
         public var freeDiskState: Int64?
+        /// Free space where the runtime stores images (Docker's data root), and what the load needs.
+        public var imageStorage: ImageStorage?
     }
 
     public struct LoadOutcome: Sendable {
@@ -215,9 +217,12 @@ public final class Application {
         public var declined = false
         public var importIssue: Issue?
         public var refusal: Issue?
+        /// The preflight refused (no room to load the image): nothing was changed.
+        public var preflightIssue: Issue?
 
         public var exitCode: Int32 {
             if validation.report.status == .rejected || refusal != nil { return 2 }
+            if preflightIssue != nil { return 1 }
             if declined { return 3 }
             if importIssue != nil { return 4 }
             switch attempt?.status {
@@ -273,6 +278,11 @@ public final class Application {
         let host = try host()
         let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
         outcome.plan = plan
+        if let st = plan.imageStorage, !st.isEnough {
+            // Preflight: refuse before anything changes.
+            outcome.preflightIssue = Issue("docker.insufficient_space", "not enough free space in \(st.path) to load the image: \(Format.bytes(st.freeBytes)) free, about \(Format.bytes(st.neededBytes)) needed")
+            return outcome
+        }
         if flags.dryRun { return outcome }
         guard confirm(plan) else {
             outcome.declined = true
@@ -387,7 +397,8 @@ public final class Application {
         return LoadPlan(service: service, currentImage: current, currentImageID: currentID, newImage: payload.reference,
                         newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
                         newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
-                        freeDiskState: Self.freeBytes(stateDir))
+                        freeDiskState: Self.freeBytes(stateDir),
+                        imageStorage: host.imageStorage(forArchiveBytes: payload.length))
     }
 
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {

@@ -489,6 +489,9 @@ public enum CaissonCLI {
         out.line("Version: \(p.currentVersion ?? "unknown") -> \(p.newVersion)")
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
+        if let st = p.imageStorage {
+            out.line("Free disk (image storage \(st.path)): \(Format.bytes(st.freeBytes)), the load needs about \(Format.bytes(st.neededBytes))")
+        }
         out.line("Steps:")
         for (i, s) in p.steps.enumerated() { out.line("  \(i + 1). \(s)") }
     }
@@ -498,8 +501,10 @@ public enum CaissonCLI {
             var issues = o.validation.report.issues
             if let r = o.refusal { issues.append(r) }
             if let i = o.importIssue { issues.append(i) }
+            if let i = o.preflightIssue { issues.append(i) }
             let status: String
             if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
+            else if o.preflightIssue != nil { status = "refused" }
             else if o.declined { status = "declined" }
             else if dryRun && o.attempt == nil { status = "planned" }
             else if o.importIssue != nil { status = "import_failed" }
@@ -515,6 +520,11 @@ public enum CaissonCLI {
             out.line("Package validation")
             out.line("Status: rejected")
             out.line("- \(r)")
+            return
+        }
+        if let i = o.preflightIssue {
+            if let p = o.plan { printPlan(p, out: out) }
+            out.error("\(i); nothing was changed")
             return
         }
         if o.declined {

@@ -195,6 +195,13 @@ public final class DockerHost: ContainerHost {
         }
     }
 
+    public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? {
+        guard let root = try? client.info().dockerRootDir, let free = Self.freeBytes(at: root) else { return nil }
+        let (doubled, o1) = length.multipliedReportingOverflow(by: 2)
+        let (needed, o2) = doubled.addingReportingOverflow(freeSpaceMargin)
+        return ImageStorage(path: root, freeBytes: free, neededBytes: o1 || o2 ? Int64.max : needed)
+    }
+
     static func freeBytes(at path: String) -> Int64? {
         var stats = statvfs()
         var rc: Int32

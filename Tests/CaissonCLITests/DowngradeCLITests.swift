@@ -42,3 +42,26 @@ import Testing
         #expect(count == "1")
     }
 }
+
+/// Issue 5 preflight: the plan shows the image storage's free space, and a load that cannot fit
+/// is refused before anything changes.
+@Suite struct PreflightCLITests {
+    @Test func planShowsImageStorageAndTooLittleSpaceRefusesWithNoChange() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.9")
+        let plan = try c.run(["package", "load", pkg, "--dry-run"])
+        #expect(plan.status == 0)
+        #expect(plan.stdout.contains("Free disk (image storage"), "\(plan.stdout)")
+        // Shrink the simulated host's disk (its state file is JSON) to 1 KiB.
+        let path = c.dir + "/.caisson-state/sim-host.json"
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        let re = try NSRegularExpression(pattern: "\"freeDiskBytes\"\\s*:\\s*[0-9]+")
+        text = re.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "\"freeDiskBytes\":1024")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try c.run(["package", "load", pkg, "--yes"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("docker.insufficient_space"), "\(r.stderr)")
+        let h = try c.run(["history", "list", "--json"])
+        #expect((h.json?["attempts"] as? [Any])?.isEmpty == true)
+    }
+}

@@ -57,7 +57,8 @@ import Glibc
         let c = try Caisson()
         let pkg = try c.package("t.edgepkg", version: "1.0.9")
         let socket = "caisson-test-\(getpid())-\(answer)"
-        let env = noColor ? "NO_COLOR=1 " : ""
+        // Set exactly the environment under test: the runner's own (NO_COLOR, TERM) must not leak in.
+        let env = noColor ? "env NO_COLOR=1 TERM=xterm-256color " : "env -u NO_COLOR TERM=xterm-256color "
         let command = "cd '\(c.dir)' && \(env)'\(Caisson.binary)' --host sim package load \(pkg); echo EXIT=$?; sleep 30"
         try Self.tmux(socket, ["new-session", "-d", "-s", "T", "-x", "200", "-y", "50", command])
         defer { _ = try? Self.tmux(socket, ["kill-server"]) }

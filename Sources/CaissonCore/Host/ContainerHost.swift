@@ -50,6 +50,27 @@ public protocol ContainerHost: AnyObject {
     /// `docker compose -p P -f FILE -f OVERRIDE up -d --no-deps SERVICE`, the override pinning
     /// only the service's image to `imageReference`.
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
+
+    /// For the plan and the preflight: free space where images go (see the extension's default).
+    func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
+}
+
+/// Where the runtime keeps images, how much room is left, and how much a load would need.
+public struct ImageStorage: Sendable, Equatable {
+    public var path: String
+    public var freeBytes: Int64
+    public var neededBytes: Int64
+    public init(path: String, freeBytes: Int64, neededBytes: Int64) {
+        self.path = path
+        self.freeBytes = freeBytes
+        self.neededBytes = neededBytes
+    }
+    public var isEnough: Bool { freeBytes >= neededBytes }
+}
+
+extension ContainerHost {
+    /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
+    public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
 }
 
 /// Where an image archive's bytes are, and what validation found inside it.
