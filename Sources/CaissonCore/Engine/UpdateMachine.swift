@@ -556,20 +556,37 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.composeContainers(plan.service.compose!))
     }
 
+    /// What a health poll's reply says: containers to judge, or (for a failed or timed-out
+    /// inspection, which is no verdict on the service) a wait before the next poll, within a
+    /// bounded grace of twice the health timeout; past it, the error.
+    private enum PollReading {
+        case observed([ContainerInfo])
+        case wait(Action)
+        case failed(HostError)
+        case unexpected
+    }
+
+    private mutating func read(_ reply: Reply, now: Int64, waitPhase: Phase) -> PollReading {
+        switch reply {
+        case .container(let c): return .observed(c.map { [$0] } ?? [])
+        case .containers(let cs): return .observed(cs)
+        case .error(let e):
+            if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
+                phase = waitPhase
+                return .wait(.sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000))
+            }
+            return .failed(e)
+        default: return .unexpected
+        }
+    }
+
     private mutating func afterHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
         let observed: [ContainerInfo]
-        switch reply {
-        case .container(let c): observed = c.map { [$0] } ?? []
-        case .containers(let cs): observed = cs
-        case .error(let e):
-            // A failed or timed-out inspection is not a verdict on the service: retry, within a
-            // bounded grace of twice the health timeout.
-            if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
-                phase = .healthWait
-                return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
-            }
-            return healthFailed(.timedOut, "the container could not be inspected: \(e.message)", now: now, timestamp)
-        default: return unexpected(reply, timestamp)
+        switch read(reply, now: now, waitPhase: .healthWait) {
+        case .observed(let cs): observed = cs
+        case .wait(let action): return action
+        case .failed(let e): return healthFailed(.timedOut, "the container could not be inspected: \(e.message)", now: now, timestamp)
+        case .unexpected: return unexpected(reply, timestamp)
         }
         let expected = plan.service.runtimeMode == .compose ? plan.targetImageID : nil
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
@@ -723,17 +740,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     private mutating func afterRestoreHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
         let observed: [ContainerInfo]
-        switch reply {
-        case .container(let c): observed = c.map { [$0] } ?? []
-        case .containers(let cs): observed = cs
-        case .error(let e):
-            if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
-                phase = .restoreHealthWait
-                return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
-            }
+        switch read(reply, now: now, waitPhase: .restoreHealthWait) {
+        case .observed(let cs): observed = cs
+        case .wait(let action): return action
+        case .failed(let e):
             // Still no verdict on the restored release: start the restore round over.
             return restoreRetry(Issue("rollback.health_check_failed", "the restored release could not be inspected: \(e.message)"), timestamp)
-        default: return unexpected(reply, timestamp)
+        case .unexpected: return unexpected(reply, timestamp)
         }
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
         let verdict = tracker.observe(observed, expectedImageID: oldImageID, now: now)
