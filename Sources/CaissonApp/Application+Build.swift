@@ -136,10 +136,10 @@ extension Application {
         let w = try BuildFileWriter(path: partial)
         do {
             let m = Array(manifest.utf8)
-            try w.write(TarHeader.make(name: "manifest.toml", size: Int64(m.count)))
+            try w.write(TarArchiveWriter.header(name: "manifest.toml", size: Int64(m.count)))
             try w.write(m)
-            try w.write(TarHeader.padding(Int64(m.count)))
-            try w.write(TarHeader.make(name: "image.tar", size: size))
+            try w.write(TarArchiveWriter.padding(Int64(m.count)))
+            try w.write(TarArchiveWriter.header(name: "image.tar", size: size))
             let src = try FileByteSource(path: tarPath)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
@@ -156,11 +156,11 @@ extension Application {
             guard copied == size else {
                 throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(size) bytes)")
             }
-            try w.write(TarHeader.padding(size))
+            try w.write(TarArchiveWriter.padding(size))
             if let signature {
-                try w.write(TarHeader.make(name: PackageSignature.entryName, size: Int64(signature.count)))
+                try w.write(TarArchiveWriter.header(name: PackageSignature.entryName, size: Int64(signature.count)))
                 try w.write(signature)
-                try w.write(TarHeader.padding(Int64(signature.count)))
+                try w.write(TarArchiveWriter.padding(Int64(signature.count)))
             }
             try w.write([UInt8](repeating: 0, count: 1024))
             try w.close()
@@ -179,46 +179,6 @@ extension Application {
 
 /// A ustar header for one regular file at the archive root (sizes of 8 GiB and more in GNU
 /// base-256, as GNU tar writes them).
-enum TarHeader {
-    static func make(name: String, size: Int64, mode: Int = 0o644) -> [UInt8] {
-        var h = [UInt8](repeating: 0, count: 512)
-        func put(_ s: String, _ off: Int, _ len: Int) {
-            for (i, b) in s.utf8.prefix(len).enumerated() { h[off + i] = b }
-        }
-        func octal(_ v: Int64, _ off: Int, _ len: Int) {
-            let s = String(v, radix: 8)
-            put(String(repeating: "0", count: max(0, len - 1 - s.count)) + s, off, len - 1)
-        }
-        put(name, 0, 100)
-        octal(Int64(mode), 100, 8)
-        octal(0, 108, 8)
-        octal(0, 116, 8)
-        if size < 0o77777777777 {
-            octal(size, 124, 12)
-        } else {
-            h[124] = 0x80
-            var v = size
-            for i in stride(from: 135, through: 125, by: -1) { h[i] = UInt8(v & 0xFF); v >>= 8 }
-        }
-        octal(0, 136, 12)
-        for i in 148..<156 { h[i] = 0x20 }
-        h[156] = UInt8(ascii: "0")
-        put("ustar", 257, 6)
-        put("00", 263, 2)
-        put("root", 265, 32)
-        put("root", 297, 32)
-        let sum = h.reduce(0) { $0 + Int($1) }
-        let s = String(sum, radix: 8)
-        put(String(repeating: "0", count: max(0, 6 - s.count)) + s, 148, 6)
-        h[154] = 0
-        h[155] = 0x20
-        return h
-    }
-
-    static func padding(_ size: Int64) -> [UInt8] {
-        [UInt8](repeating: 0, count: Int((512 - size % 512) % 512))
-    }
-}
 
 /// A tar archive of one file, made up on the fly around the file's bytes (for the scanner).
 struct SingleEntryTarSource: ByteSource {
@@ -229,8 +189,8 @@ struct SingleEntryTarSource: ByteSource {
     var pos = 0
 
     init(name: String, path: String, size: Int64) throws {
-        head = TarHeader.make(name: name, size: size)
-        tail = TarHeader.padding(size) + [UInt8](repeating: 0, count: 1024)
+        head = TarArchiveWriter.header(name: name, size: size)
+        tail = TarArchiveWriter.padding(size) + [UInt8](repeating: 0, count: 1024)
         file = try FileByteSource(path: path)
     }
 

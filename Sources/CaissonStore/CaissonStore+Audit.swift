@@ -12,7 +12,7 @@ import CaissonCore
 /// A one-row table `audit_head` holds the last event's seq and hash, so deleting the newest
 /// events is detected too. Anyone can re-verify the chain with a few lines of Python.
 enum AuditChain {
-    static let genesis = [UInt8](repeating: 0, count: StoreSHA256.byteCount)
+    static let genesis = [UInt8](repeating: 0, count: 32)
     static let magic = Array("caisson-audit-v1".utf8)
 
     static func canonicalBytes(seq: Int64, fields: [[UInt8]?]) -> [UInt8] {
@@ -38,7 +38,10 @@ enum AuditChain {
     }
 
     static func hash(previous: [UInt8], seq: Int64, fields: [[UInt8]?]) -> [UInt8] {
-        StoreSHA256.hash(previous, canonicalBytes(seq: seq, fields: fields))
+        var sha = SHA256()
+        sha.update(previous)
+        sha.update(canonicalBytes(seq: seq, fields: fields))
+        return sha.finalize()
     }
 
     private static func appendBigEndian(_ value: UInt64, byteCount: Int, to out: inout [UInt8]) {
@@ -131,7 +134,7 @@ extension CaissonStore {
                 }
                 let event = AuditEvent(kind: auditKind, at: at, serviceName: service, updateID: update,
                                        validationAttemptID: validation, message: message)
-                list.records.append(StoredAuditEvent(seq: seq, event: event, hash: StoreSHA256.hex(hash)))
+                list.records.append(StoredAuditEvent(seq: seq, event: event, hash: SHA256Digest(hash).hex))
             }
             return list
         }

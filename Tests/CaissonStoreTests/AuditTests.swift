@@ -26,8 +26,8 @@ import Testing
             #expect(all.allSatisfy { $0.hash.count == 64 })
             #expect(try store.verifyAuditChain() == AuditChainReport(checked: 5, firstBreak: nil))
             // The first hash is SHA-256(32 zero bytes || canonical bytes of event 1), recomputable.
-            let expected = StoreSHA256.hex(AuditChain.hash(previous: AuditChain.genesis, seq: 1,
-                                                           fields: AuditChain.fields(all[0].event)))
+            let expected = SHA256Digest(AuditChain.hash(previous: AuditChain.genesis, seq: 1,
+                                                        fields: AuditChain.fields(all[0].event))).hex
             #expect(all[0].hash == expected)
             try store.appendAudit([])
             #expect(try store.auditEvents().records.count == 5)

@@ -16,21 +16,36 @@ public struct TarArchiveWriter {
     }
 
     mutating func addEntry(_ name: String, data: [UInt8], type: UInt8, mode: Int, mtime: Int) {
+        bytes += Self.header(name: name, size: Int64(data.count), type: type, mode: mode, mtime: mtime)
+        bytes += data
+        bytes += Self.padding(Int64(data.count))
+    }
+
+    /// One ustar header block for a short `name` (≤ 100 bytes). Sizes past the 11-digit octal
+    /// field use GNU base-256, as GNU tar writes them.
+    public static func header(name: String, size: Int64, type: UInt8 = UInt8(ascii: "0"), mode: Int = 0o644,
+                              mtime: Int = 0) -> [UInt8] {
         precondition(name.utf8.count <= 100, "TarArchiveWriter writes short names only")
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, _ off: Int, _ len: Int) {
             for (i, b) in s.utf8.prefix(len).enumerated() { h[off + i] = b }
         }
-        func octal(_ v: Int, _ off: Int, _ len: Int) {
+        func octal(_ v: Int64, _ off: Int, _ len: Int) {
             let s = String(v, radix: 8)
             put(String(repeating: "0", count: max(0, len - 1 - s.count)) + s, off, len - 1)
         }
         put(name, 0, 100)
-        octal(mode, 100, 8)
+        octal(Int64(mode), 100, 8)
         octal(0, 108, 8)
         octal(0, 116, 8)
-        octal(data.count, 124, 12)
-        octal(mtime, 136, 12)
+        if size < 0o77777777777 {
+            octal(size, 124, 12)
+        } else {
+            h[124] = 0x80
+            var v = size
+            for i in stride(from: 135, through: 125, by: -1) { h[i] = UInt8(v & 0xFF); v >>= 8 }
+        }
+        octal(Int64(mtime), 136, 12)
         for i in 148..<156 { h[i] = 0x20 }
         h[156] = type
         put("ustar", 257, 6)
@@ -42,10 +57,12 @@ public struct TarArchiveWriter {
         put(String(repeating: "0", count: max(0, 6 - s.count)) + s, 148, 6)
         h[154] = 0
         h[155] = 0x20
-        bytes += h
-        bytes += data
-        let pad = (512 - data.count % 512) % 512
-        bytes += [UInt8](repeating: 0, count: pad)
+        return h
+    }
+
+    /// Zero bytes that pad an entry body of `size` bytes to the 512-byte block.
+    public static func padding(_ size: Int64) -> [UInt8] {
+        [UInt8](repeating: 0, count: Int((512 - size % 512) % 512))
     }
 
     /// The archive with its end-of-archive marker (two zero blocks).
