@@ -162,15 +162,8 @@ extension CaissonStore: UpdateJournal {
     /// Attempts newest first (by insertion order, not timestamp strings), optionally for one service.
     public func updateAttempts(service: String? = nil, limit: Int? = nil) throws -> RecordList<UpdateAttempt> {
         try StoreErrors.wrap(databasePath, "reading update attempts") {
-            if let service {
-                return try readList(UpdateAttempt.self, kind: "update attempt", """
-                    SELECT update_id, record FROM update_attempts WHERE service_name = ?
-                    ORDER BY row_id DESC LIMIT ?
-                    """, [.text(service), Self.limitValue(limit)])
-            }
-            return try readList(UpdateAttempt.self, kind: "update attempt",
-                                "SELECT update_id, record FROM update_attempts ORDER BY row_id DESC LIMIT ?",
-                                [Self.limitValue(limit)])
+            try newestFirst(UpdateAttempt.self, kind: "update attempt", table: "update_attempts",
+                            idColumn: "update_id", service: service, limit: limit)
         }
     }
 

@@ -177,6 +177,16 @@ public final class CaissonStore {
         return list.records.first
     }
 
+    /// Records of `table`, newest first (by insertion order, never by timestamp strings),
+    /// optionally only those of one service. Table and column names are ours, never input.
+    func newestFirst<T: Decodable>(_ type: T.Type, kind: String, table: String, idColumn: String,
+                                   service: String?, limit: Int?) throws -> RecordList<T> {
+        let filter = service == nil ? "" : " WHERE service_name = ?"
+        let binds: [SQLiteValue] = (service.map { [.text($0)] } ?? []) + [Self.limitValue(limit)]
+        return try readList(type, kind: kind,
+                            "SELECT \(idColumn), record FROM \(table)\(filter) ORDER BY row_id DESC LIMIT ?", binds)
+    }
+
     static func limitValue(_ limit: Int?) -> SQLiteValue {
         guard let limit else { return .integer(-1) }
         return .integer(Int64(max(0, limit)))
@@ -214,15 +224,8 @@ public final class CaissonStore {
     /// Validation records, newest first.
     public func validations(service: String? = nil, limit: Int? = nil) throws -> RecordList<ValidationRecord> {
         try StoreErrors.wrap(databasePath, "reading validation records") {
-            if let service {
-                return try readList(ValidationRecord.self, kind: "validation record", """
-                    SELECT validation_attempt_id, record FROM validations WHERE service_name = ?
-                    ORDER BY row_id DESC LIMIT ?
-                    """, [.text(service), Self.limitValue(limit)])
-            }
-            return try readList(ValidationRecord.self, kind: "validation record",
-                                "SELECT validation_attempt_id, record FROM validations ORDER BY row_id DESC LIMIT ?",
-                                [Self.limitValue(limit)])
+            try newestFirst(ValidationRecord.self, kind: "validation record", table: "validations",
+                            idColumn: "validation_attempt_id", service: service, limit: limit)
         }
     }
 
@@ -256,15 +259,8 @@ public final class CaissonStore {
     /// Import records, newest first.
     public func imageImports(service: String? = nil, limit: Int? = nil) throws -> RecordList<ImageImportRecord> {
         try StoreErrors.wrap(databasePath, "reading image import records") {
-            if let service {
-                return try readList(ImageImportRecord.self, kind: "image import record", """
-                    SELECT import_id, record FROM image_imports WHERE service_name = ?
-                    ORDER BY row_id DESC LIMIT ?
-                    """, [.text(service), Self.limitValue(limit)])
-            }
-            return try readList(ImageImportRecord.self, kind: "image import record",
-                                "SELECT import_id, record FROM image_imports ORDER BY row_id DESC LIMIT ?",
-                                [Self.limitValue(limit)])
+            try newestFirst(ImageImportRecord.self, kind: "image import record", table: "image_imports",
+                            idColumn: "import_id", service: service, limit: limit)
         }
     }
 
