@@ -18,6 +18,9 @@ public final class DockerHost: ContainerHost {
     /// Free space required on the daemon's `DockerRootDir` before a load, beyond twice the archive
     /// size (the daemon first unpacks the archive to a temporary folder, then into its layer store).
     public var freeSpaceMargin: Int64 = 64 * 1024 * 1024
+    /// Compose project models already read (`docker compose config`), keyed by project, file and
+    /// profile choice; an entry holds while the compose file keeps its identity and mtime.
+    var composeModelCache: [String: (stamp: ComposeFileStamp, model: ComposeModel)] = [:]
 
     public init(client: DockerClient, compose: ComposeSettings = ComposeSettings()) {
         self.client = client
