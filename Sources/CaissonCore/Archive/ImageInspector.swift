@@ -26,6 +26,8 @@ struct ImageInspector {
     private var dropped: [String: String] = [:]
     private var sawOCILayout = false
     private(set) var entryCount = 0
+    /// Unsafe entries seen: the first message of each code and how many there were.
+    private var unsafeNoted: [(code: String, message: String, count: Int)] = []
     private var sha = SHA256()
 
     init(limits: PackageScanLimits) { self.limits = limits }
@@ -62,16 +64,24 @@ struct ImageInspector {
                     guard let next = try inner.next() else { break entries }
                     entry = next
                 } catch let error as TarError where error.isRecoverable {
-                    entry = nil  // A name no JSON document can refer to: nothing to inspect.
+                    // A name no JSON document can refer to, and that `docker load` cannot use safely.
+                    entry = nil
+                    inspector.noteUnsafe("image.unsafe_entry_path",
+                        "image.tar has an entry whose name is not usable: \(error.message)")
                 }
                 inspector.entryCount += 1
                 if inspector.entryCount > limits.maxImageEntries {
                     tee.quiesce()
+                    inspector.flushUnsafe()
                     inspector.issues.append(Issue("image.invalid_archive",
                         "image.tar has more than \(limits.maxImageEntries) entries; it is not a docker save archive Caisson accepts"))
                     return Outcome(facts: nil, issues: inspector.issues, archiveDigest: nil, outerFailure: nil)
                 }
                 guard let entry else { continue }
+                if let (code, message) = ImageInspector.unsafety(of: entry) {
+                    inspector.noteUnsafe(code, message)
+                    continue  // Never inspected; next() skips its body.
+                }
                 try inspector.consume(entry, from: inner)
             }
             try inner.drainSource()
@@ -80,6 +90,7 @@ struct ImageInspector {
         } catch {
             readFailure = TarError(.readFailed, "\(error)", offset: inner.position)
         }
+        inspector.flushUnsafe()
         if let readFailure {
             tee.quiesce()
             if let outerFailure = tee.base.failure {
@@ -92,6 +103,51 @@ struct ImageInspector {
         let digest = tee.finish()
         let facts = inspector.resolve()
         return Outcome(facts: facts, issues: inspector.issues, archiveDigest: digest, outerFailure: nil)
+    }
+
+    // MARK: - Unsafe entries
+
+    /// An entry `docker load` must never be handed: a name that is absolute or has a `..` part, a
+    /// hard link whose target is such a name, or a device, FIFO or sparse file. A `docker save`
+    /// archive holds only directories, regular files and links inside the archive. (Symbolic links
+    /// that leave the archive are not refused here; a layer path that uses one is missing.)
+    static func unsafety(of entry: TarEntry) -> (code: String, message: String)? {
+        let shown = TarFormat.quoted(entry.name)
+        if isUnsafePath(entry.name) {
+            return ("image.unsafe_entry_path",
+                    "image.tar entry \(shown) is not a relative path inside the archive (absolute, or with a '..' part)")
+        }
+        switch entry.type {
+        case .characterDevice, .blockDevice, .fifo, .sparse:
+            return ("image.unsafe_entry_type",
+                    "image.tar entry \(shown) is a \(entry.type); a docker save archive holds only directories, regular files and links")
+        case .hardLink where isUnsafePath(entry.linkName):
+            return ("image.unsafe_entry_path",
+                    "image.tar hard link \(shown) points to \(TarFormat.quoted(entry.linkName)), outside the archive")
+        default:
+            return nil
+        }
+    }
+
+    static func isUnsafePath(_ path: String) -> Bool {
+        path.hasPrefix("/") || path.split(separator: "/", omittingEmptySubsequences: true).contains("..")
+    }
+
+    /// Remembers an unsafe entry; one issue per code is reported, with the count.
+    mutating func noteUnsafe(_ code: String, _ message: String) {
+        if let i = unsafeNoted.firstIndex(where: { $0.code == code }) {
+            unsafeNoted[i].count += 1
+        } else {
+            unsafeNoted.append((code, message, 1))
+        }
+    }
+
+    /// Appends the unsafe-entry issues (once).
+    mutating func flushUnsafe() {
+        for (code, message, count) in unsafeNoted {
+            issues.append(Issue(code, count == 1 ? message : "\(message) (and \(count - 1) more such entries)"))
+        }
+        unsafeNoted = []
     }
 
     // MARK: - Streaming
