@@ -69,7 +69,7 @@ public struct PackageScan: Equatable, Sendable {
 /// `archive.unsafe_entry_type`, `archive.invalid_entry_size`, `archive.too_many_entries`,
 /// `archive.missing_manifest`, `archive.missing_image`, `manifest.too_large`,
 /// `manifest.read_failed`, `image.empty_archive`, `image.read_failed`, `image.invalid_archive`,
-/// `image.digest_mismatch`.
+/// `image.digest_mismatch`, `image.unsafe_entry_path`, `image.unsafe_entry_type`.
 ///
 /// Reading stops at a fatal problem (a corrupt header, truncation, an I/O error, too many
 /// entries); otherwise it goes on so one run reports every problem (e.g. a duplicate entry and a
