@@ -238,7 +238,32 @@ public final class Application {
         public var dryRun = false
         public var reinstall = false
         public var allowDowngrade = false
+        public var staging: StagingMode = .auto
         public init() {}
+    }
+
+    /// When `package load` copies the package into the state directory first.
+    public enum StagingMode: String, Sendable, CaseIterable {
+        /// When the package lives on another filesystem than the state directory (a USB stick, a
+        /// mount): it can go away mid-update. On the state directory's own filesystem it cannot,
+        /// and a copy would only cost time and space.
+        case auto
+        /// Always copy.
+        case always
+        /// Never copy: load straight from where the package is (the medium must stay in).
+        case never
+    }
+
+    /// Whether `load` copies `path` first under `mode`.
+    public func shouldStage(_ path: String, mode: StagingMode) -> Bool {
+        switch mode {
+        case .always: return true
+        case .never: return false
+        case .auto:
+            guard let package = FileIdentity.device(of: Self.absolute(path)) else { return true }
+            guard let state = FileIdentity.device(of: stateDir) else { return true }
+            return package != state
+        }
     }
 
     /// Validate, plan, confirm, import, update. `confirm` sees the plan and says yes or no.
@@ -247,9 +272,9 @@ public final class Application {
         let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
         defer { lock.release() }
         try recoverIfNeeded()
-        // Copy the package off the (removable) medium once; everything after reads the copy.
+        // Copy the package off a removable medium once; everything after reads the copy.
         var staged: StagedCopy?
-        switch try stage(path) {
+        switch shouldStage(path, mode: flags.staging) ? try stage(path) : nil {
         case nil: break
         case .failed(let issue)?:
             return LoadOutcome(validation: try recordRejection(path, issue: issue))
@@ -259,13 +284,23 @@ public final class Application {
         }
         // The copy goes once the attempt is over; a crash leaves it recorded for `package cleanup`.
         defer { if let staged { discardStaged(staged) } }
-        let validation = try validate(path, readPath: staged?.path, progress: progress)
+        // What validation reads must be what the host loads: the file's identity is taken before
+        // validation, checked after it, and checked again by the host before its upload ends.
+        let readPath = staged?.path ?? Self.absolute(path)
+        let identity = FileIdentity(path: readPath)
+        var validation = try validate(path, readPath: staged?.path, progress: progress)
+        if validation.report.status == .accepted, identity == nil || FileIdentity(path: readPath) != identity {
+            validation = try recordRejection(path, issue: Issue(
+                "package.changed", "\(path) was modified or replaced while it was validated; nothing was changed"))
+        }
         var outcome = LoadOutcome(validation: validation)
         guard validation.report.status == .accepted, let manifest = validation.report.manifest,
               let service = validation.report.service, var payload = validation.report.imagePayload else {
             return outcome
         }
-        payload.path = staged?.path ?? Self.absolute(path)
+        payload.path = readPath
+        payload.identity = identity
+        payload.sha256 = validation.report.scan?.imageTar?.sha256
         let s = try store()
         let state = try s.serviceState(service.name)
         // Anti-downgrade and freshness, without a clock.
@@ -292,6 +327,15 @@ public final class Application {
            let a = SemVer(manifest.packageVersion), let b = SemVer(hv), a < b {
             try s.appendAudit([AuditEvent(kind: .downgradeAllowed, at: systemClock.timestamp(), serviceName: service.name,
                                           message: "operator allowed a downgrade from \(hv) to \(manifest.packageVersion)")])
+        }
+        // The prompt may have waited a long time: the package must still be what was validated
+        // (the host checks again while it loads).
+        if let identity = payload.identity, FileIdentity(path: payload.path) != identity {
+            let issue = Issue("package.changed", "\(path) was modified or replaced after it was validated; nothing was changed")
+            outcome.refusal = issue
+            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
+                                          validationAttemptID: validation.record.validationAttemptID, message: issue.description)])
+            return outcome
         }
         // Import (from the staged copy, recorded so that a crash from here on leaves it findable).
         if let staged {

@@ -24,12 +24,14 @@ public enum CaissonCLI {
                     discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
                     positionals: [("PKG", "The .edgepkg file", false)]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nvalidates the copy, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
                               OptionSpec("--reinstall", help: "Apply a package version that is already installed"),
-                              OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)")]),
+                              OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)"),
+                              OptionSpec("--stage", help: "Always copy the package into the state directory first"),
+                              OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
                     options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service")]),
@@ -162,6 +164,10 @@ public enum CaissonCLI {
             flags.dryRun = cmd.flag("--dry-run")
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            if cmd.flag("--stage") && cmd.flag("--no-stage") {
+                throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
+            }
+            flags.staging = cmd.flag("--stage") ? .always : cmd.flag("--no-stage") ? .never : .auto
             let yes = cmd.flag("--yes")
             let outcome = try app.load(cmd.positionals[0], flags: flags, confirm: { plan in
                 if !out.json { printPlan(plan, out: out) }

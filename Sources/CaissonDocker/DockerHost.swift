@@ -79,10 +79,9 @@ public final class DockerHost: ContainerHost {
             throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
         try checkFreeSpace(forArchiveBytes: payload.length)
-        let body: RequestBody = try run {
-            try RequestBody.fileRange(path: payload.path, offset: UInt64(payload.offset), length: UInt64(payload.length),
-                                      chunked: true, contentType: "application/x-tar")
-        }
+        // Streamed out of the package and verified before it ends (identity, digest): a file
+        // changed after validation is vetoed before Docker tags anything.
+        let body: RequestBody = try run { try RequestBody.verifiedImageArchive(payload) }
         try run {
             try withoutActuallyEscaping(progress) { progress in
                 _ = try client.loadImage(body, uploadProgress: { progress(Int64(clamping: $0)) })

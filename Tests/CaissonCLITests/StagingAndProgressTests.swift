@@ -27,7 +27,7 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Caisson.binary)
         p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
-        p.arguments = ["--host", "sim", "package", "load", pkg]
+        p.arguments = ["--host", "sim", "package", "load", pkg, "--stage"]
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -57,23 +57,23 @@ import Testing
         #expect(stagedFiles(c).isEmpty)
         // The notice shows with --quiet too, never with --json.
         let pkg2 = try c.package("q.edgepkg", version: "1.0.3", createdAt: "2026-03-17T00:00:00Z")
-        let q = try c.run(["package", "load", pkg2, "--yes", "--quiet"])
+        let q = try c.run(["package", "load", pkg2, "--yes", "--quiet", "--stage"])
         #expect(q.status == 0 && q.stderr.contains("you may remove the medium") && !q.stderr.contains("Copying"))
     }
 
     @Test func aDeclinedOrRejectedLoadLeavesNoStagedCopy() throws {
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.4")
-        #expect(try c.run(["package", "load", pkg], stdin: "n\n").status == 3)
+        #expect(try c.run(["package", "load", pkg, "--stage"], stdin: "n\n").status == 3)
         let evil = try c.package("evil.edgepkg", version: "1.0.5", tag: "example/backend:current")
-        #expect(try c.run(["package", "load", evil, "--yes"]).status == 2)
+        #expect(try c.run(["package", "load", evil, "--yes", "--stage"]).status == 2)
         #expect(stagedFiles(c).isEmpty)
     }
 
     @Test func aReadErrorMidCopyIsACleanRejection() throws {
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.6")
-        let r = try c.run(["package", "load", pkg, "--yes"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
+        let r = try c.run(["package", "load", pkg, "--yes", "--stage"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
         #expect(r.status == 2, "\(r.stdout) \(r.stderr)")
         #expect(r.stdout.contains("[package.read_failed]") && r.stdout.contains("Status: rejected"))
         #expect(!r.stderr.contains("you may remove the medium"))
@@ -82,7 +82,7 @@ import Testing
         #expect((h.json?["attempts"] as? [Any])?.isEmpty == true)
         let show = try c.run(["service", "show", "frontend", "--json"])
         #expect(show.json != nil && show.json?["state"] == nil)
-        let j = try c.run(["package", "load", pkg, "--yes", "--json"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
+        let j = try c.run(["package", "load", pkg, "--yes", "--json", "--stage"], env: ["CAISSON_FAULT_STAGING_READ_AFTER": "1"])
         #expect(j.status == 2)
         #expect((j.json?["issues"] as? [[String: Any]])?.first?["code"] as? String == "package.read_failed")
     }
@@ -91,12 +91,64 @@ import Testing
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.7")
         let env = ["CAISSON_STAGING_RESERVE_BYTES": "9000000000000000000"]
-        let r = try c.run(["package", "load", pkg, "--yes"], env: env)
+        let r = try c.run(["package", "load", pkg, "--yes", "--stage"], env: env)
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: [staging.insufficient_space] not enough free space"), "\(r.stderr)")
         #expect(stagedFiles(c).isEmpty)
-        let j = try c.run(["package", "load", pkg, "--yes", "--json"], env: env)
+        let j = try c.run(["package", "load", pkg, "--yes", "--json", "--stage"], env: env)
         #expect(j.status == 1)
         #expect((j.json?["error"] as? [String: Any])?["code"] as? String == "staging.insufficient_space")
+    }
+
+    @Test func onTheStateDirectorysOwnFilesystemThePackageIsReadInPlace() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.8")
+        let r = try c.run(["package", "load", pkg, "--yes"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(!r.stderr.contains("Copying") && !r.stderr.contains("you may remove the medium"), "\(r.stderr)")
+        #expect(r.stderr.contains("Validating: 100% ("))
+        #expect(r.stdout.contains("The service now runs example/frontend:1.0.8."))
+        #expect(stagedFiles(c).isEmpty)
+        // --no-stage is the same; both flags at once is a usage error that changes nothing.
+        let both = try c.run(["package", "load", pkg, "--yes", "--stage", "--no-stage"])
+        #expect(both.status == 1 && both.stderr.contains("--stage and --no-stage cannot be used together"), "\(both.stderr)")
+    }
+
+    @Test func aPackageModifiedWhileThePromptWaitsIsRefused() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.9")
+        // An old mtime, so the write below shows even within one tick of the kernel's coarse clock.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -86_400)], ofItemAtPath: c.dir + "/" + pkg)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Caisson.binary)
+        p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
+        p.arguments = ["--host", "sim", "package", "load", pkg, "--no-stage"]
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        var stdout = Data()
+        while !String(decoding: stdout, as: UTF8.self).contains("[y/N]: ") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            stdout.append(d)
+        }
+        // Someone writes to the package between the plan and the answer (same byte: only the write shows).
+        let handle = try #require(FileHandle(forUpdatingAtPath: c.dir + "/" + pkg))
+        let first = try #require(try handle.read(upToCount: 1))
+        try handle.seek(toOffset: 0)
+        handle.write(first)
+        try handle.close()
+        input.fileHandleForWriting.write(Data("y\n".utf8))
+        try input.fileHandleForWriting.close()
+        stdout.append(out.fileHandleForReading.readDataToEndOfFile())
+        _ = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: stdout, as: UTF8.self)
+        #expect(p.terminationStatus == 2, "\(text)")
+        #expect(text.contains("[package.changed]"), "\(text)")
+        let h = try c.run(["history", "list", "--json"])
+        #expect((h.json?["attempts"] as? [Any])?.isEmpty == true, "nothing was attempted")
     }
 }

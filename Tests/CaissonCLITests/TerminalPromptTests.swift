@@ -59,7 +59,7 @@ import Glibc
         let socket = "caisson-test-\(getpid())-\(answer)"
         // Set exactly the environment under test: the runner's own (NO_COLOR, TERM) must not leak in.
         let env = noColor ? "env NO_COLOR=1 TERM=xterm-256color " : "env -u NO_COLOR TERM=xterm-256color "
-        let command = "cd '\(c.dir)' && \(env)'\(Caisson.binary)' --host sim package load \(pkg); echo EXIT=$?; sleep 30"
+        let command = "cd '\(c.dir)' && \(env)'\(Caisson.binary)' --host sim package load --stage \(pkg); echo EXIT=$?; sleep 30"
         try Self.tmux(socket, ["new-session", "-d", "-s", "T", "-x", "200", "-y", "50", command])
         defer { _ = try? Self.tmux(socket, ["kill-server"]) }
 

@@ -84,6 +84,12 @@ public struct ImagePayload: Sendable, Equatable {
     public var expectedImageID: String
     /// The image config as inspected at validation (the simulator scripts behaviour from labels).
     public var config: ImageConfig
+    /// SHA-256 (hex) of the archive bytes, when validation computed it: a host that streams the
+    /// archive hashes what it sends and withholds the end of the upload unless it matches.
+    public var sha256: String?
+    /// The file as it was when it was validated: a host that streams the archive checks, before
+    /// the end of the upload, that the file is still that file (not modified, not replaced).
+    public var identity: FileIdentity?
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {

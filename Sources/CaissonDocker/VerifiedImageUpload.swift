@@ -1,0 +1,95 @@
+import CaissonCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The body of `POST /images/load` for an `ImagePayload`: the archive's byte range streamed
+/// straight out of the package, verified as it goes.
+///
+/// The client sends a streamed body one piece behind and only terminates it (the last chunk) once
+/// the producer has reported its end. So the end is the veto point: there the upload checks that
+/// the file is still the file validation read (`payload.identity`: same inode, size, mtime and
+/// ctime, taken on the descriptor being read) and, when validation hashed the archive
+/// (`payload.sha256`), that the bytes sent hash to the same digest. On a mismatch it throws before
+/// the last piece, the connection is dropped mid-body, and Docker, which reads the whole archive
+/// before it tags anything, discards the upload: a package modified or replaced after validation
+/// (on a disk the device shares, or a stick that is written to) can never move a tag.
+final class VerifiedArchiveReader {
+    private let fd: Int32
+    private let path: String
+    private var position: UInt64
+    private let end: UInt64
+    private let identity: FileIdentity?
+    private let expectedSHA256: String?
+    private var hasher: SHA256?
+
+    init(_ payload: ImagePayload) throws(DockerError) {
+        guard payload.offset >= 0, payload.length > 0 else {
+            throw DockerError(.invalidRequest, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
+        }
+        var fd: Int32
+        repeat { fd = open(payload.path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
+        guard fd >= 0 else {
+            throw DockerError(.invalidRequest, "cannot open \(payload.path): \(errnoDescription(errno))")
+        }
+        self.fd = fd
+        path = payload.path
+        position = UInt64(payload.offset)
+        let (end, overflow) = UInt64(payload.offset).addingReportingOverflow(UInt64(payload.length))
+        self.end = overflow ? .max : end
+        identity = payload.identity
+        expectedSHA256 = payload.sha256?.lowercased()
+        hasher = payload.sha256 == nil ? nil : SHA256()
+        // Checked at open too: a file already replaced or modified is refused before any byte goes.
+        try checkIdentity()
+    }
+
+    deinit { _ = close(fd) }
+
+    private func checkIdentity() throws(DockerError) {
+        guard let identity else { return }
+        guard let now = FileIdentity(fileDescriptor: fd), now == identity else {
+            throw DockerError(.invalidRequest,
+                              "the package \(path) changed after it was validated (it was modified or replaced); nothing was loaded")
+        }
+    }
+
+    /// Fills `buffer`; 0 at the end, after the checks passed.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        guard position < end else {
+            try checkIdentity()
+            if let expectedSHA256, let hex = hasher?.hex, hex != expectedSHA256 {
+                throw DockerError(.invalidRequest,
+                                  "the image archive read from \(path) has SHA-256 \(hex), not \(expectedSHA256) as validated; nothing was loaded")
+            }
+            return 0
+        }
+        let want = Int(min(UInt64(buffer.count), end - position))
+        while true {
+            let n = pread(fd, base, want, off_t(position))
+            if n > 0 {
+                position += UInt64(n)
+                hasher?.update(UnsafeRawBufferPointer(start: base, count: n))
+                return n
+            }
+            if n == 0 {
+                throw DockerError(.invalidRequest, "\(path) ended early at byte \(position) (expected \(end)); nothing was loaded")
+            }
+            if errno == EINTR { continue }
+            throw DockerError(.invalidRequest, "cannot read \(path): \(errnoDescription(errno))")
+        }
+    }
+}
+
+extension RequestBody {
+    /// The verified, chunked upload of `payload` (see `VerifiedArchiveReader`).
+    public static func verifiedImageArchive(_ payload: ImagePayload) throws(DockerError) -> RequestBody {
+        let reader = try VerifiedArchiveReader(payload)
+        return .stream(length: nil, contentType: "application/x-tar") { buffer in
+            try reader.read(into: buffer)
+        }
+    }
+}
