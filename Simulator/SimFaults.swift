@@ -160,13 +160,21 @@ public struct SwarmState: Sendable, Equatable, Codable {
     public init(_ config: SwarmFaults) {
         self.config = config
         var rng = SplitMix64(seed: config.seed)
-        var sites: [[Int]] = Array(repeating: [], count: SimOperation.allCases.count)
-        for op in SimOperation.allCases {
+        let ops = SimOperation.allCases
+        var enabled = [Bool](repeating: false, count: ops.count)
+        for op in config.operations { enabled[op.ordinal] = true }
+        var sites: [[Int]] = []
+        sites.reserveCapacity(ops.count)
+        var active: [Int] = []
+        active.reserveCapacity(config.kinds.count)
+        for op in ops {
+            active.removeAll(keepingCapacity: true)
             for k in config.kinds.indices {
                 // Always draw, so the stream does not depend on which operations are enabled.
                 let on = rng.chance(config.siteActivationProbability)
-                if on, config.operations.contains(op) { sites[op.ordinal].append(k) }
+                if on, enabled[op.ordinal] { active.append(k) }
             }
+            sites.append(active.isEmpty ? [] : Array(active))
         }
         self.rng = rng
         self.activeSites = sites

@@ -27,15 +27,31 @@ extension SimulatedHost {
     }
 
     func composeMembers(_ target: ComposeTarget) -> [SimContainer] {
-        state.containers.values.filter {
-            $0.labels[Self.composeProjectLabel] == target.project && $0.labels[Self.composeServiceLabel] == target.service
-                && $0.labels["com.docker.compose.oneoff"]?.lowercased() != "true"
-        }.sorted { $0.name < $1.name }
+        composeMemberIndices(target).map { state.containers.values[$0] }
+    }
+
+    /// Where the service's containers are in `state.containers`, sorted by name (no copies of
+    /// the containers: this runs at every health poll of a Compose service).
+    func composeMemberIndices(_ target: ComposeTarget) -> [Dictionary<String, SimContainer>.Index] {
+        var out: [Dictionary<String, SimContainer>.Index] = []
+        let values = state.containers.values
+        var i = values.startIndex
+        while i != values.endIndex {
+            let labels = values[i].labels
+            if labels[Self.composeProjectLabel] == target.project && labels[Self.composeServiceLabel] == target.service
+                && labels["com.docker.compose.oneoff"]?.lowercased() != "true" {
+                out.append(i)
+            }
+            values.formIndex(after: &i)
+        }
+        if out.count > 1 { out.sort { values[$0].name < values[$1].name } }
+        return out
     }
 
     func doComposeContainers(_ target: ComposeTarget) -> [ContainerInfo] {
         let now = clock.nowMillis
-        return composeMembers(target).map { $0.info(at: now) }
+        let values = state.containers.values
+        return composeMemberIndices(target).map { values[$0].info(at: now) }
     }
 
     /// Creates the service's container `<project>-<service>-1` (not started).

@@ -6,11 +6,11 @@ extension SimulatedHost {
     func resolveContainer(_ nameOrID: String) throws(HostError) -> String? {
         let u = nameOrID.utf8
         if u.isEmpty { return nil }
-        let isHex = u.count <= 64 && u.allSatisfy(SimReference.isLowerHex)
-        if isHex, u.count == 64, state.containers[nameOrID] != nil { return nameOrID }
+        // Every key of `containers` is a full id (64 lowercase hex): a hit needs no hex check.
+        if u.count == 64, state.containers[nameOrID] != nil { return nameOrID }
         if let id = state.names[nameOrID] { return id }
         if u.first == UInt8(ascii: "/"), let id = state.names[String(nameOrID.dropFirst())] { return id }
-        guard isHex else { return nil }
+        guard u.count < 64, u.allSatisfy(SimReference.isLowerHex) else { return nil }
         var match: String? = nil
         for id in state.containers.keys where id.hasPrefix(nameOrID) {
             if match != nil {

@@ -3,11 +3,7 @@ import CaissonCore
 extension SimulatedHost {
     /// Normalised reference, memoised; nil when invalid.
     func normalized(_ reference: String) -> String? {
-        if let cached = referenceCache[reference] { return cached }
-        let n = SimReference.normalize(reference)
-        if referenceCache.count > 4096 { referenceCache.removeAll(keepingCapacity: true) }
-        referenceCache[reference] = .some(n)
-        return n
+        referenceCache.normalize(reference)
     }
 
     enum ImageLookup {

@@ -44,8 +44,9 @@ public final class SimulatedHost: ContainerHost {
 
     /// A lower bound of every container's `nextEventMillis` (Int64.max: nothing scheduled).
     @exclusivity(unchecked) var nextEventMillis: Int64 = .max
-    /// Memoised `SimReference.normalize` (nil entries: invalid references).
-    @exclusivity(unchecked) var referenceCache: [String: String?] = [:]
+    /// Memoised `SimReference.normalize`; a pure function, so hosts started from the same
+    /// provisioned world share one memo.
+    @exclusivity(unchecked) var referenceCache = ReferenceCache()
     @exclusivity(unchecked) var line = ""
 
     /// - Parameters:
@@ -69,6 +70,11 @@ public final class SimulatedHost: ContainerHost {
         self.recordTrace = recordTrace
         self.state = state
         recomputeNextEvent()
+    }
+
+    /// Seeds the ids of containers created from now on (as `init(seed:)` does).
+    public func reseedIDs(_ seed: UInt64) {
+        state.idRNG = SplitMix64(seed: seed ^ 0xC0FF_EE00_D0CC_E500)
     }
 
     /// The whole state, with the clock's current time.
@@ -358,5 +364,18 @@ public final class SimulatedHost: ContainerHost {
     static func describe(_ labels: [String: String]) -> String {
         if labels.isEmpty { return "{}" }
         return "{" + labels.keys.sorted().map { $0 + "=" + (labels[$0] ?? "") }.joined(separator: ",") + "}"
+    }
+}
+
+/// Memoised `SimReference.normalize` (nil entries: invalid references), bounded.
+final class ReferenceCache {
+    @exclusivity(unchecked) private var normalized: [String: String?] = [:]
+
+    func normalize(_ reference: String) -> String? {
+        if let cached = normalized[reference] { return cached }
+        let n = SimReference.normalize(reference)
+        if normalized.count > 4096 { normalized.removeAll(keepingCapacity: true) }
+        normalized[reference] = .some(n)
+        return n
     }
 }

@@ -64,30 +64,62 @@ public final class VirtualClock: UpdateClock {
         var (days, secOfDay) = secs.quotientAndRemainder(dividingBy: 86_400)
         if secOfDay < 0 { secOfDay += 86_400; days -= 1 }
         let (y, m, d) = civilFromDays(days)
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        appendDecimal(y, width: 4, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDecimal(m, width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        appendDecimal(d, width: 2, to: &out)
-        out.append(UInt8(ascii: "T"))
-        appendDecimal(secOfDay / 3600, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDecimal((secOfDay / 60) % 60, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        appendDecimal(secOfDay % 60, width: 2, to: &out)
-        if fractionDigits > 0 {
-            out.append(UInt8(ascii: "."))
-            if fractionDigits >= 9 {
-                let nanos = ms * 1_000_000 + min(max(extraNanos, 0), 999_999)
-                appendDecimal(nanos, width: 9, to: &out)
+        // Written straight into the string's storage (this runs at every simulated start and
+        // every new second of the driver's clock): `YYYY-MM-DDTHH:MM:SS[.fff|.fffffffff]Z`,
+        // with a wider or signed year when it does not fit in 4 digits.
+        let yearDigits = y >= 0 && y <= 9999 ? 4 : decimalWidth(y)
+        let fraction = fractionDigits <= 0 ? 0 : (fractionDigits >= 9 ? 9 : 3)
+        let count = yearDigits + 16 + (fraction > 0 ? fraction + 1 : 0)
+        return String(unsafeUninitializedCapacity: count) { buf in
+            var i = 0
+            if yearDigits == 4 {
+                putDigits(UInt64(y), width: 4, into: buf, at: &i)
             } else {
-                appendDecimal(ms, width: 3, to: &out)
+                var tmp = [UInt8]()
+                appendDecimal(y, width: 4, to: &tmp)
+                for b in tmp { buf[i] = b; i += 1 }
             }
+            buf[i] = UInt8(ascii: "-"); i += 1
+            putDigits(UInt64(m), width: 2, into: buf, at: &i)
+            buf[i] = UInt8(ascii: "-"); i += 1
+            putDigits(UInt64(d), width: 2, into: buf, at: &i)
+            buf[i] = UInt8(ascii: "T"); i += 1
+            putDigits(UInt64(secOfDay / 3600), width: 2, into: buf, at: &i)
+            buf[i] = UInt8(ascii: ":"); i += 1
+            putDigits(UInt64((secOfDay / 60) % 60), width: 2, into: buf, at: &i)
+            buf[i] = UInt8(ascii: ":"); i += 1
+            putDigits(UInt64(secOfDay % 60), width: 2, into: buf, at: &i)
+            if fraction == 9 {
+                buf[i] = UInt8(ascii: "."); i += 1
+                putDigits(UInt64(ms * 1_000_000 + min(max(extraNanos, 0), 999_999)), width: 9, into: buf, at: &i)
+            } else if fraction == 3 {
+                buf[i] = UInt8(ascii: "."); i += 1
+                putDigits(UInt64(ms), width: 3, into: buf, at: &i)
+            }
+            buf[i] = UInt8(ascii: "Z"); i += 1
+            return i
         }
-        out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Characters `appendDecimal(value, width: 4)` writes (sign included).
+    private static func decimalWidth(_ value: Int64) -> Int {
+        var v = value.magnitude
+        var n = 0
+        repeat { v /= 10; n += 1 } while v > 0
+        return max(n, 4) + (value < 0 ? 1 : 0)
+    }
+
+    /// Exactly `width` decimal digits of `value` (which must fit), most significant first.
+    @inline(__always)
+    private static func putDigits(_ value: UInt64, width: Int, into buf: UnsafeMutableBufferPointer<UInt8>, at i: inout Int) {
+        var v = value
+        var k = i + width - 1
+        while k >= i {
+            buf[k] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+            v /= 10
+            k -= 1
+        }
+        i += width
     }
 
     /// Days since 1970-01-01 → proleptic Gregorian (year, month, day). Howard Hinnant's

@@ -47,44 +47,78 @@ public final class UpdateScenario {
     public let oldImageID: String
     public let newImageID: String
     public let oldContainerID: String?
-    public let newReference = "example/app:2.0.0"
+    public static let newReference = "example/app:2.0.0"
+    public var newReference: String { Self.newReference }
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
     public private(set) var crashed = false
     public private(set) var recoveryReport: Recovery.Report?
 
-    public init(_ config: Config, seed: UInt64 = 1, recordTrace: Bool = false) {
-        self.config = config
-        let clock = VirtualClock()
-        host = SimulatedHost(seed: seed, clock: clock, recordTrace: recordTrace)
-        ids = SeededIDGenerator(seed: seed)
-        let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
-        oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
-        newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
-        _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
-                      config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
-        let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
-        switch config.mode {
-        case .docker:
-            service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
-                                  docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
-                                  health: health)
-            oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy)
-        case .compose:
-            let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
-            service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
-                                  compose: target, health: health)
-            _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy)
-            oldContainerID = nil
+    /// The world just before the update: a host provisioned with the service on its old image,
+    /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
+    /// provisions each config once and every run starts from a copy (`SimState` is a value:
+    /// copy-on-write).
+    public struct World {
+        public let config: Config
+        public let state: SimState
+        public let service: ServiceSpec
+        public let oldImageID: String
+        public let newImageID: String
+        public let oldContainerID: String?
+        let referenceCache: ReferenceCache
+
+        public init(_ config: Config) {
+            self.config = config
+            let clock = VirtualClock()
+            let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
+            let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
+            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
+            _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
+                          config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+            let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
+            switch config.mode {
+            case .docker:
+                service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
+                                      docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
+                                      health: health)
+                oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy)
+            case .compose:
+                let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
+                service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
+                                      compose: target, health: health)
+                _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy)
+                oldContainerID = nil
+            }
+            // Let the old release settle (healthy) before the update.
+            clock.sleep(millis: 10_000)
+            // The image is loaded before the update machine runs (import is its own step).
+            let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
+                                       expectedImageID: newImageID,
+                                       config: ImageConfig(labels: ["io.caisson.sim.health": config.newBehaviour], hasHealthcheck: true))
+            _ = try? host.loadImage(payload, progress: { _ in })
+            host.advanceAll()
+            state = host.snapshot
+            referenceCache = host.referenceCache
         }
-        // Let the old release settle (healthy) before the update.
-        clock.sleep(millis: 10_000)
-        // The image is loaded before the update machine runs (import is its own step).
-        let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: newReference,
-                                   expectedImageID: newImageID,
-                                   config: ImageConfig(labels: ["io.caisson.sim.health": config.newBehaviour], hasHealthcheck: true))
-        _ = try? host.loadImage(payload, progress: { _ in })
-        host.clearRecords()
+    }
+
+    public convenience init(_ config: Config, seed: UInt64 = 1, recordTrace: Bool = false) {
+        self.init(World(config), seed: seed, recordTrace: recordTrace)
+    }
+
+    /// A run starting from a copy of `world`; `seed` seeds the ids of containers created from
+    /// here on (faults have their own seed).
+    public init(_ world: World, seed: UInt64 = 1, recordTrace: Bool = false) {
+        config = world.config
+        host = SimulatedHost(state: world.state, recordTrace: recordTrace)
+        host.reseedIDs(seed)
+        host.referenceCache = world.referenceCache
+        service = world.service
+        oldImageID = world.oldImageID
+        newImageID = world.newImageID
+        oldContainerID = world.oldContainerID
+        ids = SeededIDGenerator(seed: seed)
     }
 
     public var plan: UpdateMachine.Plan {
@@ -232,14 +266,35 @@ public struct Swarm {
         return r.next()
     }
 
+    /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
+    public struct Worlds {
+        var worlds: [UpdateScenario.World?] = Array(repeating: nil, count: 2 * 2 * Swarm.behaviours.count)
+        public init() {}
+
+        mutating func world(_ config: UpdateScenario.Config, index: Int) -> UpdateScenario.World {
+            if let w = worlds[index] { return w }
+            let w = UpdateScenario.World(config)
+            worlds[index] = w
+            return w
+        }
+    }
+
     /// One run, fully determined by `runSeed`.
     public static func runOne(runSeed: UInt64, recordTrace: Bool = false) -> (UpdateScenario, [String]) {
+        var worlds = Worlds()
+        return runOne(runSeed: runSeed, recordTrace: recordTrace, worlds: &worlds)
+    }
+
+    /// One run, fully determined by `runSeed` (`worlds` only saves provisioning work).
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
-        let mode: RuntimeMode = rng.chance(0.5) ? .docker : .compose
-        let kind: HealthKind = rng.chance(0.5) ? .running : .containerHealth
-        let behaviour = behaviours[rng.below(behaviours.count)]
-        let config = UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: behaviour)
-        let scenario = UpdateScenario(config, seed: runSeed, recordTrace: recordTrace)
+        let docker = rng.chance(0.5)
+        let running = rng.chance(0.5)
+        let b = rng.below(behaviours.count)
+        let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: running ? .running : .containerHealth,
+                                           newBehaviour: behaviours[b])
+        let world = worlds.world(config, index: ((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b)
+        let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next()))
         let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
@@ -251,9 +306,10 @@ public struct Swarm {
         var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
                               traceDigest: "", firstViolation: nil)
         var digest = FNV1a64()
+        var worlds = Worlds()
         for i in 0..<runs {
             let s = runSeed(seed, i)
-            let (scenario, problems) = runOne(runSeed: s)
+            let (scenario, problems) = runOne(runSeed: s, worlds: &worlds)
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
@@ -264,7 +320,7 @@ public struct Swarm {
                 summary.violations += 1
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
-                    let (replay, _) = runOne(runSeed: s, recordTrace: true)
+                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
                     summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description,
                                                        problems: problems, trace: replay.host.trace)
                 }

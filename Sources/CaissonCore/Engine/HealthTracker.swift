@@ -28,7 +28,9 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     public var policy: HealthPolicy
     public var startMillis: Int64
     var seen: [Seen] = []
-    var lastPending: String = "no observation yet"
+    /// Why the last observation was pending (rendered only if the check times out).
+    var pending: Pending = .noObservation
+    var lastPending: String { pending.description }
     /// Set by `evaluate`: everything not yet passed is only waiting out its stability window.
     var inWindowOnly = false
     /// Whether `observe` has been called before (the first look never times out).
@@ -37,6 +39,31 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     /// then runs from there, since the restart reset its health through no fault of its own
     /// (bounded: one extension per daemon restart actually observed).
     var lastBenignRestartMillis: Int64?
+
+    /// What kept the last observation pending.
+    enum Pending: Sendable, Codable, Equatable, CustomStringConvertible {
+        case noObservation
+        case noContainer
+        case wrongImage(name: String, imageID: String, expected: String)
+        case notRunning(name: String, status: ContainerStatus)
+        case healthStarting(name: String)
+        case inWindow(name: String, healthy: Bool, upMillis: Int64, windowMillis: Int64)
+
+        var description: String {
+            switch self {
+            case .noObservation: return "no observation yet"
+            case .noContainer: return "no container is running for the service"
+            case .wrongImage(let name, let id, let expected):
+                return "container \(name) runs image \(shortID(id)), not \(shortID(expected))"
+            case .notRunning(let name, let status): return "container \(name) is \(status.rawValue)"
+            case .healthStarting(let name): return "container \(name) health is still starting"
+            case .inWindow(let name, let healthy, let up, let window):
+                return healthy
+                    ? "container \(name) is healthy, running for \(up / 1000)s of the \(window / 1000)s stability window"
+                    : "container \(name) running for \(up / 1000)s of the \(window / 1000)s stability window"
+            }
+        }
+    }
 
     public init(policy: HealthPolicy, startMillis: Int64) {
         self.policy = policy
@@ -67,13 +94,13 @@ public struct HealthTracker: Sendable, Codable, Equatable {
 
     private mutating func evaluate(_ containers: [ContainerInfo], expectedImageID: String?, now: Int64) -> Verdict {
         if containers.isEmpty {
-            lastPending = "no container is running for the service"
+            pending = .noContainer
             return .pending
         }
         if let expected = expectedImageID {
             let wrong = containers.filter { $0.imageID != expected }
             if let w = wrong.first {
-                lastPending = "container \(w.name) runs image \(shortID(w.imageID)), not \(shortID(expected))"
+                pending = .wrongImage(name: w.name, imageID: w.imageID, expected: expected)
                 return .pending
             }
         }
@@ -89,7 +116,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
             case .created, .paused, .removing:
                 allPassed = false
                 windowOnly = false
-                lastPending = "container \(c.name) is \(c.status.rawValue)"
+                pending = .notRunning(name: c.name, status: c.status)
                 continue
             case .running:
                 break
@@ -115,7 +142,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                     passMessages.append("container \(c.name) stayed running for \(up / 1000)s")
                 } else {
                     allPassed = false
-                    lastPending = "container \(c.name) running for \(up / 1000)s of the \(effectiveStableMillis / 1000)s stability window"
+                    pending = .inWindow(name: c.name, healthy: false, upMillis: up, windowMillis: effectiveStableMillis)
                 }
             case .containerHealth:
                 switch c.health {
@@ -126,7 +153,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 case .starting:
                     allPassed = false
                     windowOnly = false
-                    lastPending = "container \(c.name) health is still starting"
+                    pending = .healthStarting(name: c.name)
                 case .healthy:
                     // Healthy, and it must also stay up through the stability window: a
                     // container that reports healthy and dies a second later did not pass.
@@ -135,7 +162,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                         passMessages.append("container \(c.name) is healthy and stayed up for \(up / 1000)s")
                     } else {
                         allPassed = false
-                        lastPending = "container \(c.name) is healthy, running for \(up / 1000)s of the \(effectiveStableMillis / 1000)s stability window"
+                        pending = .inWindow(name: c.name, healthy: true, upMillis: up, windowMillis: effectiveStableMillis)
                     }
                 }
             }
@@ -147,6 +174,29 @@ public struct HealthTracker: Sendable, Codable, Equatable {
 }
 
 func shortID(_ id: String) -> String {
-    let hex = id.hasPrefix("sha256:") ? String(id.dropFirst(7)) : id
-    return String(hex.prefix(12))
+    var s = ""
+    s.appendShortID(id)
+    return s
+}
+
+extension String {
+    /// Appends `shortID(id)`: the first 12 characters of `id` without a `sha256:` prefix.
+    mutating func appendShortID(_ id: String) {
+        let u = id.utf8
+        var start = u.startIndex
+        if u.starts(with: "sha256:".utf8) { start = u.index(start, offsetBy: 7) }
+        // ASCII without CR (every id): 12 bytes are 12 characters (unless a combining mark
+        // follows); otherwise count characters.
+        var end = start
+        var n = 0
+        while n < 12, end != u.endIndex, u[end] < 0x80, u[end] != 0x0D {
+            u.formIndex(after: &end)
+            n += 1
+        }
+        if end == u.endIndex || (n == 12 && u[end] < 0x80) {
+            append(contentsOf: Substring(u[start..<end]))
+        } else {
+            append(contentsOf: id[start...].prefix(12))
+        }
+    }
 }

@@ -43,7 +43,12 @@ public struct JournalEntry: Sendable, Equatable {
 }
 
 public struct JournalWrite: Sendable, Equatable {
-    public var attempt: UpdateAttempt
+    /// Shared with the machine that wrote it (the driver writes at every step).
+    var sharedAttempt: CopyOnWrite<UpdateAttempt>
+    public var attempt: UpdateAttempt {
+        _read { yield sharedAttempt.value }
+        _modify { yield &sharedAttempt.value }
+    }
     public var entry: JournalEntry?
     public var events: [AuditEvent]
     public var serviceState: ServiceState?
@@ -51,7 +56,13 @@ public struct JournalWrite: Sendable, Equatable {
 
     public init(attempt: UpdateAttempt, entry: JournalEntry? = nil, events: [AuditEvent] = [],
                 serviceState: ServiceState? = nil, candidateRelease: CandidateRelease? = nil) {
-        self.attempt = attempt
+        self.init(sharedAttempt: CopyOnWrite(attempt), entry: entry, events: events, serviceState: serviceState,
+                  candidateRelease: candidateRelease)
+    }
+
+    init(sharedAttempt: CopyOnWrite<UpdateAttempt>, entry: JournalEntry? = nil, events: [AuditEvent] = [],
+         serviceState: ServiceState? = nil, candidateRelease: CandidateRelease? = nil) {
+        self.sharedAttempt = sharedAttempt
         self.entry = entry
         self.events = events
         self.serviceState = serviceState
@@ -76,21 +87,26 @@ public struct InFlightAttempt: Sendable, Equatable {
 /// A journal in memory: for the simulator, the swarm and tests. Survives a simulated crash of the
 /// updater because it is a separate object from the machine and driver.
 public final class InMemoryJournal: UpdateJournal {
-    public private(set) var attempts: [UpdateAttempt] = []
-    public private(set) var entries: [(updateID: String, entry: JournalEntry)] = []
+    /// Every attempt written, oldest first.
+    public var attempts: [UpdateAttempt] { stored.map(\.value) }
+    @exclusivity(unchecked) private var stored: [CopyOnWrite<UpdateAttempt>] = []
+    // `@exclusivity(unchecked)`: a journal is used from one thread at a time (it is not
+    // Sendable) and is written at every step of the swarm.
+    @exclusivity(unchecked) public private(set) var entries: [(updateID: String, entry: JournalEntry)] = []
     /// Keep every entry (for inspection); when false only the latest machine per attempt is
     /// kept, which is all recovery needs (the swarm runs this way).
-    public var keepEntries = true
-    private var latest: [String: UpdateMachine] = [:]
-    public private(set) var events: [AuditEvent] = []
-    public private(set) var states: [ServiceState] = []
-    public private(set) var releases: [CandidateRelease] = []
+    @exclusivity(unchecked) public var keepEntries = true
+    /// The latest machine of each attempt, by the attempt's index in `attempts`.
+    @exclusivity(unchecked) private var latest: [UpdateMachine?] = []
+    @exclusivity(unchecked) public private(set) var events: [AuditEvent] = []
+    @exclusivity(unchecked) public private(set) var states: [ServiceState] = []
+    @exclusivity(unchecked) public private(set) var releases: [CandidateRelease] = []
     /// Number of writes so far (crash points are counted in writes).
-    public private(set) var writeCount = 0
+    @exclusivity(unchecked) public private(set) var writeCount = 0
     /// When set, the write with this index (0-based) throws `SimulatedCrash` *after* being
     /// persisted (the process dies right after the durable write) — or, with `before`, instead of it.
-    public var crashAtWrite: Int?
-    public var crashBeforeWrite = false
+    @exclusivity(unchecked) public var crashAtWrite: Int?
+    @exclusivity(unchecked) public var crashBeforeWrite = false
 
     public init() {}
 
@@ -98,14 +114,18 @@ public final class InMemoryJournal: UpdateJournal {
         let index = writeCount
         writeCount += 1
         if crashAtWrite == index && crashBeforeWrite { throw SimulatedCrash(writeIndex: index) }
-        if let i = attempts.firstIndex(where: { $0.updateID == write.attempt.updateID }) {
-            attempts[i] = write.attempt
+        let i: Int
+        if let found = stored.firstIndex(where: { $0.value.updateID == write.attempt.updateID }) {
+            i = found
+            stored[i] = write.sharedAttempt
         } else {
-            attempts.append(write.attempt)
+            i = stored.count
+            stored.append(write.sharedAttempt)
+            latest.append(nil)
         }
-        if let e = write.entry {
-            if keepEntries { entries.append((write.attempt.updateID, e)) }
-            latest[write.attempt.updateID] = e.machine
+        if let machine = write.entry?.machine {
+            latest[i] = machine
+            if keepEntries, let e = write.entry { entries.append((write.attempt.updateID, e)) }
         }
         events.append(contentsOf: write.events)
         if let s = write.serviceState {
@@ -118,8 +138,8 @@ public final class InMemoryJournal: UpdateJournal {
     }
 
     public func inFlightAttempts() throws -> [InFlightAttempt] {
-        attempts.filter { !$0.status.isTerminal }.map { a in
-            InFlightAttempt(attempt: a, machine: latest[a.updateID])
+        stored.indices.filter { !stored[$0].value.status.isTerminal }.map { i in
+            InFlightAttempt(attempt: stored[i].value, machine: latest[i])
         }
     }
 

@@ -74,7 +74,7 @@ public final class UpdateDriver {
                          state: ServiceState? = nil, release: CandidateRelease? = nil) throws {
         let events = machine.takeEvents()
         let e = JournalEntry(phase: entry.0, step: entry.1, detail: entry.2, machine: machine, at: clock.timestamp())
-        try journal.write(JournalWrite(attempt: machine.attempt, entry: e, events: events,
+        try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
                                        serviceState: state, candidateRelease: release))
     }
 

@@ -88,20 +88,28 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
         }
 
+        /// Built by appending into one buffer (the driver journals it before every side effect).
         public var detail: String {
+            var s = ""
+            s.reserveCapacity(96)
             switch self {
-            case .inspectContainer(let n): return "inspect container \(n)"
-            case .inspectImage(let r): return "inspect image \(r)"
-            case .tagImage(let id, let ref): return "tag \(shortID(id)) as \(ref)"
+            case .inspectContainer(let n): s += "inspect container "; s += n
+            case .inspectImage(let r): s += "inspect image "; s += r
+            case .tagImage(let id, let ref): s += "tag "; s.appendShortID(id); s += " as "; s += ref
             case .createContainer(let name, let template, let imageID, _):
-                return "create container \(name) from \(shortID(template)) with image \(shortID(imageID))"
-            case .startContainer(let c): return "start container \(shortID(c))"
-            case .stopContainer(let c, let g): return "stop container \(shortID(c)) (grace \(g)s)"
-            case .renameContainer(let c, let to): return "rename container \(shortID(c)) to \(to)"
-            case .removeContainer(let c): return "remove container \(shortID(c))"
-            case .composeContainers(let t): return "list containers of compose service \(t.project)/\(t.service)"
-            case .composeApply(let t, let ref): return "compose up \(t.project)/\(t.service) with image \(ref)"
+                s += "create container "; s += name; s += " from "; s.appendShortID(template)
+                s += " with image "; s.appendShortID(imageID)
+            case .startContainer(let c): s += "start container "; s.appendShortID(c)
+            case .stopContainer(let c, let g):
+                s += "stop container "; s.appendShortID(c); s += " (grace "; s += String(g); s += "s)"
+            case .renameContainer(let c, let to): s += "rename container "; s.appendShortID(c); s += " to "; s += to
+            case .removeContainer(let c): s += "remove container "; s.appendShortID(c)
+            case .composeContainers(let t):
+                s += "list containers of compose service "; s += t.project; s += "/"; s += t.service
+            case .composeApply(let t, let ref):
+                s += "compose up "; s += t.project; s += "/"; s += t.service; s += " with image "; s += ref
             }
+            return s
         }
     }
 
@@ -145,8 +153,16 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case done
     }
 
-    public private(set) var plan: Plan
-    public private(set) var attempt: UpdateAttempt
+    /// The plan never changes: it is shared, not copied, by every snapshot of the machine (a
+    /// journal write per step would otherwise copy each of its strings).
+    private let planBox: PlanBox
+    public var plan: Plan { planBox.value }
+    /// The attempt record, shared with the journal writes that carry it (copied on change).
+    private(set) var sharedAttempt: CopyOnWrite<UpdateAttempt>
+    public private(set) var attempt: UpdateAttempt {
+        _read { yield sharedAttempt.value }
+        _modify { yield &sharedAttempt.value }
+    }
     var phase: Phase = .inspectOld
     /// Docker mode: the previous container. Compose: unused.
     var oldContainerID: String?
@@ -179,14 +195,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     public static let updateLabel = "io.caisson.update-id"
 
     public init(plan: Plan, startedAt: String) {
-        self.plan = plan
-        self.attempt = UpdateAttempt(
+        self.planBox = PlanBox(plan)
+        self.sharedAttempt = CopyOnWrite(UpdateAttempt(
             updateID: plan.updateID, candidateReleaseID: plan.candidateReleaseID,
             validationAttemptID: plan.validationAttemptID, serviceName: plan.service.name,
             runtimeMode: plan.service.runtimeMode, targetImageReference: plan.targetImageReference,
             targetImageID: plan.targetImageID, packageVersion: plan.packageVersion,
             previousCandidateReleaseID: plan.previousState?.activeCandidateReleaseID,
-            status: .applying, startedAt: startedAt, kind: plan.kind)
+            status: .applying, startedAt: startedAt, kind: plan.kind))
         if plan.service.runtimeMode == .docker {
             attempt.rollbackContainerName = backupName
         }
@@ -819,8 +835,21 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     // Codable: everything but the transient fields.
     enum CodingKeys: String, CodingKey {
-        case plan, attempt, phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
+        case planBox = "plan", sharedAttempt = "attempt", phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
              pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreStartIssued,
              newServiceState
     }
+}
+
+/// An immutable `UpdateMachine.Plan` behind a reference; encodes exactly as the plan does.
+final class PlanBox: Sendable, Codable, Equatable {
+    let value: UpdateMachine.Plan
+
+    init(_ value: UpdateMachine.Plan) { self.value = value }
+
+    init(from decoder: any Decoder) throws { value = try UpdateMachine.Plan(from: decoder) }
+
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+
+    static func == (lhs: PlanBox, rhs: PlanBox) -> Bool { lhs === rhs || lhs.value == rhs.value }
 }
