@@ -68,8 +68,16 @@ extension Application {
             if unlink(path) == 0 { report.removedStagedPackages.append(path) }
         }
 
-        // Images.
-        let host = try host()
+        // Images. Without a reachable host the staged packages are still cleaned; the rest is
+        // reported as a problem (exit 1), never a silent success.
+        let host: any ContainerHost
+        do {
+            host = try self.host()
+        } catch {
+            report.problems.append(Issue("cleanup.host_unavailable",
+                                         "images and backup containers were not cleaned: \((error as? CaissonError)?.message ?? "\(error)")"))
+            return try finishCleanup(report, store: s)
+        }
         let catalog = try catalog()
         var keepIDs: Set<String> = Set(inFlight.compactMap(\.targetImageID) + inFlight.compactMap(\.previousImageID))
         var candidates: [(service: String, imageID: String, reference: String?)] = []
@@ -131,8 +139,11 @@ extension Application {
                 report.problems.append(Issue("cleanup.container_remove_failed", "could not remove the backup container \(name): \(error.message)"))
             }
         }
-        finish()
+        return try finishCleanup(report, store: s)
+    }
 
+    private func finishCleanup(_ report: CleanupReport, store s: CaissonStore) throws -> CleanupReport {
+        finish()
         let summary = "removed \(report.removedStagedPackages.count) staged package(s), \(report.removedImages.count) image(s), \(report.removedContainers.count) backup container(s)"
             + (report.problems.isEmpty ? "" : "; \(report.problems.count) problem(s): " + report.problems.map(\.description).joined(separator: "; "))
         try s.appendAudit([AuditEvent(kind: .packageCleanup, at: systemClock.timestamp(), message: summary)])

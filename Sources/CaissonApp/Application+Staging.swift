@@ -74,8 +74,13 @@ extension Application {
             unlink(partial)
             return .failed(issue)
         }
-        // Test hook: fail a read with EIO once this many bytes are copied (a pulled medium).
+        // Test hook, in debug builds only (the tests' build): fail a read with EIO once this many
+        // bytes are copied (a pulled medium). A release build has no such switch.
+        #if DEBUG
         let failAfter = ProcessInfo.processInfo.environment["CAISSON_FAULT_STAGING_READ_AFTER"].flatMap { Int64($0) }
+        #else
+        let failAfter: Int64? = nil
+        #endif
         let meter = makeProgress?(.staging, size)
         defer { meter?.finish(completed: false) }
         var hasher = SHA256()

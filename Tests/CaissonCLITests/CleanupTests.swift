@@ -41,4 +41,17 @@ import Testing
         #expect(try c.run(["history", "verify"]).status == 0)
         #expect(try c.run(["package", "cleanup", "--keep", "-1"]).status == 1)
     }
+
+    @Test func withoutADockerHostStagedPackagesAreStillCleanedAndTheRestIsAProblem() throws {
+        let c = try Caisson()
+        try FileManager.default.createDirectory(atPath: c.dir + "/.caisson-state/staging", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: c.dir + "/.caisson-state/staging/dead.edgepkg.partial"))
+        // A DOCKER_HOST Caisson cannot use: the Docker host cannot even be set up.
+        let r = try c.run(["package", "cleanup", "--json"], sim: false, env: ["DOCKER_HOST": "ssh://device"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect((r.json?["removed_staged_packages"] as? [String])?.count == 1, "\(r.stdout)")
+        let problems = (r.json?["problems"] as? [[String: Any]]) ?? []
+        #expect(problems.contains { $0["code"] as? String == "cleanup.host_unavailable" }, "\(r.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: c.dir + "/.caisson-state/staging/dead.edgepkg.partial"))
+    }
 }
