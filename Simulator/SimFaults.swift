@@ -229,6 +229,41 @@ public struct FNV1a64: Sendable, Equatable {
         value = v
     }
 
+    /// Folds the UTF-8 of `s` eight bytes at a time (FNV-1a's xor-multiply over little-endian
+    /// words, plus a xor-shift so high bits reach the low ones), then its length. A different
+    /// function from `add(_:)`, several times faster on 64-digit ids: the trace digest uses it.
+    public mutating func addWords(_ s: String) {
+        var v = value
+        var copy = s
+        copy.withUTF8 { buf in
+            guard let base = UnsafeRawPointer(buf.baseAddress) else { return }
+            let n = buf.count
+            var i = 0
+            while i + 8 <= n {
+                let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                v = (v ^ w) &* FNV1a64.prime
+                v ^= v >> 32
+                i += 8
+            }
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n {
+                tail |= UInt64(buf[i]) << shift
+                shift += 8
+                i += 1
+            }
+            v = (v ^ tail ^ (UInt64(n) << 56)) &* FNV1a64.prime
+            v ^= v >> 32
+        }
+        value = v
+    }
+
+    /// Folds `n` as one word (the same step as `addWords(_:)`).
+    @inline(__always) public mutating func addWord(_ n: Int64) {
+        value = (value ^ UInt64(bitPattern: n)) &* FNV1a64.prime
+        value ^= value >> 32
+    }
+
     public mutating func add(_ n: Int64) {
         var v = value
         var x = UInt64(bitPattern: n)

@@ -119,14 +119,13 @@ public final class SimulatedHost: ContainerHost {
 
     @inline(__always) func digest(_ s: String) {
         var h = FNV1a64(state.traceDigest)
-        h.add(s)
-        h.add(byte: 0x1F)
+        h.addWords(s)
         state.traceDigest = h.value
     }
 
     @inline(__always) func digest(_ n: Int64) {
         var h = FNV1a64(state.traceDigest)
-        h.add(n)
+        h.addWord(n)
         state.traceDigest = h.value
     }
 
@@ -314,8 +313,7 @@ public final class SimulatedHost: ContainerHost {
     // MARK: Digest folds (the same facts the trace text shows, without building it)
 
     static func fold(_ s: String, _ h: inout FNV1a64) {
-        h.add(s)
-        h.add(byte: 0x1F)
+        h.addWords(s)
     }
 
     static func fold(_ i: ImageInfo, _ h: inout FNV1a64) {
@@ -333,7 +331,7 @@ public final class SimulatedHost: ContainerHost {
         fold(c.name, &h)
         fold(c.imageID, &h)
         fold(c.startedAt, &h)
-        h.add(Int64(c.restartCount) << 32 | Int64(truncatingIfNeeded: c.exitCode) & 0xFFFF_FFFF)
+        h.addWord(Int64(c.restartCount) << 32 | Int64(truncatingIfNeeded: c.exitCode) & 0xFFFF_FFFF)
         h.add(byte: UInt8(truncatingIfNeeded: c.status.rawValue.utf8.count))
         h.add(byte: c.status.rawValue.utf8.first ?? 0)
         h.add(byte: c.health.rawValue.utf8.first ?? 0)

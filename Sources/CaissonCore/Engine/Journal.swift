@@ -19,23 +19,73 @@ public enum JournalPhase: String, Sendable, Codable, Equatable {
     case note
 }
 
+/// Copies share one storage (an entry rides in a write through the journal and, in memory,
+/// stays as the attempt's latest snapshot).
 public struct JournalEntry: Sendable, Equatable {
-    public var phase: JournalPhase
+    struct Fields: Sendable {
+        var phase: JournalPhase
+        var step: String
+        var lazyDetail: Detail
+        var machine: UpdateMachine
+        var at: String
+    }
+
+    private var fields: CopyOnWrite<Fields>
+
+    public var phase: JournalPhase {
+        get { fields.value.phase }
+        set { fields.value.phase = newValue }
+    }
     /// A short machine-readable step name, e.g. `create_new`, `stop_old`, `health_poll`.
-    public var step: String
-    /// Human-readable detail: the command or the outcome.
-    public var detail: String
+    public var step: String {
+        get { fields.value.step }
+        set { fields.value.step = newValue }
+    }
+    /// Human-readable detail: the command or the outcome. Rendered when read (a durable store
+    /// reads it once; the swarm's in-memory journal usually never does).
+    public var detail: String {
+        get { fields.value.lazyDetail.text }
+        set { fields.value.lazyDetail = .text(newValue) }
+    }
     /// The machine's state after this entry. A durable store encodes it (`JSONCoding`, sorted
     /// keys); the in-memory journal keeps the value as it is, so the swarm pays no encoding.
-    public var machine: UpdateMachine
-    public var at: String
+    public var machine: UpdateMachine {
+        _read { yield fields.value.machine }
+        _modify { yield &fields.value.machine }
+    }
+    public var at: String {
+        get { fields.value.at }
+        set { fields.value.at = newValue }
+    }
+
+    /// The detail as text, or what it describes.
+    enum Detail: Sendable {
+        case text(String)
+        /// `command.detail`.
+        case command(UpdateMachine.Command)
+        /// `reply.journalDescription`.
+        case outcome(UpdateMachine.Reply)
+
+        var text: String {
+            switch self {
+            case .text(let s): return s
+            case .command(let c): return c.detail
+            case .outcome(let r): return r.journalDescription
+            }
+        }
+    }
 
     public init(phase: JournalPhase, step: String, detail: String, machine: UpdateMachine, at: String) {
-        self.phase = phase
-        self.step = step
-        self.detail = detail
-        self.machine = machine
-        self.at = at
+        self.init(phase: phase, step: step, lazyDetail: .text(detail), machine: machine, at: at)
+    }
+
+    init(phase: JournalPhase, step: String, lazyDetail: Detail, machine: UpdateMachine, at: String) {
+        fields = CopyOnWrite(Fields(phase: phase, step: step, lazyDetail: lazyDetail, machine: machine, at: at))
+    }
+
+    public static func == (lhs: JournalEntry, rhs: JournalEntry) -> Bool {
+        lhs.phase == rhs.phase && lhs.step == rhs.step && lhs.at == rhs.at && lhs.detail == rhs.detail
+            && lhs.machine == rhs.machine
     }
 
     /// The snapshot as stored on disk.
@@ -97,7 +147,7 @@ public final class InMemoryJournal: UpdateJournal {
     /// kept, which is all recovery needs (the swarm runs this way).
     @exclusivity(unchecked) public var keepEntries = true
     /// The latest machine of each attempt, by the attempt's index in `attempts`.
-    @exclusivity(unchecked) private var latest: [UpdateMachine?] = []
+    @exclusivity(unchecked) private var latest: [JournalEntry?] = []
     @exclusivity(unchecked) public private(set) var events: [AuditEvent] = []
     @exclusivity(unchecked) public private(set) var states: [ServiceState] = []
     @exclusivity(unchecked) public private(set) var releases: [CandidateRelease] = []
@@ -123,9 +173,9 @@ public final class InMemoryJournal: UpdateJournal {
             stored.append(write.sharedAttempt)
             latest.append(nil)
         }
-        if let machine = write.entry?.machine {
-            latest[i] = machine
-            if keepEntries, let e = write.entry { entries.append((write.attempt.updateID, e)) }
+        if let e = write.entry {
+            latest[i] = e
+            if keepEntries { entries.append((write.attempt.updateID, e)) }
         }
         events.append(contentsOf: write.events)
         if let s = write.serviceState {
@@ -139,7 +189,7 @@ public final class InMemoryJournal: UpdateJournal {
 
     public func inFlightAttempts() throws -> [InFlightAttempt] {
         stored.indices.filter { !stored[$0].value.status.isTerminal }.map { i in
-            InFlightAttempt(attempt: stored[i].value, machine: latest[i])
+            InFlightAttempt(attempt: stored[i].value, machine: latest[i]?.machine)
         }
     }
 

@@ -28,14 +28,14 @@ public final class UpdateDriver {
     /// Drive a new attempt to its terminal status.
     @discardableResult
     public func run(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
-        try persist(&machine, entry: (.note, "start", "attempt started"), release: candidateRelease)
+        try persist(&machine, entry: (.note, "start", .text("attempt started")), release: candidateRelease)
         return try drive(&machine, first: .start)
     }
 
     /// Drive a recovered attempt (see `UpdateMachine.recovering`) to its terminal status.
     @discardableResult
     public func resume(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
-        try persist(&machine, entry: (.note, "recover", "recovery started after an interrupted attempt"))
+        try persist(&machine, entry: (.note, "recover", .text("recovery started after an interrupted attempt")))
         return try drive(&machine, first: .start)
     }
 
@@ -50,30 +50,30 @@ public final class UpdateDriver {
             let action = machine.next(input, now: clock.nowMillis, timestamp: clock.timestamp())
             switch action {
             case .finished:
-                try persist(&machine, entry: (.note, "finish", "attempt \(machine.status.rawValue)"), state: machine.newServiceState)
+                try persist(&machine, entry: (.note, "finish", .text("attempt " + machine.status.rawValue)), state: machine.newServiceState)
                 return machine.attempt
             case .sleep(let millis):
-                if machine.needsPersist { try persist(&machine, entry: (.note, "status", machine.status.rawValue)) }
+                if machine.needsPersist { try persist(&machine, entry: (.note, "status", .text(machine.status.rawValue))) }
                 clock.sleep(millis: millis)
                 input = .woke
             case .call(let command):
                 if command.isMutating || machine.needsPersist {
-                    try persist(&machine, entry: (.intent, command.stepName, command.detail))
+                    try persist(&machine, entry: (.intent, command.stepName, .command(command)))
                 }
                 onStep?(command.detail)
                 let reply = perform(command)
                 if command.isMutating {
-                    try persist(&machine, entry: (.outcome, command.stepName, describe(reply)))
+                    try persist(&machine, entry: (.outcome, command.stepName, .outcome(reply)))
                 }
                 input = .reply(reply)
             }
         }
     }
 
-    private func persist(_ machine: inout UpdateMachine, entry: (JournalPhase, String, String),
+    private func persist(_ machine: inout UpdateMachine, entry: (JournalPhase, String, JournalEntry.Detail),
                          state: ServiceState? = nil, release: CandidateRelease? = nil) throws {
         let events = machine.takeEvents()
-        let e = JournalEntry(phase: entry.0, step: entry.1, detail: entry.2, machine: machine, at: clock.timestamp())
+        let e = JournalEntry(phase: entry.0, step: entry.1, lazyDetail: entry.2, machine: machine, at: clock.timestamp())
         try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
                                        serviceState: state, candidateRelease: release))
     }
@@ -113,8 +113,12 @@ public final class UpdateDriver {
         }
     }
 
-    private func describe(_ reply: UpdateMachine.Reply) -> String {
-        switch reply {
+}
+
+extension UpdateMachine.Reply {
+    /// How the journal's outcome entries describe a reply.
+    var journalDescription: String {
+        switch self {
         case .done: return "ok"
         case .created(let id): return "created \(shortID(id))"
         case .error(let e): return "\(e.kind.rawValue): \(e.message)"
