@@ -9,6 +9,10 @@
 #   scripts/docker.sh env       print `export DOCKER_HOST=...`
 #   scripts/docker.sh clean     stop, then delete the state folder
 #   scripts/docker.sh kill [dockerd|all]  SIGKILL dockerd only, or everything (power cut), for tests
+#   scripts/docker.sh start-aux DIR    a SECOND private daemon with its state in DIR (tests that
+#   scripts/docker.sh restart-aux DIR  restart a daemon use it, not the shared one); restart-aux is
+#   scripts/docker.sh stop-aux DIR     a graceful restart on the same roots; stop-aux stops it and
+#                                      deletes DIR (idempotent)
 #
 # Everything lives under $CAISSON_DOCKER_DIR (default <repo>/.docker-test). A system dockerd,
 # containerd, docker0 or /etc/docker/daemon.json is never used or touched. stdout carries only
@@ -260,8 +264,16 @@ EOF
 spawn() { # spawn LOG PIDFILE cmd...: detached, in its own session, no inherited fds
     local logf=$1 pidf=$2
     shift 2
-    # fd 9 is our flock: the daemons must not inherit it, or they hold the lock forever.
-    setsid "$@" </dev/null >>"$logf" 2>&1 9>&- &
+    # Only 0-2 (redirected) reach the daemons. fd 9 is our flock: inherited, it would hold the
+    # lock forever; and whatever our caller left open (a test runner's pipes, or the socket
+    # Foundation's Process watches to see its child exit) would look open until the daemon stops.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec setsid "$@" </dev/null >>"$logf" 2>&1
+    ) &
     printf '%s\n' "$!" >"$pidf"
 }
 
@@ -520,8 +532,34 @@ cmd_clean() {
 }
 
 usage() {
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
+}
+
+# start-aux / restart-aux / stop-aux DIR: the same daemon set-up (own containerd, sockets, data
+# and exec roots, pidfiles, bridge and cgroup parent, all derived from DIR) for a second,
+# short-lived daemon that a test may restart without disturbing the shared one.
+aux_main() {
+    local sub=$1 dir=${2:-}
+    [[ -n $dir ]] || die "$sub: expected the aux daemon's state folder (e.g. /tmp/caisson-aux-PID)"
+    [[ $dir == /* ]] || dir=$PWD/$dir
+    local shared
+    shared=$(cd "$REPO" && mkdir -p "${CAISSON_DOCKER_DIR:-$REPO/.docker-test}" && cd "${CAISSON_DOCKER_DIR:-$REPO/.docker-test}" && pwd -P)
+    if [[ $sub == stop-aux && ! -d $dir ]]; then return 0; fi
+    STATE_DIR=$dir
+    init_paths
+    [[ $STATE_DIR != "$shared" ]] || die "$sub: $dir is the shared daemon's state folder"
+    exec 9>"$STATE_DIR/lock"
+    flock -w 120 9 || die "another docker.sh holds $STATE_DIR/lock"
+    case $sub in
+        start-aux) cmd_start ;;
+        restart-aux)
+            dockerd_pid >/dev/null || die "restart-aux: no aux daemon runs in $STATE_DIR"
+            stop_all quiet
+            cmd_start
+            ;;
+        stop-aux) cmd_clean ;;
+    esac
 }
 
 main() {
@@ -545,6 +583,7 @@ main() {
                 kill) cmd_kill "$@" ;;
             esac
             ;;
+        start-aux | restart-aux | stop-aux) aux_main "$sub" "$@" ;;
         -h | --help | help) usage ;;
         *) log "unknown subcommand: $sub"; usage ;;
     esac

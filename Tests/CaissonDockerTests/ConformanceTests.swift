@@ -38,6 +38,12 @@ struct ConformanceScenario: Sendable, CustomTestStringConvertible {
     var health: HealthKind
     var twist = Twist.none
     var stopGraceSecs = 10
+    /// The health check's timeout (default `ConformanceTests.health.timeout`).
+    var healthTimeoutSecs: Int? = nil
+    /// The daemon restarts (gracefully) just before the `nth` call (0-based, counted from the
+    /// start of the update) of this operation, which then proceeds: the simulator's
+    /// `FaultKind.daemonRestart`, a real restart of a private daemon on Docker.
+    var daemonRestart: (operation: SimOperation, nth: Int)? = nil
     var expected: ConformanceOutcome
 
     var testDescription: String { name }
@@ -128,6 +134,10 @@ protocol ConformanceWorld: AnyObject {
     func settle(name: String)
     /// Names of all containers starting with `prefix`, sorted.
     func names(prefix: String) -> [String]
+    /// Arrange a graceful daemon restart just before the `nth` call of `operation` from now on.
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws
+    /// The operations before which the daemon did restart (call index from the schedule, name).
+    var daemonRestarts: [String] { get }
     func cleanup()
 }
 
@@ -191,21 +201,52 @@ final class SimulatorWorld: ConformanceWorld {
         sim.allContainers.map(\.name).filter { $0.hasPrefix(prefix) }.sorted()
     }
 
+    private var restartScheduledAt: Int?
+
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws {
+        restartScheduledAt = sim.callCount
+        sim.faultPlan = FaultPlan(rules: [.on(operation, nth: sim.callCount(of: operation) + nth, .daemonRestart)])
+    }
+
+    var daemonRestarts: [String] {
+        guard let from = restartScheduledAt else { return [] }
+        return sim.calls.filter { $0.index >= from && $0.fault == .daemonRestart }
+            .map { "#\($0.index - from) \($0.operation.rawValue)" }
+    }
+
     func cleanup() {}
 }
 
 final class DockerWorld: ConformanceWorld {
     let docker: DockerHost
     let realClock = RealTestClock()
-    var host: any ContainerHost { docker }
+    /// The updater's view of the daemon: `docker`, or `docker` behind a restart injector.
+    private let restarting: RestartInjectingHost?
+    var host: any ContainerHost { restarting ?? docker }
     var clock: any UpdateClock { realClock }
     let prefix: String
+    /// DOCKER_HOST of the daemon for `docker` CLI children (nil: the shared test daemon).
+    let dockerHost: String?
     private var tags: [String] = []
 
-    init(prefix: String) {
-        docker = DockerHost(client: RealDocker.client!)
+    /// A world on the shared test daemon, or (with `aux`) on a private daemon that can restart.
+    init(prefix: String, aux: AuxDaemon? = nil) {
+        let docker = DockerHost(client: aux?.client ?? RealDocker.client!)
+        docker.compose.timeout = .seconds(120)
+        self.docker = docker
         self.prefix = prefix
+        dockerHost = aux?.dockerHost
+        restarting = aux.map { aux in RestartInjectingHost(docker) { try aux.restart() } }
     }
+
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws {
+        guard let restarting else {
+            throw HostError(.failed, "the shared test daemon is never restarted: use a DockerWorld on an AuxDaemon")
+        }
+        restarting.schedule(before: operation, nth: nth)
+    }
+
+    var daemonRestarts: [String] { restarting?.restarts ?? [] }
 
     func image(_ variant: String) throws -> (reference: String, id: String) {
         // A fresh tag per test on the shared test image: removing it never removes the image.
@@ -239,15 +280,17 @@ final class DockerWorld: ConformanceWorld {
         let dir = NSTemporaryDirectory() + "caisson-conf-\(project)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         composeDir = dir
+        // On a private daemon, no network: its user networks would take subnets from the same
+        // default pools as the shared daemon's (a daemon does not see the other's bridges).
         try """
         services:
           app:
             image: \(reference)
             pull_policy: never
             restart: unless-stopped
-
+        \(dockerHost == nil ? "" : "    network_mode: none\n")
         """.write(toFile: dir + "/compose.yaml", atomically: true, encoding: .utf8)
-        let r = try RealDocker.docker(["compose", "-p", project, "-f", dir + "/compose.yaml", "up", "-d"])
+        let r = try RealDocker.docker(["compose", "-p", project, "-f", dir + "/compose.yaml", "up", "-d"], dockerHost: dockerHost)
         try #require(r.status == 0, "compose up: \(r.stderr)")
         return ComposeTarget(project: project, file: dir + "/compose.yaml", service: "app")
     }
@@ -259,17 +302,17 @@ final class DockerWorld: ConformanceWorld {
         }
     }
 
-    func names(prefix: String) -> [String] { RealDocker.containerNames(prefix: prefix) }
+    func names(prefix: String) -> [String] { RealDocker.containerNames(prefix: prefix, on: docker.client) }
 
     func cleanup() {
         if let dir = composeDir {
-            _ = try? RealDocker.docker(["compose", "-p", prefix, "-f", dir + "/compose.yaml", "down", "-t", "1"])
+            _ = try? RealDocker.docker(["compose", "-p", prefix, "-f", dir + "/compose.yaml", "down", "-t", "1"], dockerHost: dockerHost)
             try? FileManager.default.removeItem(atPath: dir)
         }
-        RealDocker.removeContainers(prefix: prefix)
+        RealDocker.removeContainers(prefix: prefix, on: docker.client)
         for tag in tags { _ = try? docker.client.removeImage(tag) }
         // The machine's pin tags (caisson/<service>:rollback-…) for our service names.
-        if let images = try? RealDocker.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]) {
+        if let images = try? RealDocker.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"], dockerHost: dockerHost) {
             for ref in images.stdout.split(separator: "\n") where ref.contains(prefix) {
                 _ = try? docker.client.removeImage(String(ref))
             }
@@ -293,7 +336,7 @@ struct ConformanceTests {
             service: ServiceSpec(name: service, serviceRevision: "\(service)-v1", platform: "linux/amd64", runtimeMode: scenario.mode,
                                  docker: compose == nil ? DockerTarget(containerName: service, imageReference: old.reference) : nil,
                                  compose: compose,
-                                 health: HealthPolicy(kind: scenario.health, timeoutSecs: health.timeout,
+                                 health: HealthPolicy(kind: scenario.health, timeoutSecs: scenario.healthTimeoutSecs ?? health.timeout,
                                                       pollIntervalSecs: health.poll, stableSecs: health.stable)),
             targetImageReference: new.reference, targetImageID: new.id, packageVersion: "2.0.0",
             stopGraceSecs: scenario.stopGraceSecs)
@@ -309,6 +352,9 @@ struct ConformanceTests {
         }
         if scenario.twist == .stagingNameTaken || scenario.twist == .backupNameTaken {
             try world.createIdle(name: intruder, reference: old.reference)
+        }
+        if let restart = scenario.daemonRestart {
+            try world.scheduleDaemonRestart(before: restart.operation, nth: restart.nth)
         }
         let journal = InMemoryJournal()
         let driver = UpdateDriver(host: world.host, journal: journal, clock: world.clock)

@@ -49,9 +49,13 @@ extension RealDocker {
     }
 
     /// The environment for `docker` and `caisson` child processes: this daemon's DOCKER_HOST.
-    static var childEnvironment: [String: String] {
+    static var childEnvironment: [String: String] { environment(dockerHost: dockerHost) }
+
+    /// The environment for children talking to the daemon at `host` (another daemon than the
+    /// shared one, e.g. an `AuxDaemon`).
+    static func environment(dockerHost host: String?) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
-        if let dockerHost { env["DOCKER_HOST"] = dockerHost }
+        if let host { env["DOCKER_HOST"] = host }
         return env
     }
 
@@ -64,7 +68,7 @@ extension RealDocker {
     /// Runs a command to completion with this daemon's DOCKER_HOST (output captured).
     @discardableResult
     static func command(_ executable: String, _ args: [String], stdin: String? = nil,
-                        cwd: String? = nil) throws -> CommandResult {
+                        cwd: String? = nil, dockerHost host: String? = nil) throws -> CommandResult {
         let p = Process()
         if executable.hasPrefix("/") {
             p.executableURL = URL(fileURLWithPath: executable)
@@ -73,7 +77,7 @@ extension RealDocker {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [executable] + args
         }
-        p.environment = childEnvironment
+        p.environment = host.map { environment(dockerHost: $0) } ?? childEnvironment
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
@@ -99,8 +103,9 @@ extension RealDocker {
 
     /// `docker ARGS` against this daemon.
     @discardableResult
-    static func docker(_ args: [String], stdin: String? = nil, cwd: String? = nil) throws -> CommandResult {
-        try command("docker", args, stdin: stdin, cwd: cwd)
+    static func docker(_ args: [String], stdin: String? = nil, cwd: String? = nil,
+                       dockerHost host: String? = nil) throws -> CommandResult {
+        try command("docker", args, stdin: stdin, cwd: cwd, dockerHost: host)
     }
 
     static let testVariants = ["1", "2", "unhealthy", "crash", "nohealth", "never-ready"]
@@ -145,14 +150,15 @@ extension RealDocker {
     }()
 
     /// Names of all containers (running or not) whose name starts with `prefix`.
-    static func containerNames(prefix: String) -> [String] {
-        guard let client, let all = try? client.listContainers(all: true) else { return [] }
+    static func containerNames(prefix: String, on other: DockerClient? = nil) -> [String] {
+        guard let client = other ?? client, let all = try? client.listContainers(all: true) else { return [] }
         return all.flatMap(\.names).filter { $0.hasPrefix(prefix) }.sorted()
     }
 
     /// Force-removes every container whose name starts with `prefix`.
-    static func removeContainers(prefix: String) {
-        for name in containerNames(prefix: prefix) { try? client?.removeContainer(name, force: true) }
+    static func removeContainers(prefix: String, on other: DockerClient? = nil) {
+        guard let client = other ?? client else { return }
+        for name in containerNames(prefix: prefix, on: client) { try? client.removeContainer(name, force: true) }
     }
 
     /// Polls until `condition` holds or `seconds` pass (a wait, not an assertion).
