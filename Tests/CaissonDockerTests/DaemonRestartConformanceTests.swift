@@ -189,6 +189,10 @@ extension ConformanceScenario {
         ConformanceScenario(name: "daemon restart during the health check of an unhealthy image", newVariant: "unhealthy",
                             health: .containerHealth, healthTimeoutSecs: 30, daemonRestart: (.inspectContainer, 2),
                             expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
+        // startContainer #1 is the rollback's start of the old container (renamed back, stopped).
+        ConformanceScenario(name: "daemon restart during the rollback", newVariant: "unhealthy",
+                            health: .containerHealth, healthTimeoutSecs: 30, daemonRestart: (.startContainer, 1),
+                            expected: .init(status: .rolledBack, runs: .old, running: true, count: 1, health: .failed)),
         // Compose: composeContainers #0 reads the old state, #1, #2, … are health polls.
         ConformanceScenario(name: "compose: daemon restart during the health check", mode: .compose, newVariant: "2",
                             health: .containerHealth, healthTimeoutSecs: 30, daemonRestart: (.composeContainers, 2),
@@ -213,12 +217,14 @@ struct DaemonRestartConformanceTests {
             #expect(outcome == scenario.expected, "simulator: \(scenario.name): got \(outcome), want \(scenario.expected)")
             #expect(world.daemonRestarts.map { String($0.split(separator: " ").last ?? "") } == expectedRestart)
         case .docker:
+            let what = "daemon-restart scenario '\(scenario.name)' on Docker"
+            guard RealDocker.usable(what) else { return }
             if scenario.mode == .compose && !RealDocker.composeAvailable {
                 print("NOTICE: '\(scenario.name)' on Docker SKIPPED: no docker compose v2")
                 if RealDocker.required { Issue.record("CAISSON_REQUIRE_DOCKER=1 but docker compose is missing") }
                 return
             }
-            guard let aux = AuxDaemon.startOrSkip("daemon-restart scenario '\(scenario.name)' on Docker", images: Self.images) else { return }
+            guard let aux = AuxDaemon.startOrSkip(what, images: Self.images) else { return }
             defer { aux.stop() }
             let world = DockerWorld(prefix: service, aux: aux)
             defer { world.cleanup() }
