@@ -219,6 +219,48 @@ public struct SimContainer: Sendable, Equatable, Codable {
     /// Docker's restart-manager back-off (0 = reset; then 100 ms doubling up to 1 min).
     public var backoffMillis: Int64
     public var createdAtMillis: Int64
+    /// The Compose service the labels make it a (non one-off) container of: derived from
+    /// `labels` (which never change after create) when the container is made, not saved.
+    var composeMembership: ComposeMembership = .unknown
+
+    enum ComposeMembership: Sendable, Equatable {
+        /// Not derived yet (a container decoded from a saved state): read the labels.
+        case unknown
+        case none
+        case member(ComposeKey)
+
+        /// A cache of what `labels` say: containers are equal when their saved fields are
+        /// (a saved and reloaded container has `.unknown` here), so it never decides equality.
+        static func == (lhs: ComposeMembership, rhs: ComposeMembership) -> Bool { true }
+    }
+
+    struct ComposeKey: Sendable, Equatable {
+        var project: String
+        var service: String
+    }
+
+    /// The Compose service this container belongs to, if any.
+    var composeKey: ComposeKey? {
+        switch composeMembership {
+        case .member(let k): return k
+        case .none: return nil
+        case .unknown: return Self.composeKey(labels: labels)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, imageID, imageReference, config, labels, behaviour, stopMode, hasHealthcheck, hostPorts
+        case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped
+        case frozenHealth, nextEventMillis, backoffMillis, createdAtMillis
+    }
+
+    /// The `composeKey` that `labels` imply.
+    static func composeKey(labels: [String: String]) -> ComposeKey? {
+        guard let project = labels[SimulatedHost.composeProjectLabel],
+              let service = labels[SimulatedHost.composeServiceLabel],
+              labels["com.docker.compose.oneoff"]?.lowercased() != "true" else { return nil }
+        return ComposeKey(project: project, service: service)
+    }
 
     /// Health at virtual time `now` (the container must have been advanced to `now`).
     func health(at now: Int64) -> HealthStatus {

@@ -15,11 +15,14 @@ extension SimulatedHost {
         var h = FNV1a64()
         h.add(imageReference); h.add(byte: 0)
         h.add(config.restartPolicy.description); h.add(byte: 0)
-        for list in [config.env, config.cmd, config.ports, config.mounts, config.networks] {
+        func add(_ list: [String]) {
             for s in list { h.add(s); h.add(byte: 1) }
             h.add(byte: 0)
         }
-        for k in config.labels.keys.sorted() { h.add(k); h.add(byte: 2); h.add(config.labels[k] ?? ""); h.add(byte: 1) }
+        add(config.env); add(config.cmd); add(config.ports); add(config.mounts); add(config.networks)
+        if !config.labels.isEmpty {
+            for k in config.labels.keys.sorted() { h.add(k); h.add(byte: 2); h.add(config.labels[k] ?? ""); h.add(byte: 1) }
+        }
         h.add(Int64(config.stopTimeoutSecs))
         var out = [UInt8]()
         appendHex(h.value, digits: 16, to: &out)
@@ -34,14 +37,11 @@ extension SimulatedHost {
     /// the containers: this runs at every health poll of a Compose service).
     func composeMemberIndices(_ target: ComposeTarget) -> [Dictionary<String, SimContainer>.Index] {
         var out: [Dictionary<String, SimContainer>.Index] = []
+        let key = SimContainer.ComposeKey(project: target.project, service: target.service)
         let values = state.containers.values
         var i = values.startIndex
         while i != values.endIndex {
-            let labels = values[i].labels
-            if labels[Self.composeProjectLabel] == target.project && labels[Self.composeServiceLabel] == target.service
-                && labels["com.docker.compose.oneoff"]?.lowercased() != "true" {
-                out.append(i)
-            }
+            if values[i].composeKey == key { out.append(i) }
             values.formIndex(after: &i)
         }
         if out.count > 1 { out.sort { values[$0].name < values[$1].name } }
@@ -55,7 +55,8 @@ extension SimulatedHost {
     }
 
     /// Creates the service's container `<project>-<service>-1` (not started).
-    func composeCreate(_ svc: SimComposeService, image: SimImage, imageReference: String) throws(HostError) -> SimContainer {
+    func composeCreate(_ svc: SimComposeService, image: SimImage, imageReference: String,
+                       configHash: String? = nil) throws(HostError) -> SimContainer {
         let name = Self.canonicalName(svc.target)
         if let holder = state.names[name] {
             throw HostError(.failed, "Error response from daemon: Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\"")
@@ -66,7 +67,7 @@ extension SimulatedHost {
             "com.docker.compose.container-number": "1",
             "com.docker.compose.oneoff": "False",
             "com.docker.compose.project.config_files": svc.target.file,
-            Self.composeConfigHashLabel: Self.composeConfigHash(imageReference: imageReference, config: svc.config),
+            Self.composeConfigHashLabel: configHash ?? Self.composeConfigHash(imageReference: imageReference, config: svc.config),
             "com.docker.compose.image": image.id,
         ]
         let c = makeContainer(name: name, image: image, imageReference: imageReference, config: svc.config,
@@ -105,7 +106,7 @@ extension SimulatedHost {
         let grace = graceMillis(seconds: svc.config.stopTimeoutSecs)
         for c in members { _ = userStop(c.id, graceMillis: grace) }
         for c in members { deleteContainer(c.id) }
-        let created = try composeCreate(svc, image: image, imageReference: imageReference)
+        let created = try composeCreate(svc, image: image, imageReference: imageReference, configHash: hash)
         _ = try userStart(created.id)
         return "recreated " + created.name + " " + String(created.id.prefix(12))
     }

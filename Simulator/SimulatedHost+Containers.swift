@@ -21,6 +21,14 @@ extension SimulatedHost {
         return match
     }
 
+    /// `resolveContainer`, as a position in `state.containers` (valid until it changes).
+    func resolveContainerIndex(_ nameOrID: String) throws(HostError) -> Dictionary<String, SimContainer>.Index? {
+        let u = nameOrID.utf8
+        if u.count == 64, let index = state.containers.index(forKey: nameOrID) { return index }
+        guard let id = try resolveContainer(nameOrID) else { return nil }
+        return state.containers.index(forKey: id)
+    }
+
     func newContainerID() -> String {
         while true {
             let id = hex64(&state.idRNG)
@@ -32,15 +40,18 @@ extension SimulatedHost {
     func makeContainer(name: String, image: SimImage, imageReference: String, config: SimContainerConfig,
                        extraLabels: [String: String]) -> SimContainer {
         var labels = image.config.labels
+        labels.reserveCapacity(labels.count + config.labels.count + extraLabels.count)
         for (k, v) in config.labels { labels[k] = v }
         for (k, v) in extraLabels { labels[k] = v }
-        return SimContainer(
+        var c = SimContainer(
             id: newContainerID(), name: name, imageID: image.id, imageReference: imageReference, config: config,
             labels: labels, behaviour: SimBehaviour.from(labels: image.config.labels),
             stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck && image.config.labels["io.caisson.sim.healthcheck"] != "none",
             hostPorts: Self.hostBindings(config.ports), status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
             hasBeenStartedBefore: false, manuallyStopped: false, frozenHealth: .none, nextEventMillis: nil,
             backoffMillis: 0, createdAtMillis: clock.nowMillis)
+        c.composeMembership = SimContainer.composeKey(labels: labels).map { .member($0) } ?? .none
+        return c
     }
 
     func insert(_ c: SimContainer) {
@@ -102,8 +113,8 @@ extension SimulatedHost {
     // MARK: Operations
 
     func doInspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
-        guard let id = try resolveContainer(nameOrID), let c = state.containers[id] else { return nil }
-        return c.info(at: clock.nowMillis)
+        guard let index = try resolveContainerIndex(nameOrID) else { return nil }
+        return state.containers.values[index].info(at: clock.nowMillis)
     }
 
     func doCreateContainer(name: String, cloning template: String, imageID: String,

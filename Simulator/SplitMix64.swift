@@ -67,13 +67,13 @@ public final class SeededIDGenerator: IDGenerator {
     }
 }
 
-@usableFromInline let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 /// Appends the low `digits` hex digits of `value`, most significant first.
 @inlinable func appendHex(_ value: UInt64, digits: Int, to out: inout [UInt8]) {
     var shift = (digits - 1) * 4
     while shift >= 0 {
-        out.append(hexDigits[Int((value >> UInt64(shift)) & 0xF)])
+        let d = UInt8(truncatingIfNeeded: (value >> UInt64(shift)) & 0xF)
+        out.append(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") - 10 + d)
         shift -= 4
     }
 }

@@ -218,7 +218,7 @@ public final class UpdateScenario {
         }
         // Nothing of ours left behind under the staging name on a clean outcome.
         if a.status != .rollbackFailed, config.mode == .docker {
-            let leftovers = host.allContainers.filter { $0.name.contains("-caisson-new-") }
+            let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }
             if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
                 out.append("staging container left behind: \(leftovers.map(\.name))")
             }
@@ -296,6 +296,7 @@ public struct Swarm {
         let world = worlds.world(config, index: ((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
+        scenario.host.recordCalls = recordTrace
         let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next()))
         let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
         scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: rng.chance(0.5))
@@ -328,5 +329,18 @@ public struct Swarm {
         }
         summary.traceDigest = String(digest.value, radix: 16)
         return summary
+    }
+}
+
+extension String.UTF8View {
+    /// Whether `needle` occurs as a contiguous run of bytes.
+    func containsSequence(_ needle: String.UTF8View) -> Bool {
+        guard !needle.isEmpty else { return true }
+        var i = startIndex
+        while i != endIndex {
+            if self[i...].starts(with: needle) { return true }
+            formIndex(after: &i)
+        }
+        return false
     }
 }

@@ -827,10 +827,28 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// The tag that keeps the previous image reachable (and re-taggable) whatever a load does to
     /// the catalog's tag: `caisson-pin/<service>:<12 hex of image id>`.
     public static func pinReference(service: String, imageID: String) -> String {
-        let repo = service.lowercased().map { c -> Character in
-            (c.isLetter && c.isASCII) || c.isNumber || c == "-" || c == "_" || c == "." ? c : "-"
+        var out = "caisson-pin/"
+        // ASCII without CR (every catalog name): one byte is one character.
+        if service.utf8.allSatisfy({ $0 < 0x80 && $0 != 0x0D }) {
+            var repo = [UInt8]()
+            repo.reserveCapacity(service.utf8.count)
+            for b in service.utf8 {
+                switch b {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): repo.append(b + 0x20)
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): repo.append(b)
+                default: repo.append(UInt8(ascii: "-"))
+                }
+            }
+            out += String(decoding: repo, as: UTF8.self)
+        } else {
+            out += String(service.lowercased().map { c -> Character in
+                (c.isLetter && c.isASCII) || c.isNumber || c == "-" || c == "_" || c == "." ? c : "-"
+            })
         }
-        return "caisson-pin/\(String(repo)):\(shortID(imageID))"
+        out += ":"
+        out.appendShortID(imageID)
+        return out
     }
 
     // Codable: everything but the transient fields.
