@@ -239,6 +239,9 @@ public final class Application {
         public var reinstall = false
         public var allowDowngrade = false
         public var staging: StagingMode = .auto
+        /// Send the image to a host that streams archives while validation runs, holding the end
+        /// of the upload until the update goes ahead (see `PipelinedUpload`).
+        public var overlapUpload = true
         public init() {}
     }
 
@@ -288,6 +291,9 @@ public final class Application {
         // validation, checked after it, and checked again by the host before its upload ends.
         let readPath = staged?.path ?? Self.absolute(path)
         let identity = FileIdentity(path: readPath)
+        let pipelined = startPipelinedUpload(readPath: readPath, identity: identity, flags: flags)
+        // Every way out before the release drops the upload before its end: nothing is loaded.
+        defer { pipelined?.abandon("the update did not go ahead") }
         var validation = try validate(path, readPath: staged?.path, progress: progress)
         if validation.report.status == .accepted, identity == nil || FileIdentity(path: readPath) != identity {
             validation = try recordRejection(path, issue: Issue(
@@ -353,10 +359,20 @@ public final class Application {
         let meter = makeProgress?(.loading, payload.length)
         defer { meter?.finish(completed: false) }
         do {
-            info = try host.loadImage(payload, progress: { bytes in
-                progress?(bytes)
-                meter?.update(bytes)
-            })
+            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.length == payload.length,
+               pipelined.payload.reference == payload.reference {
+                // Most of the archive went out during validation; let it end.
+                info = try pipelined.release(progress: { bytes in
+                    progress?(bytes)
+                    meter?.update(bytes)
+                }).get()
+            } else {
+                pipelined?.abandon("validation located the image elsewhere in the package")
+                info = try host.loadImage(payload, progress: { bytes in
+                    progress?(bytes)
+                    meter?.update(bytes)
+                })
+            }
             meter?.finish()
             guard info.id == payload.expectedImageID else {
                 throw HostError(.failed, "the loaded image is \(info.id), not \(payload.expectedImageID) as validated")

@@ -8,6 +8,9 @@ import Musl
 /// The body of `POST /images/load` for an `ImagePayload`: the archive's byte range streamed
 /// straight out of the package, verified as it goes.
 ///
+/// With `payload.gate`, the end of the archive waits for the updater's decision (`UploadGate`):
+/// the upload may run while the package is still being validated, and a veto stops it there.
+///
 /// The client sends a streamed body one piece behind and only terminates it (the last chunk) once
 /// the producer has reported its end. So the end is the veto point: there the upload checks that
 /// the file is still the file validation read (`payload.identity`: same inode, size, mtime and
@@ -24,6 +27,7 @@ final class VerifiedArchiveReader {
     private let identity: FileIdentity?
     private let expectedSHA256: String?
     private var hasher: SHA256?
+    private let gate: UploadGate?
 
     init(_ payload: ImagePayload) throws(DockerError) {
         guard payload.offset >= 0, payload.length > 0 else {
@@ -42,6 +46,7 @@ final class VerifiedArchiveReader {
         identity = payload.identity
         expectedSHA256 = payload.sha256?.lowercased()
         hasher = payload.sha256 == nil ? nil : SHA256()
+        gate = payload.gate
         // Checked at open too: a file already replaced or modified is refused before any byte goes.
         try checkIdentity()
     }
@@ -60,12 +65,19 @@ final class VerifiedArchiveReader {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         guard position < end else {
+            // The updater's decision comes first (validation may still be running).
+            if let gate, case .veto(let reason) = gate.wait() {
+                throw DockerError(.invalidRequest, "the image upload was stopped before its end: \(reason); nothing was loaded")
+            }
             try checkIdentity()
             if let expectedSHA256, let hex = hasher?.hex, hex != expectedSHA256 {
                 throw DockerError(.invalidRequest,
                                   "the image archive read from \(path) has SHA-256 \(hex), not \(expectedSHA256) as validated; nothing was loaded")
             }
             return 0
+        }
+        if let gate, case .veto(let reason)? = gate.current {
+            throw DockerError(.invalidRequest, "the image upload was stopped: \(reason); nothing was loaded")
         }
         let want = Int(min(UInt64(buffer.count), end - position))
         while true {
@@ -82,6 +94,11 @@ final class VerifiedArchiveReader {
             throw DockerError(.invalidRequest, "cannot read \(path): \(errnoDescription(errno))")
         }
     }
+}
+
+extension DockerHost {
+    /// `loadImage` streams the archive through `VerifiedArchiveReader`, which honours the gate.
+    public var streamsImageArchives: Bool { true }
 }
 
 extension RequestBody {

@@ -73,6 +73,62 @@ struct VerifiedUploadTests {
     }
 }
 
+/// The gate: an upload started before validation ends is held at its end; veto drops it (nothing
+/// tagged), release lets the daemon load it.
+@Suite("Gated image upload on a real daemon", .serialized, .enabled(if: RealDocker.availableWithBusybox))
+struct GatedUploadTests {
+    let client = RealDocker.client!
+
+    /// Runs `loadImage` on a thread; returns a function that waits for its result.
+    func startLoad(_ payload: ImagePayload) -> () -> Result<ImageInfo, HostError> {
+        let host = DockerHost(client: client)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<ImageInfo, HostError>?
+        nonisolated(unsafe) let host_ = host
+        Thread {
+            do throws(HostError) { result = .success(try host_.loadImage(payload) { _ in }) } catch { result = .failure(error) }
+            done.signal()
+        }.start()
+        return { done.wait(); return result! }
+    }
+
+    @Test func heldAtTheEndUntilReleased() throws {
+        let t = VerifiedUploadTests()
+        var (payload, file, _) = try t.savedArchive("gate-ok")
+        _ = file
+        defer { _ = try? client.removeImage(payload.reference, force: true) }
+        let gate = UploadGate()
+        payload.gate = gate
+        let wait = startLoad(payload)
+        // Held: however long we wait, the daemon has not tagged anything yet.
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try DockerHost(client: client).inspectImage(payload.reference) == nil)
+        gate.release()
+        let loaded = try wait().get()
+        #expect(loaded.id == payload.expectedImageID)
+    }
+
+    @Test func aVetoDropsTheUploadAndNothingIsTagged() throws {
+        let t = VerifiedUploadTests()
+        var (payload, file, _) = try t.savedArchive("gate-veto")
+        _ = file
+        defer { _ = try? client.removeImage(payload.reference, force: true) }
+        let gate = UploadGate()
+        payload.gate = gate
+        let wait = startLoad(payload)
+        Thread.sleep(forTimeInterval: 0.5)
+        gate.veto("validation rejected the package")
+        let result = wait()
+        guard case .failure(let error) = result else {
+            Issue.record("a vetoed upload loaded: \(result)")
+            return
+        }
+        #expect(error.kind == .failed)
+        #expect(error.message.contains("validation rejected the package"), "\(error)")
+        #expect(try DockerHost(client: client).inspectImage(payload.reference) == nil)
+    }
+}
+
 /// Sets a file's mtime a day back, so a write in the same clock tick as its creation (the kernel's
 /// file timestamps are coarse) still shows as a change.
 func backdate(_ path: String) throws {

@@ -53,6 +53,8 @@ public protocol ContainerHost: AnyObject {
 
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
+    /// Whether `loadImage` streams the archive and honours `ImagePayload.gate` (default false).
+    var streamsImageArchives: Bool { get }
 }
 
 /// Where the runtime keeps images, how much room is left, and how much a load would need.
@@ -71,6 +73,10 @@ public struct ImageStorage: Sendable, Equatable {
 extension ContainerHost {
     /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
     public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
+
+    /// Whether `loadImage` streams the archive's bytes and honours `ImagePayload.gate` (so the
+    /// updater may start it while validation still runs). False unless the host says so.
+    public var streamsImageArchives: Bool { false }
 }
 
 /// Where an image archive's bytes are, and what validation found inside it.
@@ -90,6 +96,9 @@ public struct ImagePayload: Sendable, Equatable {
     /// The file as it was when it was validated: a host that streams the archive checks, before
     /// the end of the upload, that the file is still that file (not modified, not replaced).
     public var identity: FileIdentity?
+    /// When set, a host that streams the archive holds the end of the upload until the gate
+    /// decides (see `UploadGate`); `ContainerHost.streamsImageArchives` says whether it does.
+    public var gate: UploadGate?
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {
