@@ -201,6 +201,35 @@ struct EndToEndTests {
 
     // MARK: Docker mode
 
+    /// The upload overlaps validation but is held at its end: a declined prompt or a package
+    /// validation rejects late (its archive would tag another reference) leaves Docker as it was.
+    @Test func aDeclinedOrLateRejectedLoadLeavesDockerUnchanged() throws {
+        guard RealDocker.usable("end-to-end declined and late-rejected loads") else { return }
+        let w = try World("dec")
+        defer { w.cleanup() }
+        try w.startFrontend()
+        let before = try #require(w.info(w.container))
+        let pkg = try w.package("frontend-2.edgepkg", service: "frontend", version: "2.0.0", source: "caisson-test/app:2")
+        let reference = "caisson-e2e/frontend:2.0.0-\(w.tag)"
+        let declined = try RealDocker.command(EndToEndTests.binary,
+                                              ["--services", w.dir + "/services.toml", "--state-dir", w.dir + "/state",
+                                               "package", "load", pkg], stdin: "n\n", cwd: w.dir)
+        #expect(declined.status == 3, "\(declined.stdout) \(declined.stderr)")
+        #expect(w.imageID(reference) == nil, "a declined load must not load the image")
+
+        let intruder = "caisson-e2e/intruder:\(w.tag)"
+        defer { _ = try? RealDocker.docker(["rmi", intruder]) }
+        let bad = try w.package("frontend-3.edgepkg", service: "frontend", version: "3.0.0", source: "caisson-test/app:2",
+                                savedAs: intruder)
+        let rejected = try w.caisson(["package", "load", bad, "--yes"])
+        #expect(rejected.status == 2, "\(rejected.stdout) \(rejected.stderr)")
+        #expect(rejected.stdout.contains("[image.unexpected_tags]"), "\(rejected.stdout)")
+        #expect(w.imageID(intruder) == nil, "the archive's tag must never reach the daemon")
+        let after = try #require(w.info(w.container))
+        #expect(after.id == before.id && after.isRunning)
+        #expect(try w.history().isEmpty)
+    }
+
     @Test func dockerModeSuccessTakesNewImageDefaults() throws {
         guard RealDocker.usable("end-to-end Docker-mode success") else { return }
         let w = try World("dok")
