@@ -48,7 +48,17 @@ extension SimulatedHost {
         return out
     }
 
-    func doComposeContainers(_ target: ComposeTarget) -> [ContainerInfo] {
+    /// Like Docker's driver, which reads the project model first: a service the compose file does
+    /// not define (or another file than the service's) is an error, not an empty list.
+    func doComposeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
+        guard let svc = state.compose[Self.composeKey(target)], svc.target.file == target.file else {
+            let defined = state.compose.values.filter { $0.target.file == target.file && $0.target.project == target.project }
+                .map(\.target.service).sorted()
+            if defined.isEmpty {
+                throw HostError(.failed, "open \(target.file): no such file or directory")
+            }
+            throw HostError(.failed, "compose file \(target.file) (project \(target.project)) has no service \"\(target.service)\"; it defines: \(defined.joined(separator: ", "))")
+        }
         let now = clock.nowMillis
         let values = state.containers.values
         return composeMemberIndices(target).map { values[$0].info(at: now) }

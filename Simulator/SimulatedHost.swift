@@ -300,7 +300,7 @@ public final class SimulatedHost: ContainerHost {
 
     public func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try perform(.composeContainers, target.project, target.service,
-                    body: { () throws(HostError) -> [ContainerInfo] in doComposeContainers(target) },
+                    body: { () throws(HostError) -> [ContainerInfo] in try doComposeContainers(target) },
                     fold: Self.fold, summary: { list in list.isEmpty ? "[]" : list.map(Self.describe).joined(separator: "; ") })
     }
 

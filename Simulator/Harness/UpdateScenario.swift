@@ -178,7 +178,12 @@ public final class UpdateScenario {
             // Observe the host directly, like `containers(named:)`: the checker is not the
             // updater, so the armed fault plan must not make it see an empty service.
             host.advanceAll()
-            running = host.doComposeContainers(service.compose!)
+            do {
+                running = try host.doComposeContainers(service.compose!)
+            } catch {
+                out.append("compose service app cannot be listed: \(error.message)")
+                return out
+            }
             if running.count != 1 {
                 out.append("\(running.count) containers belong to compose service app (must be exactly 1)")
                 return out

@@ -26,7 +26,17 @@ struct SimulatorComposeTests {
         #expect(list.first?.isRunning == true)
         #expect(list.first?.labels["com.docker.compose.project"] == "stack")
         #expect(list.first?.labels["com.docker.compose.service"] == "api")
-        #expect(try host.composeContainers(ComposeTarget(project: "stack", file: "/x", service: "none")).isEmpty)
+        // Like Docker's driver (which reads the project model first): a service the file does not
+        // define, or a file that is not the service's, is refused, not an empty list.
+        let missing = #expect(throws: HostError.self) {
+            try host.composeContainers(ComposeTarget(project: "stack", file: Self.target.file, service: "none"))
+        }
+        #expect(missing?.kind == .failed && missing?.message.contains("has no service \"none\"; it defines: api") == true,
+                "\(String(describing: missing))")
+        let otherFile = #expect(throws: HostError.self) {
+            try host.composeContainers(ComposeTarget(project: "stack", file: "/x", service: "api"))
+        }
+        #expect(otherFile?.kind == .failed)
     }
 
     @Test func applyOfANewImageRecreatesTheContainer() throws {
