@@ -2,6 +2,38 @@ import CaissonCore
 import Foundation
 import Testing
 
+/// `caisson --host sim package load PKG OPTION` started and read up to its `[y/N]` prompt.
+struct PromptedLoad {
+    let process = Process()
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    var stdout = Data()
+
+    init(_ c: Caisson, _ pkg: String, _ option: String) throws {
+        process.executableURL = URL(fileURLWithPath: Caisson.binary)
+        process.currentDirectoryURL = URL(fileURLWithPath: c.dir)
+        process.arguments = ["--host", "sim", "package", "load", pkg, option]
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        while !String(decoding: stdout, as: UTF8.self).contains("[y/N]: ") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            stdout.append(d)
+        }
+    }
+
+    /// Answers the prompt and waits: (exit status, all of stdout, stderr).
+    func answer(_ text: String) throws -> (Int32, String, String) {
+        input.fileHandleForWriting.write(Data((text + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout + rest, as: UTF8.self), stderr)
+    }
+}
+
 @Suite struct StagingAndProgressTests {
     func stagedFiles(_ c: Caisson) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: c.dir + "/.caisson-state/staging")) ?? []).sorted()
@@ -24,30 +56,11 @@ import Testing
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.2")
         // Answer the prompt only after the "medium" is gone: everything after the copy reads the copy.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Caisson.binary)
-        p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
-        p.arguments = ["--host", "sim", "package", "load", pkg, "--stage"]
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        var stdout = Data()
-        while !String(decoding: stdout, as: UTF8.self).contains("[y/N]: ") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            stdout.append(d)
-        }
+        let prompt = try PromptedLoad(c, pkg, "--stage")
         let staged = stagedFiles(c)
         try FileManager.default.removeItem(atPath: c.dir + "/" + pkg)
-        input.fileHandleForWriting.write(Data("y\n".utf8))
-        try input.fileHandleForWriting.close()
-        stdout.append(out.fileHandleForReading.readDataToEndOfFile())
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let text = String(decoding: stdout, as: UTF8.self)
-        #expect(p.terminationStatus == 0, "\(text) \(stderr)")
+        let (status, text, stderr) = try prompt.answer("y")
+        #expect(status == 0, "\(text) \(stderr)")
         #expect(staged.count == 1 && staged.first?.hasSuffix(".edgepkg") == true, "\(staged)")
         #expect(stderr.contains("The package has been copied; you may remove the medium."))
         #expect(stderr.contains("Copying: 100% ("))
@@ -119,34 +132,15 @@ import Testing
         let pkg = try c.package("p.edgepkg", version: "1.0.9")
         // An old mtime, so the write below shows even within one tick of the kernel's coarse clock.
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -86_400)], ofItemAtPath: c.dir + "/" + pkg)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Caisson.binary)
-        p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
-        p.arguments = ["--host", "sim", "package", "load", pkg, "--no-stage"]
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        var stdout = Data()
-        while !String(decoding: stdout, as: UTF8.self).contains("[y/N]: ") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            stdout.append(d)
-        }
+        let prompt = try PromptedLoad(c, pkg, "--no-stage")
         // Someone writes to the package between the plan and the answer (same byte: only the write shows).
         let handle = try #require(FileHandle(forUpdatingAtPath: c.dir + "/" + pkg))
         let first = try #require(try handle.read(upToCount: 1))
         try handle.seek(toOffset: 0)
         handle.write(first)
         try handle.close()
-        input.fileHandleForWriting.write(Data("y\n".utf8))
-        try input.fileHandleForWriting.close()
-        stdout.append(out.fileHandleForReading.readDataToEndOfFile())
-        _ = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: stdout, as: UTF8.self)
-        #expect(p.terminationStatus == 2, "\(text)")
+        let (status, text, _) = try prompt.answer("y")
+        #expect(status == 2, "\(text)")
         #expect(text.contains("[package.changed]"), "\(text)")
         let h = try c.run(["history", "list", "--json"])
         #expect((h.json?["attempts"] as? [Any])?.isEmpty == true, "nothing was attempted")
