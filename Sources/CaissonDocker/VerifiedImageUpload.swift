@@ -20,10 +20,8 @@ import Musl
 /// before it tags anything, discards the upload: a package modified or replaced after validation
 /// (on a disk the device shares, or a stick that is written to) can never move a tag.
 final class VerifiedArchiveReader {
-    private let fd: Int32
+    private let range: FileRangeReader
     private let path: String
-    private var position: UInt64
-    private let end: UInt64
     private let identity: FileIdentity?
     private let expectedSHA256: String?
     private var hasher: SHA256?
@@ -33,16 +31,8 @@ final class VerifiedArchiveReader {
         guard payload.offset >= 0, payload.length > 0 else {
             throw DockerError(.invalidRequest, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
-        var fd: Int32
-        repeat { fd = open(payload.path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
-        guard fd >= 0 else {
-            throw DockerError(.invalidRequest, "cannot open \(payload.path): \(errnoDescription(errno))")
-        }
-        self.fd = fd
+        range = try FileRangeReader(path: payload.path, offset: UInt64(payload.offset), length: UInt64(payload.length))
         path = payload.path
-        position = UInt64(payload.offset)
-        let (end, overflow) = UInt64(payload.offset).addingReportingOverflow(UInt64(payload.length))
-        self.end = overflow ? .max : end
         identity = payload.identity
         expectedSHA256 = payload.sha256?.lowercased()
         hasher = payload.sha256 == nil ? nil : SHA256()
@@ -51,11 +41,9 @@ final class VerifiedArchiveReader {
         try checkIdentity()
     }
 
-    deinit { _ = close(fd) }
-
     private func checkIdentity() throws(DockerError) {
         guard let identity else { return }
-        guard let now = FileIdentity(fileDescriptor: fd), now == identity else {
+        guard let now = FileIdentity(fileDescriptor: range.fd), now == identity else {
             throw DockerError(.invalidRequest,
                               "the package \(path) changed after it was validated (it was modified or replaced); nothing was loaded")
         }
@@ -63,36 +51,24 @@ final class VerifiedArchiveReader {
 
     /// Fills `buffer`; 0 at the end, after the checks passed.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
-        guard position < end else {
-            // The updater's decision comes first (validation may still be running).
-            if let gate, case .veto(let reason) = gate.wait() {
-                throw DockerError(.invalidRequest, "the image upload was stopped before its end: \(reason); nothing was loaded")
-            }
-            try checkIdentity()
-            if let expectedSHA256, let hex = hasher?.hex, hex != expectedSHA256 {
-                throw DockerError(.invalidRequest,
-                                  "the image archive read from \(path) has SHA-256 \(hex), not \(expectedSHA256) as validated; nothing was loaded")
-            }
-            return 0
-        }
         if let gate, case .veto(let reason)? = gate.current {
             throw DockerError(.invalidRequest, "the image upload was stopped: \(reason); nothing was loaded")
         }
-        let want = Int(min(UInt64(buffer.count), end - position))
-        while true {
-            let n = pread(fd, base, want, off_t(position))
-            if n > 0 {
-                position += UInt64(n)
-                hasher?.update(UnsafeRawBufferPointer(start: base, count: n))
-                return n
-            }
-            if n == 0 {
-                throw DockerError(.invalidRequest, "\(path) ended early at byte \(position) (expected \(end)); nothing was loaded")
-            }
-            if errno == EINTR { continue }
-            throw DockerError(.invalidRequest, "cannot read \(path): \(errnoDescription(errno))")
+        let n = try range.read(into: buffer)
+        if n > 0 {
+            hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            return n
         }
+        // The end: the updater's decision comes first (validation may still be running).
+        if let gate, case .veto(let reason) = gate.wait() {
+            throw DockerError(.invalidRequest, "the image upload was stopped before its end: \(reason); nothing was loaded")
+        }
+        try checkIdentity()
+        if let expectedSHA256, let hex = hasher?.hex, hex != expectedSHA256 {
+            throw DockerError(.invalidRequest,
+                              "the image archive read from \(path) has SHA-256 \(hex), not \(expectedSHA256) as validated; nothing was loaded")
+        }
+        return 0
     }
 }
 

@@ -78,7 +78,8 @@ public struct RequestBody {
 
 /// Reads a byte range of a file with pread; owns its descriptor.
 final class FileRangeReader {
-    private var fd: Int32
+    /// The open descriptor (for `fstat` of the very file being read).
+    private(set) var fd: Int32
     private let path: String
     private var position: UInt64
     private let end: UInt64
