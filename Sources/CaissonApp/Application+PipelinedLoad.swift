@@ -43,9 +43,9 @@ extension Application {
         private let done = DispatchSemaphore(value: 0)
         private let lock = NSLock()
         private var result: Result<ImageInfo, HostError>?
-        private var released = false
         private var sentBytes: Int64 = 0
-        /// Progress after the release (the main thread is waiting then; before it, nobody shows it).
+        /// Set by the release: progress from then on (the main thread is waiting; before it,
+        /// nobody shows it).
         private var onProgress: ((Int64) -> Void)?
 
         /// Starts uploading `payload` (which must carry `gate`) to `host` on a new thread.
@@ -72,7 +72,7 @@ extension Application {
         private func progressed(_ bytes: Int64) {
             let report: ((Int64) -> Void)? = lock.withLock {
                 sentBytes = bytes
-                return released ? onProgress : nil
+                return onProgress
             }
             report?(bytes)
         }
@@ -80,7 +80,6 @@ extension Application {
         /// Lets the upload end and waits for the load; `progress` sees the bytes sent from now on.
         func release(progress: @escaping (Int64) -> Void) -> Result<ImageInfo, HostError> {
             let already = lock.withLock {
-                released = true
                 onProgress = progress
                 return sentBytes
             }
@@ -102,6 +101,8 @@ extension Application {
     /// Starts the overlapped upload when the host streams archives and the package's headers
     /// say where its image is; nil otherwise (the load then happens after validation).
     func startPipelinedUpload(readPath: String, identity: FileIdentity?, flags: LoadFlags) -> PipelinedUpload? {
+        // Only `--host docker` is asked: creating the simulated host provisions its state, which
+        // must not happen before validation has accepted the package.
         guard !flags.dryRun, flags.overlapUpload, options.host == .docker, let identity,
               let host = try? host(), host.streamsImageArchives,
               let where_ = Self.locateImageArchive(readPath) else { return nil }
