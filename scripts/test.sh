@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Caisson's whole test suite, from a fresh machine:
 #   1. installs what the tests need (C headers, Docker, the Compose v2 plugin, busybox, tmux, minisign,
-#      sqlite3, GNU time),
+#      age, sqlite3, GNU time),
 #   2. starts a private Docker daemon (never the system one) and builds the tiny test images,
 #   3. builds every product and runs `swift test` (unit, TOML conformance, the apply/rollback matrix,
 #      the swarm, real-Docker conformance and end-to-end, CLI tests),
@@ -18,6 +18,7 @@ need_pkgs=()
 [ -f /usr/include/openssl/evp.h ] || need_pkgs+=(libssl-dev)
 command -v tmux >/dev/null || need_pkgs+=(tmux)
 command -v minisign >/dev/null || need_pkgs+=(minisign)
+command -v age >/dev/null || need_pkgs+=(age)            # age interop (issue 15): age, age-keygen
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)    # the hostile-corpus tests read the store with it
 [ -x /usr/bin/time ] || need_pkgs+=(time)                # peak RSS of a child (GNU time's wait4 figure)
