@@ -86,6 +86,12 @@ extension SimulatedHost {
         if o1 || o2 || needed > state.freeDiskBytes {
             throw HostError(.diskFull, "no space left on device: loading \(length) bytes needs \(o1 || o2 ? Int64.max : needed), \(max(0, state.freeDiskBytes)) free")
         }
+        if payload.encryption != nil {
+            // Like the daemon, which reads the whole archive before it tags anything: an encrypted
+            // archive is decrypted to its end (every chunk authenticated, the plaintext digest
+            // checked) before the image exists. A failure changes nothing.
+            try Self.readEncryptedArchive(payload)
+        }
         let steps: Int64 = 4
         for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
         if state.images[id] == nil {
@@ -95,6 +101,19 @@ extension SimulatedHost {
         moveTag(norm, to: id)
         guard let image = state.images[id] else { throw HostError(.failed, "internal simulator error: image vanished") }
         return image.info
+    }
+
+    static func readEncryptedArchive(_ payload: ImagePayload) throws(HostError) {
+        do {
+            let reader = try PayloadArchiveReader(payload) { path, offset, length in
+                try FileByteSource(path: path, offset: offset, length: length)
+            }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+            defer { buffer.deallocate() }
+            while try reader.read(into: buffer) > 0 {}
+        } catch {
+            throw HostError(.failed, "invalid image archive: the encrypted image does not decrypt (\(error)); nothing was loaded")
+        }
     }
 
     func doInspectImage(_ reference: String) throws(HostError) -> ImageInfo? {

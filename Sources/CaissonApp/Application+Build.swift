@@ -20,10 +20,22 @@ extension Application {
         public var signingKey: String?
         /// Its password, when the key is encrypted.
         public var signingKeyPassword: String?
+        /// Encrypt the image to these age recipients (`age1…`): the package holds `image.tar.age`.
+        public var encryptTo: [String] = []
+        /// Encrypt the image with this passphrase (scrypt; alone, not with recipients).
+        public var encryptPassphrase: String?
+        /// The scrypt work factor for `encryptPassphrase` (default 18, as `age -p`).
+        public var encryptWorkFactor = AgeScrypt.defaultWorkFactor
         public init(service: String, version: String, imageReference: String? = nil, fromTar: String? = nil,
                     output: String? = nil, createdAt: String? = nil, signingKey: String? = nil,
-                    signingKeyPassword: String? = nil) {
+                    signingKeyPassword: String? = nil,
+                    encryption: (to: [String], passphrase: String?, workFactor: Int)? = nil) {
             self.signingKey = signingKey
+            if let encryption {
+                encryptTo = encryption.to
+                encryptPassphrase = encryption.passphrase
+                encryptWorkFactor = encryption.workFactor
+            }
             self.signingKeyPassword = signingKeyPassword
             self.service = service
             self.version = version
@@ -119,10 +131,22 @@ extension Application {
             throw CaissonError("build.platform_mismatch", "the image is built for \(facts.platform) but service \(svc.name) runs on \(svc.platform)")
         }
 
+        // Encrypted: the age file is written first (beside the output, never the plaintext), so
+        // the manifest that precedes it can bind its size and SHA-256.
+        var encrypted: (path: String, size: Int64, sha256: String, fileKey: AgeFileKey)?
+        let agePartial = output + ".image.tar.age.partial"
+        defer { unlink(agePartial) }
+        if !req.encryptTo.isEmpty || req.encryptPassphrase != nil {
+            encrypted = try encryptImage(tarPath, size: size, to: agePartial, request: req)
+        }
+
         // Pass 2: write manifest.toml then image.tar (the reference recipe's order), fsync, rename.
-        let manifest = EdgePackageWriter.manifest(service: svc.name, revision: svc.serviceRevision, platform: svc.platform,
+        var manifest = EdgePackageWriter.manifest(service: svc.name, revision: svc.serviceRevision, platform: svc.platform,
                                                   version: req.version, createdAt: createdAt, reference: reference,
                                                   sha256: sha256, size: Int(size))
+        if let encrypted {
+            manifest += "\n[encryption]\nformat = \"\(Manifest.Encryption.ageFormat)\"\nsha256 = \"\(encrypted.sha256)\"\nsize = \(encrypted.size)\n"
+        }
         // Sign before writing anything: a bad key or password leaves no partial package.
         var signature: [UInt8]?
         if let keyPath = req.signingKey {
@@ -139,13 +163,14 @@ extension Application {
             try w.write(TarArchiveWriter.header(name: "manifest.toml", size: Int64(m.count)))
             try w.write(m)
             try w.write(TarArchiveWriter.padding(Int64(m.count)))
-            try w.write(TarArchiveWriter.header(name: "image.tar", size: size))
-            let src = try FileByteSource(path: tarPath)
+            let (entryName, entrySize, entryPath) = encrypted.map { ("image.tar.age", $0.size, $0.path) } ?? ("image.tar", size, tarPath)
+            try w.write(TarArchiveWriter.header(name: entryName, size: entrySize))
+            let src = try FileByteSource(path: entryPath)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             var copied: Int64 = 0
-            let meter = makeProgress?(.writing, size)
-            defer { meter?.finish(completed: copied == size) }
+            let meter = makeProgress?(.writing, entrySize)
+            defer { meter?.finish(completed: copied == entrySize) }
             while true {
                 let n = try src.read(into: buffer)
                 if n == 0 { break }
@@ -153,10 +178,10 @@ extension Application {
                 copied += Int64(n)
                 meter?.update(copied)
             }
-            guard copied == size else {
-                throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(size) bytes)")
+            guard copied == entrySize else {
+                throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(entrySize) bytes)")
             }
-            try w.write(TarArchiveWriter.padding(size))
+            try w.write(TarArchiveWriter.padding(entrySize))
             if let signature {
                 try w.write(TarArchiveWriter.header(name: PackageSignature.entryName, size: Int64(signature.count)))
                 try w.write(signature)
@@ -172,8 +197,67 @@ extension Application {
         guard rename(partial, output) == 0 else {
             throw CaissonError("package.write_failed", "could not rename \(partial) to \(output): \(ByteSourceError.describe(errno: errno))")
         }
-        let validation = try validate(req.output ?? "\(svc.name)-\(req.version).edgepkg", readPath: output)
+        // An encrypted package is checked with the file key just used (the builder holds no
+        // recipient's secret key).
+        let validation = try validate(req.output ?? "\(svc.name)-\(req.version).edgepkg", readPath: output,
+                                      extraIdentities: encrypted.map { [AgeKnownFileKey($0.fileKey)] } ?? [])
         return BuildOutcome(output: output, manifest: manifest, validation: validation)
+    }
+}
+
+extension Application {
+    /// Encrypts the image tarball at `tarPath` into the age file `destination`, streaming (one
+    /// chunk in memory), and returns its size and SHA-256 and the file key.
+    func encryptImage(_ tarPath: String, size: Int64, to destination: String,
+                      request req: BuildRequest) throws -> (path: String, size: Int64, sha256: String, fileKey: AgeFileKey) {
+        var recipients: [any AgeRecipient] = []
+        do {
+            for r in req.encryptTo { recipients.append(try AgeX25519Recipient(parsing: r)) }
+        } catch {
+            throw CaissonError("usage.invalid_recipient", "--encrypt-to: \(error.message)")
+        }
+        if let pass = req.encryptPassphrase {
+            guard recipients.isEmpty else {
+                throw CaissonError("usage.invalid", "--encrypt-passphrase cannot be combined with --encrypt-to (an age passphrase must be the only recipient)")
+            }
+            guard !pass.isEmpty else { throw CaissonError("usage.invalid", "\(Self.agePassphraseVariable) is empty") }
+            recipients.append(AgeScryptRecipient(passphrase: pass, workFactor: req.encryptWorkFactor))
+        }
+        let w = try BuildFileWriter(path: destination)
+        var sha = SHA256()
+        var written: Int64 = 0
+        do {
+            onProgress?("Encrypting the image to \(recipients.count == 1 && req.encryptPassphrase != nil ? "a passphrase" : "\(recipients.count) recipient(s)")…")
+            let encryptor = try AgeEncryptor(recipients: recipients, randomness: .system) { piece in
+                sha.update(piece)
+                written += Int64(piece.count)
+                try w.write(piece)
+            }
+            let src = try FileByteSource(path: tarPath)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+            defer { buffer.deallocate() }
+            let meter = makeProgress?(.encrypting, size)
+            var read: Int64 = 0
+            defer { meter?.finish(completed: read == size) }
+            while true {
+                let n = try src.read(into: buffer)
+                if n == 0 { break }
+                try encryptor.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                read += Int64(n)
+                meter?.update(read)
+            }
+            guard read == size else {
+                throw CaissonError("build.image_changed", "the image tarball changed while it was encrypted (\(read) of \(size) bytes)")
+            }
+            try encryptor.finish()
+            try w.close()
+            return (destination, written, sha.finalizeDigest().hex, encryptor.fileKey)
+        } catch {
+            w.abandon()
+            if let e = error as? CaissonError { throw e }
+            if let e = error as? AgeError { throw CaissonError(e.code, e.message) }
+            throw CaissonError("package.write_failed", "could not encrypt the image: \(error.message)")
+        }
     }
 }
 

@@ -163,13 +163,16 @@ public final class Application {
     }
 
     /// Validates the package at `path` (reading `readPath` instead when given: the staged copy).
-    public func validate(_ path: String, readPath: String? = nil, progress: ((Int64) -> Void)? = nil) throws -> ValidationOutcome {
+    public func validate(_ path: String, readPath: String? = nil, progress: ((Int64) -> Void)? = nil,
+                         extraIdentities: [any AgeIdentity] = []) throws -> ValidationOutcome {
         let catalog = try catalog()
+        let identities = try ageIdentities() + extraIdentities
         let s = try store()
         let id = ids.next()
         let started = systemClock.timestamp()
         try s.appendAudit([AuditEvent(kind: .validationStarted, at: started, validationAttemptID: id, message: "validating \(path)")])
         var validator = PackageValidator(catalog: catalog, updaterVersion: Self.version)
+        validator.ageIdentities = identities
         let source = readPath ?? Self.absolute(path)
         let meter = Self.regularFileSize(source).flatMap { makeProgress?(.validating, $0) }
         validator.progress = { bytes in

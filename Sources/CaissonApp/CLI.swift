@@ -43,11 +43,20 @@ public enum CaissonCLI {
                               OptionSpec("--from-tar", value: "FILE", help: "Use this docker save tarball"),
                               OptionSpec("--output", value: "PATH", help: "Where to write the package (default: SERVICE-VERSION.edgepkg)"),
                               OptionSpec("--created-at", value: "T", help: "The manifest's created_at, RFC 3339 (default: now)"),
-                              OptionSpec("--sign", value: "KEY", help: "Sign manifest.toml with this minisign secret key file (password from CAISSON_KEY_PASSWORD if encrypted)")]),
-        CommandSpec(["key", "generate"], summary: "Create a minisign-compatible key pair for signing packages",
-                    discussion: "Writes NAME.key (secret) and NAME.pub (public). Put the public key's second line into the\ndevice catalog's [trust] public_keys. The secret key is encrypted with the password in\nCAISSON_KEY_PASSWORD, or written unencrypted with --unencrypted.",
-                    positionals: [("NAME", "Path prefix for the key files (e.g. keys/release)", false)],
+                              OptionSpec("--sign", value: "KEY", help: "Sign manifest.toml with this minisign secret key file (password from CAISSON_KEY_PASSWORD if encrypted)"),
+                              OptionSpec("--encrypt-to", value: "RECIPIENT", help: "Encrypt the image to this age recipient (age1…); repeat for several devices"),
+                              OptionSpec("--encrypt-passphrase", help: "Encrypt the image with the passphrase in CAISSON_AGE_PASSPHRASE (age scrypt)"),
+                              OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)")]),
+        CommandSpec(["package", "decrypt"], summary: "Decrypt an encrypted package into a folder (troubleshooting, connected side)",
+                    discussion: "Writes manifest.toml (and its signature) and image.tar, decrypted from image.tar.age with the\ngiven age identity files (or the passphrase in CAISSON_AGE_PASSPHRASE). image.tar appears only\nonce every chunk authenticated and it matches the manifest's SHA-256. Exit 0 done, 2 the package\ndoes not decrypt ([encryption.*]), 1 other errors. `tar -xf PKG image.tar.age` and\n`age -d -i KEY image.tar.age > image.tar` give the same image.tar.",
+                    positionals: [("PKG", "The .edgepkg file", false)],
+                    options: [OptionSpec("--identity", short: "-i", value: "FILE", help: "An age identity file (AGE-SECRET-KEY-1…); repeatable"),
+                              OptionSpec("--output", short: "-o", value: "DIR", help: "The folder to write into (required)")]),
+        CommandSpec(["key", "generate"], summary: "Create a minisign-compatible key pair for signing packages, or a device's age key",
+                    discussion: "Writes NAME.key (secret) and NAME.pub (public). Put the public key's second line into the\ndevice catalog's [trust] public_keys. The secret key is encrypted with the password in\nCAISSON_KEY_PASSWORD, or written unencrypted with --unencrypted.\nWith --age PATH instead: writes an age identity (AGE-SECRET-KEY-1…, mode 0600 from its first byte)\nfor this device and prints its recipient (age1…), which package builders pass to --encrypt-to.\nList PATH in the catalog's [trust] age_identities.",
+                    positionals: [("NAME", "Path prefix for the key files (e.g. keys/release)", true)],
                     options: [OptionSpec("--unencrypted", help: "Write the secret key without a password"),
+                              OptionSpec("--age", value: "PATH", help: "Write an age identity for encrypted packages to PATH and print its recipient"),
                               OptionSpec("--force", help: "Overwrite existing key files")]),
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
@@ -193,8 +202,49 @@ public enum CaissonCLI {
             for p in r.problems { out.line("Problem: \(p)") }
             return r.problems.isEmpty ? 0 : 1
 
+        case ["key", "generate"] where cmd.value("--age") != nil:
+            guard cmd.positionals.isEmpty else {
+                throw CaissonError("usage.invalid", "'caisson key generate --age PATH' takes no NAME")
+            }
+            let path = cmd.value("--age")!
+            let id = try app.generateAgeIdentity(path: path, force: cmd.flag("--force"))
+            if out.json {
+                out.document(["identity_file": path, "recipient": id.recipient.text])
+            } else {
+                out.line(id.recipient.text)
+                out.notice("Age identity written to \(path) (mode 0600; keep it on this device only).", always: true)
+                out.notice("Add to the device catalog:  [trust] age_identities = [\"\(path)\"]", always: true)
+                out.notice("Build packages for it with:  caisson package build ... --encrypt-to \(id.recipient.text)", always: true)
+            }
+            return 0
+
+        case ["package", "decrypt"]:
+            guard let dir = cmd.value("--output") else {
+                throw CaissonError("usage.missing_option", "'caisson package decrypt' needs --output DIR")
+            }
+            let ids = cmd.values("--identity")
+            guard !ids.isEmpty || !(ProcessInfo.processInfo.environment[Application.agePassphraseVariable] ?? "").isEmpty else {
+                throw CaissonError("usage.missing_option", "'caisson package decrypt' needs -i IDENTITY_FILE (or a passphrase in \(Application.agePassphraseVariable))")
+            }
+            do {
+                let r = try app.decryptPackage(cmd.positionals[0], identityFiles: ids, directory: dir)
+                if out.json { out.document(r); return 0 }
+                out.line("Decrypted into \(r.outputDirectory): \(r.files.joined(separator: ", "))")
+                out.line("image.tar: \(Format.bytes(r.imageSize)), SHA-256 \(r.imageSHA256)\(r.manifestDigestMatches == true ? " (matches the manifest)" : "")")
+                return 0
+            } catch let e as CaissonError where e.code.hasPrefix("encryption.") && e.code != "encryption.identity_unreadable" || e.code == "image.checksum_mismatch" {
+                if out.json {
+                    out.document(ErrorDocument(error: ErrorDocument.Body(code: e.code, message: e.message)))
+                } else {
+                    out.error("[\(e.code)] \(e.message)")
+                }
+                return 2
+            }
+
         case ["key", "generate"]:
-            let name = cmd.positionals[0]
+            guard let name = cmd.positionals.first else {
+                throw CaissonError("usage.invalid", "'caisson key generate' needs NAME (or --age PATH)")
+            }
             let (sec, pub) = (name + ".key", name + ".pub")
             for f in [sec, pub] where FileManager.default.fileExists(atPath: f) && !cmd.flag("--force") {
                 throw CaissonError("key.exists", "\(f) already exists (use --force to overwrite)")
@@ -231,7 +281,8 @@ public enum CaissonCLI {
             let b = try app.build(Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
                                                            fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
                                                            createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
-                                                           signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"]))
+                                                           signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
+                                                           encryption: try encryptionOptions(cmd)))
             let accepted = b.validation.report.status == .accepted
             if out.json {
                 out.document(BuildDocument(output: b.output, validation: b.validation.record, manifest: b.validation.report.manifest))
@@ -466,6 +517,26 @@ public enum CaissonCLI {
         return a == "y" || a == "yes"
     }
 
+    /// `--encrypt-to`, `--encrypt-passphrase` (the passphrase only from the environment) and
+    /// `--encrypt-work-factor` of `package build`.
+    static func encryptionOptions(_ cmd: ParsedCommand) throws -> (to: [String], passphrase: String?, workFactor: Int) {
+        var passphrase: String?
+        if cmd.flag("--encrypt-passphrase") {
+            guard let p = ProcessInfo.processInfo.environment[Application.agePassphraseVariable], !p.isEmpty else {
+                throw CaissonError("usage.missing_passphrase", "--encrypt-passphrase reads the passphrase from \(Application.agePassphraseVariable), which is not set")
+            }
+            passphrase = p
+        }
+        var workFactor = AgeScrypt.defaultWorkFactor
+        if let w = cmd.value("--encrypt-work-factor") {
+            guard let n = Int(w), n >= 1, n <= 30 else {
+                throw CaissonError("usage.invalid_number", "--encrypt-work-factor must be from 1 to 30, not '\(w)'")
+            }
+            workFactor = n
+        }
+        return (cmd.values("--encrypt-to"), passphrase, workFactor)
+    }
+
     static func printValidation(_ v: Application.ValidationOutcome, out: Output) {
         if out.json {
             out.document(ValidationDocument(validation: v.record, manifest: v.report.manifest))
@@ -477,6 +548,10 @@ public enum CaissonCLI {
         if let m = r.manifest {
             out.line("Service: \(m.target.service) (package version \(m.packageVersion), created \(m.createdAt))")
             out.line("Image: \(m.image.reference)")
+        }
+        if let e = r.scan?.encryptedImage {
+            let kinds = e.stanzaTypes.isEmpty ? "" : " to " + (e.stanzaTypes == ["scrypt"] ? "a passphrase" : "\(e.stanzaTypes.count) recipient(s)")
+            out.line("Encrypted: age\(kinds), \(Format.bytes(e.size))\(e.fileKey != nil ? ", opened with this device's key" : "")")
         }
         if let f = r.image {
             out.line("Image id: \(f.imageID) (\(f.layers.count) layer\(f.layers.count == 1 ? "" : "s"), \(Format.bytes(f.totalLayerBytes)), \(f.platform))")

@@ -42,7 +42,11 @@ public struct ParsedCommand: Sendable {
     public var globals: [String: String]
     public var globalFlags: Set<String>
 
+    /// Every value given to an option that may be repeated (`--encrypt-to A --encrypt-to B`), in order.
+    public var repeatedValues: [String: [String]] = [:]
+
     public func value(_ name: String) -> String? { values[name] }
+    public func values(_ name: String) -> [String] { repeatedValues[name] ?? [] }
     public func flag(_ name: String) -> Bool { flags.contains(name) || globalFlags.contains(name) }
 }
 
@@ -141,6 +145,7 @@ public struct CommandLineParser: Sendable {
         // Pass 3: the command's own options and positionals.
         var positionals: [String] = []
         var values: [String: String] = [:]
+        var repeated: [String: [String]] = [:]
         var flags: Set<String> = []
         var j = cmd.path.count
         var literal = false
@@ -155,9 +160,10 @@ public struct CommandLineParser: Sendable {
                     return .usageError("unknown option '\(n)' for '\(tool) \(name)'")
                 }
                 if o.valueName != nil {
-                    if let inline { values[o.name] = inline; j += 1; continue }
+                    if let inline { values[o.name] = inline; repeated[o.name, default: []].append(inline); j += 1; continue }
                     guard j + 1 < rest.count else { return .usageError("option \(o.name) of '\(tool) \(name)' needs a value (\(o.valueName!))") }
                     values[o.name] = rest[j + 1]
+                    repeated[o.name, default: []].append(rest[j + 1])
                     j += 2
                 } else {
                     if inline != nil { return .usageError("option \(o.name) takes no value") }
@@ -177,8 +183,10 @@ public struct CommandLineParser: Sendable {
         if positionals.count > cmd.positionals.count {
             return .usageError("unexpected argument '\(positionals[cmd.positionals.count])' for '\(tool) \(name)'")
         }
-        return .run(ParsedCommand(path: cmd.path, positionals: positionals, values: values, flags: flags,
-                                  globals: globals, globalFlags: globalFlags))
+        var parsed = ParsedCommand(path: cmd.path, positionals: positionals, values: values, flags: flags,
+                                   globals: globals, globalFlags: globalFlags)
+        parsed.repeatedValues = repeated
+        return .run(parsed)
     }
 
     static func split(_ arg: String) -> (String, String?) {

@@ -10,6 +10,8 @@ public enum ProgressPhase: String, Sendable {
     case loading = "Loading image"
     case inspecting = "Inspecting image"
     case writing = "Writing package"
+    case encrypting = "Encrypting image"
+    case decrypting = "Decrypting image"
 }
 
 /// One progress display for one step of known size, written to stderr.

@@ -26,6 +26,9 @@ final class VerifiedArchiveReader {
     private let expectedSHA256: String?
     private var hasher: SHA256?
     private let gate: UploadGate?
+    /// An encrypted archive (`payload.encryption`): decrypted as it is read; only authenticated
+    /// chunks go out, and the end only after the final chunk authenticated.
+    private let decrypting: AgeDecryptingSource<RangeByteSource>?
 
     init(_ payload: ImagePayload) throws(DockerError) {
         guard payload.offset >= 0, payload.length > 0 else {
@@ -37,6 +40,15 @@ final class VerifiedArchiveReader {
         expectedSHA256 = payload.sha256?.lowercased()
         hasher = payload.sha256 == nil ? nil : SHA256()
         gate = payload.gate
+        if let e = payload.encryption {
+            do {
+                decrypting = try AgeDecryptingSource(RangeByteSource(reader: range), fileKey: e.fileKey)
+            } catch {
+                throw DockerError(.invalidRequest, "the encrypted image in \(payload.path) cannot be decrypted: \(error); nothing was loaded")
+            }
+        } else {
+            decrypting = nil
+        }
         // Checked at open too: a file already replaced or modified is refused before any byte goes.
         try checkIdentity()
     }
@@ -54,7 +66,14 @@ final class VerifiedArchiveReader {
         if let gate, case .veto(let reason)? = gate.current {
             throw DockerError(.invalidRequest, "the image upload was stopped: \(reason); nothing was loaded")
         }
-        let n = try range.read(into: buffer)
+        let n: Int
+        if let decrypting {
+            do { n = try decrypting.read(into: buffer) } catch {
+                throw DockerError(.invalidRequest, "the encrypted image does not decrypt: \(error); nothing was loaded")
+            }
+        } else {
+            n = try range.read(into: buffer)
+        }
         if n > 0 {
             hasher?.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             return n
@@ -63,6 +82,9 @@ final class VerifiedArchiveReader {
         if let gate, case .veto(let reason) = gate.wait() {
             throw DockerError(.invalidRequest, "the image upload was stopped before its end: \(reason); nothing was loaded")
         }
+        if let decrypting, !decrypting.isComplete {
+            throw DockerError(.invalidRequest, "the encrypted image ended before its final chunk; nothing was loaded")
+        }
         try checkIdentity()
         if let expectedSHA256, let hex = hasher?.hex, hex != expectedSHA256 {
             throw DockerError(.invalidRequest,
@@ -70,6 +92,12 @@ final class VerifiedArchiveReader {
         }
         return 0
     }
+}
+
+/// The file range as a `ByteSource` (what the age decryption reads from).
+struct RangeByteSource: ByteSource {
+    let reader: FileRangeReader
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try reader.read(into: buffer) }
 }
 
 extension DockerHost {

@@ -45,8 +45,15 @@ struct ImageInspector {
     /// Reads the current entry of `outer` (image.tar) to its end and inspects it.
     static func inspect<Outer: ByteSource>(_ outer: TarReader<Outer>, limits: PackageScanLimits,
                                             computeDigest: Bool) -> Outcome {
+        inspect(source: outer.bodySource(), limits: limits, computeDigest: computeDigest, outerFailure: { $0.failure })
+    }
+
+    /// Reads image.tar from `source` to its end and inspects it; `outerFailure` tells whether a
+    /// read error came from the package around it (then reported as an outer problem).
+    static func inspect<Body: ByteSource>(source: Body, limits: PackageScanLimits, computeDigest: Bool,
+                                          outerFailure: (Body) -> TarError?) -> Outcome {
         var inspector = ImageInspector(limits: limits)
-        let tee = HashingTeeSource(outer.bodySource(), hasher: computeDigest ? BackgroundHasher() : nil)
+        let tee = HashingTeeSource(source, hasher: computeDigest ? BackgroundHasher() : nil)
         let inner = TarReader(tee, options: .init(bufferSize: limits.readBufferSize,
                                                    maxExtendedHeaderSize: limits.maxExtendedHeaderSize,
                                                    directReads: false))
@@ -93,7 +100,7 @@ struct ImageInspector {
         inspector.flushUnsafe()
         if let readFailure {
             tee.quiesce()
-            if let outerFailure = tee.base.failure {
+            if let outerFailure = outerFailure(tee.base) {
                 return Outcome(facts: nil, issues: [], archiveDigest: nil, outerFailure: outerFailure)
             }
             return Outcome(facts: nil,

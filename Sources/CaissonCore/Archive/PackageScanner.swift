@@ -41,6 +41,22 @@ public struct PackageScan: Equatable, Sendable {
         public var sha256: String?
     }
 
+    /// `image.tar.age` (issue 15): the age file holding image.tar. `imageTar` then describes the
+    /// decrypted image.tar (its size and SHA-256) and where the age file starts in the package.
+    public struct EncryptedImage: Equatable, Sendable {
+        /// Size of image.tar.age in the package.
+        public var size: Int64
+        public var dataOffset: Int64
+        /// SHA-256 (lowercase hex) of image.tar.age, when it was read to its end.
+        public var sha256: String?
+        /// The recipient stanza types of its header, when the header could be read.
+        public var stanzaTypes: [String] = []
+        /// The file key, when an identity opened it (kept for the load, which decrypts again).
+        public var fileKey: AgeFileKey?
+    }
+
+    /// The encrypted image, when the package holds `image.tar.age`.
+    public var encryptedImage: EncryptedImage?
     /// `manifest.toml` as read (at most `maxManifestSize` bytes), not yet decoded.
     public var manifestBytes: [UInt8]?
     /// `manifest.toml.minisig` as read, when present and at most `maxSignatureSize` bytes.
@@ -83,6 +99,10 @@ public struct PackageScanner {
     public var wantImageDigest: ([UInt8]) -> Bool
     /// Called with the running count of package bytes read.
     public var progress: ((Int64) -> Void)?
+    /// What opens `image.tar.age`: the device's age identities (none: an encrypted package gets
+    /// `encryption.no_identity`) and the limits (scrypt work factor).
+    public var ageIdentities: [any AgeIdentity] = []
+    public var ageOptions = AgeDecryptionOptions()
 
     public init(limits: PackageScanLimits = PackageScanLimits(),
                 wantImageDigest: @escaping ([UInt8]) -> Bool = { _ in false },
@@ -200,6 +220,39 @@ public struct PackageScanner {
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+            case "image.tar.age":
+                imageSeen = true
+                var encrypted = PackageScan.EncryptedImage(size: entry.size, dataOffset: entry.dataOffset)
+                defer { scan.encryptedImage = encrypted }
+                let source: AgeDecryptingSource<TarBodySource<ProgressByteSource<S>>>
+                do {
+                    source = try AgeDecryptingSource(reader.bodySource(), identities: ageIdentities, options: ageOptions,
+                                                     ciphertextHasher: true)
+                } catch {
+                    // The rest of the entry is skipped by next() (which reports an outer failure).
+                    scan.issues.append(error.issue)
+                    continue
+                }
+                encrypted.stanzaTypes = source.header.stanzas.map(\.type)
+                encrypted.fileKey = source.fileKey
+                let outcome = ImageInspector.inspect(source: source, limits: limits, computeDigest: true,
+                                                     outerFailure: { $0.base.failure })
+                if let failure = outcome.outerFailure {
+                    scan.issues.append(PackageScanner.issue(for: failure))
+                    break entries
+                }
+                if let failure = source.failure {
+                    // An authentication failure or truncation: what image.tar "says" is not trusted.
+                    scan.issues.append(failure.issue)
+                    continue
+                }
+                scan.issues += outcome.issues
+                scan.image = outcome.facts
+                encrypted.sha256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
+                scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+                if source.plaintextCount == 0 {
+                    scan.issues.append(Issue("image.empty_archive", "image.tar (inside image.tar.age) is empty"))
+                }
             case PackageSignature.entryName:
                 // Kept for the signature check; a larger one is reported by the validator.
                 guard entry.size <= Int64(limits.maxSignatureSize) else { continue }

@@ -13,11 +13,21 @@ public struct Catalog: Sendable, Equatable {
     public struct Trust: Sendable, Equatable {
         public var publicKeys: [String]
         public var requireSignature: Bool
+        /// age identity files of this device (`AGE-SECRET-KEY-1…`), resolved against the
+        /// catalog's folder: the keys encrypted packages are opened with.
+        public var ageIdentities: [String] = []
+        /// Refuse packages whose image is not encrypted (`encryption.required`).
+        public var requireEncryption = false
+        /// The highest scrypt work factor attempted for passphrase-encrypted packages.
+        public var ageMaxWorkFactor = AgeScrypt.defaultMaxWorkFactor
         public init(publicKeys: [String] = [], requireSignature: Bool = false) {
             self.publicKeys = publicKeys
             self.requireSignature = requireSignature
         }
     }
+
+    /// The `[trust]` keys of the encryption issue (15), for the catalog's known-key set.
+    public static let encryptionTrustKeys = ["age_identities", "require_encryption", "age_max_work_factor"]
 
     public init(catalogVersion: Int = 1, services: [ServiceSpec], trust: Trust = Trust(), baseDirectory: String = ".") {
         self.catalogVersion = catalogVersion
@@ -93,7 +103,28 @@ public struct Catalog: Sendable, Equatable {
                 }
             }
             trust.requireSignature = r.optionalBool("require_signature") ?? false
+            if let ids = t["age_identities"] {
+                guard case .array(let arr) = ids else {
+                    throw CaissonError("catalog.invalid", "catalog \(path): `trust.age_identities` must be an array of strings (age identity files)")
+                }
+                for (i, v) in arr.enumerated() {
+                    guard case .string(let s) = v, !s.trimmingSpaces.isEmpty else {
+                        throw CaissonError("catalog.invalid", "catalog \(path): `trust.age_identities[\(i)]` must be a non-empty string (the path of an age identity file)")
+                    }
+                    trust.ageIdentities.append(Paths.resolve(String(s.trimmingSpaces), against: base))
+                }
+            }
+            trust.requireEncryption = r.optionalBool("require_encryption") ?? false
+            if let wf = r.optionalInteger("age_max_work_factor") {
+                guard wf >= 1, wf <= 30 else {
+                    throw CaissonError("catalog.invalid", "catalog \(path): `trust.age_max_work_factor` must be from 1 to 30 (2^N scrypt iterations), found \(wf)")
+                }
+                trust.ageMaxWorkFactor = Int(wf)
+            }
             if let issue = r.issues.first { throw CaissonError(issue.code, issue.message) }
+            if trust.requireEncryption && trust.ageIdentities.isEmpty {
+                throw CaissonError("catalog.invalid", "catalog \(path): `trust.require_encryption` is true but `trust.age_identities` is empty: no package could ever be accepted")
+            }
             if trust.requireSignature && trust.publicKeys.isEmpty {
                 throw CaissonError("catalog.invalid", "catalog \(path): `trust.require_signature` is true but `trust.public_keys` is empty: no package could ever be accepted")
             }

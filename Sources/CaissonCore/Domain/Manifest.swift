@@ -11,6 +11,21 @@ public struct Manifest: Sendable, Equatable, Codable {
     public var target: Target
     public var image: Image
     public var minUpdaterVersion: String?
+    /// `[encryption]`: the image is `image.tar.age`, an age file of image.tar (issue 15).
+    public var encryption: Encryption?
+
+    /// What the signed manifest binds of an encrypted image: the age file itself (its size and
+    /// SHA-256); the plaintext is bound by `[image] sha256` and `size` as for a clear package.
+    public struct Encryption: Sendable, Equatable, Codable {
+        /// `age-encryption.org/v1`.
+        public var format: String
+        /// SHA-256 (lowercase hex) of `image.tar.age`.
+        public var sha256: String?
+        /// Size of `image.tar.age` in bytes.
+        public var size: Int64?
+
+        public static let ageFormat = "age-encryption.org/v1"
+    }
 
     public struct Target: Sendable, Equatable, Codable {
         public var service: String
@@ -89,6 +104,30 @@ public struct Manifest: Sendable, Equatable, Codable {
             minUpdater = c.optionalString("min_updater_version")
             issues += c.issues
         }
+        var encryption: Manifest.Encryption?
+        if let enc = r.optionalTable("encryption") {
+            var e = FieldReader(table: enc, context: "manifest.toml", code: "manifest.parse_failed", prefix: "encryption.")
+            let format = e.string("format")
+            let esha = e.optionalString("sha256")
+            let esize = e.optionalInteger("size")
+            issues += e.issues
+            if let format {
+                if format != Encryption.ageFormat {
+                    issues.append(Issue("encryption.unsupported", "manifest encryption.format \"\(format)\" is not supported (only \"\(Encryption.ageFormat)\")"))
+                }
+                var shaNorm: String?
+                if let esha {
+                    let hex = esha.hasPrefix("sha256:") ? String(esha.dropFirst(7)) : esha
+                    if hex.count == 64 && hex.allSatisfy({ $0.isHexDigit }) { shaNorm = hex.lowercased() } else {
+                        issues.append(Issue("manifest.invalid_encryption_sha256", "encryption.sha256 must be 64 hexadecimal digits (the SHA-256 of image.tar.age)"))
+                    }
+                }
+                if let esize, esize <= 0 {
+                    issues.append(Issue("manifest.invalid_encryption_size", "encryption.size must be a positive number of bytes, found \(esize)"))
+                }
+                encryption = Encryption(format: format, sha256: shaNorm, size: esize)
+            }
+        }
         issues = r.issues + t.issues + im.issues + issues
         guard let packageType, let packageVersion, let createdAt, let service, let revision, let platform, let reference,
               issues.allSatisfy({ $0.code != "manifest.parse_failed" }) else {
@@ -129,7 +168,8 @@ public struct Manifest: Sendable, Equatable, Codable {
         }
         let m = Manifest(formatVersion: formatVersion, packageType: packageType, packageVersion: packageVersion,
                          createdAt: createdAt, target: Target(service: service, serviceRevision: revision, platform: platform),
-                         image: Image(reference: reference, sha256: shaNorm, size: size), minUpdaterVersion: minUpdater)
+                         image: Image(reference: reference, sha256: shaNorm, size: size), minUpdaterVersion: minUpdater,
+                         encryption: encryption)
         return (m, issues)
     }
 

@@ -12,6 +12,8 @@ public final class AgeEncryptor {
     private var finished = false
     /// Plaintext bytes written so far.
     public private(set) var plaintextCount: Int64 = 0
+    /// The file key (lets the writer check what it wrote, see `AgeKnownFileKey`).
+    public let fileKey: AgeFileKey
 
     public init(recipients: [any AgeRecipient], randomness: AgeRandomness,
                 sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -20,6 +22,7 @@ public final class AgeEncryptor {
             throw AgeError(.headerInvalid, "a passphrase cannot be combined with other recipients (age requires it alone)")
         }
         guard let fileKey = AgeFileKey(try randomness.bytes(16)) else { throw AgeError(.internalFailure, "no file key") }
+        self.fileKey = fileKey
         var stanzas: [AgeStanza] = []
         for r in recipients { stanzas.append(try r.wrap(fileKey, randomness: randomness)) }
         let payloadNonce = try randomness.bytes(16)

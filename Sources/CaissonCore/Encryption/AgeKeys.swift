@@ -195,6 +195,14 @@ public struct AgeScryptIdentity: AgeIdentity {
     }
 }
 
+/// An identity that already holds the file key: the builder that just encrypted a file checks
+/// it without any recipient's secret (the header MAC still has to verify under it).
+public struct AgeKnownFileKey: AgeIdentity {
+    let fileKey: AgeFileKey
+    public init(_ fileKey: AgeFileKey) { self.fileKey = fileKey }
+    public func unwrap(_ stanzas: [AgeStanza]) throws(AgeError) -> AgeFileKey? { fileKey }
+}
+
 // MARK: - Identity files
 
 public enum AgeIdentityFile {

@@ -99,6 +99,11 @@ public struct ImagePayload: Sendable, Equatable {
     /// When set, a host that streams the archive holds the end of the upload until the gate
     /// decides (see `UploadGate`); `ContainerHost.streamsImageArchives` says whether it does.
     public var gate: UploadGate?
+    /// When set, `[offset, offset + length)` is an age file of the archive (`image.tar.age`): the
+    /// host decrypts it as it reads, hands on only authenticated chunks, and (streaming hosts)
+    /// ends the upload only after the final chunk authenticated and `sha256` (of the plaintext)
+    /// matched. A host that cannot decrypt must refuse the payload.
+    public var encryption: ImageEncryption?
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {
@@ -108,6 +113,69 @@ public struct ImagePayload: Sendable, Equatable {
         self.reference = reference
         self.expectedImageID = expectedImageID
         self.config = config
+    }
+}
+
+/// How to decrypt an encrypted image archive: the file key validation unwrapped (no identity or
+/// passphrase work again) and the plaintext size.
+public struct ImageEncryption: Sendable, Equatable {
+    public var fileKey: AgeFileKey
+    public var plaintextSize: Int64
+
+    public init(fileKey: AgeFileKey, plaintextSize: Int64) {
+        self.fileKey = fileKey
+        self.plaintextSize = plaintextSize
+    }
+}
+
+/// Reads the image archive of a payload as the host must send it: the byte range as it is, or
+/// (encrypted) its decryption, authenticated chunk by chunk; hashes what it hands out and, at the
+/// end, checks it against `payload.sha256`. Shared by the Docker body (streamed upload) and the
+/// simulator (which reads the whole archive before "loading", as the daemon does).
+public final class PayloadArchiveReader {
+    private enum Inner {
+        case clear(FileByteSource)
+        case encrypted(AgeDecryptingSource<FileByteSource>)
+    }
+    private var inner: Inner
+    private var sha = SHA256()
+    private let expected: String?
+    /// Archive bytes handed out.
+    public private(set) var count: Int64 = 0
+
+    /// Opens the payload's range (the header of an encrypted one is read and checked here).
+    public init(_ payload: ImagePayload, open: (String, Int64, Int64) throws -> FileByteSource) throws {
+        let file = try open(payload.path, payload.offset, payload.length)
+        if let e = payload.encryption {
+            inner = .encrypted(try AgeDecryptingSource(file, fileKey: e.fileKey))
+        } else {
+            inner = .clear(file)
+        }
+        expected = payload.sha256?.lowercased()
+    }
+
+    /// Fills `buffer`; 0 at the end, once the end checks passed (throws otherwise).
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n: Int
+        switch inner {
+        case .clear(let f): n = try f.read(into: buffer)
+        case .encrypted(let a): n = try a.read(into: buffer)
+        }
+        if n > 0 {
+            sha.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            count += Int64(n)
+            return n
+        }
+        if case .encrypted(let a) = inner, !a.isComplete {
+            throw AgeError(.payloadInvalid, "the encrypted image ended before its final chunk")
+        }
+        if let expected {
+            let hex = sha.finalizeDigest().hex
+            guard hex == expected else {
+                throw CaissonError("package.changed", "the image archive read has SHA-256 \(hex), not \(expected) as validated")
+            }
+        }
+        return 0
     }
 }
 

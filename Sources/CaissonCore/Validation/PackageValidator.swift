@@ -21,10 +21,17 @@ public struct ValidationReport: Sendable, Equatable {
         guard status == .accepted, let m = manifest, let t = scan?.imageTar, let f = scan?.image else { return nil }
         var labels: [String: String] = [:]
         for l in f.labels { labels[l.key] = l.value }
-        return ImagePayload(path: packagePath, offset: t.dataOffset, length: t.size, reference: m.image.reference,
-                            expectedImageID: f.imageID,
-                            config: ImageConfig(os: f.os, architecture: f.architecture, variant: f.variant,
-                                                labels: labels, hasHealthcheck: f.hasHealthcheck))
+        var payload = ImagePayload(path: packagePath, offset: t.dataOffset, length: t.size, reference: m.image.reference,
+                                   expectedImageID: f.imageID,
+                                   config: ImageConfig(os: f.os, architecture: f.architecture, variant: f.variant,
+                                                       labels: labels, hasHealthcheck: f.hasHealthcheck))
+        if let e = scan?.encryptedImage {
+            guard let key = e.fileKey else { return nil }
+            // The host reads the age file and decrypts it again as it loads.
+            payload.length = e.size
+            payload.encryption = ImageEncryption(fileKey: key, plaintextSize: t.size)
+        }
+        return payload
     }
 }
 
@@ -36,6 +43,8 @@ public struct PackageValidator {
     public var updaterVersion: String
     public var limits: PackageScanLimits
     public var progress: ((Int64) -> Void)?
+    /// The device's age identities (from the catalog's `[trust] age_identities`, read by the caller).
+    public var ageIdentities: [any AgeIdentity] = []
 
     public init(catalog: Catalog, updaterVersion: String, limits: PackageScanLimits = PackageScanLimits(),
                 progress: ((Int64) -> Void)? = nil) {
@@ -67,9 +76,11 @@ public struct PackageValidator {
         }
         report.packageSize = Int64(st.st_size)
 
-        let scanner = PackageScanner(limits: limits,
+        var scanner = PackageScanner(limits: limits,
                                      wantImageDigest: { bytes in Manifest.parse(bytes).0?.image.sha256 != nil },
                                      progress: progress)
+        scanner.ageIdentities = ageIdentities
+        scanner.ageOptions = AgeDecryptionOptions(maxWorkFactor: catalog.trust.ageMaxWorkFactor)
         let scan = scanner.scan(path: path)
         report.scan = scan
         report.issues += scan.issues
@@ -87,6 +98,7 @@ public struct PackageValidator {
         report.manifest = manifest
         report.issues += manifest.check(against: catalog, updaterVersion: updaterVersion)
         report.service = catalog.service(named: manifest.target.service)
+        report.issues += Self.checkEncryption(scan, manifest: manifest, trust: catalog.trust)
 
         if let t = scan.imageTar {
             if let want = manifest.image.size, want != t.size {
@@ -104,6 +116,36 @@ public struct PackageValidator {
             report.issues += Self.checkImage(facts, manifest: manifest)
         }
         return report
+    }
+
+    /// Issue 15: an encrypted image must be bound by the manifest (the age file's size and
+    /// SHA-256, the plaintext's SHA-256 and size) and match it; a device that requires encryption
+    /// refuses a clear image.
+    static func checkEncryption(_ scan: PackageScan, manifest: Manifest, trust: Catalog.Trust) -> [Issue] {
+        var issues: [Issue] = []
+        let clear = scan.entries.contains { $0.name == "image.tar" && $0.type == .regular }
+        guard let e = scan.encryptedImage else {
+            if trust.requireEncryption && clear {
+                issues.append(Issue("encryption.required", "this device accepts only encrypted packages (image.tar.age), and this package's image.tar is not encrypted"))
+            }
+            if manifest.encryption != nil && clear {
+                issues.append(Issue("encryption.unbound", "manifest.toml declares an encrypted image but the package holds a clear image.tar"))
+            }
+            return issues
+        }
+        if clear {
+            issues.append(Issue("archive.ambiguous_image", "the package holds both image.tar and image.tar.age; it must hold exactly one of them"))
+        }
+        guard let enc = manifest.encryption, let wantSHA = enc.sha256, let wantSize = enc.size, manifest.image.sha256 != nil else {
+            issues.append(Issue("encryption.unbound", "the package holds image.tar.age but manifest.toml does not bind it: it needs [encryption] format, sha256 and size (of image.tar.age) and [image] sha256 (of image.tar)"))
+            return issues
+        }
+        if wantSize != e.size {
+            issues.append(Issue("encryption.size_mismatch", "image.tar.age is \(e.size) bytes but the manifest declares \(wantSize)"))
+        } else if let got = e.sha256, got != wantSHA {
+            issues.append(Issue("encryption.checksum_mismatch", "image.tar.age has SHA-256 \(got) but the manifest declares \(wantSHA)"))
+        }
+        return issues
     }
 
     /// What `docker load` would do must be exactly what the manifest says.
