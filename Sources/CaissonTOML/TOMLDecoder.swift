@@ -31,11 +31,15 @@ public struct TOMLDecoder: Sendable {
     }
 
     public var keyDecodingStrategy: KeyDecodingStrategy
+    /// The TOML version documents are parsed as (`decode(from: bytes)` and `from: text`).
+    public var spec: TOMLSpec
     public var limits: TOMLLimits
     public var userInfo: [CodingUserInfoKey: any Sendable]
 
-    public init(keyDecodingStrategy: KeyDecodingStrategy = .useDefaultKeys, limits: TOMLLimits = .default) {
+    public init(keyDecodingStrategy: KeyDecodingStrategy = .useDefaultKeys, spec: TOMLSpec = .latest,
+                limits: TOMLLimits = .default) {
         self.keyDecodingStrategy = keyDecodingStrategy
+        self.spec = spec
         self.limits = limits
         self.userInfo = [:]
     }
@@ -61,7 +65,7 @@ public struct TOMLDecoder: Sendable {
 
     /// Parses and decodes. Throws `TOMLError` for invalid TOML, `TOMLDecodingError` otherwise.
     public func decode<T: Decodable>(_ type: T.Type = T.self, from bytes: [UInt8]) throws -> T {
-        let table = try TOML.parse(bytes, limits: limits)
+        let table = try TOML.parse(bytes, spec: spec, limits: limits)
         return try decode(type, from: table)
     }
 

@@ -34,25 +34,40 @@ public struct TOMLLimits: Equatable, Sendable {
     public static let `default` = TOMLLimits()
 }
 
+/// Which TOML specification a document is read against.
+///
+/// 1.1 is what the Rust tool's parser (and so every existing manifest and catalog) reads: newlines,
+/// comments and a trailing comma inside inline tables, the `\xHH` and `\e` escapes, and times
+/// without seconds (`07:32`, read as `07:32:00`). 1.0 refuses all of those; it is kept for the
+/// 1.0 conformance suite and for callers that must not accept more than 1.0.
+public enum TOMLSpec: String, Sendable, CaseIterable {
+    case v1_0 = "1.0.0"
+    case v1_1 = "1.1.0"
+
+    /// The newest specification, the default everywhere.
+    public static let latest: TOMLSpec = .v1_1
+}
+
 /// Entry points.
 public enum TOML {
-    /// Parses a complete TOML 1.0 document from UTF-8 bytes (a leading BOM is skipped).
-    public static func parse(_ bytes: [UInt8], limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
-        var parser = TOMLParser(bytes: bytes, limits: limits)
+    /// Parses a complete TOML document (1.1 unless `spec` says otherwise) from UTF-8 bytes (a
+    /// leading BOM is skipped).
+    public static func parse(_ bytes: [UInt8], spec: TOMLSpec = .latest, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        var parser = TOMLParser(bytes: bytes, spec: spec, limits: limits)
         return try parser.parseDocument()
     }
 
-    /// Parses a complete TOML 1.0 document from any collection of UTF-8 bytes (`Data`, a slice, ...).
-    public static func parse<C: Collection<UInt8>>(_ bytes: C, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+    /// Parses a complete TOML document from any collection of UTF-8 bytes (`Data`, a slice, ...).
+    public static func parse<C: Collection<UInt8>>(_ bytes: C, spec: TOMLSpec = .latest, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
         guard bytes.count <= limits.maxInputBytes else {
             throw TOMLError(line: 1, column: 1,
                             message: "input is \(bytes.count) bytes, more than the limit of \(limits.maxInputBytes) bytes")
         }
-        return try parse(Array(bytes), limits: limits)
+        return try parse(Array(bytes), spec: spec, limits: limits)
     }
 
-    /// Parses a complete TOML 1.0 document from a string.
-    public static func parse(_ text: String, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
-        try parse(Array(text.utf8), limits: limits)
+    /// Parses a complete TOML document from a string.
+    public static func parse(_ text: String, spec: TOMLSpec = .latest, limits: TOMLLimits = .default) throws(TOMLError) -> TOMLTable {
+        try parse(Array(text.utf8), spec: spec, limits: limits)
     }
 }

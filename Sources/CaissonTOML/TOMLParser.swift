@@ -1,4 +1,7 @@
-// A single-pass recursive-descent TOML 1.0 parser over UTF-8 bytes.
+// A single-pass recursive-descent TOML parser over UTF-8 bytes, for TOML 1.1 (the default) or 1.0.
+// The differences are few and local: 1.1 allows newlines, comments and a trailing comma in inline
+// tables (`inlineTableSpacing`), the `\xHH` and `\e` escapes (`parseEscape`), and times without
+// seconds (`parseDateTime`). Everything else is the same grammar.
 //
 // The document is built as a tree of mutable `Node`s (tables that may still grow, each with the
 // state the redefinition rules need) and converted to immutable `TOMLTable`s at the end. Inline
@@ -141,12 +144,15 @@ struct TOMLParser {
     private let b: [UInt8]
     private var p = 0
     private let limits: TOMLLimits
+    /// TOML 1.1 (true) or 1.0 (false).
+    private let v11: Bool
     private var section = 0
     private let bomLength: Int
 
-    init(bytes: [UInt8], limits: TOMLLimits) {
+    init(bytes: [UInt8], spec: TOMLSpec = .latest, limits: TOMLLimits) {
         self.b = bytes
         self.limits = limits
+        self.v11 = spec == .v1_1
         self.bomLength = (bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) ? 3 : 0
     }
 
@@ -635,7 +641,7 @@ struct TOMLParser {
                 let open = p
                 guard depth <= limits.maxDepth else { throw depthError(at: open) }
                 p += 1
-                skipWhitespace()
+                try inlineTableSpacing()
                 if p < b.count && b[p] == 0x7D {
                     p += 1
                     value = .table(TOMLTable())
@@ -676,11 +682,17 @@ struct TOMLParser {
                     value = .array(items)
                 case .inlineTable(let node, let open, let key):
                     try insert(key, value, into: node)
-                    skipWhitespace()
+                    try inlineTableSpacing()
                     guard p < b.count else { throw unterminatedInlineTable(open) }
                     switch b[p] {
                     case 0x2C: // ,
                         p += 1
+                        try inlineTableSpacing()
+                        if v11 && p < b.count && b[p] == 0x7D { // a trailing comma (1.1)
+                            p += 1
+                            value = .table(node.toTable())
+                            continue
+                        }
                         let next = try parseInlineKey(open: open)
                         stack.append(.inlineTable(node: node, open: open, key: next))
                         depth = node.depth + next.count
@@ -700,9 +712,19 @@ struct TOMLParser {
         }
     }
 
+    /// Between the parts of an inline table: spaces and tabs in 1.0; also newlines and comments
+    /// in 1.1.
+    private mutating func inlineTableSpacing() throws(TOMLError) {
+        if v11 {
+            try skipWhitespaceCommentsNewlines()
+        } else {
+            skipWhitespace()
+        }
+    }
+
     /// Inside an inline table, before a key: the key, '=' and the whitespace after it.
     private mutating func parseInlineKey(open: Int) throws(TOMLError) -> [KeyPart] {
-        skipWhitespace()
+        try inlineTableSpacing()
         guard p < b.count else { throw unterminatedInlineTable(open) }
         if b[p] == 0x7D {
             throw error("a trailing comma is not allowed in an inline table", at: p)
@@ -912,6 +934,14 @@ struct TOMLParser {
         case 0x72: out.append(0x0D); p += 1 // r
         case 0x22: out.append(0x22); p += 1 // "
         case 0x5C: out.append(0x5C); p += 1 // \
+        case 0x65 where v11: out.append(0x1B); p += 1 // e: escape (1.1)
+        case 0x78 where v11: // xHH: the code point U+00HH (1.1)
+            guard p + 2 < b.count, TOMLParser.isHexDigit(b[p + 1]), TOMLParser.isHexDigit(b[p + 2]) else {
+                throw error("the escape '\\x' needs 2 hexadecimal digits", at: start)
+            }
+            let v = TOMLParser.hexValue(b[p + 1]) << 4 | TOMLParser.hexValue(b[p + 2])
+            out.append(contentsOf: String(Character(Unicode.Scalar(UInt8(v)))).utf8)
+            p += 3
         case 0x75, 0x55: // u, U
             let width = c == 0x75 ? 4 : 8
             p += 1
@@ -950,7 +980,8 @@ struct TOMLParser {
                 }
             }
         default:
-            throw error("invalid escape sequence '\\\(describeBare(p))' (valid: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)", at: start)
+            let valid = v11 ? "\\b \\t \\n \\f \\r \\e \\\" \\\\ \\xHH \\uXXXX \\UXXXXXXXX" : "\\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX"
+            throw error("invalid escape sequence '\\\(describeBare(p))' (valid: \(valid))", at: start)
         }
     }
 
@@ -976,8 +1007,9 @@ struct TOMLParser {
     }
 
     /// Parses exactly one date/time literal from `bytes` (used by `TOMLDateTime(parsing:)`).
+    /// Read as 1.0: these are RFC 3339 texts (in strings), where seconds are required.
     static func parseStandaloneDateTime(_ bytes: [UInt8]) throws(TOMLError) -> TOMLDateTime {
-        var parser = TOMLParser(bytes: bytes, limits: .default)
+        var parser = TOMLParser(bytes: bytes, spec: .v1_0, limits: .default)
         let dt = try parser.parseDateTime()
         guard parser.p == bytes.count else { throw parser.error("unexpected text after the date/time", at: parser.p) }
         return dt
@@ -1035,9 +1067,14 @@ struct TOMLParser {
         dt.hour = try fixedDigits(2, "hour")
         try expectByte(0x3A, "':' after the hour")
         dt.minute = try fixedDigits(2, "minute")
-        try expectByte(0x3A, "':' after the minute (seconds are required)")
-        dt.second = try fixedDigits(2, "second")
-        if p < b.count && b[p] == 0x2E {
+        let hasSeconds = !v11 || (p < b.count && b[p] == 0x3A)
+        if hasSeconds {
+            try expectByte(0x3A, "':' after the minute (seconds are required)")
+            dt.second = try fixedDigits(2, "second")
+        } else {
+            dt.second = 0 // seconds are optional in 1.1 (and then no fraction may follow)
+        }
+        if hasSeconds && p < b.count && b[p] == 0x2E {
             p += 1
             let fracStart = p
             while digitAt(p) { p += 1 }

@@ -1,4 +1,4 @@
-/// A TOML value: one of the TOML 1.0 types.
+/// A TOML value: one of the TOML types (the same in 1.0 and 1.1).
 ///
 /// Equality is structural. Floats compare as `Double` does, so a `nan` is never equal to anything;
 /// tables compare without regard to key order.

@@ -1,5 +1,6 @@
-// toml-test-decoder: TOML on stdin → toml-test tagged JSON on stdout (exit 0), or the error on
-// stderr (exit 1). See https://github.com/toml-lang/toml-test for the interface.
+// toml-test-decoder [--spec 1.0.0|1.1.0]: TOML on stdin → toml-test tagged JSON on stdout (exit 0),
+// or the error on stderr (exit 1). See https://github.com/toml-lang/toml-test for the interface.
+// The document is read as TOML 1.1 unless `--spec 1.0.0` says otherwise.
 import CaissonTOML
 
 #if canImport(Glibc)
@@ -97,12 +98,27 @@ func emit(_ table: TOMLTable, into out: inout [UInt8]) {
     out.append(0x7D)
 }
 
+var spec = TOMLSpec.latest
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.count {
+case 0: break
+case 2 where arguments[0] == "--spec":
+    guard let chosen = TOMLSpec(rawValue: arguments[1]) else {
+        writeAll(2, Array("error: unknown TOML version '\(arguments[1])' (1.0.0 or 1.1.0)\n".utf8))
+        exit(2)
+    }
+    spec = chosen
+default:
+    writeAll(2, Array("usage: toml-test-decoder [--spec 1.0.0|1.1.0] < document.toml\n".utf8))
+    exit(2)
+}
+
 guard let input = readAllStdin() else {
     writeAll(2, Array("error: cannot read standard input\n".utf8))
     exit(2)
 }
 do {
-    let table = try TOML.parse(input)
+    let table = try TOML.parse(input, spec: spec)
     var out: [UInt8] = []
     out.reserveCapacity(input.count * 2)
     emit(table, into: &out)

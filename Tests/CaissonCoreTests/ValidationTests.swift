@@ -15,7 +15,8 @@ import Testing
     // MARK: The Rust tool's files load unchanged
 
     @Test("the Rust tool's manifests are accepted", arguments: ["example.toml", "string-format-version.toml", "toml-datetime.toml",
-                                                                 "compatibility.toml", "minimal.toml", "unknown-keys.toml"])
+                                                                 "compatibility.toml", "minimal.toml", "unknown-keys.toml",
+                                                                 "toml-1.1.toml"])
     func rustManifests(_ name: String) throws {
         let (m, issues) = Manifest.parse(try Self.fixture("manifests/" + name))
         #expect(issues == [])
@@ -34,6 +35,22 @@ import Testing
         let b = try #require(c.service(named: "backend"))
         #expect(b.compose?.file == Self.root.appendingPathComponent("fixtures/compose/backend.yaml").path)
         #expect(b.compose?.project == "caisson-stack")
+    }
+
+    @Test func catalogsAreReadAsTOML11() throws {
+        let path = Self.root.appendingPathComponent("fixtures/catalogs/toml-1.1.toml").path
+        let c = try Catalog.parse(try Self.fixture("catalogs/toml-1.1.toml"), path: path)
+        let reference = try Self.catalog()
+        #expect(c.services == reference.services)
+        #expect(c.service(named: "backend")?.compose?.file == Self.root.appendingPathComponent("fixtures/compose/backend.yaml").path)
+    }
+
+    @Test func manifestsAreReadAsTOML11() throws {
+        let (m, issues) = Manifest.parse(try Self.fixture("manifests/toml-1.1.toml"))
+        #expect(issues == [])
+        #expect(m?.createdAt == "2026-03-16T18:30:00Z")
+        #expect(m?.target.serviceRevision == "frontend-v1")
+        #expect(m?.minUpdaterVersion == "0.1.0")
     }
 
     @Test func updaterTooOld() throws {

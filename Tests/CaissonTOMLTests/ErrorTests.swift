@@ -6,7 +6,8 @@ struct PositionCase: CustomTestStringConvertible, Sendable {
     var line: Int
     var column: Int
     var message: String
-    var testDescription: String { "\(line):\(column) \(message)" }
+    var spec: TOMLSpec = .latest
+    var testDescription: String { "\(line):\(column) \(message) (TOML \(spec.rawValue))" }
 }
 
 @Suite struct ErrorPositionTests {
@@ -24,8 +25,13 @@ struct PositionCase: CustomTestStringConvertible, Sendable {
         .init(input: "t = 10:61:00", line: 1, column: 5, message: "minute 61"),
         .init(input: "a = [1, 2\nb = 3", line: 2, column: 1, message: "expected ',' or ']' in the array"),
         .init(input: "a = [1,\n2", line: 2, column: 2, message: "unterminated array (opened at line 1, column 5)"),
-        .init(input: "a = { b = 1,}", line: 1, column: 13, message: "trailing comma"),
-        .init(input: "a = { b = 1\n}", line: 1, column: 12, message: "single line"),
+        .init(input: "a = { b = 1,}", line: 1, column: 13, message: "trailing comma", spec: .v1_0),
+        .init(input: "a = { b = 1\n}", line: 1, column: 12, message: "single line", spec: .v1_0),
+        .init(input: "a = { b = 1,\n, }", line: 2, column: 1, message: "expected a key, found ','"),
+        .init(input: "a = { b = 1 c = 2 }", line: 1, column: 13, message: "expected ',' or '}' in the inline table"),
+        .init(input: "s = \"\\x4\"", line: 1, column: 6, message: "'\\x' needs 2 hexadecimal digits"),
+        .init(input: "s = \"\\x41\"", line: 1, column: 6, message: "invalid escape sequence '\\x'", spec: .v1_0),
+        .init(input: "t = 07:32", line: 1, column: 10, message: "seconds are required", spec: .v1_0),
         .init(input: "[a.b]\n[a]\nb.c = 1", line: 3, column: 1, message: "cannot add keys to table 'a.b'"),
         .init(input: "a = 1\n[a.b]", line: 2, column: 2, message: "it is already an integer"),
         .init(input: "# é comment\nkey = é", line: 2, column: 7, message: "expected a value, found 'é' (U+00E9)"),
@@ -40,7 +46,7 @@ struct PositionCase: CustomTestStringConvertible, Sendable {
     @Test(arguments: cases)
     func errorPosition(_ c: PositionCase) {
         do {
-            _ = try TOML.parse(c.input)
+            _ = try TOML.parse(c.input, spec: c.spec)
             Issue.record("expected an error for \(c.input.debugDescription)")
         } catch {
             #expect(error.line == c.line)

@@ -43,9 +43,14 @@ private func value(_ text: String) throws -> TOMLValue? { try TOML.parse("v = " 
         #expect(try value(#""\b\t\n\f\r\"\\ \u00E9 \U0001F600""#) == .string("\u{8}\t\n\u{C}\r\"\\ é 😀"))
     }
 
-    @Test(arguments: [#""\uD800""#, #""\uDFFF""#, #""\U00110000""#, #""\UFFFFFFFF""#, #""\u12""#, #""\x41""#, #""\e""#])
+    @Test(arguments: [#""\uD800""#, #""\uDFFF""#, #""\U00110000""#, #""\UFFFFFFFF""#, #""\u12""#])
     func badEscapesRejected(_ text: String) {
         #expect(throws: TOMLError.self) { try value(text) }
+    }
+
+    @Test(arguments: [#""\x41""#, #""\e""#])
+    func escapesNewIn11RejectedIn10(_ text: String) {
+        #expect(throws: TOMLError.self) { try TOML.parse("v = " + text, spec: .v1_0) }
     }
 
     @Test func literalStringsHaveNoEscapes() throws {
@@ -196,7 +201,7 @@ private func value(_ text: String) throws -> TOMLValue? { try TOML.parse("v = " 
     }
 
     @Test(arguments: ["1979-13-01", "1979-00-01", "1979-01-00", "1979-01-32", "24:00:00", "12:60:00",
-                      "1979-05-27T07:32", "07:32", "1979-5-27", "79-05-27", "10000-01-01", "1979-05-27T",
+                      "1979-05-27T07:3", "07:3", "07:32.5", "1979-05-27T07:32.5Z", "1979-5-27", "79-05-27", "10000-01-01", "1979-05-27T",
                       "1979-05-27T07:32:00.", "1979-05-27T07:32:00+24:00", "1979-05-27T07:32:00+07:60",
                       "1979-05-27T07:32:00+7:00", "1979-05-27T07:32:00Zx", "1979-05-27 07:32:00X"])
     func badDateTimes(_ text: String) {
@@ -281,11 +286,16 @@ private func value(_ text: String) throws -> TOMLValue? { try TOML.parse("v = " 
         "a = {b = 1, b = 2}",
         "a.b = 1\na.b.c = 2",
         "[[albums.songs]]\n[[albums]]",
-        "t = {a = 1,}",
-        "t = {a = 1\n}",
+        "t = {a = 1,,}",
+        "t = {a = 1\nb = 2}",
     ])
     func redefinitionsAndSyntaxErrors(_ text: String) {
         #expect(throws: TOMLError.self) { try parse(text) }
+    }
+
+    @Test(arguments: ["t = {a = 1,}", "t = {a = 1\n}"])
+    func inlineTableFormsNewIn11RejectedIn10(_ text: String) {
+        #expect(throws: TOMLError.self) { try TOML.parse(text, spec: .v1_0) }
     }
 
     @Test func emptyAndWhitespaceDocuments() throws {
