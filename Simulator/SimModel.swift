@@ -137,6 +137,17 @@ public enum SimStopMode: String, Sendable, Equatable, Hashable, Codable {
         labels[labelKey].flatMap(SimStopMode.init(rawValue:)) ?? .graceful
     }
 
+    /// `io.caisson.sim.flush_secs=N`: on SIGTERM the process needs N seconds to flush its data
+    /// before it exits 0 (a database, a queue). Stopped with a shorter grace it is SIGKILLed
+    /// mid-flush: the simulator records a `SimFlushKill` (data lost) and the invariants forbid it.
+    public static let flushLabelKey = "io.caisson.sim.flush_secs"
+
+    /// The flush time scripted by `labels`, in ms (nil: none, the process exits at once).
+    public static func flushMillis(labels: [String: String]) -> Int64? {
+        guard let raw = labels[flushLabelKey], let secs = Double(raw), secs > 0, secs <= 86_400 else { return nil }
+        return Int64((secs * 1000).rounded())
+    }
+
     var exitCodeOnStop: Int {
         switch self {
         case .graceful: return 0
@@ -197,6 +208,8 @@ public struct SimContainer: Sendable, Equatable, Codable {
     public var labels: [String: String]
     public var behaviour: SimBehaviour
     public var stopMode: SimStopMode
+    /// How long the process needs after SIGTERM to flush and exit (`SimStopMode.flushLabelKey`).
+    public var flushMillis: Int64?
     public var hasHealthcheck: Bool
     /// Host port bindings derived from `config.ports` (`0.0.0.0:8080/tcp`), for clash checks.
     public var hostPorts: [String]
@@ -249,7 +262,7 @@ public struct SimContainer: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, imageID, imageReference, config, labels, behaviour, stopMode, hasHealthcheck, hostPorts
+        case id, name, imageID, imageReference, config, labels, behaviour, stopMode, flushMillis, hasHealthcheck, hostPorts
         case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped
         case frozenHealth, nextEventMillis, backoffMillis, createdAtMillis
     }
@@ -282,7 +295,25 @@ public struct SimContainer: Sendable, Equatable, Codable {
     func info(at now: Int64) -> ContainerInfo {
         ContainerInfo(id: id, name: name, imageID: imageID, imageReference: imageReference, status: status,
                       health: health(at: now), restartCount: restartCount, startedAt: startedAt,
-                      exitCode: exitCode, labels: labels)
+                      exitCode: exitCode, labels: labels, stopTimeoutSecs: config.stopTimeoutSecs)
+    }
+}
+
+/// A container SIGKILLed while it was still flushing after SIGTERM: its data is lost. Recorded by
+/// the simulator whenever a stop's grace (or a force-remove, grace 0) is shorter than the
+/// container's flush time; the harness's invariants forbid it.
+public struct SimFlushKill: Sendable, Equatable, Codable, CustomStringConvertible {
+    public var containerID: String
+    public var name: String
+    public var atMillis: Int64
+    public var graceMillis: Int64
+    public var flushMillis: Int64
+    /// `stop` (a stop call), `remove` (a force-remove of a running container), `compose` (Compose
+    /// recreating it), `daemon` (the daemon stopping it on shutdown).
+    public var cause: String
+
+    public var description: String {
+        "container \(name) (\(containerID.prefix(12))) was killed before its flush at t=\(atMillis) ms by \(cause): it needs \(flushMillis / 1000)s after SIGTERM, got \(graceMillis / 1000)s"
     }
 }
 
@@ -322,6 +353,8 @@ public struct SimState: Sendable, Equatable, Codable {
     public var faultPlan: FaultPlan = FaultPlan()
     public var swarm: SwarmState? = nil
     public var traceDigest: UInt64 = FNV1a64.offsetBasis
+    /// Containers killed before their flush (nil: none yet; optional so older saved states load).
+    public var flushKills: [SimFlushKill]? = nil
 
     public init() {}
 }

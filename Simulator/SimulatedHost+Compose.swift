@@ -114,7 +114,7 @@ extension SimulatedHost {
         }
         // Recreate: stop and remove what is there, then create and start the new container.
         let grace = graceMillis(seconds: svc.config.stopTimeoutSecs)
-        for c in members { _ = userStop(c.id, graceMillis: grace) }
+        for c in members { _ = userStop(c.id, graceMillis: grace, cause: "compose") }
         for c in members { deleteContainer(c.id) }
         let created = try composeCreate(svc, image: image, imageReference: imageReference, configHash: hash)
         _ = try userStart(created.id)

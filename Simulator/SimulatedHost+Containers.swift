@@ -46,7 +46,8 @@ extension SimulatedHost {
         var c = SimContainer(
             id: newContainerID(), name: name, imageID: image.id, imageReference: imageReference, config: config,
             labels: labels, behaviour: SimBehaviour.from(labels: image.config.labels),
-            stopMode: SimStopMode.from(labels: image.config.labels), hasHealthcheck: image.config.hasHealthcheck && image.config.labels["io.caisson.sim.healthcheck"] != "none",
+            stopMode: SimStopMode.from(labels: image.config.labels), flushMillis: SimStopMode.flushMillis(labels: image.config.labels),
+            hasHealthcheck: image.config.hasHealthcheck && image.config.labels["io.caisson.sim.healthcheck"] != "none",
             hostPorts: Self.hostBindings(config.ports), status: .created, exitCode: 0, restartCount: 0, startedAt: Self.neverStarted, startedAtMillis: 0,
             hasBeenStartedBefore: false, manuallyStopped: false, frozenHealth: .none, nextEventMillis: nil,
             backoffMillis: 0, createdAtMillis: clock.nowMillis)
@@ -83,12 +84,12 @@ extension SimulatedHost {
     }
 
     /// A user stop with a grace period; advances the clock if the process ignores SIGTERM.
-    func userStop(_ id: String, graceMillis: Int64) -> String {
+    func userStop(_ id: String, graceMillis: Int64, cause: String = "stop") -> String {
         guard var c = state.containers[id] else { return "not found" }
         switch c.status {
         case .running:
             c.manuallyStopped = true
-            let r = terminate(&c, graceMillis: graceMillis)
+            let r = terminate(&c, graceMillis: graceMillis, cause: cause)
             state.containers[id] = c
             clock.advance(to: r.atMillis)
             advanceAll()
@@ -179,6 +180,8 @@ extension SimulatedHost {
 
     func doRemoveContainer(_ nameOrID: String) throws(HostError) -> String {
         guard let id = try resolveContainer(nameOrID) else { return "not found" }
+        // A force-remove of a running container is a SIGKILL, at once.
+        if let c = state.containers[id], c.status == .running { recordFlushKill(c, graceMillis: 0, cause: "remove") }
         deleteContainer(id)
         return "removed " + String(id.prefix(12))
     }

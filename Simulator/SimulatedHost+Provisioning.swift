@@ -107,6 +107,9 @@ extension SimulatedHost {
 
     // MARK: Observation
 
+    /// Containers SIGKILLed before their flush ended (data lost), in order.
+    public var flushKills: [SimFlushKill] { state.flushKills ?? [] }
+
     /// The containers named exactly `name` (zero or one: names are unique).
     public func containers(named name: String) -> [ContainerInfo] {
         advanceAll()

@@ -126,20 +126,42 @@ extension SimulatedHost {
 
     /// Stops a running container at the current time, waiting out the grace period if its process
     /// ignores SIGTERM (a self-exit due earlier wins). Advances the clock. Returns the exit code.
-    func terminate(_ c: inout SimContainer, graceMillis: Int64) -> (code: Int, atMillis: Int64) {
+    func terminate(_ c: inout SimContainer, graceMillis: Int64, cause: String) -> (code: Int, atMillis: Int64) {
         let now = clock.nowMillis
         var exitAt = now
         var code = c.stopMode.exitCodeOnStop
+        var killedMidFlush = false
         if c.stopMode == .ignoreSigterm { exitAt = saturatingAdd(now, max(0, graceMillis)) }
+        if c.stopMode == .graceful, let flush = c.flushMillis, flush > 0 {
+            // It flushes after SIGTERM; a grace shorter than that ends in SIGKILL mid-flush.
+            if max(0, graceMillis) >= flush {
+                exitAt = saturatingAdd(now, flush)
+            } else {
+                exitAt = saturatingAdd(now, max(0, graceMillis))
+                code = 137
+                killedMidFlush = true
+            }
+        }
         if let t = c.nextEventMillis, t < exitAt, let selfExit = c.behaviour.selfExit {
             exitAt = max(t, now)
             code = selfExit.code
+            killedMidFlush = false
         }
+        if killedMidFlush { recordFlushKill(c, graceMillis: max(0, graceMillis), cause: cause, at: exitAt) }
         c.status = .exited
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
         c.nextEventMillis = nil
         return (code, exitAt)
+    }
+
+    /// Records that `c` was SIGKILLed before its flush ended (nothing when it has no flush).
+    func recordFlushKill(_ c: SimContainer, graceMillis: Int64, cause: String, at: Int64? = nil) {
+        guard c.stopMode == .graceful, let flush = c.flushMillis, flush > graceMillis else { return }
+        let kill = SimFlushKill(containerID: c.id, name: c.name, atMillis: at ?? clock.nowMillis, graceMillis: graceMillis,
+                                flushMillis: flush, cause: cause)
+        digest("flush-kill " + c.id)
+        state.flushKills = (state.flushKills ?? []) + [kill]
     }
 
     /// The host port bindings of a config: `HOST:CONTAINER` → `HOST`, `IP:HOST:CONTAINER` →
@@ -191,7 +213,7 @@ extension SimulatedHost {
                 switch kind {
                 case .graceful, .crash:
                     let grace = graceMillis(seconds: c.config.stopTimeoutSecs)
-                    let r = terminate(&c, graceMillis: grace)
+                    let r = terminate(&c, graceMillis: grace, cause: "daemon")
                     shutdownEnds = max(shutdownEnds, r.atMillis)
                     if kind == .crash { c.manuallyStopped = true }
                 case .powerCut:

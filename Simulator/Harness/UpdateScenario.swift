@@ -11,16 +11,33 @@ public final class UpdateScenario {
         /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap.
         public var newBehaviour: String
         public var restartPolicy: String
+        /// The service container's stop timeout (`--stop-timeout`; Compose `stop_grace_period`).
+        public var stopTimeoutSecs: Int
+        /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
+        /// 0: none. A stop with a shorter grace loses data, which the invariants forbid.
+        public var flushSecs: Int
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
-                    restartPolicy: String = "unless-stopped") {
+                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
             self.restartPolicy = restartPolicy
+            self.stopTimeoutSecs = stopTimeoutSecs
+            self.flushSecs = flushSecs
         }
 
-        public var description: String { "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)" }
+        public var description: String {
+            var d = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if restartPolicy != "unless-stopped" { d += "/restart=\(restartPolicy)" }
+            if flushSecs > 0 || stopTimeoutSecs != 10 { d += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
+            return d
+        }
+
+        /// The labels every image of the scenario carries besides its health script.
+        var extraImageLabels: [String: String] {
+            flushSecs > 0 ? [SimStopMode.flushLabelKey: String(flushSecs)] : [:]
+        }
 
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
@@ -75,19 +92,22 @@ public final class UpdateScenario {
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
             newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
             _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
-                          config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 },
+                                              hasHealthcheck: true))
             let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
             switch config.mode {
             case .docker:
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
                                       docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
                                       health: health)
-                oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy)
+                oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy,
+                                                        stopTimeoutSecs: config.stopTimeoutSecs)
             case .compose:
                 let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
                                       compose: target, health: health)
-                _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy)
+                _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy,
+                                               stopTimeoutSecs: config.stopTimeoutSecs)
                 oldContainerID = nil
             }
             // Let the old release settle (healthy) before the update.
@@ -95,7 +115,8 @@ public final class UpdateScenario {
             // The image is loaded before the update machine runs (import is its own step).
             let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
                                        expectedImageID: newImageID,
-                                       config: ImageConfig(labels: ["io.caisson.sim.health": config.newBehaviour], hasHealthcheck: true))
+                                       config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+                                                           hasHealthcheck: true))
             _ = try? host.loadImage(payload, progress: { _ in })
             host.advanceAll()
             state = host.snapshot
@@ -221,6 +242,8 @@ public final class UpdateScenario {
         if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
             out.append("rollback_started without an outcome event")
         }
+        // No container lost its data: every stop gave it the time it needs to flush.
+        for kill in host.flushKills { out.append(kill.description) }
         // Nothing of ours left behind under the staging name on a clean outcome.
         if a.status != .rollbackFailed, config.mode == .docker {
             let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }

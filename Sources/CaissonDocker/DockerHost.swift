@@ -179,7 +179,8 @@ public final class DockerHost: ContainerHost {
                              restartCount: Int(clamping: container.restartCount),
                              startedAt: container.state.startedAt ?? "",
                              exitCode: Int(clamping: container.state.exitCode ?? 0),
-                             labels: container.config.labels)
+                             labels: container.config.labels,
+                             stopTimeoutSecs: container.config.stopTimeout.map { Int(clamping: $0) })
     }
 
     // MARK: - Free space

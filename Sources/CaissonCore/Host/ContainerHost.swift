@@ -238,10 +238,21 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var startedAt: String
     public var exitCode: Int
     public var labels: [String: String]
+    /// Docker's `Config.StopTimeout`: the grace the container asked for between SIGTERM and
+    /// SIGKILL (`docker run --stop-timeout`, Compose `stop_grace_period`); nil when unset, which
+    /// means Docker's default (`ContainerInfo.defaultStopTimeoutSecs`).
+    public var stopTimeoutSecs: Int?
+
+    /// Docker's stop timeout when a container sets none.
+    public static let defaultStopTimeoutSecs = 10
+
+    /// The grace to stop this container with: its own stop timeout, else Docker's default.
+    public var stopGraceSecs: Int { stopTimeoutSecs ?? Self.defaultStopTimeoutSecs }
 
     public init(id: String, name: String, imageID: String, imageReference: String,
                 status: ContainerStatus, health: HealthStatus, restartCount: Int = 0,
-                startedAt: String = "", exitCode: Int = 0, labels: [String: String] = [:]) {
+                startedAt: String = "", exitCode: Int = 0, labels: [String: String] = [:],
+                stopTimeoutSecs: Int? = nil) {
         self.id = id
         self.name = name
         self.imageID = imageID
@@ -252,6 +263,7 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.startedAt = startedAt
         self.exitCode = exitCode
         self.labels = labels
+        self.stopTimeoutSecs = stopTimeoutSecs
     }
 
     public var isRunning: Bool { status == .running }
