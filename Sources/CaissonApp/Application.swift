@@ -202,6 +202,8 @@ public final class Application {
         public var service: ServiceSpec
         public var currentImage: String
         public var currentImageID: String?
+        /// The grace the current container gets between SIGTERM and SIGKILL (its stop timeout).
+        public var stopGraceSecs: Int?
         public var newImage: String
         public var newImageID: String
         public var currentVersion: String?
@@ -429,19 +431,25 @@ public final class Application {
                   host: any ContainerHost) throws -> LoadPlan {
         var current = "unknown"
         var currentID: String?
+        var stopGrace: Int?
         var steps: [String] = []
         switch service.runtimeMode {
         case .docker:
             let name = service.docker!.containerName
+            var stop = "stop \(name)"
             if let c = try? host.inspectContainer(name) {
                 current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                stopGrace = c.stopGraceSecs
+                stop += c.stopTimeoutSecs == nil
+                    ? " (up to \(c.stopGraceSecs)s after SIGTERM: Docker's default stop timeout)"
+                    : " (up to \(c.stopGraceSecs)s after SIGTERM: its own stop timeout)"
             } else {
                 current = "no container named \(name)"
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "create the new container beside the running one (\(name)-caisson-new-…)",
-                     "stop \(name) and keep it as \(name)-caisson-rollback-…",
+                     "\(stop) and keep it as \(name)-caisson-rollback-…",
                      "start the new container as \(name)",
                      "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
                      service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
@@ -450,14 +458,17 @@ public final class Application {
             if let cs = try? host.composeContainers(t), let c = cs.first {
                 current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                stopGrace = c.stopGraceSecs
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "pin the current image so a rollback can always find it",
-                     "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image",
+                     "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image"
+                        + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? ""),
                      "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
                      service.automaticRollback ? "if it fails: re-apply the previous image automatically" : "if it fails: keep the new release (automatic rollback is off)"]
         }
-        return LoadPlan(service: service, currentImage: current, currentImageID: currentID, newImage: payload.reference,
+        return LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
+                        newImage: payload.reference,
                         newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
                         newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
                         freeDiskState: Self.freeBytes(stateDir),

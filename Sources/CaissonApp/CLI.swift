@@ -569,6 +569,7 @@ public enum CaissonCLI {
         out.line("New image: \(p.newImage) (\(Format.shortID(p.newImageID)))")
         out.line("Version: \(p.currentVersion ?? "unknown") -> \(p.newVersion)")
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
+        if let g = p.stopGraceSecs { out.line("Stop timeout: \(g)s between SIGTERM and SIGKILL for the current container") }
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
         if let st = p.imageStorage {
             out.line("Free disk (image storage \(st.path)): \(Format.bytes(st.freeBytes)), the load needs about \(Format.bytes(st.neededBytes))")

@@ -31,12 +31,15 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         public var kind: String
         /// The service state before this attempt (for the previous known-good bookkeeping).
         public var previousState: ServiceState?
-        public var stopGraceSecs: Int
+        /// The grace to stop the previous container with. nil (the default): the container's own
+        /// stop timeout (`docker run --stop-timeout`), else Docker's default, as `docker stop`
+        /// does; a container that needs 30 s to flush must get them. Set only to override it.
+        public var stopGraceSecs: Int?
 
         public init(updateID: String, candidateReleaseID: String, validationAttemptID: String?,
                     service: ServiceSpec, targetImageReference: String, targetImageID: String,
                     packageVersion: String? = nil, packageCreatedAt: String? = nil,
-                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int = 10) {
+                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int? = nil) {
             self.updateID = updateID
             self.candidateReleaseID = candidateReleaseID
             self.validationAttemptID = validationAttemptID
@@ -147,6 +150,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         // Restore (both modes): R1..R6 for Docker, compose re-apply for Compose.
         case restoreInspectName, restoreRemoveIntruder, restoreInspectOld, restoreRenameOld,
              restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
+        /// Our running containers are stopped with their own stop timeout before they are removed.
+        case restoreStopIntruder, restoreInspectNew, restoreStopLeftover
         case restoreHealthWait, restoreHealthPoll
         /// Recovery of an attempt that died before touching anything: close it as failed.
         case abandon
@@ -169,6 +174,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var oldContainerName: String?
     var oldWasRunning = true
     var oldImageID: String?
+    /// Docker mode: the previous container's own stop timeout (nil: unset, Docker's default).
+    var oldStopTimeoutSecs: Int?
+    /// A container of ours the restore is stopping (gracefully) before it removes it.
+    var removingID: String?
     var pinReference: String?
     var newContainerID: String?
     /// True once the live service may have been touched (stop issued / compose apply issued).
@@ -326,7 +335,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 phase = .stopOld
                 touchedLive = true
                 needsPersist = true
-                return .call(.stopContainer(oldContainerID!, graceSecs: plan.stopGraceSecs))
+                return .call(.stopContainer(oldContainerID!, graceSecs: oldStopGraceSecs))
             case .error(let e):
                 return startRestore(Issue("docker.create_failed", "could not create the new container \(stagingName): \(e.message)"), timestamp)
             default:
@@ -399,8 +408,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 phase = .restoreStartOld
                 return ensureOldRunning(c, timestamp)
             case .container(let c?) where isOurs(c):
-                phase = .restoreRemoveIntruder
-                return .call(.removeContainer(c.id))
+                return removeOurs(c, stopPhase: .restoreStopIntruder, removePhase: .restoreRemoveIntruder)
             case .container(let c?):
                 return restoreFailed(Issue("rollback.rename_failed", "container \(c.name) (\(shortID(c.id))) holds the service name and was not created by this update; not touching it"), timestamp)
             case .error(let e):
@@ -409,10 +417,18 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 return unexpected(reply, timestamp)
             }
 
+        case (.restoreStopIntruder, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.stop_failed", "could not stop the new container: \(e.message)"), timestamp)
+            }
+            phase = .restoreRemoveIntruder
+            return .call(.removeContainer(removingID ?? stagingName))
+
         case (.restoreRemoveIntruder, .reply(let reply)):
             if case .error(let e) = reply {
                 return restoreRetry(Issue("rollback.remove_failed", "could not remove the new container: \(e.message)"), timestamp)
             }
+            removingID = nil
             phase = .restoreInspectOld
             return .call(.inspectContainer(oldContainerID ?? backupName))
 
@@ -462,21 +478,41 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 return restoreRetry(Issue("rollback.inspect_failed", "could not inspect \(stagingName): \(e.message)"), timestamp)
             }
             if case .container(let c?) = reply, isOurs(c), c.id != oldContainerID {
-                phase = .restoreRemoveLeftover
-                return .call(.removeContainer(c.id))
+                return removeOurs(c, stopPhase: .restoreStopLeftover, removePhase: .restoreRemoveLeftover)
             }
             if let id = newContainerID, id != oldContainerID {
-                // The new container may still exist under another name; not-found is success.
-                phase = .restoreRemoveLeftover
-                return .call(.removeContainer(id))
+                // The new container may still exist under another name.
+                phase = .restoreInspectNew
+                return .call(.inspectContainer(id))
             }
             return restoreHealthBegin(now: now, timestamp)
+
+        case (.restoreInspectNew, .reply(let reply)):
+            switch reply {
+            case .container(let c?) where c.id != oldContainerID:
+                return removeOurs(c, stopPhase: .restoreStopLeftover, removePhase: .restoreRemoveLeftover)
+            case .container:
+                newContainerID = nil
+                return restoreHealthBegin(now: now, timestamp)
+            case .error(let e):
+                return restoreRetry(Issue("rollback.inspect_failed", "could not inspect the new container: \(e.message)"), timestamp)
+            default:
+                return unexpected(reply, timestamp)
+            }
+
+        case (.restoreStopLeftover, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.stop_failed", "could not stop the failed new container: \(e.message)"), timestamp)
+            }
+            phase = .restoreRemoveLeftover
+            return .call(.removeContainer(removingID ?? newContainerID ?? stagingName))
 
         case (.restoreRemoveLeftover, .reply(let reply)):
             if case .error(let e) = reply {
                 attempt.issues.append(Issue("rollback.remove_failed", "the failed new container could not be removed: \(e.message); `caisson package cleanup` will retry"))
             }
             newContainerID = nil
+            removingID = nil
             return restoreHealthBegin(now: now, timestamp)
 
         // MARK: Restore, Compose mode
@@ -523,6 +559,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             oldContainerName = c.name
             oldWasRunning = c.isRunning
             oldImageID = c.imageID
+            oldStopTimeoutSecs = c.stopTimeoutSecs
             attempt.previousImageReference = knownReference(for: c)
             attempt.previousImageID = c.imageID
         case .container(nil):
@@ -703,6 +740,25 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return c.labels[Self.updateLabel] == plan.updateID
     }
 
+    /// The grace for stopping the previous container: the plan's override, else its own stop
+    /// timeout, else Docker's default.
+    var oldStopGraceSecs: Int { plan.stopGraceSecs ?? oldStopTimeoutSecs ?? ContainerInfo.defaultStopTimeoutSecs }
+
+    /// Removes a container this update created. A running one is stopped first with its own
+    /// stop timeout: a force-remove is a SIGKILL, and the new release may be writing the
+    /// service's data.
+    private mutating func removeOurs(_ c: ContainerInfo, stopPhase: Phase, removePhase: Phase) -> Action {
+        removingID = c.id
+        needsPersist = true
+        // A restarting one too: it may be running again by the time the remove arrives.
+        if c.isRunning || c.status == .restarting {
+            phase = stopPhase
+            return .call(.stopContainer(c.id, graceSecs: c.stopGraceSecs))
+        }
+        phase = removePhase
+        return .call(.removeContainer(c.id))
+    }
+
     private mutating func ensureOldRunning(_ c: ContainerInfo, _ timestamp: String) -> Action {
         phase = .restoreStartOld
         if oldWasRunning && !c.isRunning && !restoreStartIssued {
@@ -854,7 +910,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     // Codable: everything but the transient fields.
     enum CodingKeys: String, CodingKey {
         case planBox = "plan", sharedAttempt = "attempt", phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
-             pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreStartIssued,
+             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreStartIssued,
              newServiceState
     }
 }
