@@ -44,6 +44,11 @@ struct ConformanceScenario: Sendable, CustomTestStringConvertible {
     /// start of the update) of this operation, which then proceeds: the simulator's
     /// `FaultKind.daemonRestart`, a real restart of a private daemon on Docker.
     var daemonRestart: (operation: SimOperation, nth: Int)? = nil
+    /// When set, `daemonRestart.nth` counts only the calls made after this call (e.g. the
+    /// restore's start of the old container), whatever number of health polls came before.
+    var restartAfter: (operation: SimOperation, nth: Int)? = nil
+    /// The service container's restart policy (`docker run --restart`).
+    var restartPolicy = "unless-stopped"
     var expected: ConformanceOutcome
 
     var testDescription: String { name }
@@ -123,8 +128,8 @@ protocol ConformanceWorld: AnyObject {
     var clock: any UpdateClock { get }
     /// Make the test image `variant` available under a fresh reference; returns (reference, id).
     func image(_ variant: String) throws -> (reference: String, id: String)
-    /// `docker run -d --restart unless-stopped --name NAME REF`.
-    func runService(name: String, reference: String) throws
+    /// `docker run -d --restart POLICY --name NAME REF`.
+    func runService(name: String, reference: String, restartPolicy: String) throws
     /// `docker create --name NAME REF` (not started).
     func createIdle(name: String, reference: String) throws
     /// `docker compose -p PROJECT up -d` of a file whose only service `app` runs `reference`;
@@ -134,16 +139,23 @@ protocol ConformanceWorld: AnyObject {
     func settle(name: String)
     /// Names of all containers starting with `prefix`, sorted.
     func names(prefix: String) -> [String]
-    /// Arrange a graceful daemon restart just before the `nth` call of `operation` from now on.
-    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws
+    /// Arrange a graceful daemon restart just before the `nth` call of `operation` from now on
+    /// (counted after the `after` call, when given).
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int, after: (operation: SimOperation, nth: Int)?) throws
     /// The operations before which the daemon did restart (call index from the schedule, name).
     var daemonRestarts: [String] { get }
     func cleanup()
 }
 
+extension ConformanceWorld {
+    /// `docker run -d --restart unless-stopped --name NAME REF`.
+    func runService(name: String, reference: String) throws {
+        try runService(name: name, reference: reference, restartPolicy: "unless-stopped")
+    }
+}
+
 final class SimulatorWorld: ConformanceWorld {
     let sim: SimulatedHost
-    var host: any ContainerHost { sim }
     var clock: any UpdateClock { sim.clock }
 
     init() {
@@ -181,8 +193,8 @@ final class SimulatorWorld: ConformanceWorld {
         return (reference, id)
     }
 
-    func runService(name: String, reference: String) throws {
-        try sim.runContainer(name: name, imageReference: reference, restartPolicy: .unlessStopped)
+    func runService(name: String, reference: String, restartPolicy: String) throws {
+        try sim.runContainer(name: name, imageReference: reference, restartPolicy: SimRestartPolicy(parsing: restartPolicy) ?? .unlessStopped)
     }
 
     func createIdle(name: String, reference: String) throws {
@@ -202,13 +214,24 @@ final class SimulatorWorld: ConformanceWorld {
     }
 
     private var restartScheduledAt: Int?
+    /// For a restart anchored after a call: the simulator behind the same injector as Docker's.
+    private var injecting: RestartInjectingHost?
+    var host: any ContainerHost { injecting ?? sim }
 
-    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws {
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int, after: (operation: SimOperation, nth: Int)?) throws {
+        if let after {
+            let sim = self.sim
+            let injecting = RestartInjectingHost(sim) { sim.restartDaemon(.graceful) }
+            injecting.schedule(before: operation, nth: nth, after: after)
+            self.injecting = injecting
+            return
+        }
         restartScheduledAt = sim.callCount
         sim.faultPlan = FaultPlan(rules: [.on(operation, nth: sim.callCount(of: operation) + nth, .daemonRestart)])
     }
 
     var daemonRestarts: [String] {
+        if let injecting { return injecting.restarts }
         guard let from = restartScheduledAt else { return [] }
         return sim.calls.filter { $0.index >= from && $0.fault == .daemonRestart }
             .map { "#\($0.index - from) \($0.operation.rawValue)" }
@@ -239,11 +262,11 @@ final class DockerWorld: ConformanceWorld {
         restarting = aux.map { aux in RestartInjectingHost(docker) { try aux.restart() } }
     }
 
-    func scheduleDaemonRestart(before operation: SimOperation, nth: Int) throws {
+    func scheduleDaemonRestart(before operation: SimOperation, nth: Int, after: (operation: SimOperation, nth: Int)?) throws {
         guard let restarting else {
             throw HostError(.failed, "the shared test daemon is never restarted: use a DockerWorld on an AuxDaemon")
         }
-        restarting.schedule(before: operation, nth: nth)
+        restarting.schedule(before: operation, nth: nth, after: after)
     }
 
     var daemonRestarts: [String] { restarting?.restarts ?? [] }
@@ -257,8 +280,8 @@ final class DockerWorld: ConformanceWorld {
         return (reference, info.id)
     }
 
-    func runService(name: String, reference: String) throws {
-        try createIdle(name: name, reference: reference, restart: "unless-stopped")
+    func runService(name: String, reference: String, restartPolicy: String) throws {
+        try createIdle(name: name, reference: reference, restart: restartPolicy)
         try docker.startContainer(name)
     }
 
@@ -347,14 +370,14 @@ struct ConformanceTests {
         if compose != nil {
             world.settle(name: observed)
         } else if scenario.twist != .serviceMissing {
-            try world.runService(name: service, reference: old.reference)
+            try world.runService(name: service, reference: old.reference, restartPolicy: scenario.restartPolicy)
             world.settle(name: service)
         }
         if scenario.twist == .stagingNameTaken || scenario.twist == .backupNameTaken {
             try world.createIdle(name: intruder, reference: old.reference)
         }
         if let restart = scenario.daemonRestart {
-            try world.scheduleDaemonRestart(before: restart.operation, nth: restart.nth)
+            try world.scheduleDaemonRestart(before: restart.operation, nth: restart.nth, after: scenario.restartAfter)
         }
         let journal = InMemoryJournal()
         let driver = UpdateDriver(host: world.host, journal: journal, clock: world.clock)

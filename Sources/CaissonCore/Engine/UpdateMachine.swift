@@ -186,6 +186,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var healthPassed = false
     var health: HealthTracker?
     var restoreRound = 0
+    /// Times the restore started the previous release again after finding it stopped during its
+    /// health check (a daemon restart stops it; under `--restart no` it stays down).
+    /// (Optional so snapshots journaled before it existed still decode.)
+    var restoreRestarts: Int?
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
     var pendingEvents: [AuditEvent] = []
@@ -197,6 +201,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// Restore rounds before giving up (each starts over from what the host really looks like,
     /// after a backoff): a restore must ride out a flaky daemon, not give up after 3 hiccups.
     static let maxRestoreRounds = 20
+    /// How often the restore starts a previous release again that it found exited during its
+    /// health check, before it reports it as not healthy (bounded: never loop on a crasher).
+    public static let maxRestoreRestarts = 3
     /// Backoff before restore round `n` (1-based): 1 s, 2 s, 4 s, … capped at 30 s.
     static func restoreBackoffMillis(round: Int) -> Int64 {
         min(Int64(1000) << Int64(min(max(round - 1, 0), 5)), 30_000)
@@ -831,6 +838,15 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: msg, checkedAt: timestamp)
             event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored and healthy: \(msg)")
             return finish(.rolledBack, timestamp)
+        case .failed(let msg) where (restoreRestarts ?? 0) < Self.maxRestoreRestarts
+                && observed.contains(where: { $0.status == .exited || $0.status == .dead })
+                && !observed.contains(where: { $0.health == .unhealthy && $0.isRunning }):
+            // Stopped under it (a daemon restart stops it, and `--restart no` or a dockerd crash
+            // keeps it down): the known-good release is started again, as the forward check rides
+            // out a daemon restart, within the restore's budget (a new round, with its backoff).
+            restoreRestarts = (restoreRestarts ?? 0) + 1
+            needsPersist = true
+            return restoreRetry(Issue("rollback.health_check_failed", "the previous release was restored but is not healthy: \(msg)"), timestamp)
         case .failed(let msg), .timedOut(let msg):
             let outcome: HealthOutcome
             if case .timedOut = verdict { outcome = .timedOut } else { outcome = .failed }
@@ -910,7 +926,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     // Codable: everything but the transient fields.
     enum CodingKeys: String, CodingKey {
         case planBox = "plan", sharedAttempt = "attempt", phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
-             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreStartIssued,
+             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreRestarts, restoreStartIssued,
              newServiceState
     }
 }
