@@ -224,6 +224,8 @@ public struct SimContainer: Sendable, Equatable, Codable {
     public var hasBeenStartedBefore: Bool
     /// Set by a user stop (not by a daemon shutdown); cleared by a user start.
     public var manuallyStopped: Bool
+    /// Its last run was ended by the daemon going down (nil until then; cleared by any start).
+    public var stoppedByDaemon: Bool?
     /// Health frozen when the process is not running (Docker reports `unhealthy` once the
     /// health monitor stops).
     public var frozenHealth: HealthStatus
@@ -263,7 +265,7 @@ public struct SimContainer: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, imageID, imageReference, config, labels, behaviour, stopMode, flushMillis, hasHealthcheck, hostPorts
-        case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped
+        case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped, stoppedByDaemon
         case frozenHealth, nextEventMillis, backoffMillis, createdAtMillis
     }
 

@@ -178,8 +178,11 @@ extension SimulatedHost {
         state.containers[id] = c
     }
 
-    func doRemoveContainer(_ nameOrID: String) throws(HostError) -> String {
+    func doRemoveContainer(_ nameOrID: String, force: Bool = true) throws(HostError) -> String {
         guard let id = try resolveContainer(nameOrID) else { return "not found" }
+        if !force, let c = state.containers[id], c.status == .running || c.status == .restarting {
+            throw HostError(.conflict, "You cannot remove a \(c.status == .running ? "running" : "restarting") container \(id). Stop the container before attempting removal or force remove")
+        }
         // A force-remove of a running container is a SIGKILL, at once.
         if let c = state.containers[id], c.status == .running { recordFlushKill(c, graceMillis: 0, cause: "remove") }
         deleteContainer(id)

@@ -120,6 +120,7 @@ extension SimulatedHost {
         c.startedAt = VirtualClock.rfc3339(epochMillis: state.originEpochMillis &+ t, fractionDigits: 9,
                                            extraNanos: state.startCounter % 1_000_000)
         c.hasBeenStartedBefore = true
+        c.stoppedByDaemon = nil
         c.frozenHealth = c.hasHealthcheck ? .starting : .none
         c.nextEventMillis = c.behaviour.selfExit.map { saturatingAdd(t, max(0, $0.afterMillis)) }
     }
@@ -210,6 +211,7 @@ extension SimulatedHost {
             var c = state.containers.values[i]
             switch c.status {
             case .running:
+                c.stoppedByDaemon = true
                 switch kind {
                 case .graceful, .crash:
                     let grace = graceMillis(seconds: c.config.stopTimeoutSecs)

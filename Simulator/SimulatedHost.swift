@@ -298,6 +298,12 @@ public final class SimulatedHost: ContainerHost {
                     fold: Self.fold, summary: { $0 })
     }
 
+    public func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
+        try perform(.removeContainer, nameOrID, "unforced",
+                    body: { () throws(HostError) -> String in try doRemoveContainer(nameOrID, force: false) },
+                    fold: Self.fold, summary: { $0 })
+    }
+
     public func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try perform(.composeContainers, target.project, target.service,
                     body: { () throws(HostError) -> [ContainerInfo] in try doComposeContainers(target) },

@@ -160,6 +160,17 @@ public final class DockerHost: ContainerHost {
         }
     }
 
+    public func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
+        do {
+            // Without force: Docker refuses (409) a running container instead of killing it.
+            try client.removeContainer(nameOrID, force: false, removeVolumes: false)
+        } catch let error as DockerError where error.isNotFound {
+            return
+        } catch {
+            throw Self.hostError(error)
+        }
+    }
+
     // MARK: - Mapping
 
     static func imageInfo(_ image: ImageInspect) -> ImageInfo {

@@ -179,6 +179,9 @@ final class RestartInjectingHost: ContainerHost {
         try before(.renameContainer); try inner.renameContainer(nameOrID, to: newName)
     }
     func removeContainer(_ nameOrID: String) throws(HostError) { try before(.removeContainer); try inner.removeContainer(nameOrID) }
+    func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
+        try before(.removeContainer); try inner.removeStoppedContainer(nameOrID)
+    }
     func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try before(.composeContainers); return try inner.composeContainers(target)
     }

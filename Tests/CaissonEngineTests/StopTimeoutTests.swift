@@ -118,6 +118,24 @@ struct StopTimeoutTests {
         }
     }
 
+    /// `--restart always`: a daemon restart between the commit's look at the backup and its
+    /// removal brings the backup back up. It is stopped with its stop timeout (the remove never
+    /// kills: it is refused while the container runs), not SIGKILLed mid-flush.
+    @Test(arguments: [FaultKind.daemonRestart, .daemonCrash])
+    func aBackupBroughtBackByADaemonRestartIsStoppedNotKilled(_ kind: FaultKind) throws {
+        let config = UpdateScenario.Config(mode: .docker, healthKind: .containerHealth, newBehaviour: "healthy",
+                                           restartPolicy: "always", stopTimeoutSecs: 30, flushSecs: 15)
+        let clean = UpdateScenario(config)
+        clean.run()
+        let remove = try #require(clean.host.calls.last { $0.operation == .removeContainer })
+        let s = UpdateScenario(config)
+        let a = try #require(s.run(faults: FaultPlan(rules: [.atCall(remove.index, kind)])))
+        #expect(a.status == .succeeded)
+        #expect(s.host.flushKills == [], "\(s.host.flushKills)")
+        #expect(s.violations() == [])
+        #expect(s.host.allContainers.map(\.name) == ["app"])
+    }
+
     /// The plan override still wins (tests use it to keep a stubborn container's stop short).
     @Test func thePlansOverrideWins() throws {
         let s = UpdateScenario(UpdateScenario.Config(mode: .docker, healthKind: .running, stopTimeoutSecs: 30), recordTrace: true)

@@ -102,6 +102,9 @@ public final class UpdateDriver {
             case .removeContainer(let id):
                 try host.removeContainer(id)
                 return .done
+            case .removeStoppedContainer(let id):
+                try host.removeStoppedContainer(id)
+                return .done
             case .composeContainers(let target):
                 return .containers(try host.composeContainers(target))
             case .composeApply(let target, let ref):

@@ -65,6 +65,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case stopContainer(String, graceSecs: Int)
         case renameContainer(String, to: String)
         case removeContainer(String)
+        /// A remove that never kills: refused (`.conflict`) when the container runs.
+        case removeStoppedContainer(String)
         case composeContainers(ComposeTarget)
         case composeApply(ComposeTarget, imageReference: String)
 
@@ -85,7 +87,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .startContainer: return "start_container"
             case .stopContainer: return "stop_container"
             case .renameContainer: return "rename_container"
-            case .removeContainer: return "remove_container"
+            case .removeContainer, .removeStoppedContainer: return "remove_container"
             case .composeContainers: return "compose_containers"
             case .composeApply: return "compose_apply"
             }
@@ -106,7 +108,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .stopContainer(let c, let g):
                 s += "stop container "; s.appendShortID(c); s += " (grace "; s += String(g); s += "s)"
             case .renameContainer(let c, let to): s += "rename container "; s.appendShortID(c); s += " to "; s += to
-            case .removeContainer(let c): s += "remove container "; s.appendShortID(c)
+            case .removeContainer(let c), .removeStoppedContainer(let c): s += "remove container "; s.appendShortID(c)
             case .composeContainers(let t):
                 s += "list containers of compose service "; s += t.project; s += "/"; s += t.service
             case .composeApply(let t, let ref):
@@ -147,6 +149,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         // Health of the new release (both modes).
         case healthWait, healthPoll
         case commitRemoveBackup
+        /// Commit: the backup is inspected and, when a daemon restart brought it back
+        /// (`--restart always`), stopped with its stop timeout before it is removed.
+        case commitInspectBackup, commitStopBackup
         // Restore (both modes): R1..R6 for Docker, compose re-apply for Compose.
         case restoreInspectName, restoreRemoveIntruder, restoreInspectOld, restoreRenameOld,
              restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
@@ -190,6 +195,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// health check (a daemon restart stops it; under `--restart no` it stays down).
     /// (Optional so snapshots journaled before it existed still decode.)
     var restoreRestarts: Int?
+    /// Times the commit found the backup running again at its removal (optional: see above).
+    var commitRetries: Int?
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
     var pendingEvents: [AuditEvent] = []
@@ -204,6 +211,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// How often the restore starts a previous release again that it found exited during its
     /// health check, before it reports it as not healthy (bounded: never loop on a crasher).
     public static let maxRestoreRestarts = 3
+    /// How often the commit goes back to stop a backup found running again when removing it.
+    static let maxCommitRetries = 3
     /// Backoff before restore round `n` (1-based): 1 s, 2 s, 4 s, … capped at 30 s.
     static func restoreBackoffMillis(round: Int) -> Int64 {
         min(Int64(1000) << Int64(min(max(round - 1, 0), 5)), 30_000)
@@ -391,12 +400,43 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         case (.commitRemoveBackup, .start), (.commitRemoveBackup, .woke):
             // Recovery resumes here after a passed health check.
-            if plan.service.runtimeMode == .docker, let old = oldContainerID {
-                return .call(.removeContainer(old))
+            return commitBackup(timestamp)
+
+        case (.commitInspectBackup, .reply(let reply)):
+            guard let old = oldContainerID else { return commit(timestamp) }
+            switch reply {
+            case .container(nil):
+                return commit(timestamp)
+            case .container(let c?) where c.isRunning || c.status == .restarting:
+                phase = .commitStopBackup
+                return .call(.stopContainer(old, graceSecs: c.stopGraceSecs))
+            case .container:
+                phase = .commitRemoveBackup
+                return .call(.removeStoppedContainer(old))
+            case .error:
+                // Unknown state: a stop (a no-op when it is stopped) before the remove.
+                phase = .commitStopBackup
+                return .call(.stopContainer(old, graceSecs: oldStopGraceSecs))
+            default:
+                return unexpected(reply, timestamp)
             }
-            return commit(timestamp)
+
+        case (.commitStopBackup, .reply(let reply)):
+            if case .error(let e) = reply {
+                // Never force-remove a running container (SIGKILL): keep it for cleanup.
+                attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be stopped: \(e.message); `caisson package cleanup` will retry"))
+                return commit(timestamp)
+            }
+            phase = .commitRemoveBackup
+            return .call(.removeStoppedContainer(oldContainerID ?? backupName))
 
         case (.commitRemoveBackup, .reply(let reply)):
+            if case .error(let e) = reply, e.kind == .conflict, (commitRetries ?? 0) < Self.maxCommitRetries {
+                // Running again (a daemon restart under `--restart always`): stop it first.
+                commitRetries = (commitRetries ?? 0) + 1
+                needsPersist = true
+                return commitBackup(timestamp)
+            }
             if case .error(let e) = reply {
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be removed: \(e.message); `caisson package cleanup` will retry"))
             }
@@ -429,7 +469,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 return restoreRetry(Issue("rollback.stop_failed", "could not stop the new container: \(e.message)"), timestamp)
             }
             phase = .restoreRemoveIntruder
-            return .call(.removeContainer(removingID ?? stagingName))
+            return .call(.removeStoppedContainer(removingID ?? stagingName))
 
         case (.restoreRemoveIntruder, .reply(let reply)):
             if case .error(let e) = reply {
@@ -512,9 +552,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 return restoreRetry(Issue("rollback.stop_failed", "could not stop the failed new container: \(e.message)"), timestamp)
             }
             phase = .restoreRemoveLeftover
-            return .call(.removeContainer(removingID ?? newContainerID ?? stagingName))
+            return .call(.removeStoppedContainer(removingID ?? newContainerID ?? stagingName))
 
         case (.restoreRemoveLeftover, .reply(let reply)):
+            if case .error(let e) = reply, e.kind == .conflict {
+                // Running again (a daemon restart under `--restart always`): a new round stops it.
+                return restoreRetry(Issue("rollback.remove_failed", "the failed new container could not be removed: \(e.message)"), timestamp)
+            }
             if case .error(let e) = reply {
                 attempt.issues.append(Issue("rollback.remove_failed", "the failed new container could not be removed: \(e.message); `caisson package cleanup` will retry"))
             }
@@ -666,10 +710,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             healthPassed = true
             phase = .commitRemoveBackup
             needsPersist = true
-            if plan.service.runtimeMode == .docker, let old = oldContainerID {
-                return .call(.removeContainer(old))
-            }
-            return commit(timestamp)
+            return commitBackup(timestamp)
         case .failed(let msg):
             return healthFailed(.failed, msg, now: now, timestamp)
         case .timedOut(let msg):
@@ -687,6 +728,16 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             return finish(.failed, timestamp)
         }
         return startRestore(issue, timestamp)
+    }
+
+    /// Docker mode: look at the backup before removing it (a daemon restart may have started
+    /// it again); Compose: nothing to remove.
+    private mutating func commitBackup(_ timestamp: String) -> Action {
+        if plan.service.runtimeMode == .docker, let old = oldContainerID {
+            phase = .commitInspectBackup
+            return .call(.inspectContainer(old))
+        }
+        return commit(timestamp)
     }
 
     private mutating func commit(_ timestamp: String) -> Action {
@@ -763,7 +814,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             return .call(.stopContainer(c.id, graceSecs: c.stopGraceSecs))
         }
         phase = removePhase
-        return .call(.removeContainer(c.id))
+        return .call(.removeStoppedContainer(c.id))
     }
 
     private mutating func ensureOldRunning(_ c: ContainerInfo, _ timestamp: String) -> Action {
@@ -840,10 +891,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             return finish(.rolledBack, timestamp)
         case .failed(let msg) where (restoreRestarts ?? 0) < Self.maxRestoreRestarts
                 && observed.contains(where: { $0.status == .exited || $0.status == .dead })
-                && !observed.contains(where: { $0.health == .unhealthy && $0.isRunning }):
+                && !observed.contains(where: { $0.health == .unhealthy && $0.isRunning }),
+             .timedOut(let msg) where (restoreRestarts ?? 0) < Self.maxRestoreRestarts:
             // Stopped under it (a daemon restart stops it, and `--restart no` or a dockerd crash
-            // keeps it down): the known-good release is started again, as the forward check rides
-            // out a daemon restart, within the restore's budget (a new round, with its backoff).
+            // keeps it down), or kept from settling (daemon restarts reset its health, inspections
+            // timed out): the known-good release is started again if it is down and given a new
+            // check, as the forward check rides out a daemon restart, within the restore's budget
+            // (a new round, with its backoff).
             restoreRestarts = (restoreRestarts ?? 0) + 1
             needsPersist = true
             return restoreRetry(Issue("rollback.health_check_failed", "the previous release was restored but is not healthy: \(msg)"), timestamp)
@@ -926,7 +980,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     // Codable: everything but the transient fields.
     enum CodingKeys: String, CodingKey {
         case planBox = "plan", sharedAttempt = "attempt", phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
-             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreRestarts, restoreStartIssued,
+             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreRestarts, commitRetries, restoreStartIssued,
              newServiceState
     }
 }

@@ -42,6 +42,9 @@ public protocol ContainerHost: AnyObject {
     func renameContainer(_ nameOrID: String, to newName: String) throws(HostError)
     /// Force-remove. Not-found is success.
     func removeContainer(_ nameOrID: String) throws(HostError)
+    /// Remove a container that is not running, never killing it: `.conflict` when it runs (a
+    /// daemon restart may have started it again since it was stopped). Not-found is success.
+    func removeStoppedContainer(_ nameOrID: String) throws(HostError)
 
     // MARK: Compose mode
 
