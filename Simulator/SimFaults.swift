@@ -5,6 +5,8 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case ping, loadImage, inspectImage, tagImage, removeImage
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
+    /// Issue 12: failure evidence and health probes.
+    case containerDetails, containerLogs, probe
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -22,13 +24,16 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .removeContainer: return 10
         case .composeContainers: return 11
         case .composeApply: return 12
+        case .containerDetails: return 13
+        case .containerLogs: return 14
+        case .probe: return 15
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .containerDetails, .containerLogs, .probe: return true
         default: return false
         }
     }

@@ -39,7 +39,7 @@ extension SimulatedHost {
     @discardableResult
     public func runContainer(name: String, imageReference: String, restartPolicy: SimRestartPolicy = .no,
                              labels: [String: String] = [:], env: [String] = [], ports: [String] = [],
-                             stopTimeoutSecs: Int = 10, start: Bool = true) throws(HostError) -> String {
+                             stopTimeoutSecs: Int = 10, start: Bool = true, networks: [String] = []) throws(HostError) -> String {
         advanceAll()
         guard SimReference.isValidContainerName(name) else {
             throw HostError(.failed, "Invalid container name (\(name))")
@@ -49,7 +49,7 @@ extension SimulatedHost {
             throw HostError(.notFound, "No such image: \(imageReference)")
         }
         let config = SimContainerConfig(env: env, restartPolicy: restartPolicy, labels: labels, ports: ports,
-                                        stopTimeoutSecs: stopTimeoutSecs)
+                                        networks: networks, stopTimeoutSecs: stopTimeoutSecs)
         let c = makeContainer(name: name, image: image, imageReference: imageReference, config: config, extraLabels: [:])
         insert(c)
         note("provision container", name, c.id, imageReference, "restart=" + restartPolicy.description)

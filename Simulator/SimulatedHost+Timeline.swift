@@ -83,6 +83,7 @@ extension SimulatedHost {
     func processExit(_ c: inout SimContainer, at t: Int64, code: Int) {
         let (diff, overflow) = t.subtractingReportingOverflow(c.startedAtMillis)
         let ran = overflow ? Int64.max : diff
+        exited(&c, at: t, selfExit: true)
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
         if ran >= Self.restartBackoffResetMillis { c.backoffMillis = 0 }
@@ -123,6 +124,7 @@ extension SimulatedHost {
         c.stoppedByDaemon = nil
         c.frozenHealth = c.hasHealthcheck ? .starting : .none
         c.nextEventMillis = c.behaviour.selfExit.map { saturatingAdd(t, max(0, $0.afterMillis)) }
+        started(&c)
     }
 
     /// Stops a running container at the current time, waiting out the grace period if its process
@@ -132,6 +134,7 @@ extension SimulatedHost {
         var exitAt = now
         var code = c.stopMode.exitCodeOnStop
         var killedMidFlush = false
+        var selfExited = false
         if c.stopMode == .ignoreSigterm { exitAt = saturatingAdd(now, max(0, graceMillis)) }
         if c.stopMode == .graceful, let flush = c.flushMillis, flush > 0 {
             // It flushes after SIGTERM; a grace shorter than that ends in SIGKILL mid-flush.
@@ -147,8 +150,10 @@ extension SimulatedHost {
             exitAt = max(t, now)
             code = selfExit.code
             killedMidFlush = false
+            selfExited = true
         }
         if killedMidFlush { recordFlushKill(c, graceMillis: max(0, graceMillis), cause: cause, at: exitAt) }
+        exited(&c, at: exitAt, selfExit: selfExited)
         c.status = .exited
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
@@ -219,6 +224,7 @@ extension SimulatedHost {
                     shutdownEnds = max(shutdownEnds, r.atMillis)
                     if kind == .crash { c.manuallyStopped = true }
                 case .powerCut:
+                    exited(&c, at: now, selfExit: false)
                     c.status = .exited
                     c.exitCode = 255
                     c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none

@@ -8,7 +8,7 @@ public final class UpdateScenario {
     public struct Config: Sendable, Hashable, Codable, CustomStringConvertible {
         public var mode: RuntimeMode
         public var healthKind: HealthKind
-        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap.
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap, oom.
         public var newBehaviour: String
         public var restartPolicy: String
         /// The service container's stop timeout (`--stop-timeout`; Compose `stop_grace_period`).
@@ -16,19 +16,26 @@ public final class UpdateScenario {
         /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
         /// 0: none. A stop with a shorter grace loses data, which the invariants forbid.
         public var flushSecs: Int
+        /// Probe kinds: what the new image answers its probe (`io.caisson.sim.http` for http and
+        /// tcp: `200`, `503`, `hang`, `refused`; `io.caisson.sim.exec` for exec: `0`, `1`, `hang`).
+        /// The old image always answers healthy (`200`, `0`).
+        public var probe: String
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
-                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
+                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0,
+                    probe: String? = nil) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
             self.restartPolicy = restartPolicy
             self.stopTimeoutSecs = stopTimeoutSecs
             self.flushSecs = flushSecs
+            self.probe = probe ?? (healthKind == .exec ? "0" : "200")
         }
 
         public var description: String {
             var d = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if healthKind.isProbe { d += "/\(probe)" }
             if restartPolicy != "unless-stopped" { d += "/restart=\(restartPolicy)" }
             if flushSecs > 0 || stopTimeoutSecs != 10 { d += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
             return d
@@ -39,20 +46,69 @@ public final class UpdateScenario {
             flushSecs > 0 ? [SimStopMode.flushLabelKey: String(flushSecs)] : [:]
         }
 
+        /// The new image's process exits by itself (whatever health says).
+        var newExits: Bool { ["crash", "oom", "exit"].contains(newBehaviour.split(separator: ":").first.map(String.init) ?? "") }
+
+        /// Does the new image answer its probe healthily (probe kinds)?
+        var probePasses: Bool {
+            switch healthKind {
+            case .http: return Int(probe).map { (200...399).contains($0) } ?? false
+            case .tcp: return probe != "refused"
+            case .exec: return probe == "0"
+            case .running, .containerHealth: return true
+            }
+        }
+
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
             switch healthKind {
             // `running` cannot see Docker health: only an exit or restart fails it.
-            case .running: return newBehaviour != "crash"
+            case .running: return !newExits
             case .containerHealth: return newBehaviour == "healthy"
+            // Probes see neither Docker health nor anything but their answer and the process.
+            case .http, .tcp, .exec: return !newExits && probePasses
             }
         }
 
         /// Must a correct updater refuse the new release, whatever happens?
         public var newReleaseMustFail: Bool {
             switch healthKind {
-            case .running: return newBehaviour == "crash"
+            case .running: return newExits
             case .containerHealth: return newBehaviour != "healthy" && newBehaviour != "flap"
+            case .http, .tcp, .exec: return newExits || !probePasses
+            }
+        }
+
+        /// The labels of the new image (what the simulator scripts).
+        public var newImageLabels: [String: String] {
+            var labels = ["io.caisson.sim.health": newBehaviour, SimScript.httpLabel: "200", SimScript.execLabel: "0"]
+            switch healthKind {
+            case .http, .tcp: labels[SimScript.httpLabel] = probe
+            case .exec: labels[SimScript.execLabel] = probe
+            case .running, .containerHealth: break
+            }
+            return labels
+        }
+
+        /// The health policy the scenario's catalog gives the service.
+        public var healthPolicy: HealthPolicy {
+            var p = HealthPolicy(kind: healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            switch healthKind {
+            case .http: p.port = 8080; p.path = "/healthz"
+            case .tcp: p.port = 8080
+            case .exec: p.command = ["/bin/check", "--quick"]
+            case .running, .containerHealth: break
+            }
+            return p
+        }
+
+        /// Every probe answer the simulator scripts for `kind`.
+        public static func probeAnswers(_ kind: HealthKind) -> [String] {
+            switch kind {
+            case .http: return ["200", "503", "hang", "refused"]
+            case .tcp: return ["200", "refused"]
+            case .exec: return ["0", "1", "hang"]
+            case .running, .containerHealth: return [""]
             }
         }
     }
@@ -88,11 +144,11 @@ public final class UpdateScenario {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
-            let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            let health = config.healthPolicy
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
-            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
+            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)/\(config.probe)")
             _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
-                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 },
+                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy", SimScript.httpLabel: "200", SimScript.execLabel: "0"]) { $1 },
                                               hasHealthcheck: true))
             let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
             switch config.mode {
@@ -115,7 +171,7 @@ public final class UpdateScenario {
             // The image is loaded before the update machine runs (import is its own step).
             let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
                                        expectedImageID: newImageID,
-                                       config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+                                       config: ImageConfig(labels: config.extraImageLabels.merging(config.newImageLabels) { $1 },
                                                            hasHealthcheck: true))
             _ = try? host.loadImage(payload, progress: { _ in })
             host.advanceAll()
@@ -296,7 +352,7 @@ public struct Swarm {
         public var trace: [String]
     }
 
-    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap"]
+    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap", "oom"]
 
     /// The seed of run `i` of a swarm seeded with `seed`.
     public static func runSeed(_ seed: UInt64, _ i: Int) -> UInt64 {
@@ -332,14 +388,17 @@ public struct Swarm {
     public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
         let docker = rng.chance(0.5)
-        let running = rng.chance(0.5)
+        let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
         let b = rng.below(behaviours.count)
         let policy = restartPolicies[rng.below(restartPolicies.count)]
         // Slow-flushing containers: 15 s after SIGTERM, under a 30 s stop timeout.
         let flush = rng.chance(0.25)
-        let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: running ? .running : .containerHealth,
+        let answers = UpdateScenario.Config.probeAnswers(kind)
+        let probe = answers[rng.below(answers.count)]
+        let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: kind,
                                            newBehaviour: behaviours[b], restartPolicy: policy,
-                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
+                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0,
+                                           probe: kind.isProbe ? probe : nil)
         let world = worlds.world(config)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace

@@ -188,6 +188,15 @@ final class RestartInjectingHost: ContainerHost {
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError) {
         try before(.composeApply); try inner.composeApply(target, imageReference: imageReference)
     }
+    func containerDetails(_ nameOrID: String) throws(HostError) -> ContainerDetails? {
+        try before(.containerDetails); return try inner.containerDetails(nameOrID)
+    }
+    func containerLogs(_ nameOrID: String, limit: LogLimit) throws(HostError) -> LogTail {
+        try before(.containerLogs); return try inner.containerLogs(nameOrID, limit: limit)
+    }
+    func probe(_ request: ProbeRequest, timeoutMillis: Int64) throws(HostError) -> ProbeAnswer {
+        try before(.probe); return try inner.probe(request, timeoutMillis: timeoutMillis)
+    }
 }
 
 extension ConformanceScenario {

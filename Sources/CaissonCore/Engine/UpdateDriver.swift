@@ -18,6 +18,10 @@ public final class UpdateDriver {
     public var candidateRelease: CandidateRelease?
     /// Upper bound on machine steps (a guard against a machine bug looping forever).
     public var maxSteps = 100_000
+    /// How much of a failed container's log the evidence keeps.
+    public var logLimit = LogLimit.default
+    /// The attempt being driven (for evidence records).
+    private var updateID: String?
 
     public init(host: any ContainerHost, journal: any UpdateJournal, clock: any UpdateClock) {
         self.host = host
@@ -28,6 +32,7 @@ public final class UpdateDriver {
     /// Drive a new attempt to its terminal status.
     @discardableResult
     public func run(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
+        updateID = machine.plan.updateID
         try persist(&machine, entry: (.note, "start", .text("attempt started")), release: candidateRelease)
         return try drive(&machine, first: .start)
     }
@@ -35,6 +40,7 @@ public final class UpdateDriver {
     /// Drive a recovered attempt (see `UpdateMachine.recovering`) to its terminal status.
     @discardableResult
     public func resume(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
+        updateID = machine.plan.updateID
         try persist(&machine, entry: (.note, "recover", .text("recovery started after an interrupted attempt")))
         return try drive(&machine, first: .start)
     }
@@ -73,9 +79,12 @@ public final class UpdateDriver {
     private func persist(_ machine: inout UpdateMachine, entry: (JournalPhase, String, JournalEntry.Detail),
                          state: ServiceState? = nil, release: CandidateRelease? = nil) throws {
         let events = machine.takeEvents()
+        let evidence = machine.takeEvidence()
         let e = JournalEntry(phase: entry.0, step: entry.1, lazyDetail: entry.2, machine: machine, at: clock.timestamp())
-        try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
-                                       serviceState: state, candidateRelease: release))
+        var write = JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
+                                 serviceState: state, candidateRelease: release)
+        write.evidence = evidence
+        try journal.write(write)
     }
 
     func perform(_ command: UpdateMachine.Command) -> UpdateMachine.Reply {
@@ -110,6 +119,13 @@ public final class UpdateDriver {
             case .composeApply(let target, let ref):
                 try host.composeApply(target, imageReference: ref)
                 return .done
+            case .containerDetails(let id):
+                return .details(try host.containerDetails(id))
+            case .probe(let request, let timeout):
+                return .probe(try host.probe(request, timeoutMillis: timeout))
+            case .captureEvidence(let id, let role):
+                return .evidence(FailureEvidence.capture(from: host, container: id, role: role,
+                                                         updateID: updateID ?? "", at: clock.timestamp(), limit: logLimit))
             }
         } catch {
             return .error(error)
@@ -128,6 +144,9 @@ extension UpdateMachine.Reply {
         case .container(let c): return c.map { "\($0.name) \($0.status.rawValue)" } ?? "not found"
         case .image(let i): return i.map { shortID($0.id) } ?? "not found"
         case .containers(let cs): return "\(cs.count) container(s)"
+        case .details(let d): return d.map { "\($0.info.name) \($0.probeAddress ?? "no address")" } ?? "not found"
+        case .probe(let a): return a.text
+        case .evidence(let e): return "evidence of \(e.containerName): \(e.logTail.count) log line(s)"
         }
     }
 }

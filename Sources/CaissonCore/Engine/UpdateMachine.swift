@@ -69,11 +69,17 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case removeStoppedContainer(String)
         case composeContainers(ComposeTarget)
         case composeApply(ComposeTarget, imageReference: String)
+        /// The container's addresses (for an http/tcp probe).
+        case containerDetails(String)
+        /// One health probe (issue 12).
+        case probe(ProbeRequest, timeoutMillis: Int64)
+        /// Read a failed container's state and log tail before it goes (see `FailureEvidence`).
+        case captureEvidence(container: String, role: FailureEvidence.Role)
 
         /// Side effects are journaled (intent before, outcome after); inspections are not.
         public var isMutating: Bool {
             switch self {
-            case .inspectContainer, .inspectImage, .composeContainers: return false
+            case .inspectContainer, .inspectImage, .composeContainers, .containerDetails, .probe, .captureEvidence: return false
             default: return true
             }
         }
@@ -90,6 +96,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .removeContainer, .removeStoppedContainer: return "remove_container"
             case .composeContainers: return "compose_containers"
             case .composeApply: return "compose_apply"
+            case .containerDetails: return "container_details"
+            case .probe: return "probe"
+            case .captureEvidence: return "capture_evidence"
             }
         }
 
@@ -113,6 +122,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 s += "list containers of compose service "; s += t.project; s += "/"; s += t.service
             case .composeApply(let t, let ref):
                 s += "compose up "; s += t.project; s += "/"; s += t.service; s += " with image "; s += ref
+            case .containerDetails(let c): s += "inspect the addresses of container "; s.appendShortID(c)
+            case .probe(let r, _): s += "probe "; s += r.target
+            case .captureEvidence(let c, let role):
+                s += "capture evidence of the "; s += role == .new ? "new" : "previous"; s += " container "; s.appendShortID(c)
             }
             return s
         }
@@ -125,6 +138,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case created(String)
         case done
         case error(HostError)
+        case details(ContainerDetails?)
+        case probe(ProbeAnswer)
+        case evidence(FailureEvidence)
     }
 
     public enum Action: Sendable, Equatable {
@@ -146,8 +162,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case inspectOld, inspectTarget, pin, createNew, stopOld, renameOldAway, renameNewIn, startNew
         // Forward, Compose mode.
         case composeApply
-        // Health of the new release (both modes).
-        case healthWait, healthPoll
+        // Health of the new release (both modes); probe kinds resolve an address, then probe.
+        case healthWait, healthPoll, healthAddress, healthProbe
         case commitRemoveBackup
         /// Commit: the backup is inspected and, when a daemon restart brought it back
         /// (`--restart always`), stopped with its stop timeout before it is removed.
@@ -157,7 +173,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
              restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
         /// Our running containers are stopped with their own stop timeout before they are removed.
         case restoreStopIntruder, restoreInspectNew, restoreStopLeftover
-        case restoreHealthWait, restoreHealthPoll
+        case restoreHealthWait, restoreHealthPoll, restoreHealthAddress, restoreHealthProbe
+        /// Reading failed containers' state and logs before they go (`FailureEvidence`).
+        case captureEvidence
         /// Recovery of an attempt that died before touching anything: close it as failed.
         case abandon
         case done
@@ -200,8 +218,19 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
     var pendingEvents: [AuditEvent] = []
+    // Transient (not journaled: a recovered machine restores, it never resumes these).
+    /// Probe kinds: the containers still to probe in this poll.
+    var probeQueue: [String] = []
+    /// Containers whose evidence is still to capture, and what to do once it is captured.
+    var evidenceQueue: [String] = []
+    var evidenceRole = FailureEvidence.Role.new
+    var afterEvidence: AfterEvidence?
+    /// Containers whose evidence was captured (never twice).
+    var evidenceTaken: [String] = []
+    /// Evidence captured since the last `takeEvidence()`; the driver stores it.
+    var pendingEvidence: [FailureEvidence] = []
     /// Set when the durable state changed in a way that must be journaled before the next action.
-    public private(set) var needsPersist = false
+    public internal(set) var needsPersist = false
     /// The service state to write with the final record (on commit).
     public private(set) var newServiceState: ServiceState?
 
@@ -256,6 +285,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     public var isFinished: Bool { phase == .done }
     public var status: UpdateStatus { attempt.status }
+
+    /// Evidence captured since the last call; the driver writes it with the next journal write.
+    public mutating func takeEvidence() -> [FailureEvidence] {
+        defer { pendingEvidence.removeAll() }
+        return pendingEvidence
+    }
 
     /// Events produced since the last `takeEvents()`; the driver journals them.
     public mutating func takeEvents() -> [AuditEvent] {
@@ -381,7 +416,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         case (.startNew, .reply(let reply)):
             if case .error(let e) = reply {
-                return startRestore(Issue("docker.start_failed", "could not start the new container: \(e.message)"), timestamp)
+                let issue = Issue("docker.start_failed", "could not start the new container: \(e.message)")
+                return captureEvidence(of: newContainerID.map { [$0] } ?? [], role: .new, then: .restore(issue), timestamp)
             }
             return beginHealth(now: now, timestamp)
 
@@ -397,6 +433,15 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         case (.healthPoll, .reply(let reply)):
             return afterHealthPoll(reply, now: now, timestamp)
+
+        case (.healthAddress, .reply(let reply)), (.restoreHealthAddress, .reply(let reply)):
+            return afterAddress(reply, now: now, timestamp)
+
+        case (.healthProbe, .reply(let reply)), (.restoreHealthProbe, .reply(let reply)):
+            return afterProbe(reply, now: now, timestamp)
+
+        case (.captureEvidence, .reply(let reply)):
+            return afterEvidenceReply(reply, now: now, timestamp)
 
         case (.commitRemoveBackup, .start), (.commitRemoveBackup, .woke):
             // Recovery resumes here after a passed health check.
@@ -653,7 +698,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return healthObservation()
     }
 
-    private func healthObservation() -> Action {
+    func healthObservation() -> Action {
         if plan.service.runtimeMode == .docker {
             return .call(.inspectContainer(newContainerID ?? serviceContainerName))
         }
@@ -700,7 +745,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
         let verdict = tracker.observe(observed, expectedImageID: expected, now: now)
         health = tracker
+        return forwardVerdict(verdict, now: now, timestamp)
+    }
+
+    /// What the new release's health verdict leads to.
+    mutating func forwardVerdict(_ verdict: HealthTracker.Verdict, now: Int64, _ timestamp: String) -> Action {
         switch verdict {
+        case .probe(let ids):
+            return startProbes(ids, now: now, timestamp)
         case .pending:
             phase = .healthWait
             return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
@@ -718,16 +770,16 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private mutating func healthFailed(_ outcome: HealthOutcome, _ msg: String, now: Int64, _ timestamp: String) -> Action {
+    mutating func healthFailed(_ outcome: HealthOutcome, _ msg: String, now: Int64, _ timestamp: String) -> Action {
         attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: outcome, message: msg, checkedAt: timestamp)
         event(.healthCheckFailed, timestamp, msg)
         let issue = Issue(outcome == .timedOut ? "health_check.timed_out" : "health_check.failed", msg)
         if !plan.service.automaticRollback {
             attempt.issues.append(issue)
             attempt.issues.append(Issue("rollback.disabled", "automatic rollback is off for \(plan.service.name); the new release stays in place and the backup is kept for `caisson rollback`"))
-            return finish(.failed, timestamp)
+            return captureEvidence(of: newReleaseContainers, role: .new, then: .finishFailed, timestamp)
         }
-        return startRestore(issue, timestamp)
+        return captureEvidence(of: newReleaseContainers, role: .new, then: .restore(issue), timestamp)
     }
 
     /// Docker mode: look at the backup before removing it (a daemon restart may have started
@@ -773,7 +825,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         needsPersist = true
     }
 
-    private mutating func startRestore(_ reason: Issue, _ timestamp: String) -> Action {
+    mutating func startRestore(_ reason: Issue, _ timestamp: String) -> Action {
         enterRestoreBookkeeping(reason: reason)
         if touchedLive {
             event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: \(reason.message)")
@@ -829,7 +881,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.inspectContainer(stagingName))
     }
 
-    private mutating func restoreRetry(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func restoreRetry(_ issue: Issue, _ timestamp: String) -> Action {
         restoreRound += 1
         restoreStartIssued = false
         needsPersist = true
@@ -861,7 +913,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return restoreHealthObservation()
     }
 
-    private func restoreHealthObservation() -> Action {
+    func restoreHealthObservation() -> Action {
         if plan.service.runtimeMode == .docker {
             return .call(.inspectContainer(oldContainerID ?? serviceContainerName))
         }
@@ -881,10 +933,20 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
         let verdict = tracker.observe(observed, expectedImageID: oldImageID, now: now)
         health = tracker
+        return restoreVerdict(verdict, now: now, timestamp)
+    }
+
+    /// What the restored release's health verdict leads to.
+    mutating func restoreVerdict(_ verdict: HealthTracker.Verdict, now: Int64, _ timestamp: String) -> Action {
         switch verdict {
+        case .probe(let ids):
+            return startProbes(ids, now: now, timestamp)
         case .pending:
             phase = .restoreHealthWait
             return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+        case .timedOut(let msg) where health?.noVerdict == true:
+            // The probes could not be run (the daemon failed): start the restore round over.
+            return restoreRetry(Issue("rollback.health_check_failed", "the restored release could not be probed: \(msg)"), timestamp)
         case .passed(let msg):
             attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: msg, checkedAt: timestamp)
             event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored and healthy: \(msg)")
@@ -909,7 +971,17 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private mutating func restoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func restoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
+        if afterEvidence == nil {
+            let previous = previousReleaseContainers
+            if !previous.isEmpty {
+                return captureEvidence(of: previous, role: .previous, then: .restoreFailed(issue), timestamp)
+            }
+        }
+        return endRestoreFailed(issue, timestamp)
+    }
+
+    mutating func endRestoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
         attempt.issues.append(issue)
         event(.rollbackFailed, timestamp, issue.message)
         return finish(.rollbackFailed, timestamp)
@@ -917,12 +989,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     // MARK: Endings
 
-    private mutating func fail(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func fail(_ issue: Issue, _ timestamp: String) -> Action {
         attempt.issues.append(issue)
         return finish(.failed, timestamp)
     }
 
-    private mutating func finish(_ status: UpdateStatus, _ timestamp: String) -> Action {
+    mutating func finish(_ status: UpdateStatus, _ timestamp: String) -> Action {
         attempt.status = status
         attempt.finishedAt = timestamp
         if status == .failed {
@@ -933,7 +1005,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .finished
     }
 
-    private mutating func unexpected(_ reply: Reply?, _ timestamp: String, input: Input? = nil) -> Action {
+    mutating func unexpected(_ reply: Reply?, _ timestamp: String, input: Input? = nil) -> Action {
         // A programming error in the driver; never leave the attempt in flight because of it.
         let what = reply.map { "\($0)" } ?? input.map { "\($0)" } ?? "?"
         let issue = Issue("update.internal_error", "unexpected \(what) in phase \(phase.rawValue)")
@@ -943,7 +1015,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return startRestore(issue, timestamp)
     }
 
-    private mutating func event(_ kind: AuditKind, _ at: String, _ message: String) {
+    mutating func event(_ kind: AuditKind, _ at: String, _ message: String) {
         pendingEvents.append(AuditEvent(kind: kind, at: at, serviceName: plan.service.name,
                                         updateID: plan.updateID, validationAttemptID: plan.validationAttemptID,
                                         message: message))

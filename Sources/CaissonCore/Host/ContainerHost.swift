@@ -8,6 +8,9 @@
 ///
 /// Calls are synchronous: the update machine runs one step at a time, so the simulator needs no
 /// concurrency at all and a seed fully determines a run.
+///
+/// Evidence and probes (`containerDetails`, `containerLogs`, `probe`) are reads: they never change
+/// what runs (an exec probe runs a command inside the container, nothing more).
 public protocol ContainerHost: AnyObject {
     /// Is the runtime reachable? Returns a short description (e.g. "Docker 28.2.2, API 1.47").
     func ping() throws(HostError) -> String
@@ -53,6 +56,17 @@ public protocol ContainerHost: AnyObject {
     /// `docker compose -p P -f FILE -f OVERRIDE up -d --no-deps SERVICE`, the override pinning
     /// only the service's image to `imageReference`.
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
+
+    // MARK: Evidence and probes (issue 12)
+
+    /// The container's full state, network addresses and environment; `nil` when it does not
+    /// exist. (Docker: one `GET /containers/{id}/json`.)
+    func containerDetails(_ nameOrID: String) throws(HostError) -> ContainerDetails?
+    /// The end of the container's log, stdout and stderr demultiplexed, within `limit`.
+    func containerLogs(_ nameOrID: String, limit: LogLimit) throws(HostError) -> LogTail
+    /// Run one health probe: http/tcp from the device to a container address, exec inside a
+    /// container. Never waits much past `timeoutMillis`: a probe that hangs answers `.noAnswer`.
+    func probe(_ request: ProbeRequest, timeoutMillis: Int64) throws(HostError) -> ProbeAnswer
 
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?

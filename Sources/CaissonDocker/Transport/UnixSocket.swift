@@ -165,6 +165,44 @@ final class UnixSocket {
         }
     }
 
+    /// Connects over TCP to the numeric IPv4 or IPv6 `address` (no name resolution), waiting at
+    /// most until `deadline.call` (reported as `.connect` timeouts). For health probes.
+    static func connectTCP(address: String, port: Int, deadline: IODeadline) throws(SocketFailure) -> UnixSocket {
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        let isV6: Bool
+        if inet_pton(AF_INET, address, &v4.sin_addr) == 1 {
+            isV6 = false
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
+        } else if inet_pton(AF_INET6, address, &v6.sin6_addr) == 1 {
+            isV6 = true
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = in_port_t(UInt16(clamping: port).bigEndian)
+        } else {
+            throw .system(operation: "parse address", errno: EINVAL)
+        }
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        let fd = Glibc.socket(isV6 ? AF_INET6 : AF_INET, type, 0)
+        guard fd >= 0 else { throw .system(operation: "socket", errno: errno) }
+        let socket = UnixSocket(adopting: fd)
+        var waitDeadline = deadline
+        waitDeadline.callKind = .connect
+        let rc: Int32 = isV6
+            ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc == 0 { return socket }
+        let error = errno
+        guard error == EINPROGRESS || error == EINTR else { throw .system(operation: "connect", errno: error) }
+        // A non-blocking connect interrupted or in progress completes in the background: wait for it.
+        try socket.wait(for: Int16(POLLOUT), deadline: waitDeadline)
+        var soError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length) != 0 { throw .system(operation: "connect", errno: errno) }
+        if soError != 0 { throw .system(operation: "connect", errno: soError) }
+        return socket
+    }
+
     /// Writes all of `bytes`, waiting for the peer to drain its buffer as needed.
     func write(_ bytes: UnsafeRawBufferPointer, deadline: IODeadline) throws(SocketFailure) {
         guard let base = bytes.baseAddress else { return }
