@@ -219,6 +219,8 @@ public final class Application {
         public var validation: ValidationOutcome
         public var plan: LoadPlan?
         public var attempt: UpdateAttempt?
+        /// What the failed containers left behind (issue 12), when the update did not succeed.
+        public var evidence: [FailureEvidence] = []
         public var declined = false
         public var importIssue: Issue?
         public var refusal: Issue?
@@ -408,6 +410,9 @@ public final class Application {
                                              packageVersion: manifest.packageVersion,
                                              packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
         outcome.attempt = try runMachine(machinePlan, release: release)
+        if let a = outcome.attempt, a.status != .succeeded {
+            outcome.evidence = (try? store().failureEvidence(updateID: a.updateID).records) ?? []
+        }
         return outcome
     }
 
@@ -451,7 +456,7 @@ public final class Application {
                      "create the new container beside the running one (\(name)-caisson-new-…)",
                      "\(stop) and keep it as \(name)-caisson-rollback-…",
                      "start the new container as \(name)",
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                     "health check (\(service.health.summary))",
                      service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
         case .compose:
             let t = service.compose!
@@ -464,7 +469,7 @@ public final class Application {
                      "pin the current image so a rollback can always find it",
                      "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image"
                         + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? ""),
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                     "health check (\(service.health.summary))",
                      service.automaticRollback ? "if it fails: re-apply the previous image automatically" : "if it fails: keep the new release (automatic rollback is off)"]
         }
         return LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
@@ -545,7 +550,7 @@ public final class Application {
             }
             return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
                                platform: svc.platform, target: target,
-                               healthCheck: "\(svc.health.kind.rawValue), timeout \(svc.health.timeoutSecs)s, poll \(svc.health.pollIntervalSecs)s, stable \(svc.health.stableSecs)s",
+                               healthCheck: svc.health.summary,
                                state: try s.serviceState(svc.name))
         }
     }

@@ -61,7 +61,7 @@ public enum CaissonCLI {
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
-        CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
+        CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events and failure evidence",
                     positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
         CommandSpec(["history", "verify"], summary: "Check the audit log's hash chain for edits or deletions"),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
@@ -344,18 +344,18 @@ public enum CaissonCLI {
 
         case ["history", "show"]:
             try app.recoverIfNeeded()
-            let store = try app.store()
-            guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+            guard let detail = try app.attemptDetail(cmd.positionals[0]) else {
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
-            let events = try store.auditEvents(updateID: a.updateID).records.map(\.event)
             if out.json {
-                out.document(AttemptDocument(attempt: a, auditEvents: events))
+                out.document(detail)
                 return 0
             }
-            printAttempt(a, out: out)
+            printAttempt(detail.attempt, out: out)
+            printEvidence(detail.evidence, out: out)
             out.line("Audit events:")
-            for e in events { out.line("- \(e.at) \(e.kind.rawValue): \(e.message)") }
+            for e in detail.auditEvents { out.line("- \(e.at) \(e.kind.rawValue): \(e.message)") }
+            for n in detail.notes { out.line("  note: \(n)") }
             return 0
 
         case ["history", "verify"]:
@@ -440,15 +440,6 @@ public enum CaissonCLI {
         }
     }
 
-    struct AttemptDocument: Encodable {
-        var attempt: UpdateAttempt
-        var auditEvents: [AuditEvent]
-        enum CodingKeys: String, CodingKey {
-            case attempt
-            case auditEvents = "audit_events"
-        }
-    }
-
     struct ChainDocument: Encodable {
         var checked: Int
         var ok: Bool
@@ -490,8 +481,9 @@ public enum CaissonCLI {
         var exitCode: Int32
         var attempt: UpdateAttempt?
         var issues: [Issue]
+        var evidence: [FailureEvidence]
         enum CodingKeys: String, CodingKey {
-            case validation, status, attempt, issues
+            case validation, status, attempt, issues, evidence
             case exitCode = "exit_code"
         }
     }
@@ -591,7 +583,8 @@ public enum CaissonCLI {
             else if dryRun && o.attempt == nil { status = "planned" }
             else if o.importIssue != nil { status = "import_failed" }
             else { status = o.attempt?.status.rawValue ?? "unknown" }
-            out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues))
+            out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues,
+                                  evidence: o.evidence))
             return
         }
         if o.validation.report.status == .rejected {
@@ -623,7 +616,45 @@ public enum CaissonCLI {
             out.line("- \(i)")
             return
         }
-        if let a = o.attempt { printAttempt(a, out: out) }
+        if let a = o.attempt {
+            printAttempt(a, out: out)
+            if !o.evidence.isEmpty {
+                printEvidence(o.evidence, out: out, tailLines: 10)
+                out.line("All of it: caisson history show \(a.updateID)")
+            }
+        }
+    }
+
+    /// Failure evidence (issue 12): per container, its state, Docker's health log and the end of
+    /// its log (`tailLines`: only the last lines of it).
+    static func printEvidence(_ list: [FailureEvidence], out: Output, tailLines: Int? = nil) {
+        guard !list.isEmpty else { return }
+        out.line("Failure evidence:")
+        for e in list {
+            out.line("- \(e.summary)")
+            if let st = e.state {
+                out.line("    Container: \(Format.shortID(e.containerID)), image \(Format.shortID(e.imageID))")
+                out.line("    Exit code: \(st.exitCode), OOM killed: \(st.oomKilled ? "yes" : "no"), restarts: \(st.restartCount)")
+                out.line("    Started: \(st.startedAt), finished: \(st.finishedAt)")
+                if let err = st.error { out.line("    Error: \(err)") }
+            }
+            for p in e.problems { out.line("    Not captured: \(p)") }
+            if !e.healthLog.isEmpty {
+                out.line("    Health log (last \(e.healthLog.count)):")
+                for h in e.healthLog {
+                    let text = h.output.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(200)
+                    out.line("      \(h.start) exit \(h.exitCode): \(text)")
+                }
+            }
+            let lines = tailLines.map { Array(e.logTail.suffix($0)) } ?? e.logTail
+            if lines.isEmpty {
+                out.line("    Log: (empty)")
+            } else {
+                let more = lines.count < e.logTail.count || e.logTruncated
+                out.line("    Log (last \(lines.count) line\(lines.count == 1 ? "" : "s")\(more ? ", earlier output left out" : "")\(e.redactions > 0 ? ", \(e.redactions) secret value(s) redacted" : "")):")
+                for l in lines { out.line("      \(l.stream == .stderr ? "err" : "out") | \(l.text)") }
+            }
+        }
     }
 
     static func printAttempt(_ a: UpdateAttempt, out: Output) {
