@@ -20,8 +20,10 @@ struct ProbeScenario: Sendable, CustomTestStringConvertible {
 
     var testDescription: String { name }
 
-    static func policy(_ kind: HealthKind, timeout: Int = 6) -> HealthPolicy {
-        var p = HealthPolicy(kind: kind, timeoutSecs: timeout, pollIntervalSecs: 1, stableSecs: 3, probeTimeoutSecs: 2)
+    /// `stable`: the crash and OOM scenarios need a window well past the moment their process dies
+    /// (3 s, and 2 s plus the allocation, after start), even on a loaded machine.
+    static func policy(_ kind: HealthKind, timeout: Int = 6, stable: Int = 3) -> HealthPolicy {
+        var p = HealthPolicy(kind: kind, timeoutSecs: timeout, pollIntervalSecs: 1, stableSecs: stable, probeTimeoutSecs: 2)
         switch kind {
         case .http: p.port = 8080; p.path = "/cgi-bin/healthz"
         case .tcp: p.port = 8080
@@ -58,11 +60,11 @@ struct ProbeScenario: Sendable, CustomTestStringConvertible {
                       expected: .init(status: .rolledBack, health: .failed, probe: "exec /app/app.sh probe → exit 1",
                                       evidence: [.init(role: .new, status: .running, exitCode: 0, oomKilled: false,
                                                        lastLine: "app: version 11 serving on :8080 (hello from exec-fail)", healthLog: true)])),
-        ProbeScenario(name: "crash leaves its last words and exit code 3", newVariant: "crash", health: policy(.http),
+        ProbeScenario(name: "crash leaves its last words and exit code 3", newVariant: "crash", health: policy(.http, timeout: 20, stable: 12),
                       expected: .init(status: .rolledBack, health: .failed, probe: nil,
                                       evidence: [.init(role: .new, status: .exited, exitCode: 3, oomKilled: false,
                                                        lastLine: "app: crashing after 3s (exit 3)", healthLog: true)])),
-        ProbeScenario(name: "killed for memory: OOMKilled", newVariant: "oom", health: policy(.running), memoryMiB: 32,
+        ProbeScenario(name: "killed for memory: OOMKilled", newVariant: "oom", health: policy(.running, timeout: 20, stable: 12), memoryMiB: 32,
                       expected: .init(status: .rolledBack, health: .failed, probe: nil,
                                       evidence: [.init(role: .new, status: .exited, exitCode: 137, oomKilled: true,
                                                        lastLine: "app: allocating memory", healthLog: true)])),

@@ -78,6 +78,9 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     public struct Observed: Sendable, Codable, Equatable {
         public var id: String
         public var imageID: String
+        public var status: ContainerStatus
+        public var health: HealthStatus
+        public var isRunning: Bool { status == .running }
     }
     /// When a container was last seen restarted without a crash (a daemon restart): the timeout
     /// then runs from there, since the restart reset its health through no fault of its own
@@ -129,7 +132,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         firstPoll = firstObservation
         observedAtMillis = now
         probing = []
-        lastObserved = containers.map { Observed(id: $0.id, imageID: $0.imageID) }
+        lastObserved = containers.map { Observed(id: $0.id, imageID: $0.imageID, status: $0.status, health: $0.health) }
         let verdict = evaluate(containers, expectedImageID: expectedImageID, now: now)
         // A container already good and only finishing its stability window gets to finish it
         // (bounded: the window is at most `stableSecs` from when we first saw it good), so a

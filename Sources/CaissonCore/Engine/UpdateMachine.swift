@@ -938,6 +938,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// What the restored release's health verdict leads to.
     mutating func restoreVerdict(_ verdict: HealthTracker.Verdict, now: Int64, _ timestamp: String) -> Action {
+        let observed = health?.lastObserved ?? []
         switch verdict {
         case .probe(let ids):
             return startProbes(ids, now: now, timestamp)
