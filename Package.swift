@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "caisson", targets: ["CaissonCLI"]),
         .executable(name: "toml-test-decoder", targets: ["TOMLTestDecoder"]),
         .library(name: "CaissonApp", targets: ["CaissonApp"]),
+        .library(name: "CaissonConsole", targets: ["CaissonConsole"]),
     ],
     targets: [
         // System libraries (pkg-config names; Debian: libsqlite3-dev, libssl-dev).
@@ -26,12 +27,17 @@ let package = Package(
         .target(name: "CaissonStore", dependencies: ["CaissonCore", "CSQLite", "COpenSSL"]),
         // The in-process deterministic simulator (a ContainerHost).
         .target(name: "CaissonSimulator", dependencies: ["CaissonCore"], path: "Simulator"),
+        // HTTP/1.1 over stream sockets (unix and TCP): the wire codec and sockets shared by the
+        // Docker client and the console's server, and that server. No dependencies.
+        .target(name: "CaissonHTTP"),
         // The real Docker body: Engine API over the unix socket, Compose driver.
-        .target(name: "CaissonDocker", dependencies: ["CaissonCore"]),
+        .target(name: "CaissonDocker", dependencies: ["CaissonCore", "CaissonHTTP"]),
         // Application logic shared by the CLI (and a future GUI).
         .target(name: "CaissonApp",
                 dependencies: ["CaissonCore", "CaissonStore", "CaissonSimulator", "CaissonDocker"]),
-        .executableTarget(name: "CaissonCLI", dependencies: ["CaissonApp"]),
+        // The console: a local web page over CaissonApp, served by CaissonHTTP (assets embedded).
+        .target(name: "CaissonConsole", dependencies: ["CaissonApp", "CaissonHTTP", "COpenSSL"]),
+        .executableTarget(name: "CaissonCLI", dependencies: ["CaissonApp", "CaissonConsole"]),
         .executableTarget(name: "TOMLTestDecoder", dependencies: ["CaissonTOML"]),
 
         .testTarget(name: "CaissonTOMLTests", dependencies: ["CaissonTOML"]),
@@ -40,8 +46,10 @@ let package = Package(
         .testTarget(name: "CaissonEngineTests",
                     dependencies: ["CaissonCore", "CaissonSimulator", "CaissonStore"]),
         .testTarget(name: "CaissonDockerTests",
-                    dependencies: ["CaissonDocker", "CaissonCore", "CaissonSimulator"]),
+                    dependencies: ["CaissonDocker", "CaissonHTTP", "CaissonCore", "CaissonSimulator"]),
         .testTarget(name: "CaissonCLITests", dependencies: ["CaissonCore"]),
+        .testTarget(name: "CaissonConsoleTests",
+                    dependencies: ["CaissonConsole", "CaissonHTTP", "CaissonApp", "CaissonCore", "CaissonStore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,6 +29,9 @@ public final class Application {
     public var onNotice: ((String) -> Void)?
     /// A byte-progress display for a step of known size (nil: no display).
     public var makeProgress: ((ProgressPhase, Int64) -> ProgressMeter?)?
+    /// Told every validation's outcome as soon as it is recorded (a front end shows the verdict
+    /// while `load` goes on to its question).
+    public var onValidated: ((ValidationOutcome) -> Void)?
 
     private var storeCache: CaissonStore?
     private var catalogCache: Catalog?
@@ -193,7 +196,9 @@ public final class Application {
         let kind: AuditKind = report.status == .accepted ? .validationAccepted : .validationRejected
         try s.appendAudit([AuditEvent(kind: kind, at: record.finishedAt, serviceName: record.serviceName, validationAttemptID: id,
                                       message: report.status == .accepted ? "package accepted" : report.issues.map(\.description).joined(separator: "; "))])
-        return ValidationOutcome(record: record, report: report)
+        let outcome = ValidationOutcome(record: record, report: report)
+        onValidated?(outcome)
+        return outcome
     }
 
     // MARK: Load

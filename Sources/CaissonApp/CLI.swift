@@ -69,15 +69,18 @@ public enum CaissonCLI {
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
         CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)"),
         CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
-                    options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
+                    options: [OptionSpec("--keep", help: "Keep the demo's temporary directory"),
+                              OptionSpec("--prepare", value: "DIR", help: "Only write the demo's catalog and packages into DIR (to try the console: caisson --services DIR/services.toml --host sim console --media DIR)")]),
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
                     options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
                               OptionSpec("--seed", value: "S", help: "Seed (default 1)")]),
     ]
 
-    static var parser: CommandLineParser {
+    static var parser: CommandLineParser { parser(frontEnds: []) }
+
+    static func parser(frontEnds: [CLIFrontEnd]) -> CommandLineParser {
         CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
-                          globalOptions: globals, commands: commands)
+                          globalOptions: globals, commands: commands + frontEnds.flatMap(\.commands))
     }
 
     final class Output: @unchecked Sendable {
@@ -103,9 +106,11 @@ public enum CaissonCLI {
         }
     }
 
-    public static func main(_ args: [String]) -> Int32 {
+    /// Runs the command line. `frontEnds` add commands served by other targets (the console),
+    /// which get the same global options, `Application` and error printing.
+    public static func main(_ args: [String], frontEnds: [CLIFrontEnd] = []) -> Int32 {
 
-        switch parser.parse(args) {
+        switch parser(frontEnds: frontEnds).parse(args) {
         case .help(let text):
             print(text)
             return 0
@@ -141,6 +146,9 @@ public enum CaissonCLI {
                 }
             }
             do {
+                if let frontEnd = frontEnds.first(where: { $0.commands.contains { $0.path == cmd.path } }) {
+                    return try frontEnd.run(cmd, app, CLIPrinter(json: out.json, quiet: out.quiet))
+                }
                 return try run(cmd, app: app, out: out)
             } catch {
                 if out.json {
@@ -397,6 +405,11 @@ public enum CaissonCLI {
             return report.problems.isEmpty ? 0 : 5
 
         case ["demo"]:
+            if let dir = cmd.value("--prepare") {
+                let files = try Demo.prepare(dir: dir)
+                if out.json { out.document(["files": files]) } else { files.forEach { out.line($0) } }
+                return 0
+            }
             if out.json {
                 // The narration goes to stderr; stdout gets the outcome as one document.
                 fflush(nil)
@@ -643,4 +656,34 @@ public enum CaissonCLI {
         default: break
         }
     }
+}
+
+/// Commands of another front end (the console) run by `caisson`.
+public struct CLIFrontEnd: Sendable {
+    public var commands: [CommandSpec]
+    public var run: @Sendable (ParsedCommand, Application, CLIPrinter) throws -> Int32
+
+    public init(commands: [CommandSpec], run: @escaping @Sendable (ParsedCommand, Application, CLIPrinter) throws -> Int32) {
+        self.commands = commands
+        self.run = run
+    }
+}
+
+/// The CLI's output conventions for a front end's command: documents and lines on stdout,
+/// progress and notices on stderr.
+public struct CLIPrinter: Sendable {
+    public let json: Bool
+    public let quiet: Bool
+
+    public func line(_ s: String = "") {
+        print(s)
+        fflush(nil)
+    }
+
+    public func progress(_ s: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+
+    public func document<T: Encodable>(_ value: T) { print(JSONCoding.string(value, pretty: true)) }
 }
