@@ -79,7 +79,10 @@ extension Console {
         guard hostAllowed(head.header("Host")) else {
             return Pages.plain(403, "Forbidden: this console is not reachable under the name \(head.header("Host") ?? "(none)").")
         }
-        if let origin = head.header("Origin"), origin != "http://\(head.header("Host")!)" {
+        // A browser says `Origin: null` for a form sent under `Referrer-Policy: no-referrer`;
+        // then its `Sec-Fetch-Site` must say the form came from this console.
+        if let origin = head.header("Origin"), origin != "http://\(head.header("Host")!)",
+           origin != "null" || head.header("Sec-Fetch-Site") != "same-origin" {
             return Pages.plain(403, "Forbidden: a request from another site (\(origin)) was refused.")
         }
         if head.header("Sec-Fetch-Site") == "cross-site" {

@@ -59,6 +59,9 @@ import Glibc
         let body = Array("csrf=\(c.csrf)&package=\(pkg)".utf8)
         let crossSite = try c.request("POST", "/check", headers: [("Origin", "http://evil.example")], body: body, origin: false)
         #expect(crossSite.status == 403)
+        // `Origin: null` (a sandboxed frame, a data: page) is only taken with Sec-Fetch-Site same-origin.
+        #expect(try c.request("POST", "/check", headers: [("Origin", "null")], body: body, origin: false).status == 403)
+        #expect(try c.request("POST", "/check", headers: [("Origin", "null"), ("Sec-Fetch-Site", "cross-site")], body: body, origin: false).status == 403)
         // No or wrong CSRF token.
         #expect(try c.post("/check", form: ["package": pkg], csrf: "").status == 403)
         #expect(try c.post("/check", form: ["package": pkg], csrf: String(repeating: "0", count: 64)).status == 403)
