@@ -335,11 +335,12 @@ stable_secs = 2
                         "--version", version, "--output", os.path.join(media, f"web-{version}.edgepkg")],
                        check=True, capture_output=True)
         docker("rmi", f"{tag}/web:{version}")
-    # Rejected: a package whose image would retag another reference.
-    docker("tag", "caisson-test/app:2", f"{tag}/other:1")
-    subprocess.run([caisson, "--services", services, "package", "build", "--service", "web", "--image", f"{tag}/other:1",
-                    "--version", "4.0.0", "--output", os.path.join(media, "web-evil.edgepkg")], capture_output=True)
-    docker("rmi", f"{tag}/other:1")
+    # Rejected: a damaged copy (bytes changed inside image.tar: its checksum no longer matches).
+    damaged = os.path.join(media, "web-damaged.edgepkg")
+    shutil.copy(os.path.join(media, "web-2.0.0.edgepkg"), damaged)
+    with open(damaged, "r+b") as f:
+        f.seek(os.path.getsize(damaged) // 2)
+        f.write(b"\xff" * 64)
 
     def cleanup():
         out = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={tag}"], capture_output=True, text=True).stdout.split()
@@ -370,11 +371,11 @@ def main():
               "frontend-1.1.0.edgepkg", "frontend-1.2.0.edgepkg", "frontend-evil.edgepkg", "frontend", args.screenshots)
         login_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-login"), media_root, args.screenshots)
         if args.docker:
-            droot = tempfile.mkdtemp(prefix="caisson-browser-docker-", dir=shm)
+            droot = tempfile.mkdtemp(prefix="caisson-browser-real-", dir=shm)
             services, dmedia, cleanup = docker_setup(caisson, droot)
             try:
                 flows(caisson, "docker", services, os.path.join(root, "state-docker"), dmedia, "docker",
-                      "web-2.0.0.edgepkg", "web-3.0.0.edgepkg", "web-evil.edgepkg", "web", None)
+                      "web-2.0.0.edgepkg", "web-3.0.0.edgepkg", "web-damaged.edgepkg", "web", None)
             finally:
                 cleanup()
                 shutil.rmtree(droot, ignore_errors=True)
