@@ -332,9 +332,9 @@ final class BuildFileWriter {
         }
     }
 
-    func close() throws {
+    func close(sync: Bool = true) throws {
         defer { Glibc.close(fd); fd = -1 }
-        guard fsync(fd) == 0 else {
+        guard !sync || fsync(fd) == 0 else {
             throw CaissonError("package.write_failed", "cannot flush \(path): \(ByteSourceError.describe(errno: errno))")
         }
     }

@@ -369,7 +369,7 @@ public final class Application {
         let meter = makeProgress?(.loading, payload.length)
         defer { meter?.finish(completed: false) }
         do {
-            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.length == payload.length,
+            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.encryption == payload.encryption, pipelined.payload.length == payload.length,
                pipelined.payload.reference == payload.reference {
                 // Most of the archive went out during validation; let it end.
                 info = try pipelined.release(progress: { bytes in
