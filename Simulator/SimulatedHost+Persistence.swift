@@ -108,7 +108,7 @@ extension SimulatedHost {
 
     /// A host from `encodedState()` bytes.
     public convenience init(encodedState bytes: [UInt8], recordTrace: Bool = true, source: String = "state") throws {
-        let state: SimState
+        var state: SimState
         do {
             state = try JSONDecoder().decode(SimState.self, from: Data(bytes))
         } catch {
@@ -117,6 +117,14 @@ extension SimulatedHost {
         }
         guard state.format == SimState.currentFormat else {
             throw CaissonError("sim.state_invalid", "The simulated host state \(source) has format \(state.format); this build reads format \(SimState.currentFormat).")
+        }
+        // Saved before an operation was added (operations are only ever appended): none of it yet.
+        if state.operationCounts.count < SimOperation.allCases.count {
+            state.operationCounts += Array(repeating: 0, count: SimOperation.allCases.count - state.operationCounts.count)
+        }
+        if var swarm = state.swarm, swarm.activeSites.count < SimOperation.allCases.count {
+            swarm.activeSites += Array(repeating: [], count: SimOperation.allCases.count - swarm.activeSites.count)
+            state.swarm = swarm
         }
         guard state.operationCounts.count == SimOperation.allCases.count, state.nowMillis >= 0,
               state.names.count == state.containers.count,

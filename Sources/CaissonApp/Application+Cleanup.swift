@@ -38,7 +38,7 @@ extension Application {
     /// service) with their pins, and leftover backup containers of committed attempts.
     /// Takes the operation lock; a failure to remove one thing is reported and the rest goes on.
     public func cleanup(keep: Int? = nil) throws -> CleanupReport {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package cleanup", since: systemClock.timestamp())
+        let lock = try acquireStateLock("package cleanup")
         defer { lock.release() }
         try recoverIfNeeded()
         let s = try store()

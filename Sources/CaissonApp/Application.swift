@@ -10,9 +10,22 @@ public enum HostKind: String, Sendable, CaseIterable {
 
 public struct AppOptions: Sendable {
     public var servicesPath: String = "services.toml"
+    /// `--state-dir`, else `CAISSON_STATE_DIR`, else `.caisson-state` (the Rust tool's default,
+    /// relative to the working directory).
     public var stateDir: String = ".caisson-state"
     public var host: HostKind = .docker
+    /// Where host-wide service locks live (`CAISSON_LOCK_DIR`; nil: `/run/caisson/locks`).
+    public var lockDirectory: String?
     public init() {}
+
+    /// The defaults a device sets once in its environment: `CAISSON_STATE_DIR` (an absolute
+    /// path such as `/var/lib/caisson`) and `CAISSON_LOCK_DIR`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> AppOptions {
+        var o = AppOptions()
+        if let d = environment["CAISSON_STATE_DIR"], !d.isEmpty { o.stateDir = d }
+        if let d = environment["CAISSON_LOCK_DIR"], !d.isEmpty { o.lockDirectory = d }
+        return o
+    }
 }
 
 /// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
@@ -34,6 +47,8 @@ public final class Application {
     private var catalogCache: Catalog?
     private var hostCache: (any ContainerHost)?
     private var simHost: SimulatedHost?
+    /// The state directory's lock, while this process holds it (load, rollback, cleanup).
+    var heldStateLock: HeldLock?
 
     public init(options: AppOptions, ids: any IDGenerator = RandomIDGenerator()) {
         self.options = options
@@ -137,22 +152,6 @@ public final class Application {
     /// Persist the simulated host after a command (the real Docker host persists itself).
     public func finish() {
         if let h = simHost { try? h.save(to: simHostPath) }
-    }
-
-    // MARK: Recovery
-
-    /// Drive any attempt left in flight by a killed updater to a terminal state. Cheap when
-    /// nothing is in flight (no host connection is made).
-    @discardableResult
-    public func recoverIfNeeded() throws -> Recovery.Report {
-        let s = try store()
-        guard !(try s.inFlightAttempts()).isEmpty else { return Recovery.Report() }
-        onProgress?("Recovering an update interrupted earlier…")
-        let report = try Recovery.run(host: host(), journal: s, clock: clock(), onStep: { [weak self] step in
-            self?.onProgress?("  recovery: \(step)")
-        })
-        finish()
-        return report
     }
 
     // MARK: Validation
@@ -277,7 +276,7 @@ public final class Application {
     /// Validate, plan, confirm, import, update. `confirm` sees the plan and says yes or no.
     public func load(_ path: String, flags: LoadFlags = LoadFlags(), confirm: (LoadPlan) -> Bool,
                      progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("package load \(path)")
         defer { lock.release() }
         try recoverIfNeeded()
         // Copy the package off a removable medium once; everything after reads the copy.
@@ -322,6 +321,9 @@ public final class Application {
             return outcome
         }
         let host = try host()
+        // One update of this service at a time on the host, whatever the state directory.
+        let serviceLock = try guardService(service, operation: "package load \(path)")
+        defer { serviceLock.release() }
         let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
         outcome.plan = plan
         if let st = plan.imageStorage, !st.isEnough {
@@ -488,13 +490,15 @@ public final class Application {
     // MARK: Rollback
 
     public func rollback(service name: String, confirm: (String) -> Bool) throws -> UpdateAttempt? {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "rollback \(name)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("rollback \(name)")
         defer { lock.release() }
         try recoverIfNeeded()
         let catalog = try catalog()
         guard let service = catalog.service(named: name) else {
             throw CaissonError("service.unknown", "service \(name) is not in the catalog")
         }
+        let serviceLock = try guardService(service, operation: "rollback \(name)")
+        defer { serviceLock.release() }
         let s = try store()
         guard let state = try s.serviceState(name), let prevID = state.previousKnownGoodImageID else {
             throw CaissonError("rollback.no_previous_release", "service \(name) has no previous known-good release to return to")

@@ -10,7 +10,7 @@ import Glibc
 public enum CaissonCLI {
     static let globals: [OptionSpec] = [
         OptionSpec("--services", value: "PATH", help: "The service catalog (default: services.toml)"),
-        OptionSpec("--state-dir", value: "PATH", help: "Caisson's state directory (default: .caisson-state)"),
+        OptionSpec("--state-dir", value: "PATH", help: "Caisson's state directory (default: $CAISSON_STATE_DIR, else .caisson-state)"),
         OptionSpec("--host", value: "docker|sim", help: "Run against the Docker daemon (default) or the built-in simulator"),
         OptionSpec("--json", help: "Print one JSON document on stdout"),
         OptionSpec("--quiet", short: "-q", help: "Print no progress"),
@@ -163,7 +163,7 @@ public enum CaissonCLI {
     static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
         switch cmd.path {
         case ["package", "validate"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             let v = try app.validate(cmd.positionals[0])
             printValidation(v, out: out)
             return v.report.status == .accepted ? 0 : 2
@@ -294,9 +294,10 @@ public enum CaissonCLI {
             return accepted ? 0 : 2
 
         case ["service", "list"]:
-            try app.recoverIfNeeded()
+            let gate = try app.recoverIfNeeded()
             let views = try app.services()
-            if out.json { out.document(["services": views]); return 0 }
+            if out.json { out.document(ServicesDocument(services: views, inProgress: gate.inProgress)); return 0 }
+            showInProgress(gate, out: out)
             out.line("Services (\(views.count))")
             for v in views {
                 let active = v.state?.activeImageReference.map { " - active \($0)" } ?? ""
@@ -305,7 +306,7 @@ public enum CaissonCLI {
             return 0
 
         case ["service", "show"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             guard let v = try app.services().first(where: { $0.name == cmd.positionals[0] }) else {
                 throw CaissonError("service.unknown", "service \(cmd.positionals[0]) is not in the catalog")
             }
@@ -327,14 +328,15 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "list"]:
-            try app.recoverIfNeeded()
+            let gate = try app.recoverIfNeeded()
             var limit = 20
             if let l = cmd.value("--limit") {
                 guard let n = Int(l), n > 0 else { throw CaissonError("usage.invalid_limit", "--limit must be a positive number, not '\(l)'") }
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
-            if out.json { out.document(["attempts": list.records]); return 0 }
+            if out.json { out.document(HistoryDocument(attempts: list.records, inProgress: gate.inProgress)); return 0 }
+            showInProgress(gate, out: out)
             out.line("Update history (\(list.records.count))")
             for a in list.records {
                 out.line("- \(a.updateID)  \(a.startedAt)  \(a.serviceName)  \(a.status.rawValue)  \(a.targetImageReference)")
@@ -343,7 +345,7 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "show"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             let store = try app.store()
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
@@ -384,8 +386,18 @@ public enum CaissonCLI {
             return exitCode(for: a.status)
 
         case ["recover"]:
-            let report = try app.recoverIfNeeded()
-            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems)); return 0 }
+            let gate = try app.recoverIfNeeded()
+            if let busy = gate.inProgress {
+                // Its owner is alive: not interrupted, and not ours to touch.
+                if out.json { out.document(RecoverDocument(recovered: [], problems: [], inProgress: busy)); return 0 }
+                out.line("Nothing to recover now: another Caisson process is running an operation; nothing was changed.")
+                for l in busy.lines { out.line(l) }
+                return 0
+            }
+            var report = gate.report
+            // Another state directory's unfinished update cannot be recovered from here: say so.
+            if let foreign = try? app.foreignAttempts() { report.problems += foreign }
+            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: nil)); return report.problems.isEmpty ? 0 : 5 }
             if report.recovered.isEmpty && report.problems.isEmpty {
                 out.line("Nothing to recover: no update was interrupted.")
             }
@@ -425,6 +437,7 @@ public enum CaissonCLI {
                 out.line("Swarm: \(summary.runs) runs, seed \(summary.seed), \(summary.violations) violation(s)")
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
+                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults)")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
                     out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
@@ -462,6 +475,37 @@ public enum CaissonCLI {
     struct RecoverDocument: Encodable {
         var recovered: [UpdateAttempt]
         var problems: [Issue]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case recovered, problems
+            case inProgress = "in_progress"
+        }
+    }
+
+    struct ServicesDocument: Encodable {
+        var services: [Application.ServiceView]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case services
+            case inProgress = "in_progress"
+        }
+    }
+
+    struct HistoryDocument: Encodable {
+        var attempts: [UpdateAttempt]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case attempts
+            case inProgress = "in_progress"
+        }
+    }
+
+    /// A command that found another process's update running says so (and changed nothing).
+    static func showInProgress(_ gate: RecoveryGate.Outcome, out: Output) {
+        guard let busy = gate.inProgress, !out.json else { return }
+        for l in busy.lines { out.line(l) }
+        out.line("(another Caisson process is running it; this command changed nothing)")
+        out.line("")
     }
 
     struct DemoDocument: Encodable {
