@@ -90,6 +90,9 @@ extension Application {
         var copied: Int64 = 0
         while true {
             var n: Int
+            if SignalWatch.shared.requested {
+                return fail(Issue("update.cancelled", "stopped by \(SignalWatch.shared.signalName) while the package was copied; the partial copy was removed and nothing was changed"))
+            }
             if let failAfter, copied >= failAfter {
                 n = -1
                 errno = EIO

@@ -24,7 +24,7 @@ public enum CaissonCLI {
                     discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
                     positionals: [("PKG", "The .edgepkg file", false)]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
@@ -67,7 +67,8 @@ public enum CaissonCLI {
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
-        CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)"),
+        CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)",
+                    discussion: "Recovers only an update whose process is gone: while another Caisson runs one, it shows it\n(pid, step, since when) and changes nothing. Also lists updates another state directory left\nunfinished on this host ([update.foreign_attempt], exit 5). Run at boot by\ncontrib/systemd/caisson-recover.service. Exit 0, or 5 when something needs a human."),
         CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
                     options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
@@ -130,6 +131,12 @@ public enum CaissonCLI {
                 options.host = kind
             }
             let out = Output(json: cmd.flag("--json"), quiet: cmd.flag("--quiet") || cmd.flag("--json"))
+            // Commands that change things stop safely on Ctrl-C / SIGTERM (see SignalWatch).
+            if [["package", "load"], ["rollback"], ["recover"]].contains(cmd.path) {
+                SignalWatch.shared.say = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                SignalWatch.shared.phase = cmd.path == ["recover"] ? .recovering : .preparing
+                SignalWatch.shared.install()
+            }
             let app = Application(options: options)
             app.onProgress = { out.progress($0) }
             app.onNotice = { out.notice($0) }
@@ -550,11 +557,17 @@ public enum CaissonCLI {
 
     /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
     /// With `--json` the question goes to stderr, so stdout stays one JSON document.
+    /// Ctrl-C or SIGTERM while it waits is "no" too.
     static func prompt(_ question: String, toStderr: Bool = false) -> Bool {
         fflush(nil)
-        (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(question.utf8))
-        guard let answer = readLine(strippingNewline: true) else {
-            (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data("\n".utf8))
+        let sink = toStderr ? FileHandle.standardError : FileHandle.standardOutput
+        sink.write(Data(question.utf8))
+        let watch = SignalWatch.shared
+        let before = watch.phase
+        watch.phase = .prompt
+        defer { watch.phase = before }
+        guard let answer = readAnswerLine(stopIf: { watch.requested }) else {
+            sink.write(Data("\n".utf8))
             return false
         }
         let a = answer.trimmingCharacters(in: .whitespaces).lowercased()
@@ -579,6 +592,35 @@ public enum CaissonCLI {
             workFactor = n
         }
         return (cmd.values("--encrypt-to"), passphrase, workFactor)
+    }
+
+    /// One line from stdin (without its newline), read a byte at a time so nothing past the line
+    /// is consumed; nil at EOF, on a read error, or once `stopIf` says so (checked every 100 ms).
+    static func readAnswerLine(stopIf: () -> Bool) -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            if stopIf() { return nil }
+            var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&fds, 1, 100)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if ready == 0 { continue }
+            var byte: UInt8 = 0
+            let n = read(0, &byte, 1)
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                return nil
+            }
+            if n == 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+            if byte == 0x0A {
+                if bytes.last == 0x0D { bytes.removeLast() }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            bytes.append(byte)
+            if bytes.count > 4096 { return String(decoding: bytes, as: UTF8.self) }
+        }
     }
 
     static func printValidation(_ v: Application.ValidationOutcome, out: Output) {
@@ -629,13 +671,20 @@ public enum CaissonCLI {
             if let i = o.importIssue { issues.append(i) }
             if let i = o.preflightIssue { issues.append(i) }
             let status: String
-            if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
+            if let c = o.cancelled { issues.append(c) }
+            if o.cancelled != nil { status = "cancelled" }
+            else if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
             else if o.preflightIssue != nil { status = "refused" }
             else if o.declined { status = "declined" }
             else if dryRun && o.attempt == nil { status = "planned" }
             else if o.importIssue != nil { status = "import_failed" }
             else { status = o.attempt?.status.rawValue ?? "unknown" }
             out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues))
+            return
+        }
+        if let c = o.cancelled {
+            out.line("Stopped; the service was not changed.")
+            out.line("- \(c)")
             return
         }
         if o.validation.report.status == .rejected {
