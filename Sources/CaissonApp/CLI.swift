@@ -63,7 +63,8 @@ public enum CaissonCLI {
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
         CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
                     positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
-        CommandSpec(["history", "verify"], summary: "Check the audit log's hash chain for edits or deletions"),
+        CommandSpec(["history", "verify"], summary: "Check the state database, the audit log and the records for damage, edits or deletions",
+                    discussion: "Runs SQLite's integrity check on the state database, re-computes the audit log's hash chain\nand the record chain that covers every update attempt and service state (the previous\nknown-good releases and the downgrade floor). Exit 0 intact, 1 otherwise."),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
@@ -120,7 +121,7 @@ public enum CaissonCLI {
             }
             return 1
         case .run(let cmd):
-            var options = AppOptions()
+            var options = AppOptions.fromEnvironment()
             if let s = cmd.globals["--services"] { options.servicesPath = s }
             if let s = cmd.globals["--state-dir"] { options.stateDir = s }
             if let h = cmd.globals["--host"] {
@@ -262,10 +263,9 @@ public enum CaissonCLI {
             }
             let pair = try KeyPair.generate()
             let secretText = cmd.flag("--unencrypted") ? pair.secretKey.fileContents() : try pair.secretKey.encryptedFileContents(password: password!)
-            guard FileManager.default.createFile(atPath: sec, contents: Data(secretText.utf8), attributes: [.posixPermissions: 0o600]),
-                  FileManager.default.createFile(atPath: pub, contents: Data(pair.publicKey.fileContents.utf8)) else {
-                throw CaissonError("key.write_failed", "could not write \(sec) and \(pub)")
-            }
+            // The secret is 0600 from its first byte: created with that mode (never chmod-ed after).
+            try SecretFile.write(sec, Array(secretText.utf8), mode: 0o600, replace: cmd.flag("--force"))
+            try SecretFile.write(pub, Array(pair.publicKey.fileContents.utf8), mode: 0o644, replace: cmd.flag("--force"))
             if out.json {
                 out.document(["secret_key": sec, "public_key_file": pub, "public_key": pair.publicKey.base64])
             } else {
@@ -368,16 +368,35 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "verify"]:
-            let report = try app.store().verifyAuditChain()
+            let store = try app.store()
+            let integrity = try store.integrityProblems(full: true)
+            let report = try store.verifyAuditChain()
+            let records = try store.verifyRecordChain()
+            let ok = report.firstBreak == nil && integrity.isEmpty && records.isIntact
             if out.json {
-                out.document(ChainDocument(checked: report.checked, ok: report.firstBreak == nil, firstBreak: report.firstBreak.map { "\($0)" }))
-            } else if let b = report.firstBreak {
+                out.document(ChainDocument(checked: report.checked, ok: ok, firstBreak: report.firstBreak.map { "\($0)" },
+                                           integrityProblems: integrity, recordsChecked: records.records, recordProblems: records.problems))
+                return ok ? 0 : 1
+            }
+            if integrity.isEmpty {
+                out.line("Database: sound (integrity check)")
+            } else {
+                out.line("Database: DAMAGED")
+                for p in integrity.prefix(20) { out.line("- \(p)") }
+            }
+            if let b = report.firstBreak {
                 out.line("Audit log: BROKEN after checking \(report.checked) events")
                 out.line("- \(b)")
             } else {
                 out.line("Audit log: intact (\(report.checked) events checked)")
             }
-            return report.firstBreak == nil ? 0 : 1
+            if records.isIntact {
+                out.line("Records: intact (\(records.records) update attempts and service states, \(records.links) links checked)")
+            } else {
+                out.line("Records: CHANGED OUTSIDE CAISSON")
+                for p in records.problems.prefix(20) { out.line("- \(p)") }
+            }
+            return ok ? 0 : 1
 
         case ["rollback"]:
             let yes = cmd.flag("--yes")
@@ -473,9 +492,15 @@ public enum CaissonCLI {
         var checked: Int
         var ok: Bool
         var firstBreak: String?
+        var integrityProblems: [String] = []
+        var recordsChecked: Int = 0
+        var recordProblems: [String] = []
         enum CodingKeys: String, CodingKey {
             case checked, ok
             case firstBreak = "first_break"
+            case integrityProblems = "integrity_problems"
+            case recordsChecked = "records_checked"
+            case recordProblems = "record_problems"
         }
     }
 

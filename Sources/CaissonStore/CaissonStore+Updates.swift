@@ -17,6 +17,7 @@ extension CaissonStore: UpdateJournal {
     }
 
     private func writeOnce(_ write: JournalWrite) throws {
+        try ensureAlive("writing the update journal")
         try StoreErrors.wrap(databasePath, "writing the update journal") {
             try db.transaction {
                 try upsertAttempt(write.attempt)
@@ -45,8 +46,9 @@ extension CaissonStore: UpdateJournal {
 
     /// Inserts or updates an attempt on its own (the journal's `write` does this too).
     public func recordUpdateAttempt(_ attempt: UpdateAttempt) throws {
+        try ensureAlive("recording an update attempt")
         try StoreErrors.wrap(databasePath, "recording an update attempt") {
-            try upsertAttempt(attempt)
+            try db.transaction { try upsertAttempt(attempt) }
         }
     }
 
@@ -64,6 +66,7 @@ extension CaissonStore: UpdateJournal {
             """,
             [.text(attempt.updateID), .text(attempt.serviceName), .text(attempt.status.rawValue),
              .text(attempt.kind), .text(attempt.startedAt), .optional(attempt.finishedAt), .text(json)])
+        try linkRecord(kind: RecordChain.updateAttempt, key: attempt.updateID, json: json)
     }
 
     /// Non-terminal attempts, oldest first, each with the machine of its latest journal entry.

@@ -43,10 +43,12 @@ public final class SQLiteDatabase {
 
     /// Opens (and with `create`, creates) the database file. The file is not read until the first
     /// statement, so a garbage file is only detected by the first query.
-    public init(path: String, create: Bool = true, readOnly: Bool = false,
+    public init(path: String, create: Bool = true, readOnly: Bool = false, noFollow: Bool = false,
                 busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
         self.path = path
         var flags = SQLITE_OPEN_FULLMUTEX
+        // Refuse a symbolic link as the database (SQLite 3.31+).
+        if noFollow { flags |= 0x0100_0000 /* SQLITE_OPEN_NOFOLLOW */ }
         if readOnly {
             flags |= SQLITE_OPEN_READONLY
         } else {
