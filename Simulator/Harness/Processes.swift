@@ -73,6 +73,9 @@ public struct SecondProcessReport: Sendable, Equatable {
     public var reportedInProgress: OperationInProgress?
     /// The issue code it refused with, if it refused.
     public var refusal: String?
+    /// The host carried the marks of an unfinished update of the service when it ran
+    /// (`NAME-caisson-new-…` / `NAME-caisson-rollback-…` containers), as an observer sees it.
+    public var marksPresent = false
     /// Attempts it recovered.
     public var recovered: [UpdateAttempt] = []
 }
@@ -93,6 +96,11 @@ extension UpdateScenario {
         let writesBefore = journal.writeCount
         let firstAlive = stateLocks.holder(of: OperationLocks.stateLockName)?.pid == Self.firstPID
         var report = SecondProcessReport(command: command, hostChanges: 0, journalWrites: 0, firstAlive: firstAlive)
+        if let name = service.docker?.containerName {
+            report.marksPresent = host.allContainers.contains {
+                $0.name.hasPrefix(name + "-caisson-new-") || $0.name.hasPrefix(name + "-caisson-rollback-")
+            }
+        }
         let me = holder(Self.secondPID, command.rawValue)
         switch command {
         case .serviceList, .historyList, .validate, .recover:
@@ -163,6 +171,19 @@ extension UpdateScenario {
             case .otherStateDirLoad:
                 if r.refusal != "lock.service_busy" { out.append("\(name) was not refused with lock.service_busy (\(r.refusal ?? "went ahead"))") }
             case .otherStateDirRecover:
+                break
+            }
+        } else if r.marksPresent {
+            // The first process died mid-update: another state directory must not take its
+            // leftovers for its own, nor say there is nothing to recover.
+            switch r.command {
+            case .otherStateDirLoad:
+                if r.refusal == nil { out.append("\(name) went ahead over another state directory's unfinished update") }
+                if r.hostChanges > 0 { out.append("\(name) changed the host over another state directory's unfinished update") }
+            case .otherStateDirRecover:
+                if r.refusal == nil { out.append("\(name) said nothing was left to recover while another state directory's update was unfinished") }
+                if r.hostChanges > 0 || !r.recovered.isEmpty { out.append("\(name) touched another state directory's unfinished update") }
+            default:
                 break
             }
         }
