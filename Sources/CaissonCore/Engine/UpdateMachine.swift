@@ -627,12 +627,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             return finish(.failed, timestamp)
         case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll:
             return startRestore(Issue("update.cancelled", "\(reason); restoring the previous release"), timestamp)
-        case .commitRemoveBackup:
-            // The new release passed its health check: finish the commit.
-            if plan.service.runtimeMode == .docker, let old = oldContainerID { return .call(.removeContainer(old)) }
-            return commit(timestamp)
+        case .commitRemoveBackup, .commitInspectBackup, .commitStopBackup:
+            // The new release passed its health check: finish the commit (from a fresh look at
+            // the backup).
+            return commitBackup(timestamp)
         case .restoreInspectName, .restoreRemoveIntruder, .restoreInspectOld, .restoreRenameOld, .restoreStartOld,
-             .restoreInspectLeftover, .restoreRemoveLeftover:
+             .restoreInspectLeftover, .restoreRemoveLeftover, .restoreStopIntruder, .restoreInspectNew, .restoreStopLeftover:
             // Already restoring: start the round over from what the host looks like.
             restoreStartIssued = false
             phase = .restoreInspectName
