@@ -88,26 +88,27 @@ enum HostileCorpus {
     static let content = Array("hostile\n".utf8)
 
     static let cases: [HostileCase] = [
-        // Traversal and absolute names, in the header and via pax `path=`.
-        HostileCase(name: "traversal name ../x", codes: ["archive.invalid_entry_path"]) { p in
+        // Traversal and absolute names, in the header and via pax `path=`: more than one path
+        // component as the Rust tool splits them (FORMATS §4), so `archive.nested_entry`.
+        HostileCase(name: "traversal name ../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("../x", content) }
         },
-        HostileCase(name: "traversal name a/../../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "traversal name a/../../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("a/../../x", content) }
         },
-        HostileCase(name: "absolute name /etc/passwd", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "absolute name /etc/passwd", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("/etc/passwd", content) }
         },
-        HostileCase(name: "pax path=../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("../x".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=a/../../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=a/../../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("a/../../x".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=/etc/passwd", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=/etc/passwd", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("/etc/passwd".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=/image.tar carries the image", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=/image.tar carries the image", codes: ["archive.nested_entry"]) { p in
             let img = try p.image().bytes
             return try p.manifestThen { t in
                 t.pax([("path", Array("/image.tar".utf8))])
@@ -165,7 +166,7 @@ enum HostileCorpus {
         // The 10 bytes read as manifest.toml ("# padding ") are a comment: the six required
         // fields are each reported missing, after the unreadable archive.
         HostileCase(name: "manifest.toml claims fewer bytes: next header is garbage",
-                    codes: ["archive.read_failed"] + Array(repeating: "manifest.parse_failed", count: 6)) { p in
+                    codes: ["archive.entry_read_failed"] + Array(repeating: "manifest.parse_failed", count: 6)) { p in
             // A manifest longer than one block, so the reader's next "header" is manifest text.
             let img = try p.image().bytes
             let m = Array(("# " + String(repeating: "padding ", count: 100) + "\n" + p.manifestText(for: img)).utf8)
@@ -176,7 +177,7 @@ enum HostileCorpus {
             return t.finished()
         },
         HostileCase(name: "image.tar claims fewer bytes: next header is garbage",
-                    codes: ["image.read_failed", "archive.read_failed", "image.size_mismatch"]) { p in
+                    codes: ["image.read_failed", "archive.entry_read_failed", "image.size_mismatch"]) { p in
             // Cut image.tar just after its last inner header: the outer reader lands on JSON text.
             let img = try p.image().bytes
             return try p.manifestThen { t in
@@ -302,13 +303,35 @@ enum HostileCorpus {
         HostileCase(name: "invalid UTF-8 in an entry name", codes: ["archive.invalid_entry_path"]) { p in
             try p.package { $0.entry([0x65, 0xFF, 0xFE, 0x78], content) }
         },
-        // Not a package at all.
-        HostileCase(name: "empty file", codes: ["archive.read_failed"]) { _ in [] },
-        HostileCase(name: "a text file renamed .edgepkg", codes: ["archive.read_failed"]) { _ in
+        // Not a package at all (the Rust tool's codes: the first header cannot be read; an empty
+        // file has no entries, so no manifest).
+        HostileCase(name: "empty file", codes: ["archive.missing_manifest", "archive.missing_image"]) { _ in [] },
+        HostileCase(name: "a text file renamed .edgepkg", codes: ["archive.entry_read_failed"]) { _ in
             Array(String(repeating: "this is not a tar archive\n", count: 100).utf8)
         },
-        HostileCase(name: "gzip-compressed tar", codes: ["archive.read_failed"]) { p in
+        HostileCase(name: "gzip-compressed tar", codes: ["archive.entry_read_failed"]) { p in
             try gzip(try p.package())
+        },
+        HostileCase(name: "a header with a bad checksum", codes: ["archive.entry_read_failed"]) { p in
+            var bytes = try p.package()
+            bytes[0] ^= 0x20  // the first byte of manifest.toml's name; its checksum no longer adds up
+            return bytes
+        },
+        HostileCase(name: "a lone '.' entry", codes: ["archive.invalid_entry_path"]) { p in
+            try p.package { $0.file(".", content) }
+        },
+        HostileCase(name: "image.tar that is not a tar", codes: ["image.invalid_archive"]) { p in
+            try p.package(image: Array(String(repeating: "not a docker save archive\n", count: 200).utf8))
+        },
+        HostileCase(name: "format_version that is not a number", codes: ["manifest.parse_failed"]) { p in
+            let img = try p.image().bytes
+            let text = p.manifestText(for: img).replacingOccurrences(of: "format_version = 1", with: "format_version = \"one\"")
+            return try p.package(manifest: Array(text.utf8), image: img)
+        },
+        HostileCase(name: "negative format_version", codes: ["manifest.parse_failed"]) { p in
+            let img = try p.image().bytes
+            let text = p.manifestText(for: img).replacingOccurrences(of: "format_version = 1", with: "format_version = -1")
+            return try p.package(manifest: Array(text.utf8), image: img)
         },
         // Other entries a package must not hold.
         HostileCase(name: "pax global header", codes: ["archive.unsafe_entry_type"]) { p in

@@ -103,9 +103,14 @@ struct ImageInspector {
             if let outerFailure = outerFailure(tee.base) {
                 return Outcome(facts: nil, issues: [], archiveDigest: nil, outerFailure: outerFailure)
             }
-            return Outcome(facts: nil,
-                           issues: inspector.issues + [Issue("image.read_failed", "image.tar is not a readable tar archive: \(readFailure.message)")],
-                           archiveDigest: nil, outerFailure: nil)
+            let issue: Issue
+            if readFailure.entryName == nil && readFailure.kind != .readFailed {
+                // Not a tar archive where a header should be (or the data ends inside one).
+                issue = Issue("image.invalid_archive", "image.tar is not a docker save archive: \(readFailure.message)")
+            } else {
+                issue = Issue("image.read_failed", "image.tar cannot be read to its end: \(readFailure.message)")
+            }
+            return Outcome(facts: nil, issues: inspector.issues + [issue], archiveDigest: nil, outerFailure: nil)
         }
         let digest = tee.finish()
         let facts = inspector.resolve()
