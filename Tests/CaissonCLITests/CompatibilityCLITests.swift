@@ -3,7 +3,9 @@ import Foundation
 import Testing
 
 /// Issue 11, through the real `caisson` binary: the Rust tool's issue codes on its packages
-/// (FORMATS §4), TOML 1.1 manifests and catalogs, and the catalog's strictness.
+/// (FORMATS §4), TOML 1.1 manifests and catalogs, the catalog's strictness, and gzip-compressed
+/// images (built, validated and loaded on the simulator; the real daemon's load is in
+/// CaissonDockerTests and the hostile gzip streams in the hostile corpus).
 @Suite struct CompatibilityCLITests {
     /// A package for `frontend` 2.0.0 from parts (`entries` in order), without the end marker
     /// unless `end` says how many zero bytes follow.
@@ -160,5 +162,75 @@ import Testing
         let c = try Caisson()
         let (m, img) = try Self.honest { $0 + "\n[future]\nsomething_new = true\n" }
         #expect(try validate(c, Self.rawPackage([("manifest.toml", m), ("image.tar", img)])).status == 0)
+    }
+
+    // MARK: - gzip
+
+    @Test func aGzipPackageIsBuiltValidatedAndLoadedOnTheSimulator() throws {
+        let c = try Caisson()
+        let (_, img) = try Self.honest()
+        try Data(img).write(to: URL(fileURLWithPath: c.dir + "/image.tar"))
+        let b = try c.run(["package", "build", "--service", "frontend", "--version", "2.0.0", "--from-tar", "image.tar",
+                           "--compress", "gzip", "--output", "gz.edgepkg", "--created-at", "2026-03-16T18:30:00Z"])
+        #expect(b.status == 0, "\(b.stdout) \(b.stderr)")
+        // image.tar in the package is gzip (told by its content: the name stays image.tar).
+        let pkg = try #require(FileManager.default.contents(atPath: c.dir + "/gz.edgepkg")).map { $0 }
+        let scan = PackageScanner().scan(MemoryByteSource(pkg))
+        #expect(scan.issues == [])
+        let t = try #require(scan.imageTar)
+        #expect(pkg[Int(t.dataOffset)] == 0x1F && pkg[Int(t.dataOffset) + 1] == 0x8B)
+        #expect(t.compression == .gzip)
+        #expect(t.unpackedSize == Int64(img.count))
+        // A bad --compress value is a usage error.
+        let bad = try c.run(["package", "build", "--service", "frontend", "--version", "2.0.0", "--from-tar", "image.tar", "--compress", "zip"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("--compress takes gzip or none"))
+
+        let v = try c.run(["package", "validate", "gz.edgepkg"])
+        #expect(v.status == 0, "\(v.stdout) \(v.stderr)")
+        let l = try c.run(["package", "load", "gz.edgepkg", "--yes"])
+        #expect(l.status == 0, "\(l.stdout) \(l.stderr)")
+        let show = try c.run(["service", "show", "frontend", "--json"])
+        #expect((show.json?["state"] as? [String: Any])?["active_image_reference"] as? String == "example/frontend:2.0.0")
+    }
+
+    @Test func aGzipImageMadeByGzipItselfIsAccepted() throws {
+        let c = try Caisson()
+        let (_, img) = try Self.honest()
+        let gz = try HostileCorpus.gzip(img)
+        #expect(gz.count > 2 && gz[0] == 0x1F)
+        let m = EdgePackageWriter.manifest(service: "frontend", revision: "frontend-v1", platform: "linux/amd64", version: "2.0.0",
+                                           createdAt: "2026-03-16T18:30:00Z", reference: "example/frontend:2.0.0",
+                                           sha256: SHA256.hash(gz).hex, size: gz.count)
+        let r = try validate(c, Self.rawPackage([("manifest.toml", Array(m.utf8)), ("image.tar", gz)]))
+        #expect(r.status == 0, "\(r.out)")
+        let l = try c.run(["package", "load", "p.edgepkg", "--yes"])
+        #expect(l.status == 0, "\(l.stdout) \(l.stderr)")
+    }
+
+    @Test func theUnpackedSizeIsWhatTheDiskMustHold() throws {
+        // The simulated daemon has room for the compressed archive but not for what it unpacks to.
+        let c = try Caisson()
+        var img = SyntheticImage(reference: "example/frontend:2.0.0")
+        img.labels = ["io.caisson.sim.health": "healthy"]
+        img.files = [("zeros", [UInt8](repeating: 0, count: 4 << 20))]
+        let (bytes, _) = try img.archive()
+        let gz = try Gzip.compress(bytes)
+        #expect(gz.count < bytes.count / 50)
+        let m = EdgePackageWriter.manifest(service: "frontend", revision: "frontend-v1", platform: "linux/amd64", version: "2.0.0",
+                                           createdAt: "2026-03-16T18:30:00Z", reference: "example/frontend:2.0.0",
+                                           sha256: SHA256.hash(gz).hex, size: gz.count)
+        try Data(Self.rawPackage([("manifest.toml", Array(m.utf8)), ("image.tar", gz)])).write(to: URL(fileURLWithPath: c.dir + "/p.edgepkg"))
+        let plan = try c.run(["package", "load", "p.edgepkg", "--dry-run"])  // provisions the simulated host
+        #expect(plan.status == 0, "\(plan.stdout) \(plan.stderr)")
+        let path = c.dir + "/.caisson-state/sim-host.json"
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        let re = try NSRegularExpression(pattern: "\"freeDiskBytes\"\\s*:\\s*[0-9]+")
+        text = re.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text),
+                                           withTemplate: "\"freeDiskBytes\":\(gz.count * 10)")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let l = try c.run(["package", "load", "p.edgepkg", "--yes"])
+        #expect(l.status == 1)
+        #expect(l.stderr.contains("docker.insufficient_space"), "\(l.stdout) \(l.stderr)")
     }
 }

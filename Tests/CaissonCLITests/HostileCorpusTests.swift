@@ -333,6 +333,34 @@ enum HostileCorpus {
             let text = p.manifestText(for: img).replacingOccurrences(of: "format_version = 1", with: "format_version = -1")
             return try p.package(manifest: Array(text.utf8), image: img)
         },
+        // A gzip-compressed image.tar (accepted when honest) that is hostile: refused before
+        // Docker gets anything usable, in flat memory.
+        HostileCase(name: "gzip bomb image.tar (256 MiB of zeros in 256 KiB)", codes: ["image.gzip_ratio_exceeded"], heavy: true) { p in
+            try p.package(image: try gzipBomb(p))
+        },
+        HostileCase(name: "gzip image.tar cut short", codes: ["image.gzip_truncated"]) { p in
+            let gz = try Gzip.compress(try p.image().bytes)
+            return try p.package(image: Array(gz.prefix(gz.count * 2 / 3)))
+        },
+        HostileCase(name: "gzip image.tar with trailing garbage", codes: ["image.gzip_trailing_data"]) { p in
+            try p.package(image: try Gzip.compress(try p.image().bytes) + Array("garbage".utf8))
+        },
+        HostileCase(name: "gzip image.tar of two members", codes: ["image.gzip_multiple_members"]) { p in
+            let tar = try p.image().bytes
+            let half = tar.count / 2
+            return try p.package(image: try Gzip.compress(Array(tar[..<half])) + Gzip.compress(Array(tar[half...])))
+        },
+        HostileCase(name: "gzip image.tar whose CRC does not match", codes: ["image.gzip_corrupt"]) { p in
+            var gz = try Gzip.compress(try p.image().bytes)
+            gz[gz.count - 8] ^= 0x01  // the CRC-32 of the trailer: found only at the very end
+            return try p.package(image: gz)
+        },
+        HostileCase(name: "gzip image.tar hiding ../../etc/cron.d/x", codes: ["image.unsafe_entry_path"]) { p in
+            try p.package(image: try Gzip.compress(try p.image { $0.file("../../etc/cron.d/x", content) }.bytes))
+        },
+        HostileCase(name: "xz-compressed image.tar", codes: ["image.unsupported_compression"]) { p in
+            try p.package(image: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] + (try p.image().bytes))
+        },
         // Other entries a package must not hold.
         HostileCase(name: "pax global header", codes: ["archive.unsafe_entry_type"]) { p in
             try p.package { $0.entry(Array("pax_global_header".utf8), RawTar.paxRecord("comment", Array("hi".utf8)), type: UInt8(ascii: "g")) }
@@ -359,6 +387,35 @@ enum HostileCorpus {
     static func tinyHeader(_ i: Int) -> [UInt8] {
         let digits = String(i)
         return RawTar.header(name: Array(("f" + String(repeating: "0", count: 6 - digits.count) + digits).utf8), size: 0)
+    }
+
+    /// A genuine docker save archive whose last layer is 256 MiB of zeros, gzip-compressed in
+    /// flat memory (never held whole).
+    static func gzipBomb(_ p: HostileParts) throws -> [UInt8] {
+        struct Bomb: ByteSource {
+            var head: [UInt8]
+            var zeros: Int64
+            var pos = 0
+            mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+                if pos < head.count {
+                    let n = min(buffer.count, head.count - pos)
+                    head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + pos, byteCount: n) }
+                    pos += n
+                    return n
+                }
+                let n = Int(min(Int64(buffer.count), zeros))
+                buffer.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+                zeros -= Int64(n)
+                return n
+            }
+        }
+        let size: Int64 = 256 << 20
+        let image = try p.image().bytes
+        var source = Bomb(head: Array(image.dropLast(1024)) + RawTar.header(name: Array("blobs/zeros".utf8), size: size),
+                          zeros: size + 1024)
+        var out: [UInt8] = []
+        try Gzip.compress(&source, level: 9) { out.append(contentsOf: $0) }
+        return out
     }
 
     static func gzip(_ bytes: [UInt8]) throws -> [UInt8] {

@@ -18,6 +18,8 @@ public struct PackageScanLimits: Equatable, Sendable {
     public var readBufferSize = 1 << 20
     /// Largest `manifest.toml.minisig` kept in memory (minisign's own lines stay under 10 KiB).
     public var maxSignatureSize = 16 * 1024
+    /// How far a gzip-compressed image.tar may inflate (a decompression bomb is refused).
+    public var gzip = GzipLimits()
 
     public init() {}
 }
@@ -39,6 +41,19 @@ public struct PackageScan: Equatable, Sendable {
         public var dataOffset: Int64
         /// SHA-256 (lowercase hex) of the whole image.tar, when it was computed.
         public var sha256: String?
+        /// How image.tar is stored (nil when its first bytes could not be read).
+        public var compression: ImageCompression?
+        /// Bytes of the tar stream inside image.tar (after decompression), when fully read.
+        public var unpackedSize: Int64?
+
+        public init(size: Int64, dataOffset: Int64, sha256: String? = nil,
+                    compression: ImageCompression? = nil, unpackedSize: Int64? = nil) {
+            self.size = size
+            self.dataOffset = dataOffset
+            self.sha256 = sha256
+            self.compression = compression
+            self.unpackedSize = unpackedSize
+        }
     }
 
     /// `image.tar.age` (issue 15): the age file holding image.tar. `imageTar` then describes the
@@ -85,7 +100,8 @@ public struct PackageScan: Equatable, Sendable {
 /// `archive.unsafe_entry_type`, `archive.invalid_entry_size`, `archive.too_many_entries`,
 /// `archive.missing_manifest`, `archive.missing_image`, `manifest.too_large`,
 /// `manifest.read_failed`, `image.empty_archive`, `image.read_failed`, `image.invalid_archive`,
-/// `image.digest_mismatch`, `image.unsafe_entry_path`, `image.unsafe_entry_type`.
+/// `image.digest_mismatch`, `image.unsafe_entry_path`, `image.unsafe_entry_type`, and for a
+/// compressed image.tar `image.gzip_*` and `image.unsupported_compression` (`GzipError`).
 ///
 /// Reading stops at a fatal problem (a corrupt header, truncation, an I/O error, too many
 /// entries); otherwise it goes on so one run reports every problem (e.g. a duplicate entry and a
@@ -222,7 +238,8 @@ public struct PackageScanner {
                 }
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
-                scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+                scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
+                                      compression: outcome.compression, unpackedSize: outcome.unpackedSize)
             case "image.tar.age":
                 imageSeen = true
                 var encrypted = PackageScan.EncryptedImage(size: entry.size, dataOffset: entry.dataOffset)
@@ -252,7 +269,8 @@ public struct PackageScanner {
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 encrypted.sha256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
-                scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+                scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
+                                      compression: outcome.compression, unpackedSize: outcome.unpackedSize)
                 if source.plaintextCount == 0 {
                     scan.issues.append(Issue("image.empty_archive", "image.tar (inside image.tar.age) is empty"))
                 }
