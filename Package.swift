@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Caisson: offline updater for Docker services on air-gapped edge devices.
-// No third-party packages: the toolchain plus two system C libraries (SQLite, libcrypto).
+// No third-party packages: the toolchain plus three system C libraries (SQLite, libcrypto, zlib).
 import PackageDescription
 
 let package = Package(
@@ -12,17 +12,19 @@ let package = Package(
         .library(name: "CaissonConsole", targets: ["CaissonConsole"]),
     ],
     targets: [
-        // System libraries (pkg-config names; Debian: libsqlite3-dev, libssl-dev).
+        // System libraries (pkg-config names; Debian: libsqlite3-dev, libssl-dev, zlib1g-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // TOML 1.0 parser and typed decoding. Pure, no dependencies.
         .target(name: "CaissonTOML"),
         // Pure logic: domain types, package validation, tar/image inspection, the update
         // state machine, the ContainerHost protocol. No wall clock, no randomness.
-        .target(name: "CaissonCore", dependencies: ["CaissonTOML", "COpenSSL"]),
+        .target(name: "CaissonCore", dependencies: ["CaissonTOML", "COpenSSL", "CZlib"]),
         // SQLite store: records, journal, audit log.
         .target(name: "CaissonStore", dependencies: ["CaissonCore", "CSQLite", "COpenSSL"]),
         // The in-process deterministic simulator (a ContainerHost).

@@ -17,6 +17,8 @@ log() { printf '\n== %s\n' "$*" >&2; }
 need_pkgs=()
 [ -f /usr/include/sqlite3.h ] || need_pkgs+=(libsqlite3-dev)
 [ -f /usr/include/openssl/evp.h ] || need_pkgs+=(libssl-dev)
+[ -f /usr/include/zlib.h ] || need_pkgs+=(zlib1g-dev)      # gzip-compressed image.tar (CZlib)
+command -v gzip >/dev/null || need_pkgs+=(gzip)           # the gzip interop tests
 command -v tmux >/dev/null || need_pkgs+=(tmux)
 command -v minisign >/dev/null || need_pkgs+=(minisign)
 command -v age >/dev/null || need_pkgs+=(age)            # age interop (issue 15): age, age-keygen

@@ -519,7 +519,7 @@ public final class Application {
                         newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
                         newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
                         freeDiskState: Self.freeBytes(stateDir),
-                        imageStorage: host.imageStorage(forArchiveBytes: payload.length))
+                        imageStorage: host.imageStorage(forArchiveBytes: payload.unpackedBytes))
     }
 
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {

@@ -46,7 +46,8 @@ public enum CaissonCLI {
                               OptionSpec("--sign", value: "KEY", help: "Sign manifest.toml with this minisign secret key file (password from CAISSON_KEY_PASSWORD if encrypted)"),
                               OptionSpec("--encrypt-to", value: "RECIPIENT", help: "Encrypt the image to this age recipient (age1…); repeat for several devices"),
                               OptionSpec("--encrypt-passphrase", help: "Encrypt the image with the passphrase in CAISSON_AGE_PASSPHRASE (age scrypt)"),
-                              OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)")]),
+                              OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)"),
+                              OptionSpec("--compress", value: "gzip|none", help: "Write image.tar gzip-compressed (docker load reads it; default none)")]),
         CommandSpec(["package", "decrypt"], summary: "Decrypt an encrypted package into a folder (troubleshooting, connected side)",
                     discussion: "Writes manifest.toml (and its signature) and image.tar, decrypted from image.tar.age with the\ngiven age identity files (or the passphrase in CAISSON_AGE_PASSPHRASE). image.tar appears only\nonce every chunk authenticated and it matches the manifest's SHA-256. Exit 0 done, 2 the package\ndoes not decrypt ([encryption.*]), 1 other errors. `tar -xf PKG image.tar.age` and\n`age -d -i KEY image.tar.age > image.tar` give the same image.tar.",
                     positionals: [("PKG", "The .edgepkg file", false)],
@@ -293,11 +294,18 @@ public enum CaissonCLI {
             guard (cmd.value("--image") == nil) != (cmd.value("--from-tar") == nil) else {
                 throw CaissonError("usage.image_source", "'caisson package build' needs exactly one of --image REF and --from-tar FILE")
             }
-            let b = try app.build(Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
-                                                           fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
-                                                           createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
-                                                           signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
-                                                           encryption: try encryptionOptions(cmd)))
+            var request = Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
+                                                   fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
+                                                   createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
+                                                   signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
+                                                   encryption: try encryptionOptions(cmd))
+            if let c = cmd.value("--compress") {
+                guard let compression = ImageCompression(rawValue: c) else {
+                    throw CaissonError("usage.invalid_value", "--compress takes gzip or none, not \(c)")
+                }
+                request.compress = compression
+            }
+            let b = try app.build(request)
             let accepted = b.validation.report.status == .accepted
             if out.json {
                 out.document(BuildDocument(output: b.output, validation: b.validation.record, manifest: b.validation.report.manifest))

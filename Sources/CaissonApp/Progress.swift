@@ -11,6 +11,7 @@ public enum ProgressPhase: String, Sendable {
     case inspecting = "Inspecting image"
     case writing = "Writing package"
     case encrypting = "Encrypting image"
+    case compressing = "Compressing image"
     case decrypting = "Decrypting image"
 }
 

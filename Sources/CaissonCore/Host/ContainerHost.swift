@@ -111,6 +111,14 @@ public struct ImagePayload: Sendable, Equatable {
     /// ends the upload only after the final chunk authenticated and `sha256` (of the plaintext)
     /// matched. A host that cannot decrypt must refuse the payload.
     public var encryption: ImageEncryption?
+    /// How the archive is stored: the bytes go to the host as they are (`docker load` reads gzip).
+    public var compression: ImageCompression = .none
+    /// The size of the tar stream inside a compressed archive, when validation read it all.
+    public var unpackedLength: Int64?
+
+    /// What the host unpacks: the tar stream's size (the archive's size when not compressed, or
+    /// when validation did not read it all).
+    public var unpackedBytes: Int64 { max(length, unpackedLength ?? length) }
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {
