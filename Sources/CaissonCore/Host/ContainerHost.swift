@@ -77,6 +77,26 @@ extension ContainerHost {
     /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
     public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
 
+    /// `createContainer(name:cloning:imageID:labels:)` with the new container's image named by
+    /// `reference` (its `Config.Image`: what `docker ps` shows) rather than a bare `sha256:` id.
+    /// The id it got is checked after create: when the reference no longer names `imageID` (the
+    /// tag moved), that container is removed and the image is given by id instead.
+    public func createContainer(name: String, cloning template: String, reference: String, imageID: String,
+                                labels: [String: String]) throws(HostError) -> String {
+        let id = try createContainer(name: name, cloning: template, imageID: reference, labels: labels)
+        let made: ContainerInfo?
+        do {
+            made = try inspectContainer(id)
+        } catch {
+            // Created, but what it runs is unknown: never leave it for the caller to start.
+            try? removeContainer(id)
+            throw HostError(.indeterminate, "created \(name) but could not check its image: \(error.message)")
+        }
+        if made?.imageID == imageID { return id }
+        try removeContainer(id)
+        return try createContainer(name: name, cloning: template, imageID: imageID, labels: labels)
+    }
+
     /// Whether `loadImage` streams the archive's bytes and honours `ImagePayload.gate` (so the
     /// updater may start it while validation still runs). False unless the host says so.
     public var streamsImageArchives: Bool { false }
