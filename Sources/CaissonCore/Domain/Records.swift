@@ -326,6 +326,8 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case recoveryFinished = "recovery_finished"
     case downgradeAllowed = "downgrade_allowed"
     case packageCleanup = "package_cleanup"
+    /// A Rust caisson state directory was imported (`caisson migrate`, or its first use).
+    case stateImported = "state_imported"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and

@@ -54,6 +54,12 @@ public protocol ContainerHost: AnyObject {
     /// only the service's image to `imageReference`.
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
 
+    /// Whether the service's own settings give its containers a healthcheck, whatever the image
+    /// says: a container-level `--health-cmd` (Docker mode, one that differs from its image's, so
+    /// an update carries it over) or a Compose `healthcheck:`. True: one is set; false: it is
+    /// explicitly disabled; nil: the image's applies (or the host cannot tell). For the preflight.
+    func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool?
+
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
     /// Whether `loadImage` streams the archive and honours `ImagePayload.gate` (default false).
@@ -74,6 +80,9 @@ public struct ImageStorage: Sendable, Equatable {
 }
 
 extension ContainerHost {
+    /// By default the image's healthcheck applies (the simulator's containers set none of their own).
+    public func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool? { nil }
+
     /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
     public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
 
