@@ -42,6 +42,7 @@ let package = Package(
         .testTarget(name: "CaissonDockerTests",
                     dependencies: ["CaissonDocker", "CaissonCore", "CaissonSimulator"]),
         .testTarget(name: "CaissonCLITests", dependencies: ["CaissonCore"]),
+        .testTarget(name: "CaissonAppTests", dependencies: ["CaissonApp", "CaissonCore", "CaissonSimulator"]),
     ],
     swiftLanguageModes: [.v6]
 )
