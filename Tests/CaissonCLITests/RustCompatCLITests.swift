@@ -178,6 +178,9 @@ import Testing
         }
         let j = try c.run(["package", "load", pkg, "--yes", "--json"], sim: false, env: env)
         #expect(j.status == 1 && (j.json?["error"] as? [String: Any])?["code"] as? String == "docker.unreachable")
+        let build = try c.run(["package", "build", "--service", "frontend", "--version", "1.0.0", "--image", "example/frontend:1"], sim: false, env: env)
+        #expect(build.status == 1 && build.stderr.contains("error: [docker.unreachable]"), "\(build.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: c.dir + "/frontend-1.0.0.edgepkg.image.tar.partial"))
         // Nothing was staged, validated or attempted.
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: c.dir + "/.caisson-state/staging")) ?? []).isEmpty)
         #expect(try c.run(["history", "list"], sim: false, env: env).stdout.contains("No update history matched"))
