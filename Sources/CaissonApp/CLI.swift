@@ -595,6 +595,7 @@ public enum CaissonCLI {
         var newVersion: String
         var bytesToLoad: Int64
         var staysStopped: Bool
+        var stopGraceSecs: Int?
         var steps: [String]
 
         init(_ p: Application.LoadPlan) {
@@ -609,6 +610,7 @@ public enum CaissonCLI {
             newVersion = p.newVersion
             bytesToLoad = p.bytesToLoad
             staysStopped = p.staysStopped
+            stopGraceSecs = p.stopGraceSecs
             steps = p.steps
         }
 
@@ -624,6 +626,7 @@ public enum CaissonCLI {
             case newVersion = "new_version"
             case bytesToLoad = "bytes_to_load"
             case staysStopped = "stays_stopped"
+            case stopGraceSecs = "stop_grace_secs"
         }
     }
 
