@@ -52,6 +52,7 @@ let package = Package(
         .testTarget(name: "CaissonCLITests", dependencies: ["CaissonCore"]),
         .testTarget(name: "CaissonConsoleTests",
                     dependencies: ["CaissonConsole", "CaissonHTTP", "CaissonApp", "CaissonCore", "CaissonStore"]),
+        .testTarget(name: "CaissonAppTests", dependencies: ["CaissonApp", "CaissonCore", "CaissonSimulator"]),
     ],
     swiftLanguageModes: [.v6]
 )

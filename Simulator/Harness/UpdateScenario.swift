@@ -279,6 +279,11 @@ public final class UpdateScenario {
             return out
         }
         switch a.status {
+        case .succeeded where a.issues.contains { $0.code == "update.left_stopped" }:
+            // The service was found stopped (e.g. a daemon crash under restart=no took it down
+            // before the update looked): the new release is installed, never started.
+            if !onNew { out.append("status succeeded (left stopped) but the service runs \(c.imageID)") }
+            if c.status != .created { out.append("the update said it left the service stopped, but it is \(c.status.rawValue)") }
         case .succeeded:
             if !onNew { out.append("status succeeded but the service runs \(c.imageID)") }
             if !c.isRunning { out.append("status succeeded but the service is \(c.status.rawValue)") }

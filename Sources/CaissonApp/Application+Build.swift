@@ -88,6 +88,8 @@ extension Application {
             guard options.host == .docker else {
                 throw CaissonError("build.needs_docker", "package build --image reads the image from the Docker daemon; use --host docker or --from-tar FILE")
             }
+            // docker.unreachable (exit 1) before anything is written.
+            _ = try host()
             let temp = output + ".image.tar.partial"
             savedTemp = temp
             tarPath = temp

@@ -603,7 +603,8 @@ struct HostileRun {
         for _ in 0..<(layerSize >> 20) { sha.update(zeros) }
         let diffID = "sha256:" + sha.finalizeDigest().hex
         let config: [String: Any] = ["architecture": "amd64", "os": "linux",
-                                     "config": ["Labels": ["io.caisson.test.case": parts.label]],
+                                     "config": ["Labels": ["io.caisson.test.case": parts.label],
+                                                "Healthcheck": ["Test": ["CMD", "/bin/true"]]],
                                      "rootfs": ["type": "layers", "diff_ids": [diffID]]]
         let configBytes = Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))
         let configName = SHA256.hash(configBytes).hex + ".json"
