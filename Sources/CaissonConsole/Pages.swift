@@ -393,6 +393,7 @@ enum Pages {
         case .downgradeAllowed: return "Going back to an older version was allowed"
         case .packageCleanup: return "Old packages removed"
         case .consoleAction: return "Console"
+        case .stateImported: return "History imported from the previous updater"
         }
     }
 
