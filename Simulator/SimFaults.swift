@@ -5,6 +5,7 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case ping, loadImage, inspectImage, tagImage, removeImage
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
+    case listContainers
     /// Issue 12: failure evidence and health probes.
     case containerDetails, containerLogs, probe
 
@@ -24,16 +25,17 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .removeContainer: return 10
         case .composeContainers: return 11
         case .composeApply: return 12
-        case .containerDetails: return 13
-        case .containerLogs: return 14
-        case .probe: return 15
+        case .listContainers: return 13
+        case .containerDetails: return 14
+        case .containerLogs: return 15
+        case .probe: return 16
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers, .containerDetails, .containerLogs, .probe: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .containerDetails, .containerLogs, .probe: return true
         default: return false
         }
     }

@@ -1,35 +1,36 @@
 import CaissonCore
 import CaissonStore
 
-/// One update attempt with everything recorded about it: for `history show` and the console.
-public struct AttemptDetail: Sendable, Encodable {
-    public var attempt: UpdateAttempt
-    public var auditEvents: [AuditEvent]
-    /// Failure evidence (issue 12): the failed containers' state and log tails, secrets redacted.
-    public var evidence: [FailureEvidence]
-    /// Records that could not be read back, as sentences.
-    public var notes: [String]
-
-    enum CodingKeys: String, CodingKey {
-        case attempt, evidence, notes
-        case auditEvents = "audit_events"
+extension Application {
+    /// The failure evidence of one attempt (issue 12; empty when there is none), with a sentence
+    /// for each record that could not be read back.
+    public func failureEvidence(updateID: String) throws -> (records: [FailureEvidence], notes: [String]) {
+        let list = try store().failureEvidence(updateID: updateID)
+        return (list.records, list.unreadable.map(\.message))
     }
 }
 
-extension Application {
-    /// The attempt with this id (or unique prefix of 8+ characters), its audit events and its
-    /// failure evidence; nil when there is no such attempt.
-    public func attemptDetail(_ idOrPrefix: String) throws -> AttemptDetail? {
-        let store = try store()
-        guard let a = try store.updateAttempt(idOrPrefix) else { return nil }
-        let events = try store.auditEvents(updateID: a.updateID)
-        let evidence = try store.failureEvidence(updateID: a.updateID)
-        return AttemptDetail(attempt: a, auditEvents: events.records.map(\.event), evidence: evidence.records,
-                             notes: (events.unreadable + evidence.unreadable).map(\.message))
-    }
-
-    /// The failure evidence of one attempt (empty when there is none).
-    public func failureEvidence(updateID: String) throws -> [FailureEvidence] {
-        try store().failureEvidence(updateID: updateID).records
+extension FailureEvidence {
+    /// What became of the container, in plain words for a front end (the console): the reason
+    /// first, no codes but the exit code.
+    public var plainSentence: String {
+        let who = role == .new ? "The new version" : "The previous version"
+        guard let st = state else {
+            return problems.isEmpty ? "\(who) left nothing to look at." : "\(who) could not be looked at: \(problems.joined(separator: "; "))."
+        }
+        if st.oomKilled {
+            return "\(who) ran out of memory and was stopped by the system."
+        }
+        switch st.status {
+        case .exited, .dead:
+            return st.exitCode == 0 ? "\(who) stopped by itself." : "\(who) stopped with an error (exit code \(st.exitCode))."
+        case .restarting:
+            return "\(who) kept crashing and restarting."
+        case .running:
+            if st.health == .unhealthy { return "\(who) was running but reported itself unhealthy." }
+            return "\(who) was running but did not pass its health check."
+        case .created, .paused, .removing:
+            return "\(who) never got going (it was \(st.status.rawValue))."
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CaissonCore
+import CaissonHTTP
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -77,9 +78,9 @@ enum NetworkProbe {
         case .http(let a, let p, _), .tcp(let a, let p): (address, port) = (a, p)
         case .exec: return .error("not a network probe")
         }
-        let socket: UnixSocket
+        let socket: StreamSocket
         do {
-            socket = try UnixSocket.connectTCP(address: address, port: port, deadline: deadline)
+            socket = try StreamSocket.connect(.tcp(host: address, port: UInt16(clamping: port)), deadline: deadline)
         } catch {
             return answer(error, millis)
         }

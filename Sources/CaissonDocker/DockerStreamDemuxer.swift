@@ -1,4 +1,5 @@
 import CaissonCore
+import CaissonHTTP
 
 /// Splits Docker's attached-stream format (logs, exec output) into stdout/stderr lines, bounded.
 ///

@@ -41,7 +41,7 @@ extension UpdateMachine {
         afterEvidence = nil
         switch next {
         case .restore(let issue)?: return startRestore(issue, timestamp)
-        case .finishFailed?: return finish(.failed, timestamp)
+        case .finishFailed?: return finishKeepingNewRelease(timestamp)
         case .restoreFailed(let issue)?: return endRestoreFailed(issue, timestamp)
         case nil: return unexpected(nil, timestamp, input: .woke)
         }

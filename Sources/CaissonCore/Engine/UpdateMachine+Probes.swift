@@ -3,7 +3,7 @@
 /// host runs the probe, the machine judges the answer). An http/tcp probe first resolves the
 /// container's address (once per run of the container), then probes it.
 extension UpdateMachine {
-    var isRestoring: Bool {
+    var inRestoreHealth: Bool {
         switch phase {
         case .restoreHealthPoll, .restoreHealthWait, .restoreHealthAddress, .restoreHealthProbe: return true
         default: return false
@@ -17,7 +17,7 @@ extension UpdateMachine {
 
     /// Probes the next container of this poll, or (none left) judges them all.
     mutating func nextProbe(now: Int64, _ timestamp: String) -> Action {
-        let restoring = isRestoring
+        let restoring = inRestoreHealth
         let policy = plan.service.health
         guard var tracker = health else { return unexpected(nil, timestamp, input: .woke) }
         while let id = probeQueue.first {

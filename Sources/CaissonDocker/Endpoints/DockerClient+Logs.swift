@@ -1,4 +1,5 @@
 import CaissonCore
+import CaissonHTTP
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
