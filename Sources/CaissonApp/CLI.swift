@@ -215,8 +215,9 @@ public enum CaissonCLI {
     /// The commands that change or inspect the container host (FORMATS §5: Docker unreachable is
     /// exit 1 with docker.unreachable, checked before any change). `package build --image` checks
     /// it itself (`--from-tar` needs no daemon); the read-only commands (service, history,
-    /// package validate) work without it and say what they could not check.
-    static let needsHost: [[String]] = [["package", "load"], ["rollback"], ["recover"], ["package", "cleanup"]]
+    /// package validate) work without it and say what they could not check; `package cleanup`
+    /// still empties staging/ without it, as the Rust tool's did, and lists the rest as a problem.
+    static let needsHost: [[String]] = [["package", "load"], ["rollback"], ["recover"]]
 
     static let stateless: [[String]] = [["demo"], ["sim", "swarm"], ["key", "generate"], ["package", "build"], ["migrate"]]
 

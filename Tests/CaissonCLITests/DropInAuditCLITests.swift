@@ -28,7 +28,7 @@ import Testing
         #expect(before.keys.contains { $0.hasPrefix("staging/") }, "the Rust tool's staged copies are part of the fixture")
         let env = ["DOCKER_HOST": "unix://\(c.dir)/no-such-docker.sock", "CAISSON_LOCK_DIR": c.dir + "/locks"]
         let commands: [[String]] = [["package", "load", pkg, "--yes"], ["package", "load", pkg, "--dry-run"],
-                                    ["rollback", "frontend", "--yes"], ["recover"], ["package", "cleanup"]]
+                                    ["rollback", "frontend", "--yes"], ["recover"]]
         for args in commands {
             let r = try c.run(args, sim: false, env: env)
             #expect(r.status == 1, "\(args): \(r.stdout) \(r.stderr)")
@@ -41,6 +41,11 @@ import Testing
         }
         #expect(Self.snapshot(state) == before)
         #expect(!FileManager.default.fileExists(atPath: state + "/caisson.db"))
+        // package cleanup empties the Rust tool's staging/ without Docker, as the Rust tool did,
+        // and says what it could not clean (exit 1; CleanupTests).
+        let clean = try c.run(["package", "cleanup"], sim: false, env: env)
+        #expect(clean.status == 1 && clean.stdout.contains("Removed workspace entries: 4\n"), "\(clean.stdout)")
+        #expect(clean.stdout.contains("[cleanup.host_unavailable]"), "\(clean.stdout)")
     }
 
     /// Item 4: `--version` (and `-V`) on every command, `package build` included (its own
@@ -173,5 +178,27 @@ import Testing
         #expect(same.status == 2)
         #expect(same.stdout.contains("Package validation\nStatus: rejected\n"), "\(same.stdout)")
         #expect(same.stdout.contains("\nIssues:\n- [package.already_applied] "), "\(same.stdout)")
+    }
+    /// Item 1: a damaged copy of the service state is reported and skipped, and the downgrade
+    /// floor is not lost with it: the Rust tool wrote a service's state only when an update
+    /// succeeded (a rollback put it back as it was), so its newest succeeded attempt says what
+    /// it left active.
+    @Test func aDamagedServiceStateKeepsTheFloor() throws {
+        let c = try RustCompatCLITests.takeover()
+        let path = c.dir + "/.caisson-state/service-states/frontend.json"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try String(text.prefix(40)).write(toFile: path, atomically: false, encoding: .utf8)
+        let m = try c.run(["migrate", "--json"])
+        #expect(m.status == 1, "\(m.stdout)")
+        let issues = (m.json?["issues"] as? [[String: Any]]) ?? []
+        #expect(issues.contains { $0["code"] as? String == "import.unreadable_record" && ($0["message"] as? String)?.contains("service-states/frontend.json") == true }, "\(m.stdout)")
+        let show = try c.run(["service", "show", "frontend"])
+        #expect(show.stdout.contains("Active image: example/frontend:1.0.0\n"), "\(show.stdout)")
+        #expect(show.stdout.contains("Previous known-good image: example/frontend:2.0.0\n"), "\(show.stdout)")
+        #expect(show.stdout.contains("Package version: 1.0.0\n"), "\(show.stdout)")
+        let old = try c.run(["package", "load", try c.package("old.edgepkg", version: "0.9.0"), "--yes"])
+        #expect(old.status == 2 && old.stdout.contains("[package.downgrade_refused]"), "\(old.stdout)")
+        let text2 = try c.run(["migrate"])
+        #expect(text2.status == 1)
     }
 }
