@@ -18,7 +18,8 @@ public struct AppOptions: Sendable {
 /// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
 /// tomorrow). Every operation first recovers any attempt left in flight.
 public final class Application {
-    public static let version = "0.2.0"
+    /// The version this build reports (`BuildVersion`: compiled in, or stamped into the executable).
+    public static let version = BuildVersion.current
 
     public let options: AppOptions
     public let ids: any IDGenerator
@@ -46,7 +47,7 @@ public final class Application {
 
     public func store() throws -> CaissonStore {
         if let s = storeCache { return s }
-        let s = try CaissonStore(stateDirectory: stateDir)
+        let s = try Self.openStore(stateDir)
         storeCache = s
         return s
     }
@@ -145,6 +146,7 @@ public final class Application {
     /// nothing is in flight (no host connection is made).
     @discardableResult
     public func recoverIfNeeded() throws -> Recovery.Report {
+        try recoverSelfUpdateIfNeeded()
         let s = try store()
         guard !(try s.inFlightAttempts()).isEmpty else { return Recovery.Report() }
         onProgress?("Recovering an update interrupted earlier…")
@@ -280,6 +282,10 @@ public final class Application {
         let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
         defer { lock.release() }
         try recoverIfNeeded()
+        if UpdaterPackageValidator.packageType(path: Self.absolute(path)) == UpdaterManifest.packageType {
+            return LoadOutcome(validation: try recordRejection(path, issue: Issue(
+                "package.updater_package", "\(path) is an updater package for Caisson itself, not a service package; install it with `caisson self-update \(path)`")))
+        }
         // Copy the package off a removable medium once; everything after reads the copy.
         var staged: StagedCopy?
         switch shouldStage(path, mode: flags.staging) ? try stage(path) : nil {

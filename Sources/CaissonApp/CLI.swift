@@ -77,7 +77,7 @@ public enum CaissonCLI {
 
     static var parser: CommandLineParser {
         CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
-                          globalOptions: globals, commands: commands)
+                          globalOptions: globals, commands: withSelfUpdate(commands))
     }
 
     final class Output: @unchecked Sendable {
@@ -110,6 +110,8 @@ public enum CaissonCLI {
             print(text)
             return 0
         case .version:
+            if Application.testFault("version-hang") { while true { sleep(3600) } }
+            if Application.testFault("version-exit") { return 1 }
             print("caisson \(Application.version)")
             return 0
         case .usageError(let message):
@@ -162,8 +164,18 @@ public enum CaissonCLI {
 
     static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
         switch cmd.path {
+        case ["self-update"]:
+            return try runSelfUpdate(cmd, app: app, out: out)
+
+        case ["self-test"]:
+            return runSelfTest(cmd, app: app, out: out)
+
+        case ["package", "build"] where cmd.value("--updater") != nil:
+            return try buildUpdater(cmd, app: app, out: out)
+
         case ["package", "validate"]:
             try app.recoverIfNeeded()
+            if let rc = try validateIfUpdater(cmd.positionals[0], app: app, out: out) { return rc }
             let v = try app.validate(cmd.positionals[0])
             printValidation(v, out: out)
             return v.report.status == .accepted ? 0 : 2
@@ -334,18 +346,21 @@ public enum CaissonCLI {
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
-            if out.json { out.document(["attempts": list.records]); return 0 }
+            let selfUpdates = cmd.value("--service") == nil ? try app.store().selfUpdates(limit: limit).records : []
+            if out.json { out.document(SelfUpdateHistoryDocument(attempts: list.records, selfUpdates: selfUpdates)); return 0 }
             out.line("Update history (\(list.records.count))")
             for a in list.records {
                 out.line("- \(a.updateID)  \(a.startedAt)  \(a.serviceName)  \(a.status.rawValue)  \(a.targetImageReference)")
             }
             for u in list.unreadable { out.line("  note: \(u.message)") }
+            printSelfUpdateHistory(selfUpdates, out: out)
             return 0
 
         case ["history", "show"]:
             try app.recoverIfNeeded()
             let store = try app.store()
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+                if let rc = try showSelfUpdate(cmd.positionals[0], app: app, out: out) { return rc }
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
             let events = try store.auditEvents(updateID: a.updateID).records.map(\.event)
