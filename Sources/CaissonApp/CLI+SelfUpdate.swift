@@ -253,9 +253,11 @@ extension CaissonCLI {
     struct SelfUpdateHistoryDocument: Encodable {
         var attempts: [UpdateAttempt]
         var selfUpdates: [SelfUpdateRecord]
+        var inProgress: OperationInProgress?
         enum CodingKeys: String, CodingKey {
             case attempts
             case selfUpdates = "self_updates"
+            case inProgress = "in_progress"
         }
     }
 

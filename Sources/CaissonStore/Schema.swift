@@ -12,6 +12,8 @@ enum Schema {
     struct Migration {
         let version: Int
         let sql: String
+        /// After the SQL: link the attempts and service states already stored into the record chain.
+        var adoptsRecords = false
     }
 
     static let migrations: [Migration] = [
@@ -109,11 +111,29 @@ enum Schema {
             CREATE INDEX validations_finished ON validations (finished_at);
             CREATE INDEX image_imports_validation ON image_imports (validation_attempt_id);
             """),
-        // v3: self-updates of Caisson itself (issue 14): one row per self-update or rollback and
+        // v3: the record chain (update attempts and service states, tamper-evident; see
+        // CaissonStore+RecordChain.swift). The records already there are adopted into it.
+        Migration(version: 3, sql: """
+            CREATE TABLE record_chain (
+                seq INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                record_hash BLOB NOT NULL,
+                prev_hash BLOB NOT NULL,
+                hash BLOB NOT NULL
+            );
+            CREATE INDEX record_chain_key ON record_chain (kind, record_key, seq);
+            CREATE TABLE record_chain_head (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq INTEGER NOT NULL,
+                hash BLOB NOT NULL
+            );
+            """, adoptsRecords: true),
+        // v4: self-updates of Caisson itself (issue 14): one row per self-update or rollback and
         // its journal (machine snapshots), like update_attempts and journal_entries. Later
         // migrations may only add columns with defaults: a rollback writes these rows with the
         // columns below into a store restored to this version.
-        Migration(version: 3, sql: """
+        Migration(version: 4, sql: """
             CREATE TABLE self_updates (
                 row_id INTEGER PRIMARY KEY AUTOINCREMENT,
                 self_update_id TEXT NOT NULL UNIQUE,
