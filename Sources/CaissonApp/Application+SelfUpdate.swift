@@ -137,7 +137,7 @@ extension Application {
 
     public func selfUpdate(_ path: String, flags: SelfUpdateFlags = SelfUpdateFlags(),
                            confirm: (SelfUpdatePlanView) -> Bool) throws -> SelfUpdateOutcome {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "self-update \(path)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("self-update \(path)")
         defer { lock.release() }
         try recoverIfNeeded()
         let s = try store()
@@ -236,7 +236,7 @@ extension Application {
     /// newer one migrated the store. Works from either executable, also when the store is too new
     /// for the running one.
     public func selfUpdateRollback(confirm: (SelfUpdateRollbackView) -> Bool) throws -> (view: SelfUpdateRollbackView?, record: SelfUpdateRecord?) {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "self-update --rollback", since: systemClock.timestamp())
+        let lock = try acquireStateLock("self-update --rollback")
         defer { lock.release() }
         guard let point = try Self.rollbackPoint(stateDir) else {
             throw CaissonError("self_update.no_rollback_point", "there is nothing to roll back: no self-update left a previous executable to return to")
@@ -332,6 +332,7 @@ extension Application {
 
     /// Runs `body` under the operation lock, also when this process holds it already.
     func withRecoveryLock(_ body: () throws -> Void) throws {
+        if let held = heldStateLock, held.isHeld { return try body() }
         let lock: OperationLock
         do {
             lock = try OperationLock.acquire(stateDir: stateDir, operation: "recover", since: systemClock.timestamp())

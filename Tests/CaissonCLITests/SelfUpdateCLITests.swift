@@ -218,6 +218,45 @@ import Testing
         #expect(try i.sha(i.installPath) == before)
     }
 
+
+    /// The new executable migrates the store (a debug build stamped 9.1.0 with
+    /// `CAISSON_TEST_EXTRA_SCHEMA=9.1.0` has one more migration): the old one then refuses the
+    /// store (`store.schema_too_new`, exit 1, nothing changed) and its `--rollback` restores the
+    /// snapshot, keeping the newer database aside.
+    @Test func anOlderCaissonFacingTheNewerStoreRefusesAndItsRollbackRestoresTheStore() throws {
+        let i = try Install()
+        let before = try i.sha(i.installPath)
+        let env = ["CAISSON_TEST_EXTRA_SCHEMA": Self.newVersion]
+        let new = try i.stamped(Self.newVersion, "caisson-new")
+        #expect(try i.package(new, version: Self.newVersion, name: "u.edgepkg").status == 0)
+        let r = try i.selfUpdate("u.edgepkg", env: env)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let db = i.c.dir + "/.caisson-state/caisson.db"
+        let migrated = try Data(contentsOf: URL(fileURLWithPath: db))
+
+        // This build is the old one: it refuses the newer store and changes nothing.
+        let old = try i.c.run(["history", "list"], env: env)
+        #expect(old.status == 1, "\(old.stdout) \(old.stderr)")
+        #expect(old.stderr.contains("store.schema_too_new"), "\(old.stderr)")
+        #expect(old.stderr.contains("self-update --rollback"), "\(old.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == migrated)
+
+        // Its rollback restores the snapshot (the old schema) and the previous executable.
+        let rb = try i.c.run(["self-update", "--rollback", "--yes", "--json"], env: env)
+        #expect(rb.status == 0, "\(rb.stdout) \(rb.stderr)")
+        let record = rb.json?["self_update"] as? [String: Any]
+        #expect(record?["store_restored"] as? Bool == true, "\(rb.stdout)")
+        if let aside = record?["replaced_store"] as? String {
+            #expect(FileManager.default.fileExists(atPath: aside), "\(aside)")
+        } else {
+            Issue.record("no replaced_store in \(rb.stdout)")
+        }
+        #expect(try i.sha(i.installPath) == before)
+        let h = try i.c.run(["history", "list"], env: env)
+        #expect(h.status == 0, "\(h.stdout) \(h.stderr)")
+        #expect(h.stdout.contains("rolled_back") || h.stdout.contains("rollback"), "\(h.stdout)")
+    }
+
     @Test func helpAndUsage() throws {
         let c = try Caisson()
         for cmd in [["self-update"], ["self-test"]] {
