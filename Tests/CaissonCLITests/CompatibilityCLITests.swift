@@ -213,6 +213,7 @@ import Testing
         let c = try Caisson()
         var img = SyntheticImage(reference: "example/frontend:2.0.0")
         img.labels = ["io.caisson.sim.health": "healthy"]
+        img.healthcheck = ["CMD", "/bin/true"]
         img.files = [("zeros", [UInt8](repeating: 0, count: 4 << 20))]
         let (bytes, _) = try img.archive()
         let gz = try Gzip.compress(bytes)

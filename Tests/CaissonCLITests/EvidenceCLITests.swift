@@ -18,7 +18,7 @@ import Testing
         #expect(r.stdout.contains("- frontend (new release): restarting, exit code 3, 1 restart"))
         #expect(r.stdout.contains("Exit code: 3, OOM killed: no"))
         #expect(r.stdout.contains("err | app: crashing after 3s (exit 3)"))
-        let id = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("Update ") && $0 != "Update plan" }.map { String($0.dropFirst(7)) })
+        let id = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("Update id: ") }.map { String($0.dropFirst(11)) })
         #expect(r.stdout.contains("All of it: caisson history show \(id)"))
 
         let text = try c.run(["history", "show", id])
