@@ -331,6 +331,8 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case consoleAction = "console_action"
     /// A Rust caisson state directory was imported (`caisson migrate`, or its first use).
     case stateImported = "state_imported"
+    case inventoryExported = "inventory_exported"
+    case receiptWritten = "receipt_written"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and
