@@ -40,6 +40,8 @@ extension Application {
         try Self.writeSecretFile(deviceKeyPath, contents: Array(pair.secretKey.fileContents().utf8), replace: force)
         try Self.writeFileAtomically(devicePublicKeyPath, Array(pair.publicKey.fileContents.utf8), mode: 0o644)
         let id = try deviceID(create: true)
+        try store().appendAudit([AuditEvent(kind: .deviceKeyCreated, at: systemClock.timestamp(),
+                                            message: "device key \(pair.publicKey.keyID) created for device \(id)\(force ? " (replacing the previous key)" : "")")])
         return DeviceKeyInfo(deviceID: id, keyID: pair.publicKey.keyID.description, secretKeyFile: deviceKeyPath,
                              publicKeyFile: devicePublicKeyPath, publicKey: pair.publicKey.base64)
     }

@@ -5,22 +5,15 @@ import Foundation
 /// in Docker's layer store (by ChainID); after the load, the image must be the full image the
 /// manifest binds.
 extension Application {
-    /// The ChainIDs of every image the host holds.
-    func heldChainIDs(_ host: any ContainerHost) throws -> Set<String> {
+    /// `package.base_missing` when the host lacks a layer the thin package leaves out, naming the
+    /// missing layers and (where the inventory knew) the images that had them; nil when all are there.
+    func baseMissingIssue(_ thin: Manifest.Thin, host: any ContainerHost) throws -> Issue? {
         let images: [ImageInfo]
         do { images = try host.listImages() } catch {
             throw CaissonError("docker.list_failed", "could not list the images on this device to check the layers a thin package needs: \(error.message)")
         }
-        var held = Set<String>()
-        for i in images { held.formUnion(LayerChain.chainIDs(i.layers)) }
-        return held
-    }
-
-    /// `package.base_missing` when the host lacks a layer the thin package leaves out, naming the
-    /// missing layers and (where the inventory knew) the images that had them; nil when all are there.
-    func baseMissingIssue(_ thin: Manifest.Thin, host: any ContainerHost) throws -> Issue? {
-        let held = try heldChainIDs(host)
-        let missing = thin.requiredChainIDs.enumerated().filter { !held.contains($0.element) }
+        let absent = ThinPlan.missing(thin.requiredChainIDs, images: images)
+        let missing = thin.requiredChainIDs.enumerated().filter { absent.contains($0.element) }
         guard !missing.isEmpty else { return nil }
         let chains = LayerChain.chainIDs(thin.diffIDs)
         let shown = missing.prefix(4).map { m -> String in

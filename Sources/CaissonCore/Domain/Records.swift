@@ -333,6 +333,7 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case stateImported = "state_imported"
     case inventoryExported = "inventory_exported"
     case receiptWritten = "receipt_written"
+    case deviceKeyCreated = "device_key_created"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and

@@ -73,4 +73,12 @@ public struct ThinPlan: Sendable, Equatable {
         return ThinPlan(configDigest: facts.imageID, diffIDs: facts.layers, chainIDs: chains, omittedLayers: omitted,
                         requiredChainIDs: omitted.map { chains[$0] }, omittedFiles: omittedFiles)
     }
+
+    /// The preflight of a thin package: the `required` ChainIDs that no image of `images` holds
+    /// (Docker's layer store keeps a layer exactly as long as an image uses it), in order.
+    public static func missing(_ required: [String], images: [ImageInfo]) -> [String] {
+        var held = Set<String>()
+        for i in images { held.formUnion(LayerChain.chainIDs(i.layers)) }
+        return required.filter { !held.contains($0) }
+    }
 }
