@@ -394,6 +394,9 @@ enum Pages {
         case .packageCleanup: return "Old packages removed"
         case .consoleAction: return "Console"
         case .stateImported: return "History imported from the previous updater"
+        case .inventoryExported: return "The device's inventory was written (for the stick)"
+        case .receiptWritten: return "An update receipt was written (for the stick)"
+        case .deviceKeyCreated: return "The device's signing key was made"
         }
     }
 

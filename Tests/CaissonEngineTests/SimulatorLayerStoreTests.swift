@@ -51,3 +51,57 @@ struct SimulatorLayerStoreTests {
         #expect(SimOperation.listImages.isReadOnly)
     }
 }
+
+/// A thin package in the update scenario (issue 16): the base removed between the inventory and
+/// the load is refused with `package.base_missing` before anything changes; removed after the
+/// preflight, Docker's load fails and loads nothing; kept, the full image loads and the update runs.
+@Suite("Simulator: thin packages and a missing base")
+struct SimulatorThinUpdateTests {
+    static let config = UpdateScenario.Config(mode: .docker, healthKind: .containerHealth, newBehaviour: "healthy")
+
+    @Test func aKeptBaseLoadsTheFullImageAndTheUpdateRuns() throws {
+        let s = UpdateScenario(UpdateScenario.World(Self.config, thin: true))
+        #expect(s.host.image(s.newImageID) == nil)
+        let a = try #require(s.run(thin: ThinImportPlan(baseFate: .kept)))
+        #expect(a.status == .succeeded)
+        #expect(s.thinLoaded && s.refusal == nil)
+        let payload = try #require(s.thinPayload)
+        #expect(s.host.image(s.newImageID)?.layers == payload.diffIDs && payload.diffIDs.count == 2)
+        #expect(s.violations().isEmpty, "\(s.violations())")
+    }
+
+    @Test func aBaseRemovedBeforeTheLoadIsRefusedAndNothingChanges() throws {
+        let s = UpdateScenario(UpdateScenario.World(Self.config, thin: true))
+        let before = s.host.snapshot.containers
+        #expect(s.run(thin: ThinImportPlan(baseFate: .removedBeforeLoad)) == nil)
+        #expect(s.refusal?.code == "package.base_missing")
+        #expect(s.refusal?.message.contains(LayerChain.short(ThinImportPlan.baseLayer)) == true)
+        #expect(s.host.image(s.newImageID) == nil && s.host.callCount(of: .loadImage) == 0)
+        #expect(s.host.snapshot.containers == before && s.journal.attempts.isEmpty)
+        #expect(s.violations().isEmpty, "\(s.violations())")
+    }
+
+    @Test func aBaseRemovedAfterThePreflightFailsTheLoadAndLoadsNothing() throws {
+        let s = UpdateScenario(UpdateScenario.World(Self.config, thin: true))
+        let before = s.host.snapshot.containers
+        #expect(s.run(thin: ThinImportPlan(baseFate: .removedAfterPreflight)) == nil)
+        #expect(s.refusal?.code == "docker.load_failed")
+        #expect(s.host.callCount(of: .loadImage) == 1 && s.host.image(s.newImageID) == nil)
+        #expect(s.host.snapshot.containers == before && s.journal.attempts.isEmpty)
+        #expect(s.violations().isEmpty, "\(s.violations())")
+    }
+
+    @Test func theInvariantsCatchAThinLoadThatIgnoredAMissingBase() throws {
+        // An updater that skipped the preflight and somehow got an image in: the checker objects.
+        let s = UpdateScenario(UpdateScenario.World(Self.config, thin: true))
+        _ = s.run(thin: ThinImportPlan(baseFate: .removedBeforeLoad))
+        try s.host.addImage(id: s.newImageID, tags: [UpdateScenario.newReference])
+        #expect(s.violations().contains { $0.contains("left an image behind") })
+    }
+
+    @Test func theSwarmDrawsThinPackagesAndMissingBasesWithoutViolations() {
+        let summary = Swarm.run(runs: 600, seed: 16)
+        #expect(summary.violations == 0, "first violation: \(String(describing: summary.firstViolation))")
+        #expect(summary.thinPackages > 60 && summary.basesMissing > 5)
+    }
+}
