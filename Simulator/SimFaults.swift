@@ -8,6 +8,8 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case listContainers
     /// Issue 12: failure evidence and health probes.
     case containerDetails, containerLogs, probe
+    /// Listing every image with its layers (issue 16: inventory, preflight of thin packages).
+    case listImages
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -29,13 +31,14 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .containerDetails: return 14
         case .containerLogs: return 15
         case .probe: return 16
+        case .listImages: return 17
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .containerDetails, .containerLogs, .probe: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .containerDetails, .containerLogs, .probe, .listImages: return true
         default: return false
         }
     }
