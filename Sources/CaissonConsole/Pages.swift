@@ -37,9 +37,13 @@ enum Pages {
             <button type="submit" class="link">Sign out</button></form></nav>
             """
         }
+        // Without JavaScript (no live events), a page following work in progress reloads itself.
+        let phase = attributes["phase"] ?? ""
+        let refresh = attributes["live"] == "1" && ["preparing", "running", "external"].contains(phase)
+            ? "<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>" : ""
         let page = """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">\(refresh)
         <title>\(e(title)) · Caisson</title><link rel="stylesheet" href="/app.css"><script src="/app.js" defer></script></head>
         <body\(attrs)><a class="skip" href="#main">Skip to the content</a>
         <header class="top"><span class="brand">Caisson</span>\(nav)</header>
@@ -133,8 +137,8 @@ enum Pages {
             }
             return "<p class=\"alert warn\" role=\"status\">\(e(what)). <a href=\"/operation\">Watch it</a></p>"
         }
-        if let a = try? app.activity(), let holder = a.holder {
-            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (since \(e(when(holder.since)))). <a href=\"/operation\">Watch it</a></p>"
+        if let other = console.otherOperation(app) {
+            return Console.otherBanner(Console.otherDocument(other))
         }
         return ""
     }
@@ -144,6 +148,7 @@ enum Pages {
         let device = app.deviceStatus()
         let services = (try? app.serviceStatuses()) ?? []
         let packages = console.media.scan()
+        let other = console.otherOperation(app)
         var body = activityBanner(console, app: app)
         body += """
         <h1>\(e(device.name))</h1>
@@ -166,7 +171,7 @@ enum Pages {
             } else {
                 body += "<div class=\"muted\">Never updated here.</div>"
             }
-            if s.canRollBack {
+            if s.canRollBack && other == nil {
                 body += "<div><a class=\"button\" href=\"/rollback?service=\(e(s.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s.name))\">Go back to the previous version\(s.previousVersion.map { " (\(e($0)))" } ?? "")</a></div>"
             }
             body += "</li>"
@@ -182,21 +187,23 @@ enum Pages {
                 body += """
                 <li><form method="post" action="/check">\(csrfField(ctx))<input type="hidden" name="package" value="\(e(p.id))">\
                 <span class="name">\(e(p.name))</span> <span class="muted">\(e(whereText)), \(e(Format.bytes(p.size)))</span> \
-                <button type="submit" class="primary">Check this package</button></form></li>
+                <button type="submit" class="primary"\(other == nil ? "" : " disabled")>Check this package</button></form></li>
                 """
             }
             body += "</ul>"
         }
         body += """
-        <form id="upload" class="upload" method="post" action="/upload" enctype="application/octet-stream">
+        <form id="upload" class="upload" method="post" action="/upload" enctype="multipart/form-data">\(csrfField(ctx))
         <label for="upload-file">Upload a package from this computer</label>
-        <input type="file" id="upload-file" name="file" accept=".edgepkg">
+        <input type="file" id="upload-file" name="file" accept=".edgepkg" required>
         <button type="submit">Upload</button>
         <progress id="upload-progress" max="100" value="0" hidden aria-label="Upload progress"></progress>
         <p id="upload-status" role="status" aria-live="polite"></p>
         </form></section>
         """
-        return html(title: device.name, ctx: ctx, console: console, body: body)
+        // While another process works, the page follows it and reloads when it is over.
+        let live = other == nil ? [:] : ["live": "1", "phase": "external", "after": "\((try? app.store().lastAuditSeq()) ?? 0)"]
+        return html(title: device.name, ctx: ctx, console: console, body: body, attributes: live)
     }
 
     // MARK: Operation
@@ -236,12 +243,15 @@ enum Pages {
         var attrs = ["after": "\(state.last_audit_seq)", "live": "1"]
         guard let op = console.operation else {
             var body = "<h1>Updates</h1>"
-            if !state.in_flight.isEmpty || state.holder != nil {
-                body += "<p class=\"alert warn\" role=\"status\">An update is in progress on this device\(state.holder.map { ": " + e($0) } ?? "").</p>"
+            if let other = state.other {
+                body += Console.otherBanner(other)
+                attrs["phase"] = "external"
+            } else if !state.in_flight.isEmpty {
+                body += "<p class=\"alert warn\" role=\"status\">An update was interrupted; Caisson finishes it safely at its next start.</p>"
                 for f in state.in_flight {
                     body += "<p>\(e(f.service)): <span id=\"journal-step\">\(e(f.step_detail ?? f.status))</span></p>"
                 }
-                attrs["phase"] = "external"
+                attrs["phase"] = "none"
             } else {
                 body += "<p>No update is running from this console.</p>"
                 if let last = try? app.store().updateAttempts(limit: 1).records.first {
