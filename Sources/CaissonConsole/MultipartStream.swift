@@ -75,12 +75,21 @@ final class MultipartStream {
         guard case .done = state else { throw Self.malformed("it ended before its closing boundary") }
     }
 
+    /// The first offset of `needle` in the buffer (memchr for its first byte, then memcmp).
     private func find(_ needle: [UInt8], from: Int = 0) -> Int? {
         buffer.withUnsafeBytes { hay in
             needle.withUnsafeBytes { n in
-                guard hay.count - from >= n.count, let base = hay.baseAddress,
-                      let hit = memmem(base + from, hay.count - from, n.baseAddress!, n.count) else { return nil }
-                return UnsafeRawPointer(hit) - base
+                let count = hay.count, m = n.count
+                guard m > 0, count - from >= m, let base = hay.baseAddress, let nb = n.baseAddress else { return nil }
+                let first = Int32(n[0])
+                var i = from
+                while i <= count - m {
+                    guard let hit = memchr(base + i, first, count - m - i + 1) else { return nil }
+                    let at = UnsafeRawPointer(hit) - base
+                    if memcmp(base + at, nb, m) == 0 { return at }
+                    i = at + 1
+                }
+                return nil
             }
         }
     }
