@@ -48,6 +48,7 @@ extension Console {
         if op.hasPrefix("package load ") {
             return "Installing an update from \(Console.fileName(String(op.dropFirst("package load ".count))))"
         }
+        if op.hasPrefix("self-update") { return "Updating Caisson itself" }
         if op.hasPrefix("rollback ") { return "Going back to the previous version of \(op.dropFirst("rollback ".count))" }
         switch op {
         case "package cleanup": return "Removing old update packages"

@@ -218,13 +218,18 @@ enum Pages {
         return out + "</ul>"
     }
 
-    static func checks(_ v: Application.ValidationOutcome?, plan: Application.LoadPlan?) -> String {
+    static func checks(_ v: Application.ValidationOutcome?, plan: Application.LoadPlan?, app: Application) -> String {
         guard let v else { return "" }
         var out = "<ul class=\"checks\">"
         let ok = v.report.status == .accepted
         out += "<li class=\"\(ok ? "good" : "bad")\">\(ok ? "The package is complete and undamaged" : "The package did not pass its checks")</li>"
         if let m = v.report.manifest {
-            out += "<li class=\"good\">Made for this device's service <strong>\(e(m.target.service))</strong></li>"
+            // A tick only for a service this device has (a hostile or wrong package names another).
+            if (try? app.catalog().service(named: m.target.service)) != nil {
+                out += "<li class=\"good\">Made for this device's service <strong>\(e(m.target.service))</strong></li>"
+            } else {
+                out += "<li class=\"bad\">Made for a service this device does not have: <strong>\(e(m.target.service))</strong></li>"
+            }
         }
         if let sig = v.report.signature {
             out += "<li class=\"good\">Signed by a trusted publisher (key \(e(sig.keyID)))</li>"
@@ -284,7 +289,7 @@ enum Pages {
             body += stick
         case .confirming:
             body += stick
-            body += "<section class=\"card\" aria-labelledby=\"verdict\"><h2 id=\"verdict\">The package is valid</h2>\(checks(s.validation, plan: s.plan))</section>"
+            body += "<section class=\"card\" aria-labelledby=\"verdict\"><h2 id=\"verdict\">The package is valid</h2>\(checks(s.validation, plan: s.plan, app: app))</section>"
             if let p = s.plan {
                 body += """
                 <section class="card" aria-labelledby="plan"><h2 id="plan">What will happen</h2>
@@ -316,7 +321,7 @@ enum Pages {
             let r = s.result!
             let tone = r.outcome == "updated" ? "good" : (r.outcome == "declined" ? "muted" : "bad")
             body += "<section class=\"card result \(tone)\" aria-labelledby=\"result\"><h2 id=\"result\" data-outcome=\"\(e(r.outcome))\">\(e(r.headline))</h2><p>\(e(r.detail))</p>"
-            if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil) }
+            if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil, app: app) }
             body += issueList(r.issues)
             if let a = r.attempt {
                 if let h = a.healthCheck { body += "<p class=\"muted\">Health check: \(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))), \(e(h.message))</p>" }

@@ -351,6 +351,9 @@ def hostile_flow(caisson, services, state, media_root, good_path, outside_dir, s
             assert outcome == "rejected", outcome
             body = text(driver)
             assert "Nothing was changed" in body
+            # No tick for the service it names: this device has no such service.
+            assert "Made for a service this device does not have: frontend\"><svg onload=alert(1)>" in body, body[:800]
+            assert "Made for this device's service" not in body
             # The name is in the title as text; a script that ran would have made it exactly "pwned".
             assert driver.title != "pwned" and driver.title.endswith("· Caisson"), driver.title
             counts = driver.execute_script(
