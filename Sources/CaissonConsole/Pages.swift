@@ -133,8 +133,13 @@ enum Pages {
             }
             return "<p class=\"alert warn\" role=\"status\">\(e(what)). <a href=\"/operation\">Watch it</a></p>"
         }
-        if let a = try? app.activity(), let holder = a.holder {
-            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (since \(e(when(holder.since)))). <a href=\"/operation\">Watch it</a></p>"
+        if let busy = try? app.operationStatus(), let holder = busy.holder {
+            // Who (pid), since when, and where its update is (step, since when).
+            let steps = busy.attempts.map { a in
+                "\(a.serviceName): \(a.step ?? a.status.rawValue)\(a.stepAt.map { " since " + when($0) } ?? "")"
+            }
+            let doing = steps.isEmpty ? "" : "; " + steps.joined(separator: "; ")
+            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (pid \(holder.pid), since \(e(when(holder.since))))\(e(doing)). <a href=\"/operation\">Watch it</a></p>"
         }
         return ""
     }
