@@ -25,7 +25,7 @@ final class TestConsole: @unchecked Sendable {
         if dir == nil { _ = try Demo.prepare(dir: media) }
         var options = AppOptions()
         options.servicesPath = media + "/services.toml"
-        options.stateDir = dir + "/state"
+        options.stateDir = self.dir + "/state"
         options.host = .sim
         if let password { try ConsoleAuth.setPassword(password, stateDir: options.stateDir) }
         var config = ConsoleConfig(options: options)
