@@ -236,6 +236,8 @@ public final class Application {
         public var attempt: UpdateAttempt?
         public var declined = false
         public var importIssue: Issue?
+        /// The id Docker gave the loaded image (the Rust tool's `Image import` block shows it).
+        public var importedImageID: String?
         public var refusal: Issue?
         /// The preflight refused (no room to load the image): nothing was changed.
         public var preflightIssue: Issue?
@@ -464,6 +466,7 @@ public final class Application {
             finish()
             return outcome
         }
+        outcome.importedImageID = info.id
         try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
                                              serviceName: service.name, imageReference: payload.reference, imageID: info.id,
                                              status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
@@ -591,7 +594,7 @@ public final class Application {
             }
         }
         driver.candidateRelease = release
-        driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
+        driver.onStep = { [weak self] step in self?.onProgress?("  \(self?.operatorText(step) ?? step)") }
         defer { finish() }
         return try driver.run(&machine)
     }

@@ -436,7 +436,7 @@ enum Pages {
         body += "<details class=\"card\"><summary>Technical details</summary><dl class=\"facts\"><dt>Update id</dt><dd><code>\(e(a.updateID))</code></dd>"
         body += "<dt>Image</dt><dd><code>\(e(a.previousImageReference ?? "?"))</code> → <code>\(e(a.targetImageReference))</code></dd>"
         body += "<dt>Status</dt><dd><code>\(e(a.status.rawValue))</code></dd></dl><ol class=\"journal\">"
-        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(j.detail))</li>" }
+        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(app.operatorText(j.detail)))</li>" }
         body += "</ol></details><p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
         return html(title: "Update \(a.serviceName)", ctx: ctx, console: console, body: body)
     }
