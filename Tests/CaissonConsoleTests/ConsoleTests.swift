@@ -172,7 +172,7 @@ import Glibc
         try c.wait(for: .finished)
         let page = try c.request("GET", "/operation").bodyText
         #expect(page.contains("This package was not accepted") && page.contains("image.unexpected_tags"))
-        #expect(page.contains("Made for this device&#39;s service <strong>frontend</strong>"))
+        #expect(page.contains("Made for this device's service <strong>frontend</strong>"))
         #expect(page.contains(IssueExplanations.explain("image.unexpected_tags").meaning.replacingOccurrences(of: "'", with: "&#39;")))
         #expect(try c.app().store().updateAttempts().records.count == before)
     }
