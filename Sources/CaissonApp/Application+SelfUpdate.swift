@@ -203,9 +203,7 @@ extension Application {
     func runSelfUpdateMachine(_ plan: SelfUpdateMachine.Plan, store s: CaissonStore) throws -> SelfUpdateRecord {
         let clock = SystemSelfUpdateClock(systemClock)
         var machine = SelfUpdateMachine(plan: plan, startedAt: clock.timestamp())
-        var journal: any SelfUpdateJournal = s
-        if let n = Self.testFaultNumber("kill-after-write-") { journal = DyingSelfUpdateJournal(s, killAfterWrite: n) }
-        let driver = SelfUpdateDriver(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: journal, clock: clock)
+        let driver = SelfUpdateDriver(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: Self.selfUpdateJournal(s), clock: clock)
         driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
         return try driver.run(&machine)
     }
@@ -326,7 +324,7 @@ extension Application {
             let context = SelfUpdateRecovery.Context(rollbackPoint: current, stateDirectory: stateDir,
                                                      catalogPath: Self.absolute(options.servicesPath),
                                                      storeSchemaVersion: try s.currentSchemaVersion(), newID: { [ids] in ids.next() })
-            _ = try SelfUpdateRecovery.run(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: s,
+            _ = try SelfUpdateRecovery.run(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: Self.selfUpdateJournal(s),
                                            clock: SystemSelfUpdateClock(systemClock), context: context,
                                            onStep: { [weak self] step in self?.onProgress?("  recovery: \(step)") })
         }
@@ -479,6 +477,14 @@ extension Application {
         }
         #endif
         return nil
+    }
+}
+
+extension Application {
+    /// The store as the self-update journal (in debug builds, maybe wrapped by the kill hook).
+    static func selfUpdateJournal(_ s: CaissonStore) -> any SelfUpdateJournal {
+        if let n = testFaultNumber("kill-after-write-") { return DyingSelfUpdateJournal(s, killAfterWrite: n) }
+        return s
     }
 }
 

@@ -343,6 +343,53 @@ import Testing
         print("self-update kill points: \(k), outcomes \(outcomes.sorted { $0.key < $1.key })")
     }
 
+    /// `self-update --rollback` by the old executable, after the new one migrated the store,
+    /// SIGKILLed after each of its journal writes in turn; the next command (alternately the old
+    /// one and whatever is installed) finishes it: the old executable back, the store it reads.
+    @Test func aKillAfterEveryJournalWriteOfARollbackIsFinished() throws {
+        let i = try Install()
+        let env = ["CAISSON_TEST_EXTRA_SCHEMA": Self.newVersion]
+        let before = try i.sha(i.installPath)
+        let new = try i.stamped(Self.newVersion, "caisson-new")
+        #expect(try i.package(new, version: Self.newVersion, name: "u.edgepkg").status == 0)
+        #expect(try i.selfUpdate("u.edgepkg", env: env).status == 0)
+        // The updated directory, restored before each kill point (the paths in it are absolute).
+        let saved = i.c.dir + ".saved"
+        try FileManager.default.copyItem(atPath: i.c.dir, toPath: saved)
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        var k = 0
+        var killed = 0
+        while k < 60 {
+            try FileManager.default.removeItem(atPath: i.c.dir)
+            try FileManager.default.copyItem(atPath: saved, toPath: i.c.dir)
+            let r = try i.c.run(["self-update", "--rollback", "--yes", "--json"],
+                                env: env.merging(["CAISSON_TEST_FAULT": "\(i.installedVersion):kill-after-write-\(k)"]) { $1 })
+            if r.status != 9 {
+                #expect(r.status == 0, "k=\(k): \(r.stdout) \(r.stderr)")
+                break
+            }
+            killed += 1
+            let v = try Install.version(of: i.installPath)
+            #expect(v == i.installedVersion || v == Self.newVersion, "k=\(k): \(v)")
+            let exe = k % 2 == 0 ? Caisson.binary : i.installPath
+            let h = try i.run(exe: exe, ["history", "list", "--json"], env: env)
+            #expect(h.status == 0, "k=\(k): \(h.stdout) \(h.stderr)")
+            #expect(try i.sha(i.installPath) == before, "k=\(k): the old executable is not back")
+            let list = (try? JSONSerialization.jsonObject(with: Data(h.stdout.utf8))) as? [String: Any]
+            let records = (list?["self_updates"] as? [[String: Any]]) ?? []
+            #expect(records.contains { $0["kind"] as? String == "rollback" && $0["status"] as? String == "rolled_back" },
+                    "k=\(k): \(h.stdout)")
+            #expect(!records.contains { !["succeeded", "failed", "rolled_back"].contains($0["status"] as? String ?? "?") },
+                    "k=\(k): \(h.stdout)")
+            // Nothing left to roll back.
+            let again = try i.c.run(["self-update", "--rollback", "--yes"], env: env)
+            #expect(again.stderr.contains("self_update.no_rollback_point"), "k=\(k): \(again.stdout) \(again.stderr)")
+            k += 1
+        }
+        #expect(killed > 5 && k < 60, "\(killed) kill points")
+        print("self-update --rollback kill points: \(killed)")
+    }
+
     @Test func helpAndUsage() throws {
         let c = try Caisson()
         for cmd in [["self-update"], ["self-test"]] {

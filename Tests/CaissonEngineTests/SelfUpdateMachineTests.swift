@@ -284,6 +284,62 @@ import Glibc
         #expect(checked == total * 4)
     }
 
+    /// `self-update --rollback` killed after each of its journal writes (before or after it is
+    /// durable, with and without a power cut): the next command finishes it. The old executable
+    /// ends installed, the store readable by it, no rollback point left; the update it undid is
+    /// rolled back; at every instant the install path holds a complete executable.
+    @Test(arguments: [3, 4])
+    func aCrashAtEveryJournalPointOfARollbackIsFinished(_ newSchema: Int) throws {
+        func prepared() throws -> (World, SelfUpdateMachine.Plan) {
+            let w = World(newSchema: newSchema)
+            #expect(try w.run()?.status == .succeeded)
+            let point = try #require(w.sim.readRollbackPoint())
+            let plan = SelfUpdateMachine.Plan.rollback(id: "22222222-0000-0000-0000-000000000000", point: point,
+                                                       stateDirectory: Self.stateDir, catalogPath: "/etc/caisson/services.toml",
+                                                       storeSchemaVersion: w.sim.storeSchema)
+            return (w, plan)
+        }
+        let (probe, probePlan) = try prepared()
+        let base = probe.journal.writeCount
+        var clean = SelfUpdateMachine(plan: probePlan, startedAt: probe.clock.timestamp())
+        #expect(try SelfUpdateDriver(system: probe.sim, journal: probe.journal, clock: probe.clock).run(&clean).status == .rolledBack)
+        let total = probe.journal.writeCount - base
+        #expect(total > 5)
+        for at in 0..<total {
+            for before in [false, true] {
+                for powerCut in [false, true] {
+                    var (w, plan) = try prepared()
+                    w.journal.crashAtWrite = w.journal.writeCount + at
+                    w.journal.crashBeforeWrite = before
+                    var m = SelfUpdateMachine(plan: plan, startedAt: w.clock.timestamp())
+                    do {
+                        _ = try SelfUpdateDriver(system: w.sim, journal: w.journal, clock: w.clock).run(&m)
+                        Issue.record("write \(at) should crash")
+                    } catch is SimulatedCrash {}
+                    if powerCut { w.sim.powerCut() }
+                    let where_ = "crash at rollback write \(at) (before: \(before), power cut: \(powerCut))"
+                    #expect(w.installed == w.old.bytes || w.installed == w.new.bytes, "\(where_): the install path holds another file")
+                    let recovered = try w.recover()
+                    if at == 0 && before {
+                        // Died before its first durable write: nothing was done, the update stands.
+                        #expect(recovered.isEmpty)
+                        #expect(w.installed == w.new.bytes && w.record?.status == .succeeded, "\(where_)")
+                        continue
+                    }
+                    if w.installed != w.old.bytes || w.record?.status != .rolledBack {
+                        Issue.record("\(where_): recovered \(recovered.map { "\($0.kind) \($0.status) \($0.issues)" }) records \(w.journal.records.map { "\($0.selfUpdateID.prefix(8)) \($0.kind) \($0.status)" }) entries \(w.journal.entries.suffix(12).map { "\($0.id.prefix(8)) \($0.phase) \($0.step)" }) calls \(w.sim.calls.suffix(12))")
+                    }
+                    #expect(w.installed == w.old.bytes, "\(where_): \(w.sim.calls.suffix(6))")
+                    #expect(w.sim.storeSchema <= w.old.schema, "\(where_): store schema \(w.sim.storeSchema)")
+                    #expect(w.sim.readRollbackPoint() == nil, "\(where_): a rollback point is left")
+                    #expect(try w.journal.inFlightSelfUpdates().isEmpty, "\(where_)")
+                    #expect(w.record?.status == .rolledBack, "\(where_): the update is \(w.record?.status.rawValue ?? "gone")")
+                    #expect(try w.recover().isEmpty, "\(where_): a second recovery did something")
+                }
+            }
+        }
+    }
+
     @Test func aCrashDuringRecoveryIsRecoveredToo() throws {
         let total = try Self.writes { World(new: .firstRunFails, newSchema: 4) }
         for first in stride(from: 0, to: total, by: 3) {
