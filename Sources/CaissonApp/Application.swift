@@ -16,6 +16,10 @@ public struct AppOptions: Sendable {
     public var host: HostKind = .docker
     /// Where host-wide service locks live (`CAISSON_LOCK_DIR`; nil: `/run/caisson/locks`).
     public var lockDirectory: String?
+    /// With `--host sim`: real seconds that pass for each simulated second the update waits
+    /// (health checks). 0 (the default): simulated time passes at once. The console sets 1, so a
+    /// person watching sees the health check's countdown as on a real device.
+    public var simPace: Double = 0
     public init() {}
 
     /// The defaults a device sets once in its environment: `CAISSON_STATE_DIR` (an absolute
@@ -92,7 +96,7 @@ public final class Application {
     public func clock() throws -> any UpdateClock {
         if options.host == .sim {
             _ = try host()
-            return SimCLIClock(virtual: simHost!.clock, system: systemClock)
+            return SimCLIClock(virtual: simHost!.clock, system: systemClock, pace: options.simPace)
         }
         // Waits (health polls) end early on a signal, so the update machine hears of it at once.
         return SignalAwareClock(base: systemClock)
@@ -828,13 +832,27 @@ public final class Application {
 final class SimCLIClock: UpdateClock {
     let virtual: VirtualClock
     let system: SystemClock
-    init(virtual: VirtualClock, system: SystemClock) {
+    /// Real seconds per simulated second of waiting (0: none).
+    let pace: Double
+    init(virtual: VirtualClock, system: SystemClock, pace: Double = 0) {
         self.virtual = virtual
         self.system = system
+        self.pace = pace
     }
     var nowMillis: Int64 { virtual.nowMillis }
     func timestamp() -> String { system.timestamp() }
-    func sleep(millis: Int64) { virtual.sleep(millis: millis) }
+    func sleep(millis: Int64) {
+        if pace > 0, millis > 0 {
+            // At most a minute of real time per wait, in short naps (a signal is heard between them).
+            var left = min(Double(millis) * pace, 60_000)
+            while left > 0 {
+                let nap = min(left, 100)
+                usleep(useconds_t(nap * 1000))
+                left -= nap
+            }
+        }
+        virtual.sleep(millis: millis)
+    }
 }
 
 public enum Format {

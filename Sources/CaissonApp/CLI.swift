@@ -562,6 +562,9 @@ public enum CaissonCLI {
             }
             return try Demo.run(say: { out.line($0) }, keep: cmd.flag("--keep"))
 
+        case ["sim", "swarm"] where cmd.flag("--self-update"):
+            return try runSelfUpdateSwarm(cmd, out: out)
+
         case ["sim", "swarm"]:
             let runs = Int(cmd.value("--runs") ?? "1000") ?? -1
             let seed = UInt64(cmd.value("--seed") ?? "1")

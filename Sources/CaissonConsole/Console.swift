@@ -23,6 +23,9 @@ public struct ConsoleConfig: Sendable {
     public var maxFormBytes: UInt64 = 16 * 1024
     /// Uploads (packages): bounded by free disk first, and by this.
     public var maxUploadBytes: Int64 = 64 << 30
+    /// On the simulator: real seconds per simulated second of waiting (the health check's
+    /// countdown runs as on a device). `CAISSON_SIM_PACE` sets it; 0: no waiting.
+    public var simPace: Double = 1
 
     public init(options: AppOptions) { self.options = options }
 
@@ -60,6 +63,8 @@ public final class Console: @unchecked Sendable {
     public private(set) var loginToken = ""
 
     public init(config: ConsoleConfig) throws {
+        var config = config
+        if config.options.host == .sim { config.options.simPace = max(0, min(config.simPace, 10)) }
         self.config = config
         let app = Application(options: config.options)
         self.auth = ConsoleAuth(stateDir: app.stateDir)
@@ -78,11 +83,10 @@ public final class Console: @unchecked Sendable {
         _ = try app.catalog()
         try FileManager.default.createDirectory(atPath: app.stateDir, withIntermediateDirectories: true)
         _ = try app.store()
-        // Finish what a crash left, when nobody else is working (never under someone's feet).
-        if let lock = try? OperationLock.acquire(stateDir: app.stateDir, operation: "console start", since: clock.timestamp()) {
-            _ = try? app.recoverIfNeeded()
-            lock.release()
-        }
+        // Finish what a crash left, when nobody else is working (never under someone's feet):
+        // the recovery gate takes the state directory's lock itself (taking it here first made the
+        // gate find it busy, by this very process, and recover nothing).
+        _ = try? app.recoverIfNeeded()
         app.removePartialUploads()
         app.finish()
         let server: HTTPServer
