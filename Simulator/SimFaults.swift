@@ -5,6 +5,8 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case ping, loadImage, inspectImage, tagImage, removeImage
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
+    /// Listing every container; reading a compose service's model (its `image:`).
+    case listContainers, composeModel
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -22,13 +24,15 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .removeContainer: return 10
         case .composeContainers: return 11
         case .composeApply: return 12
+        case .listContainers: return 13
+        case .composeModel: return 14
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .composeModel: return true
         default: return false
         }
     }
@@ -181,6 +185,7 @@ public struct SwarmState: Sendable, Equatable, Codable {
     }
 
     mutating func draw(_ op: SimOperation) -> FaultKind? {
+        guard op.ordinal < activeSites.count else { return nil }
         let sites = activeSites[op.ordinal]
         guard !sites.isEmpty, rng.chance(config.probability) else { return nil }
         return config.kinds[sites[rng.below(sites.count)]]

@@ -114,7 +114,7 @@ public final class Application {
             let ref: String
             switch s.runtimeMode {
             case .docker: ref = s.docker!.imageReference
-            case .compose: ref = "caisson-sim/\(s.name):current"
+            case .compose: ref = Self.simComposeImage(s.compose!) ?? "caisson-sim/\(s.name):current"
             }
             let id = SimulatedHost.fakeImageID(ref)
             do {
@@ -132,6 +132,36 @@ public final class Application {
             }
         }
         h.clock.sleep(millis: 30_000)
+    }
+
+    /// For `--host sim` provisioning only: the `image:` of `target.service` in its compose file,
+    /// read with a deliberately small scan (plain block YAML: `services:`, the service's key, its
+    /// `image:`). The real driver never scans YAML: it asks `docker compose config`.
+    static func simComposeImage(_ target: ComposeTarget) -> String? {
+        guard let data = FileManager.default.contents(atPath: target.file) else { return nil }
+        var inServices = false
+        var serviceIndent: Int?
+        var inTarget = false
+        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            let indent = line.prefix { $0 == " " }.count
+            if indent == 0 { inServices = text == "services:"; inTarget = false; serviceIndent = nil; continue }
+            guard inServices else { continue }
+            if serviceIndent == nil { serviceIndent = indent }
+            if indent == serviceIndent {
+                let key = text.hasSuffix(":") ? String(text.dropLast()) : ""
+                inTarget = key.trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) == target.service
+                continue
+            }
+            if inTarget, text.hasPrefix("image:") {
+                let value = text.dropFirst("image:".count).trimmingCharacters(in: .whitespaces)
+                    .trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+                return value.isEmpty ? nil : value
+            }
+        }
+        return nil
     }
 
     /// Persist the simulated host after a command (the real Docker host persists itself).
@@ -322,6 +352,27 @@ public final class Application {
             return outcome
         }
         let host = try host()
+        // References the package may set (issue 10 item 8), checked against the host before
+        // anything changes (the upload is still held at its end).
+        let referenceIssues: [Issue]
+        do {
+            referenceIssues = try ReferencePolicy.checkOnHost(reference: manifest.image.reference, service: service,
+                                                              catalog: try catalog(), host: host)
+        } catch {
+            throw CaissonError("docker.inspect_failed", "could not check which containers use \(manifest.image.reference): \(error.message); nothing was changed")
+        }
+        if let refusal = referenceIssues.first {
+            outcome.refusal = refusal
+            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
+                                          validationAttemptID: validation.record.validationAttemptID,
+                                          message: referenceIssues.map(\.description).joined(separator: "; "))])
+            return outcome
+        }
+        let composeImage = try composeImageReference(of: service)
+        if let image = composeImage, image.contains("@") {
+            outcome.preflightIssue = Issue("compose.image_pinned_by_digest", "compose service \(service.compose?.service ?? service.name) names its image by digest (\(image)) in \(service.compose?.file ?? "its compose file"): an update could not last, the next docker compose up would put that image back; name it by a tag")
+            return outcome
+        }
         let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
         outcome.plan = plan
         if let st = plan.imageStorage, !st.isEnough {
@@ -402,11 +453,13 @@ public final class Application {
                                        repoDigests: info.repoDigests, architecture: info.config.architecture, os: info.config.os,
                                        validationAttemptID: validation.record.validationAttemptID,
                                        packageCreatedAt: Timestamps.normalize(manifest.createdAt), createdAt: systemClock.timestamp())
-        let machinePlan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: release.candidateReleaseID,
+        var machinePlan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: release.candidateReleaseID,
                                              validationAttemptID: validation.record.validationAttemptID, service: service,
                                              targetImageReference: payload.reference, targetImageID: info.id,
                                              packageVersion: manifest.packageVersion,
                                              packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
+        machinePlan.foreignContainerNames = try foreignContainerNames(of: service)
+        machinePlan.composeImageReference = composeImage
         outcome.attempt = try runMachine(machinePlan, release: release)
         return outcome
     }
@@ -475,6 +528,22 @@ public final class Application {
                         imageStorage: host.imageStorage(forArchiveBytes: payload.length))
     }
 
+    /// The container names of the catalog's other Docker-mode services (never members of a
+    /// Compose service, whatever labels they carry).
+    func foreignContainerNames(of service: ServiceSpec) throws -> [String] {
+        try catalog().services.filter { $0.name != service.name }.compactMap { $0.docker?.containerName }.sorted()
+    }
+
+    /// Compose: the `image:` the service's compose file names (the reference an update moves).
+    func composeImageReference(of service: ServiceSpec) throws -> String? {
+        guard service.runtimeMode == .compose, let target = service.compose else { return nil }
+        do {
+            return try host().composeServiceFacts(target).image
+        } catch let error as HostError {
+            throw CaissonError("compose.image_lookup_failed", "could not read the compose model of \(service.name): \(error.message); nothing was changed")
+        }
+    }
+
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
         let clock = try clock()
         var machine = UpdateMachine(plan: plan, startedAt: clock.timestamp())
@@ -506,10 +575,12 @@ public final class Application {
         guard confirm("Roll \(name) back from \(state.activeImageReference ?? "?") to \(state.previousKnownGoodImageReference ?? prevID)?") else {
             return nil
         }
-        let plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
+        var plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
                                       validationAttemptID: nil, service: service,
                                       targetImageReference: (try host().inspectImage(pin)) != nil ? pin : prevID,
                                       targetImageID: prevID, kind: "rollback", previousState: state)
+        plan.foreignContainerNames = try foreignContainerNames(of: service)
+        plan.composeImageReference = try composeImageReference(of: service)
         return try runMachine(plan, release: nil)
     }
 
@@ -523,6 +594,8 @@ public final class Application {
         public var target: String
         public var healthCheck: String
         public var state: ServiceState?
+        /// What runs now, and how it differs from `state` (nil when not asked for).
+        public var live: LiveState?
 
         enum CodingKeys: String, CodingKey {
             case name
@@ -530,11 +603,12 @@ public final class Application {
             case serviceRevision = "service_revision"
             case platform, target
             case healthCheck = "health_check"
-            case state
+            case state, live
         }
     }
 
-    public func services() throws -> [ServiceView] {
+    /// The catalog's services with their recorded state and (when `live`) what runs now.
+    public func services(live: Bool = true) throws -> [ServiceView] {
         let catalog = try catalog()
         let s = try store()
         return try catalog.services.map { svc in
@@ -543,10 +617,11 @@ public final class Application {
             case .docker: target = "container \(svc.docker!.containerName) (\(svc.docker!.imageReference))"
             case .compose: target = "compose \(svc.compose!.project)/\(svc.compose!.service) (\(svc.compose!.file))"
             }
+            let state = try s.serviceState(svc.name)
             return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
                                platform: svc.platform, target: target,
                                healthCheck: "\(svc.health.kind.rawValue), timeout \(svc.health.timeoutSecs)s, poll \(svc.health.pollIntervalSecs)s, stable \(svc.health.stableSecs)s",
-                               state: try s.serviceState(svc.name))
+                               state: state, live: live ? liveState(of: svc, state: state) : nil)
         }
     }
 

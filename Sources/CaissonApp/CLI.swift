@@ -301,6 +301,7 @@ public enum CaissonCLI {
             for v in views {
                 let active = v.state?.activeImageReference.map { " - active \($0)" } ?? ""
                 out.line("- \(v.name) [\(v.runtimeMode)] \(v.target)\(active)")
+                if let live = v.live { printLive(live, out: out, indent: "    ") }
             }
             return 0
 
@@ -323,6 +324,10 @@ public enum CaissonCLI {
                 out.line("  Updated at:    \(s.updatedAt)")
             } else {
                 out.line("  Active:        (never updated by Caisson)")
+            }
+            if let live = v.live {
+                out.line("  Live:")
+                printLive(live, out: out, indent: "    ")
             }
             return 0
 
@@ -559,6 +564,18 @@ public enum CaissonCLI {
         out.line("Validation id: \(v.record.validationAttemptID)")
         out.line("Status: \(r.status.rawValue)")
         for i in r.issues { out.line("- \(i)") }
+    }
+
+    /// What runs now: one line per container, then any drift from what Caisson recorded.
+    static func printLive(_ live: Application.LiveState, out: Output, indent: String) {
+        if let error = live.error {
+            out.line("\(indent)live state unavailable: \(error)")
+            return
+        }
+        for c in live.containers {
+            out.line("\(indent)\(c.name): \(c.status)\(c.health == "none" ? "" : ", \(c.health)"), image \(c.imageReference) (\(Format.shortID(c.imageID)))\(c.since.map { ", since \($0)" } ?? "")")
+        }
+        for d in live.drift { out.line("\(indent)DRIFT: \(d)") }
     }
 
     static func printPlan(_ p: Application.LoadPlan, out: Output) {

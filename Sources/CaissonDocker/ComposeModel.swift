@@ -15,6 +15,8 @@ public struct ComposeModel: Sendable, Equatable {
         public var hasBuild: Bool
         /// `profiles:` (a service with profiles only appears when one is enabled).
         public var profiles: [String]
+        /// `network_mode:` (e.g. `service:app`, `host`), nil when unset.
+        public var networkMode: String? = nil
 
         public init(name: String, image: String? = nil, containerName: String? = nil, hasBuild: Bool = false,
                     profiles: [String] = []) {
@@ -78,9 +80,11 @@ public struct ComposeModel: Sendable, Equatable {
                     }
                 }
                 let build = entry["build"]
-                services[key] = Service(name: key, image: try text("image"), containerName: try text("container_name"),
-                                        hasBuild: build != nil && build != .null,
-                                        profiles: entry["profiles"]?.stringArrayValue ?? [])
+                var service = Service(name: key, image: try text("image"), containerName: try text("container_name"),
+                                      hasBuild: build != nil && build != .null,
+                                      profiles: entry["profiles"]?.stringArrayValue ?? [])
+                service.networkMode = try text("network_mode")
+                services[key] = service
             }
         case let other?:
             throw HostError(.failed, "the compose project model's `services` is not an object: \(other)")

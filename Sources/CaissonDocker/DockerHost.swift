@@ -137,6 +137,17 @@ public final class DockerHost: ContainerHost {
         return id
     }
 
+    public func createDependentContainer(name: String, cloning template: String, networkOwner owner: String,
+                                         labels: [String: String]) throws(HostError) -> String {
+        let plan: ContainerClonePlan = try run {
+            let old = try client.inspectContainer(template)
+            let ownerID = try client.inspectContainer(owner).id
+            let image = try client.inspectImageIfPresent(old.image)
+            return ContainerClonePlan.make(template: old, oldImage: image, image: old.image, labels: labels, networkOwner: ownerID)
+        }
+        return try run { try client.createContainer(name: name, body: plan.body).id }
+    }
+
     public func startContainer(_ nameOrID: String) throws(HostError) {
         try run { _ = try client.startContainer(nameOrID) }
     }
@@ -157,6 +168,17 @@ public final class DockerHost: ContainerHost {
             return
         } catch {
             throw Self.hostError(error)
+        }
+    }
+
+    public func listContainers() throws(HostError) -> [ContainerInfo] {
+        try run {
+            var result: [ContainerInfo] = []
+            for summary in try client.listContainers(all: true) {
+                // A container removed between list and inspect is simply gone.
+                if let container = try client.inspectContainerIfPresent(summary.id) { result.append(Self.containerInfo(container)) }
+            }
+            return result.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
         }
     }
 
@@ -191,7 +213,8 @@ public final class DockerHost: ContainerHost {
                              startedAt: container.state.startedAt ?? "",
                              exitCode: Int(clamping: container.state.exitCode ?? 0),
                              labels: container.config.labels,
-                             stopTimeoutSecs: container.config.stopTimeout.map { Int(clamping: $0) })
+                             stopTimeoutSecs: container.config.stopTimeout.map { Int(clamping: $0) },
+                             networkMode: container.hostConfig["NetworkMode"]?.stringValue)
     }
 
     // MARK: - Free space
