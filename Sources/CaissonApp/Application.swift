@@ -114,7 +114,7 @@ public final class Application {
             let ref: String
             switch s.runtimeMode {
             case .docker: ref = s.docker!.imageReference
-            case .compose: ref = Self.simComposeImage(s.compose!) ?? "caisson-sim/\(s.name):current"
+            case .compose: ref = Self.simComposeServices(file: s.compose!.file)[s.compose!.service]?.image ?? "caisson-sim/\(s.name):current"
             }
             let id = SimulatedHost.fakeImageID(ref)
             do {
@@ -126,42 +126,13 @@ public final class Application {
                     _ = try h.runContainer(name: s.docker!.containerName, imageReference: ref, restartPolicy: .unlessStopped)
                 case .compose:
                     _ = try h.provisionCompose(target: s.compose!, imageReference: ref)
+                    try provisionSimComposeDependents(h, of: s.compose!)
                 }
             } catch {
                 throw CaissonError("sim.provision_failed", "could not provision service \(s.name) on the simulated host: \(error.message)")
             }
         }
         h.clock.sleep(millis: 30_000)
-    }
-
-    /// For `--host sim` provisioning only: the `image:` of `target.service` in its compose file,
-    /// read with a deliberately small scan (plain block YAML: `services:`, the service's key, its
-    /// `image:`). The real driver never scans YAML: it asks `docker compose config`.
-    static func simComposeImage(_ target: ComposeTarget) -> String? {
-        guard let data = FileManager.default.contents(atPath: target.file) else { return nil }
-        var inServices = false
-        var serviceIndent: Int?
-        var inTarget = false
-        for raw in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            let text = line.trimmingCharacters(in: .whitespaces)
-            if text.isEmpty { continue }
-            let indent = line.prefix { $0 == " " }.count
-            if indent == 0 { inServices = text == "services:"; inTarget = false; serviceIndent = nil; continue }
-            guard inServices else { continue }
-            if serviceIndent == nil { serviceIndent = indent }
-            if indent == serviceIndent {
-                let key = text.hasSuffix(":") ? String(text.dropLast()) : ""
-                inTarget = key.trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) == target.service
-                continue
-            }
-            if inTarget, text.hasPrefix("image:") {
-                let value = text.dropFirst("image:".count).trimmingCharacters(in: .whitespaces)
-                    .trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-                return value.isEmpty ? nil : value
-            }
-        }
-        return nil
     }
 
     /// Persist the simulated host after a command (the real Docker host persists itself).
@@ -243,6 +214,8 @@ public final class Application {
         public var freeDiskState: Int64?
         /// Free space where the runtime stores images (Docker's data root), and what the load needs.
         public var imageStorage: ImageStorage?
+        /// Containers (Docker) or compose services sharing the service's network namespace.
+        public var networkDependents: [String] = []
     }
 
     public struct LoadOutcome: Sendable {
@@ -277,6 +250,8 @@ public final class Application {
         /// Send the image to a host that streams archives while validation runs, holding the end
         /// of the upload until the update goes ahead (see `PipelinedUpload`).
         public var overlapUpload = true
+        /// Recreate the containers sharing the service's network namespace (else refuse).
+        public var recreateDependents = false
         public init() {}
     }
 
@@ -373,8 +348,14 @@ public final class Application {
             outcome.preflightIssue = Issue("compose.image_pinned_by_digest", "compose service \(service.compose?.service ?? service.name) names its image by digest (\(image)) in \(service.compose?.file ?? "its compose file"): an update could not last, the next docker compose up would put that image back; name it by a tag")
             return outcome
         }
-        let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
+        var plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
+        let dependents = try networkDependents(of: service, host: host)
+        let dependentsRefusal = Self.dependentsPlan(&plan, dependents: dependents, recreate: flags.recreateDependents)
         outcome.plan = plan
+        if let dependentsRefusal {
+            outcome.preflightIssue = dependentsRefusal
+            return outcome
+        }
         if let st = plan.imageStorage, !st.isEnough {
             // Preflight: refuse before anything changes.
             outcome.preflightIssue = Issue("docker.insufficient_space", "not enough free space in \(st.path) to load the image: \(Format.bytes(st.freeBytes)) free, about \(Format.bytes(st.neededBytes)) needed")
@@ -460,6 +441,8 @@ public final class Application {
                                              packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
         machinePlan.foreignContainerNames = try foreignContainerNames(of: service)
         machinePlan.composeImageReference = composeImage
+        machinePlan.recreateNetworkDependents = flags.recreateDependents
+        if service.runtimeMode == .compose { machinePlan.composeNetworkDependents = dependents }
         outcome.attempt = try runMachine(machinePlan, release: release)
         return outcome
     }
@@ -556,7 +539,7 @@ public final class Application {
 
     // MARK: Rollback
 
-    public func rollback(service name: String, confirm: (String) -> Bool) throws -> UpdateAttempt? {
+    public func rollback(service name: String, recreateDependents: Bool = false, confirm: (String) -> Bool) throws -> UpdateAttempt? {
         let lock = try OperationLock.acquire(stateDir: stateDir, operation: "rollback \(name)", since: systemClock.timestamp())
         defer { lock.release() }
         try recoverIfNeeded()
@@ -581,6 +564,8 @@ public final class Application {
                                       targetImageID: prevID, kind: "rollback", previousState: state)
         plan.foreignContainerNames = try foreignContainerNames(of: service)
         plan.composeImageReference = try composeImageReference(of: service)
+        plan.recreateNetworkDependents = recreateDependents
+        if service.runtimeMode == .compose { plan.composeNetworkDependents = try networkDependents(of: service, host: try host()) }
         return try runMachine(plan, release: nil)
     }
 

@@ -24,14 +24,15 @@ public enum CaissonCLI {
                     discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
                     positionals: [("PKG", "The .edgepkg file", false)]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nA reference outside the service's repository, a Caisson pin, or a tag another service or container\nuses: exit 2 with [image.reference_outside_service], [image.reference_reserved], [image.reference_in_use].\nContainers sharing the service's network namespace: exit 1 with [update.network_dependents],\nunless --recreate-dependents.",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
                               OptionSpec("--reinstall", help: "Apply a package version that is already installed"),
                               OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)"),
                               OptionSpec("--stage", help: "Always copy the package into the state directory first"),
-                              OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)")]),
+                              OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the new container (else the update refuses)")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
                     options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service")]),
@@ -66,7 +67,8 @@ public enum CaissonCLI {
         CommandSpec(["history", "verify"], summary: "Check the audit log's hash chain for edits or deletions"),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
-                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
+                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the restored container (else the rollback refuses)")]),
         CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)"),
         CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
                     options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
@@ -173,6 +175,7 @@ public enum CaissonCLI {
             flags.dryRun = cmd.flag("--dry-run")
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            flags.recreateDependents = cmd.flag("--recreate-dependents")
             if cmd.flag("--stage") && cmd.flag("--no-stage") {
                 throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
             }
@@ -377,7 +380,7 @@ public enum CaissonCLI {
 
         case ["rollback"]:
             let yes = cmd.flag("--yes")
-            guard let a = try app.rollback(service: cmd.positionals[0], confirm: { question in
+            guard let a = try app.rollback(service: cmd.positionals[0], recreateDependents: cmd.flag("--recreate-dependents"), confirm: { question in
                 if yes { return true }
                 if out.json { out.notice(question, always: true) } else { out.line(question) }
                 return prompt("Continue and roll back the service? [y/N]: ", toStderr: out.json)
@@ -587,6 +590,7 @@ public enum CaissonCLI {
         out.line("Version: \(p.currentVersion ?? "unknown") -> \(p.newVersion)")
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
         if let g = p.stopGraceSecs { out.line("Stop timeout: \(g)s between SIGTERM and SIGKILL for the current container") }
+        if !p.networkDependents.isEmpty { out.line("Sharing its network: \(p.networkDependents.joined(separator: ", "))") }
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
         if let st = p.imageStorage {
             out.line("Free disk (image storage \(st.path)): \(Format.bytes(st.freeBytes)), the load needs about \(Format.bytes(st.neededBytes))")

@@ -25,7 +25,7 @@ extension UpdateMachine {
         public var newID: String?
     }
 
-    static func dependentsRefusal(_ names: [String], of owner: String, how: String) -> Issue {
+    public static func dependentsRefusal(_ names: [String], of owner: String, how: String) -> Issue {
         Issue("update.network_dependents", "\(names.count == 1 ? "container" : "containers") \(names.joined(separator: ", ")) \(names.count == 1 ? "shares" : "share") the network namespace of \(owner) (\(how)): replacing it would cut \(names.count == 1 ? "it" : "them") off the network. Run the update with --recreate-dependents to recreate \(names.count == 1 ? "it" : "them") against the new container (and restore \(names.count == 1 ? "it" : "them") on rollback); nothing was changed")
     }
 
