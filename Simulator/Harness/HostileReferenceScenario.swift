@@ -20,6 +20,17 @@ public final class HostileReferenceScenario {
         ("caisson-pin/frontend:0123456789ab", false),
     ]
 
+    /// Image labels the swarm draws for the package's image (issue 10 item 9), with whether a
+    /// package may carry them. The simulator's own `io.caisson.sim.*` family stays allowed.
+    public static let labelMenu: [(labels: [String: String], allowed: Bool)] = [
+        ([:], true),
+        (["io.caisson.sim.flush_secs": "0"], true),
+        (["org.opencontainers.image.version": "2.0.0"], true),
+        ([SimulatedHost.composeProjectLabel: "stack", SimulatedHost.composeServiceLabel: "worker"], false),
+        (["com.docker.compose.config-hash": "0"], false),
+        (["io.caisson.update-id": "4057113e-0000-4000-8000-000000000001"], false),
+    ]
+
     public static let catalog: Catalog = {
         let text = """
         catalog_version = 1
@@ -66,10 +77,14 @@ public final class HostileReferenceScenario {
     let containersBefore: [String: String]
     public static let newImageID = SimulatedHost.fakeImageID("hostile-package-image")
 
-    public init(menuIndex: Int, seed: UInt64) {
+    public let labels: [String: String]
+
+    public init(menuIndex: Int, labelIndex: Int = 0, seed: UInt64) {
         let entry = Self.menu[menuIndex % Self.menu.count]
+        let labelEntry = Self.labelMenu[labelIndex % Self.labelMenu.count]
         reference = entry.reference
-        allowed = entry.allowed
+        labels = labelEntry.labels
+        allowed = entry.allowed && labelEntry.allowed
         host = SimulatedHost(seed: seed, recordTrace: false)
         let healthy = ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true)
         for ref in ["example/frontend:current", "example/backend:current", "example/worker:current", "example/backend:cron"] {
@@ -92,7 +107,10 @@ public final class HostileReferenceScenario {
     public func run(faults: FaultPlan) -> [Issue] {
         guard let service = Self.catalog.service(named: "backend") else { return [] }
         host.faultPlan = faults
-        refusal = ReferencePolicy.check(reference: reference, service: service, catalog: Self.catalog)
+        // Validation: the image's labels, then the references (catalog only).
+        let imageLabels = labels.merging(["io.caisson.sim.health": "healthy"]) { $1 }
+        refusal = ReferencePolicy.labelIssues(imageLabels.keys.sorted())
+        refusal += ReferencePolicy.check(reference: reference, service: service, catalog: Self.catalog)
         if refusal.isEmpty {
             do {
                 refusal = try ReferencePolicy.checkOnHost(reference: reference, service: service, catalog: Self.catalog, host: host)
@@ -105,7 +123,7 @@ public final class HostileReferenceScenario {
         guard refusal.isEmpty else { return refusal }
         let payload = ImagePayload(path: "/staged/backend.edgepkg", offset: 1536, length: 4096, reference: reference,
                                    expectedImageID: Self.newImageID,
-                                   config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+                                   config: ImageConfig(labels: imageLabels, hasHealthcheck: true))
         guard (try? host.loadImage(payload, progress: { _ in })) != nil else { return refusal }
         let plan = UpdateMachine.Plan(updateID: "4057113e-0000-4000-8000-000000000001", candidateReleaseID: "cr", validationAttemptID: nil,
                                       service: service, targetImageReference: reference, targetImageID: Self.newImageID,
@@ -120,8 +138,8 @@ public final class HostileReferenceScenario {
     public func violations() -> [String] {
         var out: [String] = []
         let stopped = refusal.isEmpty == false || preflightError != nil
-        if !allowed && !stopped { out.append("hostile reference \(reference) was not refused") }
-        if allowed && !refusal.isEmpty { out.append("allowed reference \(reference) was refused: \(refusal.map(\.description))") }
+        if !allowed && !stopped { out.append("hostile reference \(reference) or labels \(labels.keys.sorted()) were not refused") }
+        if allowed && !refusal.isEmpty { out.append("allowed reference \(reference) (labels \(labels.keys.sorted())) was refused: \(refusal.map(\.description))") }
         if stopped {
             let tags = host.snapshot.tags
             if tags != tagsBefore {
@@ -135,8 +153,14 @@ public final class HostileReferenceScenario {
             for ref in ["example/frontend:current", "example/worker:current", "example/backend:cron"] where host.snapshot.tags[SimReference.normalize(ref) ?? ref] != tagsBefore[SimReference.normalize(ref) ?? ref] {
                 out.append("an update of backend moved \(ref)")
             }
-            for name in ["frontend", "cron"] where host.container(name)?.imageID != containersBefore[name] {
+            for name in ["frontend", "cron", "stack-worker-1"] where host.container(name)?.imageID != containersBefore[name] {
                 out.append("an update of backend changed container \(name)")
+            }
+            // Compose membership: worker's containers are still exactly its own.
+            host.advanceAll()
+            if let worker = Self.catalog.service(named: "worker")?.compose,
+               let members = try? host.doComposeContainers(worker), members.map(\.name) != ["stack-worker-1"] {
+                out.append("compose service worker now counts \(members.map(\.name)) as its containers")
             }
         }
         return out

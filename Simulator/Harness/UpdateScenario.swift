@@ -291,7 +291,10 @@ public final class UpdateScenario {
             // Correct only when the daemon kept stopping the restored release more often than
             // the restore may start it again (each restart of it needs a daemon restart here:
             // the previous image never exits by itself).
-            let outRestarted = a.issues.last?.code == "rollback.health_check_failed"
+            // (With a dependent: its start found the restored release stopped again.)
+            let last = a.issues.last
+            let outRestarted = (last?.code == "rollback.health_check_failed"
+                                || last?.code == "rollback.start_failed" && last?.message.contains("cannot join network of a non running container") == true)
                 && host.daemonRestartCount > UpdateMachine.maxRestoreRestarts
             if !outRestarted {
                 out.append("rollback_failed: \(a.issues.map(\.description).joined(separator: "; "))")
@@ -451,6 +454,10 @@ public struct Swarm {
                                            stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
         // Compose: sometimes another catalog service's container carries its labels.
         config.hijacker = !docker && rng.chance(0.1)
+        // A container sharing the service's network namespace (recreated with it), and Docker
+        // mode: the service itself in another container's namespace (issue 10 item 7).
+        config.dependent = !config.hijacker && rng.chance(0.1)
+        config.joinsNetwork = docker && rng.chance(0.1)
         let world = worlds.world(config)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
@@ -472,7 +479,8 @@ public struct Swarm {
     /// preflight and update run with random faults armed.
     public static func runHostileReference(runSeed: UInt64) -> (HostileReferenceScenario, [String]) {
         var rng = SplitMix64(seed: runSeed ^ 0x4057_113E_5EED_0002)
-        let h = HostileReferenceScenario(menuIndex: rng.below(HostileReferenceScenario.menu.count), seed: runSeed)
+        let menuIndex = rng.below(HostileReferenceScenario.menu.count)
+        let h = HostileReferenceScenario(menuIndex: menuIndex, labelIndex: rng.below(HostileReferenceScenario.labelMenu.count), seed: runSeed)
         h.run(faults: FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended)))
         return (h, h.violations())
     }

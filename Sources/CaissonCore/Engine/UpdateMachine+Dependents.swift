@@ -68,13 +68,15 @@ extension UpdateMachine {
 
     // MARK: Commit
 
+    /// Each original is stopped (a no-op when it is: a daemon restart under `--restart always`
+    /// may have started it again, joined to the backup) and then removed without force.
     mutating func commitNextDependent(from index: Int, _ timestamp: String) -> Action {
         let deps = dependents ?? []
         guard index < deps.count else { return commit(timestamp) }
         dependentIndex = index
         needsPersist = true
-        phase = .commitRemoveDependent
-        return .call(.removeStoppedContainer(deps[index].id))
+        phase = .commitStopDependent
+        return .call(.stopContainer(deps[index].id, graceSecs: deps[index].stopTimeoutSecs ?? ContainerInfo.defaultStopTimeoutSecs))
     }
 
     // MARK: Restore
@@ -168,7 +170,22 @@ extension UpdateMachine {
             }
             return beginHealth(now: now, timestamp)
 
+        case .commitStopDependent:
+            guard let d else { return unexpected(reply, timestamp) }
+            if case .error(let e) = reply {
+                // Never force-remove a running container (SIGKILL): keep it for cleanup.
+                attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the previous \(d.name) (now \(dependentBackupName(d))) could not be stopped: \(e.message); `caisson package cleanup` will retry"))
+                return commitNextDependent(from: i + 1, timestamp)
+            }
+            phase = .commitRemoveDependent
+            return .call(.removeStoppedContainer(d.id))
+
         case .commitRemoveDependent:
+            if case .error(let e) = reply, e.kind == .conflict, (commitRetries ?? 0) < Self.maxCommitRetries {
+                // Running again (a daemon restart under `--restart always`): stop it first.
+                commitRetries = (commitRetries ?? 0) + 1
+                return commitNextDependent(from: i, timestamp)
+            }
             if case .error(let e) = reply, let d {
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the previous \(d.name) (now \(dependentBackupName(d))) could not be removed: \(e.message); `caisson package cleanup` will retry"))
             }

@@ -188,7 +188,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case restoreStopIntruder, restoreInspectNew, restoreStopLeftover
         /// Containers sharing the service's network namespace (UpdateMachine+Dependents.swift).
         case listDependents, stopDependent, renameDependentAway, createDependent, startDependent
-        case composeDependents, commitRemoveDependent
+        case composeDependents, commitStopDependent, commitRemoveDependent
         case restoreDepInspectName, restoreDepStopClone, restoreDepRemoveClone, restoreDepInspectOriginal,
              restoreDepRenameBack, restoreDepInspectState, restoreDepStopStale, restoreDepStart, restoreComposeDependents
         case restoreHealthWait, restoreHealthPoll
@@ -321,7 +321,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
-        } else if !m.touchedLive && [.inspectOld, .inspectTarget, .pin].contains(m.phase) {
+        } else if !m.touchedLive && [.inspectOld, .listDependents, .inspectTarget, .pin].contains(m.phase) {
             // Died before creating or stopping anything (a pin tag is harmless): nothing to restore.
             m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
             m.phase = .abandon
@@ -656,7 +656,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             return afterRestoreHealthPoll(reply, now: now, timestamp)
 
         case (.listDependents, _), (.stopDependent, _), (.renameDependentAway, _), (.createDependent, _),
-             (.startDependent, _), (.composeDependents, _), (.commitRemoveDependent, _),
+             (.startDependent, _), (.composeDependents, _), (.commitStopDependent, _), (.commitRemoveDependent, _),
              (.restoreDepInspectName, _), (.restoreDepStopClone, _), (.restoreDepRemoveClone, _), (.restoreDepInspectOriginal, _),
              (.restoreDepRenameBack, _), (.restoreDepInspectState, _), (.restoreDepStopStale, _), (.restoreDepStart, _),
              (.restoreComposeDependents, _):
