@@ -90,7 +90,21 @@ public final class UpdateScenario {
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
     public private(set) var crashed = false
-    public private(set) var recoveryReport: Recovery.Report?
+    /// The crash was a planned one (`crashAtWrite`, a second signal), not an error.
+    public private(set) var crashedByPlan = false
+    public internal(set) var recoveryReport: Recovery.Report?
+    /// The state directory's locks and the host's `/run` (host-wide service locks).
+    public let stateLocks = SimLockSpace()
+    public let hostLocks = SimLockSpace()
+    /// The update was refused before it began (another Caisson's marks or lock).
+    public private(set) var refusal: CaissonError?
+    /// What a second Caisson process did, when one ran (`SecondProcessPlan`).
+    public internal(set) var secondProcessReport: SecondProcessReport?
+    var secondProcessSawInFlight = false
+    /// Signals and storage faults (see `Disruptions.swift`).
+    var disruption = DisruptionState()
+    /// The attempt as the updater's own process returned it (without later recovery).
+    public internal(set) var inProcessAttempt: UpdateAttempt?
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -205,23 +219,63 @@ public final class UpdateScenario {
     /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
     /// updater, run recovery afterwards (with faults disarmed: a new process, a calmer host —
     /// unless `faultsDuringRecovery`).
+    ///
+    /// Like `caisson package load`, the update first takes the state directory's lock and the
+    /// service's host-wide lock, and refuses another state directory's unfinished marks. With
+    /// `secondProcess`, another Caisson process runs a command in the middle (see
+    /// `SecondProcessPlan`); the recovery after a crash is a new process going through
+    /// `RecoveryGate`, as every command does.
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
-                    faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
+                    faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         journal.crashAtWrite = crashAtWrite
         journal.crashBeforeWrite = crashBeforeWrite
-        var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
-        let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
+        armDisruptions(secondProcess: secondProcess, signal: signal, storage: storage)
+        let me = holder(Self.firstPID, "package load")
         do {
+            let stateLock = try OperationLocks.acquireState(stateLocks, holder: me)
+            let serviceLock = try OperationLocks.acquireService(hostLocks, service: service, holder: me)
+            defer {
+                serviceLock.release()
+                stateLock.release()
+            }
+            try ForeignMarks.refuse(service: service, host: host, journal: journal)
+            var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
+            let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
+            if signal != nil { armCancel(driver) }
             attempt = try driver.run(&machine)
+            inProcessAttempt = attempt
+        } catch let e as CaissonError where !journal.attempts.contains(where: { $0.updateID == plan.updateID }) {
+            // Refused (marks, locks, no room for the journal) before anything of the attempt was durable.
+            refusal = e
+        } catch is SimulatedCrash {
+            crashed = true
+            crashedByPlan = true
         } catch {
             crashed = true
         }
+        journal.afterWrite = nil
+        noteProcessExit()
+        // The process is gone: the kernel drops its locks.
+        stateLocks.releaseAll(pid: Self.firstPID)
+        hostLocks.releaseAll(pid: Self.firstPID)
+        if let sp = secondProcess, sp.afterCrash, crashed {
+            secondProcessSawInFlight = !((try? journal.inFlightAttempts()) ?? []).isEmpty
+            secondProcessReport = runSecondProcess(sp.command)
+        }
+        if storage != nil, !crashed {
+            // The next command, once there is room again, recovers what the journal could not finish.
+            recoverAfterStorageFault()
+        }
         if crashed {
             journal.crashAtWrite = nil
+            journal.failFromWrite = nil
             if !faultsDuringRecovery { host.faultPlan = .none }
-            recoveryReport = try? Recovery.run(host: host, journal: journal, clock: host.clock)
+            let next = holder(Self.recoveryPID, "recover")
+            recoveryReport = (try? RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: journal,
+                                                    host: { host }, clock: { host.clock }))?.report
             attempt = journal.attempts.first { $0.updateID == plan.updateID }
         }
         return attempt
@@ -234,8 +288,11 @@ public final class UpdateScenario {
         for a in attempts where !a.status.isTerminal {
             out.append("attempt \(a.updateID) ended in non-terminal status \(a.status.rawValue)")
         }
+        out += secondProcessViolations()
+        out += signalViolations()
+        out += storageViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
-        if recorded == nil && !(crashed && attempts.isEmpty) {
+        if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
             return out
         }
@@ -272,11 +329,16 @@ public final class UpdateScenario {
         // policy that keeps it down: Docker's doing, not the updater's; judge the rest.
         if !c.isRunning, host.simContainer(c.id)?.stoppedByDaemon == true { c.status = .running }
         guard let a = recorded else {
-            // Died before its first durable write: nothing may have changed.
-            if !onOld || !c.isRunning { out.append("the updater died before journaling anything, yet the service changed") }
+            // Died before its first durable write, or refused: nothing may have changed.
+            if !onOld || !c.isRunning { out.append("the updater \(refusal == nil ? "died before journaling anything" : "refused (\(refusal!.code))"), yet the service changed") }
             return out
         }
         switch a.status {
+        case .succeeded where a.issues.contains { $0.code == "update.left_stopped" }:
+            // The service was found stopped (e.g. a daemon crash under restart=no took it down
+            // before the update looked): the new release is installed, never started.
+            if !onNew { out.append("status succeeded (left stopped) but the service runs \(c.imageID)") }
+            if c.status != .created { out.append("the update said it left the service stopped, but it is \(c.status.rawValue)") }
         case .succeeded:
             if !onNew { out.append("status succeeded but the service runs \(c.imageID)") }
             if !c.isRunning { out.append("status succeeded but the service is \(c.status.rawValue)") }
@@ -390,6 +452,11 @@ public struct Swarm {
         public var traceDigest: String
         public var firstViolation: Violation?
         public var runsPerSecond: Double?
+        /// Runs where a second Caisson process ran a command, a signal reached the updater, the
+        /// state disk filled up (or the database was deleted).
+        public var secondProcesses = 0
+        public var signals = 0
+        public var storageFaults = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -397,6 +464,9 @@ public struct Swarm {
             case traceDigest = "trace_digest"
             case firstViolation = "first_violation"
             case runsPerSecond = "runs_per_second"
+            case secondProcesses = "second_processes"
+            case signals
+            case storageFaults = "storage_faults"
         }
     }
 
@@ -465,7 +535,11 @@ public struct Swarm {
         // Daemon crashes too (with `unless-stopped`, what they stop stays down).
         let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended))
         let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
-        scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: rng.chance(0.5))
+        let crashBefore = rng.chance(0.5)
+        // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
+        let d = Disruptions.draw(&rng)
+        scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: crashBefore,
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage)
         return (scenario, scenario.violations())
     }
 
@@ -512,6 +586,9 @@ public struct Swarm {
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
+            if scenario.secondProcessReport != nil { summary.secondProcesses += 1 }
+            if scenario.signalled { summary.signals += 1 }
+            if scenario.storageFaulted { summary.storageFaults += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)

@@ -10,9 +10,22 @@ public enum HostKind: String, Sendable, CaseIterable {
 
 public struct AppOptions: Sendable {
     public var servicesPath: String = "services.toml"
+    /// `--state-dir`, else `CAISSON_STATE_DIR`, else `.caisson-state` (the Rust tool's default,
+    /// relative to the working directory).
     public var stateDir: String = ".caisson-state"
     public var host: HostKind = .docker
+    /// Where host-wide service locks live (`CAISSON_LOCK_DIR`; nil: `/run/caisson/locks`).
+    public var lockDirectory: String?
     public init() {}
+
+    /// The defaults a device sets once in its environment: `CAISSON_STATE_DIR` (an absolute
+    /// path such as `/var/lib/caisson`) and `CAISSON_LOCK_DIR`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> AppOptions {
+        var o = AppOptions()
+        if let d = environment["CAISSON_STATE_DIR"], !d.isEmpty { o.stateDir = d }
+        if let d = environment["CAISSON_LOCK_DIR"], !d.isEmpty { o.lockDirectory = d }
+        return o
+    }
 }
 
 /// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
@@ -27,13 +40,20 @@ public final class Application {
     public var onProgress: ((String) -> Void)?
     /// Messages the operator must see even with `--quiet` (e.g. when the medium may be removed).
     public var onNotice: ((String) -> Void)?
+    /// A Rust caisson state was imported on first use of the state directory.
+    public var onImport: ((RustStateImport.Report) -> Void)?
     /// A byte-progress display for a step of known size (nil: no display).
     public var makeProgress: ((ProgressPhase, Int64) -> ProgressMeter?)?
+    /// Told every validation's outcome as soon as it is recorded (a front end shows the verdict
+    /// while `load` goes on to its question).
+    public var onValidated: ((ValidationOutcome) -> Void)?
 
     private var storeCache: CaissonStore?
     private var catalogCache: Catalog?
     private var hostCache: (any ContainerHost)?
     private var simHost: SimulatedHost?
+    /// The state directory's lock, while this process holds it (load, rollback, cleanup).
+    var heldStateLock: HeldLock?
 
     public init(options: AppOptions, ids: any IDGenerator = RandomIDGenerator()) {
         self.options = options
@@ -73,19 +93,22 @@ public final class Application {
             _ = try host()
             return SimCLIClock(virtual: simHost!.clock, system: systemClock)
         }
-        return systemClock
+        // Waits (health polls) end early on a signal, so the update machine hears of it at once.
+        return SignalAwareClock(base: systemClock)
     }
 
     public func host() throws -> any ContainerHost {
         if let h = hostCache { return h }
         switch options.host {
         case .docker:
+            // Reachable before anything is changed, or exit 1 with docker.unreachable (FORMATS §5).
             do {
                 let h = DockerHost(client: try DockerClient(environment: ProcessInfo.processInfo.environment))
+                _ = try h.ping()
                 hostCache = h
                 return h
             } catch {
-                throw CaissonError("docker.unreachable", "\(error)")
+                throw CaissonError("docker.unreachable", "the Docker daemon cannot be reached: \(error.message)")
             }
         case .sim:
             let path = simHostPath
@@ -140,22 +163,6 @@ public final class Application {
         if let h = simHost { try? h.save(to: simHostPath) }
     }
 
-    // MARK: Recovery
-
-    /// Drive any attempt left in flight by a killed updater to a terminal state. Cheap when
-    /// nothing is in flight (no host connection is made).
-    @discardableResult
-    public func recoverIfNeeded() throws -> Recovery.Report {
-        let s = try store()
-        guard !(try s.inFlightAttempts()).isEmpty else { return Recovery.Report() }
-        onProgress?("Recovering an update interrupted earlier…")
-        let report = try Recovery.run(host: host(), journal: s, clock: clock(), onStep: { [weak self] step in
-            self?.onProgress?("  recovery: \(step)")
-        })
-        finish()
-        return report
-    }
-
     // MARK: Validation
 
     public struct ValidationOutcome: Sendable {
@@ -194,7 +201,9 @@ public final class Application {
         let kind: AuditKind = report.status == .accepted ? .validationAccepted : .validationRejected
         try s.appendAudit([AuditEvent(kind: kind, at: record.finishedAt, serviceName: record.serviceName, validationAttemptID: id,
                                       message: report.status == .accepted ? "package accepted" : report.issues.map(\.description).joined(separator: "; "))])
-        return ValidationOutcome(record: record, report: report)
+        let outcome = ValidationOutcome(record: record, report: report)
+        onValidated?(outcome)
+        return outcome
     }
 
     // MARK: Load
@@ -208,6 +217,11 @@ public final class Application {
         public var newImage: String
         public var newImageID: String
         public var currentVersion: String?
+        /// Where `currentVersion` comes from: Caisson's record, or the running image's
+        /// `org.opencontainers.image.version` label when Caisson has none.
+        public var currentVersionSource: String?
+        /// The service is stopped now and the update leaves it stopped (no `--start`).
+        public var staysStopped = false
         public var newVersion: String
         public var bytesToLoad: Int64
         public var steps: [String]
@@ -227,8 +241,13 @@ public final class Application {
         public var refusal: Issue?
         /// The preflight refused (no room to load the image): nothing was changed.
         public var preflightIssue: Issue?
+        /// A signal (Ctrl-C, SIGTERM) stopped the load before the update began: the service was
+        /// not changed (exit 3, like a declined prompt).
+        public var cancelled: Issue?
 
         public var exitCode: Int32 {
+            if cancelled != nil { return 3 }
+            if let a = attempt, a.status == .failed, a.issues.contains(where: { $0.code == "update.cancelled" }) { return 3 }
             if validation.report.status == .rejected || refusal != nil { return 2 }
             if preflightIssue != nil { return 1 }
             if declined { return 3 }
@@ -246,6 +265,8 @@ public final class Application {
         public var dryRun = false
         public var reinstall = false
         public var allowDowngrade = false
+        /// Start the service after the update even if it is stopped now.
+        public var start = false
         public var staging: StagingMode = .auto
         /// Send the image to a host that streams archives while validation runs, holding the end
         /// of the upload until the update goes ahead (see `PipelinedUpload`).
@@ -282,15 +303,19 @@ public final class Application {
     /// Validate, plan, confirm, import, update. `confirm` sees the plan and says yes or no.
     public func load(_ path: String, flags: LoadFlags = LoadFlags(), confirm: (LoadPlan) -> Bool,
                      progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("package load \(path)")
         defer { lock.release() }
+        // The host must answer before anything is done (docker.unreachable, exit 1).
+        _ = try host()
         try recoverIfNeeded()
         // Copy the package off a removable medium once; everything after reads the copy.
         var staged: StagedCopy?
         switch shouldStage(path, mode: flags.staging) ? try stage(path) : nil {
         case nil: break
         case .failed(let issue)?:
-            return LoadOutcome(validation: try recordRejection(path, issue: issue))
+            var stopped = LoadOutcome(validation: try recordRejection(path, issue: issue))
+            if issue.code == "update.cancelled" { stopped.cancelled = issue }
+            return stopped
         case .copied(let copy)?:
             staged = copy
             onNotice?("The package has been copied; you may remove the medium.")
@@ -304,12 +329,20 @@ public final class Application {
         let pipelined = startPipelinedUpload(readPath: readPath, identity: identity, flags: flags)
         // Every way out before the release drops the upload before its end: nothing is loaded.
         defer { pipelined?.abandon("the update did not go ahead") }
+        // A signal vetoes the upload at once, whatever the main thread is doing.
+        if let pipelined { SignalWatch.shared.onSignal { pipelined.gate.veto("stopped by the operator") } }
+        defer { SignalWatch.shared.clearHooks() }
+        debugPause("validate")
         var validation = try validate(path, readPath: staged?.path, progress: progress)
         if validation.report.status == .accepted, identity == nil || FileIdentity(path: readPath) != identity {
             validation = try recordRejection(path, issue: Issue(
                 "package.changed", "\(path) was modified or replaced while it was validated; nothing was changed"))
         }
         var outcome = LoadOutcome(validation: validation)
+        if let stop = stopRequested("the package was validated; the update did not begin") {
+            outcome.cancelled = stop
+            return outcome
+        }
         guard validation.report.status == .accepted, let manifest = validation.report.manifest,
               let service = validation.report.service, var payload = validation.report.imagePayload else {
             return outcome
@@ -320,35 +353,28 @@ public final class Application {
         let s = try store()
         let state = try s.serviceState(service.name)
         // Anti-downgrade and freshness, without a clock.
-        if let refusal = Self.versionRefusal(manifest: manifest, state: state, flags: flags) {
+        if let refusal = try versionVerdict(&outcome.validation, flags: flags) {
             outcome.refusal = refusal
-            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
-                                          validationAttemptID: validation.record.validationAttemptID, message: refusal.description)])
             return outcome
         }
         let host = try host()
-        // References the package may set (issue 10 item 8), checked against the host before
-        // anything changes (the upload is still held at its end).
-        let referenceIssues: [Issue]
-        do {
-            referenceIssues = try ReferencePolicy.checkOnHost(reference: manifest.image.reference, service: service,
-                                                              catalog: try catalog(), host: host)
-        } catch {
-            throw CaissonError("docker.inspect_failed", "could not check which containers use \(manifest.image.reference): \(error.message); nothing was changed")
-        }
-        if let refusal = referenceIssues.first {
+        // One update of this service at a time on the host, whatever the state directory.
+        let serviceLock = try guardService(service, operation: "package load \(path)")
+        defer { serviceLock.release() }
+        // What can be seen to fail before anything changes (no image loaded yet, no downtime):
+        // among it the references the package may set (issue 10 item 8), the upload still held.
+        let foresight = foresee(service: service, image: payload.config, reference: payload.reference, flags: flags, host: host)
+        if let refusal = foresight.refusal {
+            try reject(&outcome.validation, refusal)
             outcome.refusal = refusal
-            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
-                                          validationAttemptID: validation.record.validationAttemptID,
-                                          message: referenceIssues.map(\.description).joined(separator: "; "))])
+            return outcome
+        }
+        if let p = foresight.preflight {
+            outcome.preflightIssue = p
             return outcome
         }
         let composeImage = try composeImageReference(of: service)
-        if let image = composeImage, image.contains("@") {
-            outcome.preflightIssue = Issue("compose.image_pinned_by_digest", "compose service \(service.compose?.service ?? service.name) names its image by digest (\(image)) in \(service.compose?.file ?? "its compose file"): an update could not last, the next docker compose up would put that image back; name it by a tag")
-            return outcome
-        }
-        var plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
+        var plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host, start: flags.start)
         let dependents = try networkDependents(of: service, host: host)
         let dependentsRefusal = Self.dependentsPlan(&plan, dependents: dependents, recreate: flags.recreateDependents)
         outcome.plan = plan
@@ -364,6 +390,10 @@ public final class Application {
         if flags.dryRun { return outcome }
         guard confirm(plan) else {
             outcome.declined = true
+            return outcome
+        }
+        if let stop = stopRequested("the update did not begin") {
+            outcome.cancelled = stop
             return outcome
         }
         if flags.allowDowngrade, let st = state, let hv = st.highestPackageVersion,
@@ -387,7 +417,23 @@ public final class Application {
                                                     validationAttemptID: validation.record.validationAttemptID,
                                                     stagedAt: systemClock.timestamp()))
         }
+        debugPause("load")
+        if let stop = stopRequested("the image was not loaded") {
+            outcome.cancelled = stop
+            return outcome
+        }
+        // Room for the journal before anything changes (`store.disk_full` otherwise).
+        try s.reserveSpace()
         let importID = ids.next()
+        // Known before the import, so that whatever stops it (a signal, a kill, a power cut), an
+        // image Docker finishes loading anyway is recorded for `package cleanup`.
+        let releaseID = ids.next()
+        let facts = validation.report.image
+        try s.recordCandidateRelease(CandidateRelease(
+            candidateReleaseID: releaseID, serviceName: service.name, packageVersion: manifest.packageVersion,
+            imageReference: payload.reference, imageID: payload.expectedImageID, repoTags: [payload.reference], repoDigests: [],
+            architecture: facts?.architecture ?? "", os: facts?.os ?? "", validationAttemptID: validation.record.validationAttemptID,
+            packageCreatedAt: Timestamps.normalize(manifest.createdAt), createdAt: systemClock.timestamp()))
         let importStarted = systemClock.timestamp()
         try s.appendAudit([AuditEvent(kind: .imageImportStarted, at: importStarted, serviceName: service.name,
                                       validationAttemptID: validation.record.validationAttemptID, message: "loading \(payload.reference) (\(payload.length) bytes)")])
@@ -396,7 +442,7 @@ public final class Application {
         let meter = makeProgress?(.loading, payload.length)
         defer { meter?.finish(completed: false) }
         do {
-            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.length == payload.length,
+            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.encryption == payload.encryption, pipelined.payload.length == payload.length,
                pipelined.payload.reference == payload.reference {
                 // Most of the archive went out during validation; let it end.
                 info = try pipelined.release(progress: { bytes in
@@ -420,7 +466,8 @@ public final class Application {
             try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
                                                  serviceName: service.name, imageReference: payload.reference, imageID: nil,
                                                  status: "failed", issues: [issue], startedAt: importStarted, finishedAt: systemClock.timestamp()))
-            try s.appendAudit([AuditEvent(kind: .imageImportFailed, at: systemClock.timestamp(), serviceName: service.name, message: issue.message)])
+            try s.appendAudit([AuditEvent(kind: .imageImportFailed, at: systemClock.timestamp(), serviceName: service.name,
+                                          validationAttemptID: validation.record.validationAttemptID, message: issue.message)])
             finish()
             return outcome
         }
@@ -428,8 +475,12 @@ public final class Application {
                                              serviceName: service.name, imageReference: payload.reference, imageID: info.id,
                                              status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
         try s.appendAudit([AuditEvent(kind: .imageImportSucceeded, at: systemClock.timestamp(), serviceName: service.name,
-                                      message: "loaded \(payload.reference) as \(info.id)")])
-        let release = CandidateRelease(candidateReleaseID: ids.next(), serviceName: service.name, packageVersion: manifest.packageVersion,
+                                      validationAttemptID: validation.record.validationAttemptID, message: "loaded \(payload.reference) as \(info.id)")])
+        if let stop = stopRequested("the image was loaded and is recorded for `caisson package cleanup`; the service was not changed") {
+            outcome.cancelled = stop
+            return outcome
+        }
+        let release = CandidateRelease(candidateReleaseID: releaseID, serviceName: service.name, packageVersion: manifest.packageVersion,
                                        imageReference: payload.reference, imageID: info.id, repoTags: info.repoTags,
                                        repoDigests: info.repoDigests, architecture: info.config.architecture, os: info.config.os,
                                        validationAttemptID: validation.record.validationAttemptID,
@@ -438,7 +489,8 @@ public final class Application {
                                              validationAttemptID: validation.record.validationAttemptID, service: service,
                                              targetImageReference: payload.reference, targetImageID: info.id,
                                              packageVersion: manifest.packageVersion,
-                                             packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
+                                             packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state,
+                                             startStopped: flags.start)
         machinePlan.foreignContainerNames = try foreignContainerNames(of: service)
         machinePlan.composeImageReference = composeImage
         machinePlan.recreateNetworkDependents = flags.recreateDependents
@@ -464,18 +516,23 @@ public final class Application {
     }
 
     func makePlan(service: ServiceSpec, manifest: Manifest, payload: ImagePayload, state: ServiceState?,
-                  host: any ContainerHost) throws -> LoadPlan {
+                  host: any ContainerHost, start: Bool = false) throws -> LoadPlan {
         var current = "unknown"
         var currentID: String?
+        var currentReference: String?
         var stopGrace: Int?
+        var running = true
         var steps: [String] = []
+        let health = "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)"
         switch service.runtimeMode {
         case .docker:
             let name = service.docker!.containerName
             var stop = "stop \(name)"
             if let c = try? host.inspectContainer(name) {
-                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentReference = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                current = displayImage(currentReference, id: c.imageID, service: service.name, withID: true)
+                running = c.isRunning
                 stopGrace = c.stopGraceSecs
                 stop += c.stopTimeoutSecs == nil
                     ? " (up to \(c.stopGraceSecs)s after SIGTERM: Docker's default stop timeout)"
@@ -485,30 +542,46 @@ public final class Application {
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "create the new container beside the running one (\(name)-caisson-new-…)",
-                     "\(stop) and keep it as \(name)-caisson-rollback-…",
-                     "start the new container as \(name)",
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
-                     service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
+                     "\(stop) and keep it as \(name)-caisson-rollback-…"]
+            if running || start {
+                steps += ["start the new container as \(name)\(running ? "" : " (--start: the service is stopped now)")", health,
+                          service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
+            } else {
+                steps += ["put the new container in place as \(name), NOT started: the service is stopped now and stays stopped (use --start to start it and health-check it)",
+                          "remove the previous container"]
+            }
         case .compose:
             let t = service.compose!
             if let cs = try? host.composeContainers(t), let c = cs.first {
-                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentReference = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                current = displayImage(currentReference, id: c.imageID, service: service.name, withID: true)
+                running = cs.contains { $0.isRunning }
                 stopGrace = c.stopGraceSecs
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "pin the current image so a rollback can always find it",
                      "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image"
-                        + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? ""),
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                        + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? "")
+                        + (running ? "" : " (--start: the service is stopped now)"),
+                     health,
                      service.automaticRollback ? "if it fails: re-apply the previous image automatically" : "if it fails: keep the new release (automatic rollback is off)"]
         }
-        return LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
-                        newImage: payload.reference,
-                        newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
-                        newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
-                        freeDiskState: Self.freeBytes(stateDir),
-                        imageStorage: host.imageStorage(forArchiveBytes: payload.length))
+        // The version in place: Caisson's record, else what the running image says it is.
+        var version = state?.highestPackageVersion
+        var source: String? = version == nil ? nil : "recorded by Caisson"
+        if version == nil, let id = currentID, let label = (try? host.inspectImage(id))??.config.labels["org.opencontainers.image.version"],
+           !label.isEmpty {
+            version = label
+            source = "label org.opencontainers.image.version of the running image"
+        }
+        var plan = LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
+                            newImage: payload.reference, newImageID: payload.expectedImageID, currentVersion: version,
+                            newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
+                            freeDiskState: Self.freeBytes(stateDir), imageStorage: host.imageStorage(forArchiveBytes: payload.unpackedBytes))
+        plan.currentVersionSource = source
+        plan.staysStopped = !running && !start
+        return plan
     }
 
     /// The container names of the catalog's other Docker-mode services (never members of a
@@ -528,9 +601,22 @@ public final class Application {
     }
 
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
-        let clock = try clock()
+        let clock = FirstSleepHook(inner: try clock(), hook: { [weak self] in self?.debugPause("health") })
         var machine = UpdateMachine(plan: plan, startedAt: clock.timestamp())
         let driver = UpdateDriver(host: try host(), journal: try store(), clock: clock)
+        let watch = SignalWatch.shared
+        let before = watch.phase
+        watch.phase = .updating
+        defer { watch.phase = before }
+        driver.isCancelRequested = { watch.requested }
+        driver.onCancel = { [weak self] effect in
+            self?.debugPause("cancelled")
+            switch effect {
+            case .stoppedUntouched: self?.onNotice?("stopped before the service was changed; nothing was changed")
+            case .restoring: break  // said when the signal arrived
+            case .finishing: self?.onNotice?("the update had already passed its health check (or is restoring): finishing it")
+            }
+        }
         driver.candidateRelease = release
         driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
         defer { finish() }
@@ -540,45 +626,115 @@ public final class Application {
     // MARK: Rollback
 
     public func rollback(service name: String, recreateDependents: Bool = false, confirm: (String) -> Bool) throws -> UpdateAttempt? {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "rollback \(name)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("rollback \(name)")
         defer { lock.release() }
         try recoverIfNeeded()
         let catalog = try catalog()
         guard let service = catalog.service(named: name) else {
             throw CaissonError("service.unknown", "service \(name) is not in the catalog")
         }
+        let serviceLock = try guardService(service, operation: "rollback \(name)")
+        defer { serviceLock.release() }
         let s = try store()
         guard let state = try s.serviceState(name), let prevID = state.previousKnownGoodImageID else {
             throw CaissonError("rollback.no_previous_release", "service \(name) has no previous known-good release to return to")
         }
+        let host = try host()
         let pin = UpdateMachine.pinReference(service: name, imageID: prevID)
-        guard try host().inspectImage(pin) != nil || host().inspectImage(prevID) != nil else {
+        guard try host.inspectImage(pin) != nil || host.inspectImage(prevID) != nil else {
             throw CaissonError("rollback.image_missing", "the previous image \(prevID) of \(name) is no longer on this host")
         }
-        guard confirm("Roll \(name) back from \(state.activeImageReference ?? "?") to \(state.previousKnownGoodImageReference ?? prevID)?") else {
+        let from = displayImage(state.activeImageReference, id: state.activeImageID, service: name, withID: true)
+        let to = displayImage(state.previousKnownGoodImageReference, id: prevID, service: name, withID: true)
+        guard confirm("Roll \(name) back from \(from) to \(to)?") else {
             return nil
         }
+        // The name the restored release is known by, when it still names that image (what the new
+        // container shows); else the pin, which always does (never shown to the operator).
+        var reference = pin
+        if let r = state.previousKnownGoodImageReference, !r.hasPrefix("caisson-pin/"), (try? host.inspectImage(r))??.id == prevID {
+            reference = r
+        } else if try host.inspectImage(pin) == nil {
+            reference = prevID
+        }
+        let restored = try state.previousKnownGoodCandidateReleaseID.flatMap { try store().candidateRelease($0) }
         var plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
                                       validationAttemptID: nil, service: service,
-                                      targetImageReference: (try host().inspectImage(pin)) != nil ? pin : prevID,
-                                      targetImageID: prevID, kind: "rollback", previousState: state)
+                                      targetImageReference: reference, targetImageID: prevID,
+                                      packageVersion: restored?.packageVersion, packageCreatedAt: restored?.packageCreatedAt,
+                                      kind: "rollback", previousState: state)
         plan.foreignContainerNames = try foreignContainerNames(of: service)
         plan.composeImageReference = try composeImageReference(of: service)
         plan.recreateNetworkDependents = recreateDependents
-        if service.runtimeMode == .compose { plan.composeNetworkDependents = try networkDependents(of: service, host: try host()) }
-        return try runMachine(plan, release: nil)
+        if service.runtimeMode == .compose { plan.composeNetworkDependents = try networkDependents(of: service, host: host) }
+        // A backup kept by an update whose health check failed with automatic rollback off: the
+        // rollback replaces what runs, so that backup is no longer anyone's way back.
+        let kept = try keptBackup(service: name)
+        let attempt = try runMachine(plan, release: nil)
+        if attempt.status == .succeeded, let kept, kept != attempt.rollbackContainerName {
+            do {
+                try host.removeContainer(kept)
+                finish()
+            } catch {
+                onNotice?("The backup container \(kept) kept by an earlier failed update could not be removed (\(error.message)); `caisson package cleanup` will retry.")
+            }
+        }
+        return attempt
+    }
+
+    /// The backup container the newest attempt of `service` kept because its health check failed
+    /// with automatic rollback off (`rollback.disabled`), if that is still the service's state.
+    func keptBackup(service: String) throws -> String? {
+        let s = try store()
+        guard let a = try s.updateAttempts(service: service, limit: 1).records.first, a.status == .failed,
+              a.issues.contains(where: { $0.code == "rollback.disabled" }), a.runtimeMode == .docker else { return nil }
+        return a.rollbackContainerName
     }
 
     // MARK: Queries
 
-    public struct ServiceView: Sendable, Codable {
+    /// A catalog service with what Caisson knows of it (`service list/show`, their `--json`).
+    public struct ServiceView: Sendable, Encodable {
+        public struct Target: Sendable, Encodable {
+            /// `container` (Docker mode) or `compose`.
+            public var kind: String
+            public var containerName: String?
+            public var imageReference: String?
+            public var project: String?
+            public var file: String?
+            public var service: String?
+
+            enum CodingKeys: String, CodingKey {
+                case kind, project, file, service
+                case containerName = "container_name"
+                case imageReference = "image_reference"
+            }
+        }
+
+        public struct HealthCheck: Sendable, Encodable {
+            public var kind: String
+            public var timeoutSecs: Int
+            public var pollIntervalSecs: Int
+            public var stableSecs: Int
+
+            enum CodingKeys: String, CodingKey {
+                case kind
+                case timeoutSecs = "timeout_secs"
+                case pollIntervalSecs = "poll_interval_secs"
+                case stableSecs = "stable_secs"
+            }
+        }
+
         public var name: String
         public var runtimeMode: String
         public var serviceRevision: String
         public var platform: String
-        public var target: String
-        public var healthCheck: String
+        public var target: Target
+        public var healthCheck: HealthCheck
+        public var automaticRollback: Bool
         public var state: ServiceState?
+        /// The newest update attempt of the service (any kind), if any.
+        public var lastUpdate: UpdateAttempt?
         /// What runs now, and how it differs from `state` (nil when not asked for).
         public var live: LiveState?
 
@@ -588,7 +744,9 @@ public final class Application {
             case serviceRevision = "service_revision"
             case platform, target
             case healthCheck = "health_check"
+            case automaticRollback = "automatic_rollback"
             case state, live
+            case lastUpdate = "last_update"
         }
     }
 
@@ -597,17 +755,51 @@ public final class Application {
         let catalog = try catalog()
         let s = try store()
         return try catalog.services.map { svc in
-            let target: String
+            let target: ServiceView.Target
             switch svc.runtimeMode {
-            case .docker: target = "container \(svc.docker!.containerName) (\(svc.docker!.imageReference))"
-            case .compose: target = "compose \(svc.compose!.project)/\(svc.compose!.service) (\(svc.compose!.file))"
+            case .docker:
+                target = ServiceView.Target(kind: "container", containerName: svc.docker!.containerName,
+                                            imageReference: svc.docker!.imageReference)
+            case .compose:
+                target = ServiceView.Target(kind: "compose", project: svc.compose!.project, file: svc.compose!.file,
+                                            service: svc.compose!.service)
             }
             let state = try s.serviceState(svc.name)
+            let h = svc.health
             return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
                                platform: svc.platform, target: target,
-                               healthCheck: "\(svc.health.kind.rawValue), timeout \(svc.health.timeoutSecs)s, poll \(svc.health.pollIntervalSecs)s, stable \(svc.health.stableSecs)s",
-                               state: state, live: live ? liveState(of: svc, state: state) : nil)
+                               healthCheck: ServiceView.HealthCheck(kind: h.kind.rawValue, timeoutSecs: h.timeoutSecs,
+                                                                    pollIntervalSecs: h.pollIntervalSecs, stableSecs: h.stableSecs),
+                               automaticRollback: svc.automaticRollback,
+                               state: state,
+                               lastUpdate: try s.updateAttempts(service: svc.name, limit: 1).records.first,
+                               live: live ? liveState(of: svc, state: state) : nil)
         }
+    }
+
+    /// How an operator reads an image: `REFERENCE (short id)`, where REFERENCE is never one of
+    /// Caisson's internal pin tags (`caisson-pin/...`) nor a bare id when a better name is known
+    /// (the release recorded for that image, or the service state's name for it).
+    /// With `withID` false, a reference that names the image plainly is shown alone (the Rust
+    /// tool's lines show the bare reference); a pin or an id always comes as `NAME (short id)`.
+    public func displayImage(_ reference: String?, id: String?, service: String, withID: Bool = false) -> String {
+        if !withID, let r = reference, !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { return r }
+        var name = reference
+        if name == nil || name!.hasPrefix("caisson-pin/") || name!.hasPrefix("sha256:") {
+            name = nil
+            if let id, let s = try? store() {
+                if let st = try? s.serviceState(service) {
+                    if st.activeImageID == id, let r = st.activeImageReference, !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { name = r }
+                    if name == nil, st.previousKnownGoodImageID == id, let r = st.previousKnownGoodImageReference,
+                       !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { name = r }
+                }
+                if name == nil, let r = (try? s.candidateReleases(service: service))?.records.first(where: { $0.imageID == id }) {
+                    name = r.imageReference
+                }
+            }
+        }
+        guard let id else { return name ?? "unknown" }
+        return "\(name ?? "image") (\(Format.shortID(id)))"
     }
 
     // MARK: Helpers

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import CaissonCore
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +79,7 @@ public final class DockerHost: ContainerHost {
         guard payload.offset >= 0, payload.length > 0 else {
             throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
-        try checkFreeSpace(forArchiveBytes: payload.length)
+        try checkFreeSpace(forArchiveBytes: payload.unpackedBytes)
         // Streamed out of the package and verified before it ends (identity, digest): a file
         // changed after validation is vetoed before Docker tags anything.
         let body: RequestBody = try run { try RequestBody.verifiedImageArchive(payload) }
@@ -158,6 +159,25 @@ public final class DockerHost: ContainerHost {
 
     public func renameContainer(_ nameOrID: String, to newName: String) throws(HostError) {
         try run { try client.renameContainer(nameOrID, to: newName) }
+    }
+
+    public func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo] {
+        // Two listings (Docker ANDs filters of different kinds), then a full inspection of each
+        // container found (a handful: the marks of an update).
+        var ids: [String] = []
+        if !namePrefixes.isEmpty {
+            ids += try run { try client.listContainers(all: true, filters: ContainerListFilters(namePrefixes: namePrefixes)).map(\.id) }
+        }
+        if let label {
+            ids += try run { try client.listContainers(all: true, filters: ContainerListFilters(labels: [label])).map(\.id) }
+        }
+        var seen: Set<String> = []
+        var out: [ContainerInfo] = []
+        for id in ids where seen.insert(id).inserted {
+            // Gone since the listing: not a mark any more.
+            if let c = try inspectContainer(id) { out.append(c) }
+        }
+        return out.sorted { $0.name < $1.name }
     }
 
     public func removeContainer(_ nameOrID: String) throws(HostError) {

@@ -255,9 +255,29 @@ struct EndToEndTests {
         #expect(RealDocker.containerNames(prefix: w.container + "-caisson-").isEmpty)
         // §8 item 6: no copy of the package is left in the state folder once the load is done
         // (the staged copy off the medium is the only one, and it is removed after the commit).
-        let stateBytes = directorySize(w.dir + "/state")
+        // (The journal's reserve, journal.reserve, is room kept for the journal, not a copy.)
+        let reserve = (try? FileManager.default.attributesOfItem(atPath: w.dir + "/state/journal.reserve")[.size] as? NSNumber)?.int64Value ?? 0
+        let stateBytes = directorySize(w.dir + "/state") - reserve
         #expect(stateBytes < pkgSize, "state folder holds \(stateBytes) bytes, package is \(pkgSize)")
         #expect(try w.history().first?.status == "succeeded")
+
+        // Issue 11 item 7: `docker ps` shows the package's reference, not a bare sha256 id.
+        let reference = "caisson-e2e/frontend:2.0.0-\(w.tag)"
+        let configImage = try RealDocker.docker(["inspect", "-f", "{{.Config.Image}}", w.container]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(configImage == reference)
+        let ps = try RealDocker.docker(["ps", "--filter", "name=^\(w.container)$", "--format", "{{.Image}}"]).stdout
+        #expect(ps.trimmingCharacters(in: .whitespacesAndNewlines) == reference, "docker ps shows: \(ps)")
+        // And after `caisson rollback`: the previous release's own name; pins never shown.
+        let rb = try w.caisson(["rollback", "frontend", "--yes"])
+        #expect(rb.status == 0, "\(rb.stdout) \(rb.stderr)")
+        let back = try RealDocker.docker(["inspect", "-f", "{{.Config.Image}}", w.container]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(back == w.frontendCurrent)
+        for args in [["service", "show", "frontend"], ["service", "list"], ["history", "list"]] {
+            let out = try w.caisson(args).stdout
+            #expect(!out.contains("caisson-pin/"), "\(args): \(out)")
+        }
     }
 
     @Test func dockerModeRollbackOnFailedHealth() throws {

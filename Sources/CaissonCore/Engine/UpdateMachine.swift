@@ -52,11 +52,16 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         public var recreateNetworkDependents: Bool?
         /// Compose: the project's services sharing this one's network namespace (from the model).
         public var composeNetworkDependents: [String]?
+        /// Start the new release even when the service was stopped before the update (`--start`).
+        /// Otherwise a stopped service gets the new release installed but left stopped. Optional
+        /// so journal snapshots written before it existed still decode (nil: false).
+        public var startStopped: Bool?
 
         public init(updateID: String, candidateReleaseID: String, validationAttemptID: String?,
                     service: ServiceSpec, targetImageReference: String, targetImageID: String,
                     packageVersion: String? = nil, packageCreatedAt: String? = nil,
-                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int? = nil) {
+                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int? = nil,
+                    startStopped: Bool? = nil) {
             self.updateID = updateID
             self.candidateReleaseID = candidateReleaseID
             self.validationAttemptID = validationAttemptID
@@ -68,6 +73,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             self.kind = kind
             self.previousState = previousState
             self.stopGraceSecs = stopGraceSecs
+            self.startStopped = startStopped
         }
     }
 
@@ -77,7 +83,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case inspectContainer(String)
         case inspectImage(String)
         case tagImage(id: String, reference: String)
-        case createContainer(name: String, template: String, imageID: String, labels: [String: String])
+        /// `reference`: the name the new container shows for its image (nil: the id).
+        case createContainer(name: String, template: String, imageID: String, labels: [String: String], reference: String? = nil)
         case startContainer(String)
         case stopContainer(String, graceSecs: Int)
         case renameContainer(String, to: String)
@@ -124,7 +131,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .inspectContainer(let n): s += "inspect container "; s += n
             case .inspectImage(let r): s += "inspect image "; s += r
             case .tagImage(let id, let ref): s += "tag "; s.appendShortID(id); s += " as "; s += ref
-            case .createContainer(let name, let template, let imageID, _):
+            case .createContainer(let name, let template, let imageID, _, _):
                 s += "create container "; s += name; s += " from "; s.appendShortID(template)
                 s += " with image "; s.appendShortID(imageID)
             case .startContainer(let c): s += "start container "; s.appendShortID(c)
@@ -166,6 +173,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case start
         case reply(Reply)
         case woke
+        /// The operator asked to stop (Ctrl-C, SIGTERM), delivered *instead of* executing the
+        /// action the machine returned last (that action never ran). Before the service was
+        /// touched the attempt ends with nothing changed; during the swap or the health check
+        /// the previous release is restored; after the health check passed, or while restoring,
+        /// the machine carries on to its end (see `cancelled(now:timestamp:)`).
+        case cancel
     }
 
     // MARK: State (all Codable: a snapshot is written to the journal at every step)
@@ -220,9 +233,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var pinReference: String?
     var newContainerID: String?
     /// True once the live service may have been touched (stop issued / compose apply issued).
-    var touchedLive = false
+    public internal(set) var touchedLive = false
     /// The health check of the new release passed: recovery finishes the commit.
-    var healthPassed = false
+    public internal(set) var healthPassed = false
     var health: HealthTracker?
     var restoreRound = 0
     /// Times the restore started the previous release again after finding it stopped during its
@@ -279,10 +292,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     var serviceContainerName: String { plan.service.docker?.containerName ?? plan.service.name }
     /// The first 8 hex digits of the update id, lowercased (ASCII scan: computed at every step).
-    var idTag: String {
+    var idTag: String { Self.idTag(of: plan.updateID) }
+
+    /// The first 8 hex digits of `updateID`, lowercased: the suffix of the names an update gives
+    /// its containers (`NAME-caisson-new-<tag>`, `NAME-caisson-rollback-<tag>`).
+    public static func idTag(of updateID: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(8)
-        for b in plan.updateID.utf8 where out.count < 8 {
+        for b in updateID.utf8 where out.count < 8 {
             switch b {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(b)
             case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(b + 0x20)
@@ -297,6 +314,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     public var stagingName: String { "\(serviceContainerName)-caisson-new-\(idTag)" }
 
     public var isFinished: Bool { phase == .done }
+    /// The machine is restoring the previous release.
+    public var isRestoring: Bool { phase.rawValue.hasPrefix("restore") }
     public var status: UpdateStatus { attempt.status }
 
     /// Events produced since the last `takeEvents()`; the driver journals them.
@@ -339,6 +358,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// `now` is the injected monotonic time (ms); `timestamp` the injected wall time for records.
     public mutating func next(_ input: Input, now: Int64, timestamp: String) -> Action {
+        if input == .cancel { return cancelled(now: now, timestamp) }
         switch (phase, input) {
         case (.inspectOld, .start):
             event(.updateStarted, timestamp, "\(plan.kind == "rollback" ? "rollback" : "update") of \(plan.service.name) to \(plan.targetImageReference) started")
@@ -378,8 +398,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
             if plan.service.runtimeMode == .docker {
                 phase = .createNew
+                // Named by the package's reference (what `docker ps` shows), never by a pin tag.
+                let reference = plan.targetImageReference.hasPrefix("caisson-pin/") ? nil : plan.targetImageReference
                 return .call(.createContainer(name: stagingName, template: oldContainerID ?? serviceContainerName,
-                                              imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID]))
+                                              imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID],
+                                              reference: reference))
             }
             touchedLive = true
             needsPersist = true
@@ -428,6 +451,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case (.renameNewIn, .reply(let reply)):
             if case .error(let e) = reply {
                 return startRestore(Issue("docker.rename_failed", "could not rename the new container to \(serviceContainerName): \(e.message)"), timestamp)
+            }
+            if !oldWasRunning && plan.startStopped != true {
+                return commitLeftStopped(timestamp)
             }
             phase = .startNew
             return .call(.startContainer(newContainerID!))
@@ -673,6 +699,49 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
+    // MARK: Cancel
+
+    /// What a stop request does in each phase. The action returned before it never ran, so the
+    /// machine re-derives from the phase (restores are state-based: they inspect the host first).
+    private mutating func cancelled(now: Int64, _ timestamp: String) -> Action {
+        let reason = "stopped by the operator (interrupt or terminate signal)"
+        switch phase {
+        case .inspectOld, .listDependents, .inspectTarget, .pin:
+            // Nothing touched (a pin tag is harmless).
+            attempt.issues.append(Issue("update.cancelled", "\(reason) before the service was changed; nothing was changed"))
+            return finish(.failed, timestamp)
+        case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll,
+             .composeRetag, .stopDependent, .renameDependentAway, .createDependent, .startDependent, .composeDependents:
+            return startRestore(Issue("update.cancelled", "\(reason); restoring the previous release"), timestamp)
+        case .commitRemoveBackup, .commitInspectBackup, .commitStopBackup:
+            // The new release passed its health check: finish the commit (from a fresh look at
+            // the backup).
+            return commitBackup(timestamp)
+        case .commitStopDependent, .commitRemoveDependent:
+            return commitNextDependent(from: dependentIndex ?? 0, timestamp)
+        case .restoreDepInspectName, .restoreDepStopClone, .restoreDepRemoveClone, .restoreDepInspectOriginal,
+             .restoreDepRenameBack, .restoreDepInspectState, .restoreDepStopStale, .restoreDepStart:
+            // Converges from what the host looks like (it inspects by name first).
+            return restoreNextDependent(from: dependentIndex ?? 0, now: now, timestamp)
+        case .restoreInspectName, .restoreRemoveIntruder, .restoreInspectOld, .restoreRenameOld, .restoreStartOld,
+             .restoreInspectLeftover, .restoreRemoveLeftover, .restoreStopIntruder, .restoreInspectNew, .restoreStopLeftover:
+            // Already restoring: start the round over from what the host looks like.
+            restoreStartIssued = false
+            phase = .restoreInspectName
+            return .call(.inspectContainer(serviceContainerName))
+        case .restoreComposeApply, .restoreComposeRetag, .restoreComposeDependents:
+            phase = .restoreComposeApply
+            return next(.start, now: now, timestamp: timestamp)
+        case .restoreHealthWait, .restoreHealthPoll:
+            phase = .restoreHealthPoll
+            return restoreHealthObservation()
+        case .abandon:
+            return finish(.failed, timestamp)
+        case .done:
+            return .finished
+        }
+    }
+
     // MARK: Forward helpers
 
     mutating func afterInspectOld(_ reply: Reply, _ timestamp: String) -> Action {
@@ -817,6 +886,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         if !plan.service.automaticRollback {
             attempt.issues.append(issue)
             attempt.issues.append(Issue("rollback.disabled", "automatic rollback is off for \(plan.service.name); the new release stays in place and the backup is kept for `caisson rollback`"))
+            // What runs now is the new release: the state says so, and the release it replaced
+            // becomes the one `caisson rollback` returns to.
+            newServiceState = stateAfterSwap(timestamp)
             return finish(.failed, timestamp)
         }
         return startRestore(issue, timestamp)
@@ -833,6 +905,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     }
 
     mutating func commit(_ timestamp: String) -> Action {
+        newServiceState = stateAfterSwap(timestamp)
+        event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
+        return finish(.succeeded, timestamp)
+    }
+
+    /// The service state once the target release is the one in place.
+    private func stateAfterSwap(_ timestamp: String) -> ServiceState {
         let prev = plan.previousState
         var state = ServiceState(serviceName: plan.service.name, updatedAt: timestamp)
         state.activeCandidateReleaseID = plan.candidateReleaseID
@@ -843,16 +922,29 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
             state.previousKnownGoodImageReference = prev?.activeImageReference ?? attempt.previousImageReference
             state.previousKnownGoodImageID = prev?.activeImageID ?? attempt.previousImageID
+            // The version in place is the restored release's (nil when it is not known): the one
+            // rolled back from may be applied again.
+            state.highestPackageVersion = plan.packageVersion
+            state.newestCreatedAt = prev?.newestCreatedAt
         } else {
             state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
             state.previousKnownGoodImageReference = attempt.previousImageReference
             state.previousKnownGoodImageID = attempt.previousImageID
+            state.highestPackageVersion = SemVer.max(prev?.highestPackageVersion, plan.packageVersion)
+            state.newestCreatedAt = Timestamps.max(prev?.newestCreatedAt, plan.packageCreatedAt)
         }
-        state.highestPackageVersion = SemVer.max(prev?.highestPackageVersion, plan.kind == "update" ? plan.packageVersion : nil)
-        state.newestCreatedAt = Timestamps.max(prev?.newestCreatedAt, plan.kind == "update" ? plan.packageCreatedAt : nil)
-        newServiceState = state
-        event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
-        return finish(.succeeded, timestamp)
+        return state
+    }
+
+    /// The service was stopped before the update and `--start` was not given: the new release is
+    /// in place but not started, so there is nothing to health-check. Committed like a pass
+    /// (the backup goes); recovery finishes the commit.
+    private mutating func commitLeftStopped(_ timestamp: String) -> Action {
+        attempt.issues.append(Issue("update.left_stopped", "\(serviceContainerName) was stopped before the update: the new release is installed but not started (update with --start to start it)"))
+        healthPassed = true
+        phase = .commitRemoveBackup
+        needsPersist = true
+        return commitBackup(timestamp)
     }
 
     // MARK: Restore helpers

@@ -51,6 +51,10 @@ public protocol ContainerHost: AnyObject {
     /// Remove a container that is not running, never killing it: `.conflict` when it runs (a
     /// daemon restart may have started it again since it was stopped). Not-found is success.
     func removeStoppedContainer(_ nameOrID: String) throws(HostError)
+    /// Containers in any state whose name starts with one of `namePrefixes`, or that carry the
+    /// label `label` (any value), sorted by name: the marks an update leaves while it runs
+    /// (`NAME-caisson-new-…`, `NAME-caisson-rollback-…`, `io.caisson.update-id`).
+    func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo]
 
     /// Every container on the host (running or not), sorted by name.
     func listContainers() throws(HostError) -> [ContainerInfo]
@@ -70,6 +74,12 @@ public protocol ContainerHost: AnyObject {
     /// `docker compose -p P -f FILE -f OVERRIDE up -d --no-deps SERVICE`, the override pinning
     /// only the service's image to `imageReference`.
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
+
+    /// Whether the service's own settings give its containers a healthcheck, whatever the image
+    /// says: a container-level `--health-cmd` (Docker mode, one that differs from its image's, so
+    /// an update carries it over) or a Compose `healthcheck:`. True: one is set; false: it is
+    /// explicitly disabled; nil: the image's applies (or the host cannot tell). For the preflight.
+    func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool?
 
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
@@ -104,8 +114,31 @@ public struct ImageStorage: Sendable, Equatable {
 }
 
 extension ContainerHost {
+    /// By default the image's healthcheck applies (the simulator's containers set none of their own).
+    public func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool? { nil }
+
     /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
     public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
+
+    /// `createContainer(name:cloning:imageID:labels:)` with the new container's image named by
+    /// `reference` (its `Config.Image`: what `docker ps` shows) rather than a bare `sha256:` id.
+    /// The id it got is checked after create: when the reference no longer names `imageID` (the
+    /// tag moved), that container is removed and the image is given by id instead.
+    public func createContainer(name: String, cloning template: String, reference: String, imageID: String,
+                                labels: [String: String]) throws(HostError) -> String {
+        let id = try createContainer(name: name, cloning: template, imageID: reference, labels: labels)
+        let made: ContainerInfo?
+        do {
+            made = try inspectContainer(id)
+        } catch {
+            // Created, but what it runs is unknown: never leave it for the caller to start.
+            try? removeContainer(id)
+            throw HostError(.indeterminate, "created \(name) but could not check its image: \(error.message)")
+        }
+        if made?.imageID == imageID { return id }
+        try removeContainer(id)
+        return try createContainer(name: name, cloning: template, imageID: imageID, labels: labels)
+    }
 
     /// Whether `loadImage` streams the archive's bytes and honours `ImagePayload.gate` (so the
     /// updater may start it while validation still runs). False unless the host says so.
@@ -137,6 +170,14 @@ public struct ImagePayload: Sendable, Equatable {
     /// ends the upload only after the final chunk authenticated and `sha256` (of the plaintext)
     /// matched. A host that cannot decrypt must refuse the payload.
     public var encryption: ImageEncryption?
+    /// How the archive is stored: the bytes go to the host as they are (`docker load` reads gzip).
+    public var compression: ImageCompression = .none
+    /// The size of the tar stream inside a compressed archive, when validation read it all.
+    public var unpackedLength: Int64?
+
+    /// What the host unpacks: the tar stream's size (the archive's size when not compressed, or
+    /// when validation did not read it all).
+    public var unpackedBytes: Int64 { max(length, unpackedLength ?? length) }
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {
