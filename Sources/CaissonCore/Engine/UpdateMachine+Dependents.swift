@@ -58,7 +58,7 @@ extension UpdateMachine {
 
     mutating func recreateNextDependent(from index: Int, now: Int64, _ timestamp: String) -> Action {
         let deps = dependents ?? []
-        guard index < deps.count else { return beginHealth(now: now, timestamp) }
+        guard index < deps.count else { return leavesServiceStopped ? commitLeftStopped(timestamp) : beginHealth(now: now, timestamp) }
         dependentIndex = index
         dependentsTouched = true
         needsPersist = true
@@ -147,7 +147,7 @@ extension UpdateMachine {
             case .created(let id):
                 dependents?[i].newID = id
                 needsPersist = true
-                if d.wasRunning {
+                if d.wasRunning && !leavesServiceStopped {
                     phase = .startDependent
                     return .call(.startContainer(id))
                 }

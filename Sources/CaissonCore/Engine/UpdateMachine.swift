@@ -452,8 +452,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             if case .error(let e) = reply {
                 return startRestore(Issue("docker.rename_failed", "could not rename the new container to \(serviceContainerName): \(e.message)"), timestamp)
             }
-            if !oldWasRunning && plan.startStopped != true {
-                return commitLeftStopped(timestamp)
+            if leavesServiceStopped {
+                // Its dependents are recreated against the new container all the same (not
+                // started: their namespace owner stays stopped), else the commit would remove
+                // them with the previous container.
+                return recreateNextDependent(from: 0, now: now, timestamp)
             }
             phase = .startNew
             return .call(.startContainer(newContainerID!))
@@ -939,7 +942,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// The service was stopped before the update and `--start` was not given: the new release is
     /// in place but not started, so there is nothing to health-check. Committed like a pass
     /// (the backup goes); recovery finishes the commit.
-    private mutating func commitLeftStopped(_ timestamp: String) -> Action {
+    /// Docker mode: the service was stopped and `--start` was not given.
+    var leavesServiceStopped: Bool { plan.service.runtimeMode == .docker && !oldWasRunning && plan.startStopped != true }
+
+    mutating func commitLeftStopped(_ timestamp: String) -> Action {
         attempt.issues.append(Issue("update.left_stopped", "\(serviceContainerName) was stopped before the update: the new release is installed but not started (update with --start to start it)"))
         healthPassed = true
         phase = .commitRemoveBackup
