@@ -258,3 +258,9 @@ extension CaissonCLI {
         out.line("The Rust tool's files were left as they are.")
     }
 }
+
+/// A value a closure fills in for its caller (the CLI runs one command on one thread).
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}

@@ -92,7 +92,7 @@ public enum CaissonCLI {
 
     static func parser(frontEnds: [CLIFrontEnd]) -> CommandLineParser {
         CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
-                          globalOptions: globals, commands: commands + frontEnds.flatMap(\.commands))
+                          globalOptions: globals, commands: withSelfUpdate(commands) + frontEnds.flatMap(\.commands))
     }
 
     final class Output: @unchecked Sendable {
@@ -144,6 +144,8 @@ public enum CaissonCLI {
             print(text)
             return 0
         case .version:
+            if Application.testFault("version-hang") { while true { sleep(3600) } }
+            if Application.testFault("version-exit") { return 1 }
             print("caisson \(Application.version)")
             return 0
         case .usageError(let message):
@@ -191,6 +193,9 @@ public enum CaissonCLI {
                     && (cmd.path == ["package", "load"] || cmd.path == ["rollback"]) {
                     throw CaissonError("usage.json_needs_yes", "--json never prompts: add --yes to '\(cmd.path.joined(separator: " "))' (or --dry-run to see the plan)")
                 }
+                // A command that needs the container host: docker.unreachable (exit 1) before
+                // anything is done, not even the state directory's lock or the Rust import.
+                if options.host == .docker && Self.needsHost.contains(cmd.path) { _ = try app.host() }
                 // The first use of a Rust caisson state directory imports it (issue 11 item 1).
                 if !Self.stateless.contains(cmd.path) { try app.importRustStateIfNeeded() }
                 if let frontEnd = frontEnds.first(where: { $0.commands.contains { $0.path == cmd.path } }) {
@@ -211,6 +216,13 @@ public enum CaissonCLI {
     }
 
     /// Commands that do not use the state directory (no import of a Rust state on their account).
+    /// The commands that change or inspect the container host (FORMATS §5: Docker unreachable is
+    /// exit 1 with docker.unreachable, checked before any change). `package build --image` checks
+    /// it itself (`--from-tar` needs no daemon); the read-only commands (service, history,
+    /// package validate) work without it and say what they could not check; `package cleanup`
+    /// still empties staging/ without it, as the Rust tool's did, and lists the rest as a problem.
+    static let needsHost: [[String]] = [["package", "load"], ["rollback"], ["recover"]]
+
     static let stateless: [[String]] = [["demo"], ["sim", "swarm"], ["key", "generate"], ["package", "build"], ["migrate"]]
 
     struct ErrorDocument: Encodable {
@@ -220,8 +232,18 @@ public enum CaissonCLI {
 
     static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
         switch cmd.path {
+        case ["self-update"]:
+            return try runSelfUpdate(cmd, app: app, out: out)
+
+        case ["self-test"]:
+            return runSelfTest(cmd, app: app, out: out)
+
+        case ["package", "build"] where cmd.value("--updater") != nil:
+            return try buildUpdater(cmd, app: app, out: out)
+
         case ["package", "validate"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
+            if let rc = try validateIfUpdater(cmd.positionals[0], app: app, out: out) { return rc }
             var flags = Application.LoadFlags()
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
@@ -243,10 +265,19 @@ public enum CaissonCLI {
             }
             flags.staging = cmd.flag("--stage") ? .always : cmd.flag("--no-stage") ? .never : .auto
             let yes = cmd.flag("--yes")
+            // The Rust tool's blocks in its order: the validation, (the plan,) the prompt, the
+            // image import, the update result.
+            if !out.json { out.line("Validating package...") }
+            let validated = Box<Application.ValidationOutcome?>(nil)
+            app.onValidated = { validated.value = $0 }
             let outcome = try app.load(cmd.positionals[0], flags: flags, confirm: { plan in
-                if !out.json { printPlan(plan, out: out) }
-                if yes { return true }
-                return prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
+                if !out.json {
+                    if let v = validated.value { printValidationText(v, out: out) }
+                    printPlan(plan, out: out)
+                }
+                let go = yes || prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
+                if go && !out.json { out.line("Importing image into Docker...") }
+                return go
             })
             printLoad(outcome, dryRun: flags.dryRun, app: app, out: out)
             return outcome.exitCode
@@ -388,19 +419,22 @@ public enum CaissonCLI {
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
+            let selfUpdates = cmd.value("--service") == nil ? try app.store().selfUpdates(limit: limit).records : []
             if out.json {
-                out.result(HistoryDocument(attempts: list.records, inProgress: gate.inProgress), status: "ok",
-                           issues: list.unreadable.map(\.issue), exitCode: 0)
+                out.result(SelfUpdateHistoryDocument(attempts: list.records, selfUpdates: selfUpdates, inProgress: gate.inProgress),
+                           status: "ok", issues: list.unreadable.map(\.issue), exitCode: 0)
                 return 0
             }
             showInProgress(gate, out: out)
             printHistoryList(list, app: app, out: out)
+            printSelfUpdateHistory(selfUpdates, out: out)
             return 0
 
         case ["history", "show"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
             let store = try app.store()
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+                if let rc = try showSelfUpdate(cmd.positionals[0], app: app, out: out) { return rc }
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
             // The attempt's events and those of its validation and image import, in log order.
@@ -892,9 +926,10 @@ public enum CaissonCLI {
             return
         }
         if let r = o.refusal {
-            out.line("Package validation")
-            out.line("Status: rejected")
-            out.line("- \(r)")
+            var v = o.validation
+            if !v.record.issues.contains(r) { v.record.issues.append(r) }
+            v.record.status = .rejected
+            printValidationText(v, out: out)
             return
         }
         if let i = o.preflightIssue {
@@ -907,18 +942,32 @@ public enum CaissonCLI {
             return
         }
         if dryRun {
+            printValidationText(o.validation, out: out)
             if let p = o.plan { printPlan(p, out: out) }
             out.line("Dry run: nothing was changed.")
             return
         }
+        let manifest = o.validation.report.manifest
         if let i = o.importIssue {
             out.line("Image import")
             out.line("Status: failed")
+            if let m = manifest { out.line("Service: \(m.target.service)"); out.line("Image: \(m.image.reference)") }
             printIssues([i], out: out)
             out.line("Image import failed; the service was not touched.")
             return
         }
-        if let a = o.attempt { printAttempt(a, app: app, out: out) }
+        if let id = o.importedImageID, let m = manifest {
+            out.line("Image import")
+            out.line("Status: imported")
+            out.line("Service: \(m.target.service)")
+            out.line("Image: \(m.image.reference)")
+            out.line("Imported image id: \(id)")
+            out.line("Issues: none")
+        }
+        if let a = o.attempt {
+            out.line("Applying update...")
+            printAttempt(a, app: app, out: out)
+        }
     }
 }
 

@@ -394,6 +394,18 @@ enum Pages {
         case .packageCleanup: return "Old packages removed"
         case .consoleAction: return "Console"
         case .stateImported: return "History imported from the previous updater"
+        case .selfUpdateStarted: return "Updating Caisson itself"
+        case .selfUpdateStaged: return "New Caisson copied beside the installed one"
+        case .selfUpdateTested: return "New Caisson passed its test-run"
+        case .selfUpdateTestFailed: return "New Caisson failed its test-run"
+        case .selfUpdateSnapshotTaken: return "Caisson's records saved for a way back"
+        case .selfUpdateSwapped: return "New Caisson put in place"
+        case .selfUpdateConfirmed: return "New Caisson confirmed by its first run"
+        case .selfUpdateSucceeded: return "Caisson updated"
+        case .selfUpdateFailed: return "Updating Caisson failed; it was not changed"
+        case .selfUpdateRollbackStarted: return "Putting the previous Caisson back"
+        case .selfUpdateRolledBack: return "The previous Caisson is back"
+        case .selfUpdateRollbackFailed: return "Putting the previous Caisson back failed"
         }
     }
 
@@ -419,7 +431,7 @@ enum Pages {
         body += "<details class=\"card\"><summary>Technical details</summary><dl class=\"facts\"><dt>Update id</dt><dd><code>\(e(a.updateID))</code></dd>"
         body += "<dt>Image</dt><dd><code>\(e(a.previousImageReference ?? "?"))</code> → <code>\(e(a.targetImageReference))</code></dd>"
         body += "<dt>Status</dt><dd><code>\(e(a.status.rawValue))</code></dd></dl><ol class=\"journal\">"
-        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(j.detail))</li>" }
+        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(app.operatorText(j.detail)))</li>" }
         body += "</ol></details><p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
         return html(title: "Update \(a.serviceName)", ctx: ctx, console: console, body: body)
     }
