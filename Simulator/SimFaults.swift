@@ -7,6 +7,8 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case composeContainers, composeApply
     /// Listing every container; reading a compose service's model (its `image:`).
     case listContainers, composeModel
+    /// Listing every image with its layers (issue 16: inventory, preflight of thin packages).
+    case listImages
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -26,13 +28,14 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .composeApply: return 12
         case .listContainers: return 13
         case .composeModel: return 14
+        case .listImages: return 15
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .composeModel: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .composeModel, .listImages: return true
         default: return false
         }
     }
