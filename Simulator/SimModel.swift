@@ -176,10 +176,19 @@ public struct SimContainerConfig: Sendable, Equatable, Hashable, Codable {
     public var networks: [String]
     /// Docker's `StopTimeout` (default 10 s): the grace period when the daemon stops the container.
     public var stopTimeoutSecs: Int
+    /// `HostConfig.NetworkMode` when not the default: `container:<id>` shares that container's
+    /// network namespace (Docker stores the full id, even when given a name). Compose services
+    /// say `service:<name>`, resolved to the service's container when it is created.
+    public var networkMode: String?
+    /// `Config.Hostname` when set: by the operator, or by Docker when the container joins another
+    /// one's network namespace (it takes that container's hostname).
+    public var hostname: String?
 
     public init(env: [String] = [], cmd: [String] = [], restartPolicy: SimRestartPolicy = .no,
                 labels: [String: String] = [:], ports: [String] = [], mounts: [String] = [],
-                networks: [String] = [], stopTimeoutSecs: Int = 10) {
+                networks: [String] = [], stopTimeoutSecs: Int = 10, networkMode: String? = nil, hostname: String? = nil) {
+        self.networkMode = networkMode
+        self.hostname = hostname
         self.env = env
         self.cmd = cmd
         self.restartPolicy = restartPolicy
@@ -254,6 +263,9 @@ public struct SimContainer: Sendable, Equatable, Codable {
     public var manuallyStopped: Bool
     /// Its last run was ended by the daemon going down (nil until then; cleared by any start).
     public var stoppedByDaemon: Bool?
+    /// `container:` network mode: whose network namespace the current run joined, and that
+    /// container's run marker then (its namespace dies with that run).
+    public var joinedNetwork: SimNetworkJoin?
     /// Health frozen when the process is not running (Docker reports `unhealthy` once the
     /// health monitor stops).
     public var frozenHealth: HealthStatus
@@ -304,6 +316,7 @@ public struct SimContainer: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, name, imageID, imageReference, config, labels, behaviour, stopMode, flushMillis, hasHealthcheck, hostPorts
         case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped, stoppedByDaemon
+        case joinedNetwork
         case frozenHealth, nextEventMillis, backoffMillis, createdAtMillis
         case logs, oomKilled, finishedAt, finishedAtMillis, address
     }
@@ -336,8 +349,15 @@ public struct SimContainer: Sendable, Equatable, Codable {
     func info(at now: Int64) -> ContainerInfo {
         ContainerInfo(id: id, name: name, imageID: imageID, imageReference: imageReference, status: status,
                       health: health(at: now), restartCount: restartCount, startedAt: startedAt,
-                      exitCode: exitCode, labels: labels, stopTimeoutSecs: config.stopTimeoutSecs)
+                      exitCode: exitCode, labels: labels, stopTimeoutSecs: config.stopTimeoutSecs,
+                      networkMode: config.networkMode ?? "default")
     }
+}
+
+/// The network namespace a `container:` mode container joined when it started.
+public struct SimNetworkJoin: Sendable, Equatable, Hashable, Codable {
+    public var ownerID: String
+    public var ownerStartedAt: String
 }
 
 /// A container SIGKILLed while it was still flushing after SIGTERM: its data is lost. Recorded by
@@ -362,6 +382,8 @@ public struct SimFlushKill: Sendable, Equatable, Codable, CustomStringConvertibl
 public struct SimComposeService: Sendable, Equatable, Codable {
     public var target: ComposeTarget
     public var config: SimContainerConfig
+    /// The `image:` the compose file names (nil: none; older saved states).
+    public var image: String?
 }
 
 /// Everything a simulated daemon holds; `Codable` for `--host sim` persistence.

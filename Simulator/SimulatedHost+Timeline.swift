@@ -66,7 +66,7 @@ extension SimulatedHost {
             guard let exit = c.behaviour.selfExit else { c.nextEventMillis = nil; return }
             processExit(&c, at: t, code: exit.code)
         case .restarting:
-            if hostPortConflict(for: c) {
+            if hostPortConflict(for: c) || joinNetwork(&c) != nil {
                 // Docker gives up on this restart (the container stays exited).
                 c.status = .exited
                 c.exitCode = 128
@@ -244,7 +244,11 @@ extension SimulatedHost {
         clock.sleep(millis: daemonRestartMillis)
         state.daemonRestarts += 1
         let t = clock.nowMillis
-        for id in state.containers.keys.sorted() {
+        // Containers sharing another's network namespace come back after the others.
+        let ids = state.containers.keys.sorted()
+        let order = ids.filter { state.containers[$0]?.config.networkMode?.hasPrefix("container:") != true }
+            + ids.filter { state.containers[$0]?.config.networkMode?.hasPrefix("container:") == true }
+        for id in order {
             guard var c = state.containers[id], c.hasBeenStartedBefore, c.status == .exited else { continue }
             let comesBack: Bool
             switch c.config.restartPolicy {
@@ -254,7 +258,7 @@ extension SimulatedHost {
             case .onFailure(let max): comesBack = c.exitCode != 0 && (max == 0 || c.restartCount < max)
             }
             guard comesBack else { continue }
-            if hostPortConflict(for: c) {
+            if hostPortConflict(for: c) || joinNetwork(&c) != nil {
                 c.exitCode = 128
             } else {
                 c.restartCount = 0

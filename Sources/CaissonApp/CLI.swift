@@ -28,7 +28,7 @@ public enum CaissonCLI {
                               OptionSpec("--allow-downgrade", help: "Judge as `package load --allow-downgrade` would"),
                               OptionSpec("--start", help: "Judge as `package load --start` would")]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).\nA reference outside the service's repository, a Caisson pin, or a tag another service or container\nuses: exit 2 with [image.reference_outside_service], [image.reference_reserved], [image.reference_in_use];\nimage labels of the com.docker.compose.* or io.caisson.* families: exit 2 with [image.reserved_label].\nContainers sharing the service's network namespace: exit 1 with [update.network_dependents],\nunless --recreate-dependents.",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
@@ -37,6 +37,7 @@ public enum CaissonCLI {
                               OptionSpec("--start", help: "Start the service after the update even if it is stopped now (else it stays stopped)"),
                               OptionSpec("--stage", help: "Always copy the package into the state directory first"),
                               OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the new container (else the update refuses)"),
                               OptionSpec("--receipt", value: "DIR", help: "Write the signed receipt of this load into DIR (e.g. the stick), whatever its outcome")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
@@ -79,7 +80,8 @@ public enum CaissonCLI {
                     discussion: "Runs SQLite's integrity check on the state database, re-computes the audit log's hash chain\nand the record chain that covers every update attempt and service state (the previous\nknown-good releases and the downgrade floor). Exit 0 intact, 1 otherwise."),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
-                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
+                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the restored container (else the rollback refuses)")]),
         CommandSpec(["migrate"], summary: "Import the records of the Rust caisson kept in the state directory",
                     discussion: "Imports the Rust caisson 0.1.0's JSON records (service-states, update-attempts, validation-records,\nimage-import-records, candidate-releases, audit/events.jsonl) into Caisson's store with their ids,\ntimestamps and statuses; its audit events start the hash chain, marked as imported. Done by itself on\nthe first use of such a directory; run it again to add what is new (nothing is imported twice, the\nstore's own newer state is kept). The JSON files are left as they are. Unreadable records are listed\nand skipped. Exit 0, or 1 when something was skipped."),
         CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)",
@@ -262,6 +264,7 @@ public enum CaissonCLI {
             flags.dryRun = cmd.flag("--dry-run")
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            flags.recreateDependents = cmd.flag("--recreate-dependents")
             flags.start = cmd.flag("--start")
             if cmd.flag("--stage") && cmd.flag("--no-stage") {
                 throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
@@ -495,7 +498,7 @@ public enum CaissonCLI {
 
         case ["rollback"]:
             let yes = cmd.flag("--yes")
-            guard let a = try app.rollback(service: cmd.positionals[0], confirm: { question in
+            guard let a = try app.rollback(service: cmd.positionals[0], recreateDependents: cmd.flag("--recreate-dependents"), confirm: { question in
                 if yes { return true }
                 if out.json { out.notice(question, always: true) } else { out.line(question) }
                 return prompt("Continue and roll back the service? [y/N]: ", toStderr: out.json)
@@ -885,6 +888,18 @@ public enum CaissonCLI {
         printValidationText(v, out: out)
     }
 
+    /// What runs now: one line per container, then any drift from what Caisson recorded.
+    static func printLive(_ live: Application.LiveState, out: Output, indent: String) {
+        if let error = live.error {
+            out.line("\(indent)live state unavailable: \(error)")
+            return
+        }
+        for c in live.containers {
+            out.line("\(indent)\(c.name): \(c.status)\(c.health == "none" ? "" : ", \(c.health)"), image \(c.imageReference) (\(Format.shortID(c.imageID)))\(c.since.map { ", since \($0)" } ?? "")")
+        }
+        for d in live.drift { out.line("\(indent)DRIFT: \(d)") }
+    }
+
     static func printPlan(_ p: Application.LoadPlan, out: Output) {
         out.line("")
         out.line("Update plan")
@@ -896,6 +911,7 @@ public enum CaissonCLI {
         if p.staysStopped { out.line("The service is stopped: the new release is installed but not started (use --start to start it).") }
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
         if let g = p.stopGraceSecs { out.line("Stop timeout: \(g)s between SIGTERM and SIGKILL for the current container") }
+        if !p.networkDependents.isEmpty { out.line("Sharing its network: \(p.networkDependents.joined(separator: ", "))") }
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
         if let st = p.imageStorage {
             out.line("Free disk (image storage \(st.path)): \(Format.bytes(st.freeBytes)), the load needs about \(Format.bytes(st.neededBytes))")

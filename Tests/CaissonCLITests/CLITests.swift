@@ -22,6 +22,9 @@ struct Caisson {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("caisson-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Self.catalog.write(toFile: dir + "/services.toml", atomically: true, encoding: .utf8)
+        // The compose file of `backend` (the simulator provisions the image it names).
+        try FileManager.default.createDirectory(atPath: dir + "/compose", withIntermediateDirectories: true)
+        try "services:\n  backend:\n    image: example/backend:current\n".write(toFile: dir + "/compose/backend.yaml", atomically: true, encoding: .utf8)
     }
 
     static let catalog = """

@@ -189,6 +189,13 @@ public final class UpdateDriver {
             case .removeStoppedContainer(let id):
                 try host.removeStoppedContainer(id)
                 return .done
+            case .listContainers:
+                return .containers(try host.listContainers())
+            case .createDependentContainer(let name, let template, let owner, let labels):
+                return .created(try host.createDependentContainer(name: name, cloning: template, networkOwner: owner, labels: labels))
+            case .composeUp(let target, let services):
+                try host.composeUp(target, services: services)
+                return .done
             case .composeContainers(let target):
                 return .containers(try host.composeContainers(target))
             case .composeApply(let target, let ref):
