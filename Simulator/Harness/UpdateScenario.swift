@@ -84,6 +84,11 @@ public final class UpdateScenario {
     var disruption = DisruptionState()
     /// The attempt as the updater's own process returned it (without later recovery).
     public internal(set) var inProcessAttempt: UpdateAttempt?
+    /// Issue 16: the new image still to load, as a thin archive (nil: loaded with the world).
+    public let thinPayload: ImagePayload?
+    /// The thin package's plan, once its import ran, and whether it loaded.
+    public internal(set) var thinImport: ThinImportPlan?
+    public internal(set) var thinLoaded = false
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -96,9 +101,12 @@ public final class UpdateScenario {
         public let oldImageID: String
         public let newImageID: String
         public let oldContainerID: String?
+        /// Thin (issue 16): the new image is not loaded yet; this is its thin archive, which relies
+        /// on the base `ThinImportPlan.baseReference` the world holds.
+        public let thinPayload: ImagePayload?
         let referenceCache: ReferenceCache
 
-        public init(_ config: Config) {
+        public init(_ config: Config, thin: Bool = false) {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
@@ -127,11 +135,19 @@ public final class UpdateScenario {
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
-            let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
-                                       expectedImageID: newImageID,
-                                       config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
-                                                           hasHealthcheck: true))
-            _ = try? host.loadImage(payload, progress: { _ in })
+            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+                                        hasHealthcheck: true)
+            if thin {
+                // The base the device's inventory listed; the run loads the thin package itself.
+                _ = try? host.addImage(id: ThinImportPlan.baseImageID, tags: [ThinImportPlan.baseReference],
+                                       sizeBytes: 300 << 20, layers: [ThinImportPlan.baseLayer])
+                thinPayload = ThinImportPlan.payload(newImageID: newImageID, behaviour: config.newBehaviour, config: newConfig)
+            } else {
+                let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
+                                           expectedImageID: newImageID, config: newConfig)
+                _ = try? host.loadImage(payload, progress: { _ in })
+                thinPayload = nil
+            }
             host.advanceAll()
             state = host.snapshot
             referenceCache = host.referenceCache
@@ -153,6 +169,7 @@ public final class UpdateScenario {
         oldImageID = world.oldImageID
         newImageID = world.newImageID
         oldContainerID = world.oldContainerID
+        thinPayload = world.thinPayload
         ids = SeededIDGenerator(seed: seed)
     }
 
@@ -174,7 +191,7 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
                     faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
-                    signal: SignalPlan? = nil, storage: StorageFault? = nil) -> UpdateAttempt? {
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         journal.crashAtWrite = crashAtWrite
         journal.crashBeforeWrite = crashBeforeWrite
@@ -188,6 +205,8 @@ public final class UpdateScenario {
                 stateLock.release()
             }
             try ForeignMarks.refuse(service: service, host: host, journal: journal)
+            // A thin package: its preflight and load come before the update (issue 16).
+            if let thin { try importThin(thin) }
             var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
             let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
             if signal != nil { armCancel(driver) }
@@ -237,6 +256,7 @@ public final class UpdateScenario {
         out += secondProcessViolations()
         out += signalViolations()
         out += storageViolations()
+        out += thinViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
@@ -345,6 +365,10 @@ public struct Swarm {
         public var secondProcesses = 0
         public var signals = 0
         public var storageFaults = 0
+        /// Runs whose new release came as a thin package (issue 16), and those refused because
+        /// its base was gone (`package.base_missing`).
+        public var thinPackages = 0
+        public var basesMissing = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -355,6 +379,8 @@ public struct Swarm {
             case secondProcesses = "second_processes"
             case signals
             case storageFaults = "storage_faults"
+            case thinPackages = "thin_packages"
+            case basesMissing = "bases_missing"
         }
     }
 
@@ -377,13 +403,19 @@ public struct Swarm {
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
         /// Looked up by config, never iterated (no hash-order dependence).
-        var worlds: [UpdateScenario.Config: UpdateScenario.World] = [:]
+        var worlds: [Key: UpdateScenario.World] = [:]
         public init() {}
 
-        mutating func world(_ config: UpdateScenario.Config) -> UpdateScenario.World {
-            if let w = worlds[config] { return w }
-            let w = UpdateScenario.World(config)
-            worlds[config] = w
+        struct Key: Hashable {
+            var config: UpdateScenario.Config
+            var thin: Bool
+        }
+
+        mutating func world(_ config: UpdateScenario.Config, thin: Bool = false) -> UpdateScenario.World {
+            let key = Key(config: config, thin: thin)
+            if let w = worlds[key] { return w }
+            let w = UpdateScenario.World(config, thin: thin)
+            worlds[key] = w
             return w
         }
     }
@@ -410,7 +442,10 @@ public struct Swarm {
         let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: running ? .running : .containerHealth,
                                            newBehaviour: behaviours[b], restartPolicy: policy,
                                            stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
-        let world = worlds.world(config)
+        // Drawn last, so that the draws above stay what they were for every seed.
+        var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
+        let thin = ThinImportPlan.draw(&tail)
+        let world = worlds.world(config, thin: thin != nil)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
@@ -421,7 +456,7 @@ public struct Swarm {
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
         let d = Disruptions.draw(&rng)
         scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: crashBefore,
-                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage)
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin)
         return (scenario, scenario.violations())
     }
 
@@ -439,6 +474,8 @@ public struct Swarm {
             if scenario.secondProcessReport != nil { summary.secondProcesses += 1 }
             if scenario.signalled { summary.signals += 1 }
             if scenario.storageFaulted { summary.storageFaults += 1 }
+            if scenario.thinImport != nil { summary.thinPackages += 1 }
+            if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
@@ -447,7 +484,7 @@ public struct Swarm {
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
                     let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
-                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description,
+                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
                 }
             }

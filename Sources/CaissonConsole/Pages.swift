@@ -406,6 +406,9 @@ enum Pages {
         case .selfUpdateRollbackStarted: return "Putting the previous Caisson back"
         case .selfUpdateRolledBack: return "The previous Caisson is back"
         case .selfUpdateRollbackFailed: return "Putting the previous Caisson back failed"
+        case .inventoryExported: return "The device's inventory was written (for the stick)"
+        case .receiptWritten: return "An update receipt was written (for the stick)"
+        case .deviceKeyCreated: return "The device's signing key was made"
         }
     }
 

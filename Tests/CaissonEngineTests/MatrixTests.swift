@@ -124,5 +124,7 @@ import Testing
         #expect((summary.statuses["succeeded"] ?? 0) > 0)
         #expect((summary.statuses["rolled_back"] ?? 0) > 0)
         #expect((summary.statuses["failed"] ?? 0) > 0)
+        // Thin packages (issue 16): loaded where the base is, refused where it went missing.
+        #expect(summary.thinPackages > 1000 && summary.basesMissing > 100)
     }
 }
