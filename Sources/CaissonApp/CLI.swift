@@ -195,8 +195,8 @@ public enum CaissonCLI {
                 for i in report.skipped + report.notes { FileHandle.standardError.write(Data("- \(i)\n".utf8)) }
             }
             do {
-                if cmd.flag("--json") && !cmd.flag("--yes") && !cmd.flag("--dry-run")
-                    && (cmd.path == ["package", "load"] || cmd.path == ["rollback"]) {
+                if cmd.flag("--json") && !cmd.flag("--yes") && !cmd.flag("--dry-run") && cmd.value("--confirm") == nil
+                    && (cmd.path == ["package", "load"] || cmd.path == ["rollback"] || cmd.path == ["self-update"]) {
                     throw CaissonError("usage.json_needs_yes", "--json never prompts: add --yes to '\(cmd.path.joined(separator: " "))' (or --dry-run to see the plan)")
                 }
                 // A command that needs the container host: docker.unreachable (exit 1) before
