@@ -8,10 +8,10 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case listContainers
     /// Issue 12: failure evidence and health probes.
     case containerDetails, containerLogs, probe
-    /// Reading a compose service's model (its `image:`).
-    case composeModel
     /// Listing every image with its layers (issue 16: inventory, preflight of thin packages).
     case listImages
+    /// Reading a compose service's model (its `image:`).
+    case composeModel
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
