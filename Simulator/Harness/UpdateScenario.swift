@@ -8,7 +8,7 @@ public final class UpdateScenario {
     public struct Config: Sendable, Hashable, Codable, CustomStringConvertible {
         public var mode: RuntimeMode
         public var healthKind: HealthKind
-        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap.
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap, oom.
         public var newBehaviour: String
         public var restartPolicy: String
         /// The service container's stop timeout (`--stop-timeout`; Compose `stop_grace_period`).
@@ -16,21 +16,42 @@ public final class UpdateScenario {
         /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
         /// 0: none. A stop with a shorter grace loses data, which the invariants forbid.
         public var flushSecs: Int
+        /// Probe kinds: what the new image answers its probe (`io.caisson.sim.http` for http and
+        /// tcp: `200`, `503`, `hang`, `refused`; `io.caisson.sim.exec` for exec: `0`, `1`, `hang`).
+        /// The old image always answers healthy (`200`, `0`).
+        public var probe: String
+        /// Compose mode: another catalog service's Docker-mode container (`frontend`) whose image
+        /// carries this compose service's `com.docker.compose.*` labels (issue 10 item 9). The
+        /// update must refuse before any change (`compose.foreign_member`) and leave it alone.
+        public var hijacker: Bool = false
+        /// A container `sidecar` shares the service's network namespace (Docker: `--network
+        /// container:app`; Compose: `network_mode: service:app`), and the update is told to
+        /// recreate it (`recreateNetworkDependents`). It must end running with its network.
+        public var dependent: Bool = false
+        /// Docker mode: the service itself runs in another container's network namespace
+        /// (`--network container:netns`), so its clone must drop what Docker refuses there.
+        public var joinsNetwork: Bool = false
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
-                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
+                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0,
+                    probe: String? = nil) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
             self.restartPolicy = restartPolicy
             self.stopTimeoutSecs = stopTimeoutSecs
             self.flushSecs = flushSecs
+            self.probe = probe ?? (healthKind == .exec ? "0" : "200")
         }
 
         public var description: String {
             var d = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if healthKind.isProbe { d += "/\(probe)" }
             if restartPolicy != "unless-stopped" { d += "/restart=\(restartPolicy)" }
             if flushSecs > 0 || stopTimeoutSecs != 10 { d += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
+            if hijacker { d += "/hijacker" }
+            if dependent { d += "/dependent" }
+            if joinsNetwork { d += "/joins-network" }
             return d
         }
 
@@ -39,20 +60,69 @@ public final class UpdateScenario {
             flushSecs > 0 ? [SimStopMode.flushLabelKey: String(flushSecs)] : [:]
         }
 
+        /// The new image's process exits by itself (whatever health says).
+        var newExits: Bool { ["crash", "oom", "exit"].contains(newBehaviour.split(separator: ":").first.map(String.init) ?? "") }
+
+        /// Does the new image answer its probe healthily (probe kinds)?
+        var probePasses: Bool {
+            switch healthKind {
+            case .http: return Int(probe).map { (200...399).contains($0) } ?? false
+            case .tcp: return probe != "refused"
+            case .exec: return probe == "0"
+            case .running, .containerHealth: return true
+            }
+        }
+
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
             switch healthKind {
             // `running` cannot see Docker health: only an exit or restart fails it.
-            case .running: return newBehaviour != "crash"
+            case .running: return !newExits
             case .containerHealth: return newBehaviour == "healthy"
+            // Probes see neither Docker health nor anything but their answer and the process.
+            case .http, .tcp, .exec: return !newExits && probePasses
             }
         }
 
         /// Must a correct updater refuse the new release, whatever happens?
         public var newReleaseMustFail: Bool {
             switch healthKind {
-            case .running: return newBehaviour == "crash"
+            case .running: return newExits
             case .containerHealth: return newBehaviour != "healthy" && newBehaviour != "flap"
+            case .http, .tcp, .exec: return newExits || !probePasses
+            }
+        }
+
+        /// The labels of the new image (what the simulator scripts).
+        public var newImageLabels: [String: String] {
+            var labels = ["io.caisson.sim.health": newBehaviour, SimScript.httpLabel: "200", SimScript.execLabel: "0"]
+            switch healthKind {
+            case .http, .tcp: labels[SimScript.httpLabel] = probe
+            case .exec: labels[SimScript.execLabel] = probe
+            case .running, .containerHealth: break
+            }
+            return labels
+        }
+
+        /// The health policy the scenario's catalog gives the service.
+        public var healthPolicy: HealthPolicy {
+            var p = HealthPolicy(kind: healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            switch healthKind {
+            case .http: p.port = 8080; p.path = "/healthz"
+            case .tcp: p.port = 8080
+            case .exec: p.command = ["/bin/check", "--quick"]
+            case .running, .containerHealth: break
+            }
+            return p
+        }
+
+        /// Every probe answer the simulator scripts for `kind`.
+        public static func probeAnswers(_ kind: HealthKind) -> [String] {
+            switch kind {
+            case .http: return ["200", "503", "hang", "refused"]
+            case .tcp: return ["200", "refused"]
+            case .exec: return ["0", "1", "hang"]
+            case .running, .containerHealth: return [""]
             }
         }
     }
@@ -65,6 +135,13 @@ public final class UpdateScenario {
     public let newImageID: String
     public let oldContainerID: String?
     public static let newReference = "example/app:2.0.0"
+    /// `Config.dependent`'s container (Docker) or compose service (Compose), and its image.
+    public static let dependentName = "sidecar"
+    public static let sidecarImage = "example/sidecar:1"
+    /// What the compose file of a Compose scenario names as the service's `image:`.
+    public static let composeFileImage = "example/app:current"
+    /// The Docker-mode catalog container of `Config.hijacker`.
+    public static let hijackerName = "frontend"
     public var newReference: String { Self.newReference }
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
@@ -110,11 +187,11 @@ public final class UpdateScenario {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
-            let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            let health = config.healthPolicy
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
-            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
+            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)/\(config.probe)")
             _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
-                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 },
+                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy", SimScript.httpLabel: "200", SimScript.execLabel: "0"]) { $1 },
                                               hasHealthcheck: true))
             let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
             switch config.mode {
@@ -122,8 +199,20 @@ public final class UpdateScenario {
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
                                       docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
                                       health: health)
+                if config.joinsNetwork {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+                    _ = try? host.runContainer(name: "netns", imageReference: UpdateScenario.sidecarImage, restartPolicy: .always)
+                }
                 oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy,
-                                                        stopTimeoutSecs: config.stopTimeoutSecs)
+                                                        stopTimeoutSecs: config.stopTimeoutSecs,
+                                                        networkMode: config.joinsNetwork ? "container:netns" : nil)
+                if config.dependent {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 }, hasHealthcheck: true))
+                    _ = try? host.runContainer(name: UpdateScenario.dependentName, imageReference: UpdateScenario.sidecarImage,
+                                               restartPolicy: policy, stopTimeoutSecs: config.stopTimeoutSecs, networkMode: "container:app")
+                }
             case .compose:
                 let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
@@ -131,11 +220,25 @@ public final class UpdateScenario {
                 _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy,
                                                stopTimeoutSecs: config.stopTimeoutSecs)
                 oldContainerID = nil
+                if config.dependent {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 }, hasHealthcheck: true))
+                    _ = try? host.provisionCompose(target: ComposeTarget(project: target.project, file: target.file, service: UpdateScenario.dependentName),
+                                                   imageReference: UpdateScenario.sidecarImage, restartPolicy: policy,
+                                                   stopTimeoutSecs: config.stopTimeoutSecs, networkMode: "service:app")
+                }
+                if config.hijacker {
+                    let front = SimulatedHost.fakeImageID("example/front:1")
+                    _ = try? host.addImage(id: front, tags: ["example/front:1"], config: ImageConfig(labels: [
+                        "io.caisson.sim.health": "healthy", SimulatedHost.composeProjectLabel: target.project,
+                        SimulatedHost.composeServiceLabel: target.service], hasHealthcheck: true))
+                    _ = try? host.runContainer(name: UpdateScenario.hijackerName, imageReference: "example/front:1", restartPolicy: .unlessStopped)
+                }
             }
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
-            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(config.newImageLabels) { $1 },
                                         hasHealthcheck: true)
             if thin {
                 // The base the device's inventory listed; the run loads the thin package itself.
@@ -174,9 +277,16 @@ public final class UpdateScenario {
     }
 
     public var plan: UpdateMachine.Plan {
-        UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
+        var p = UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
                            service: service, targetImageReference: newReference, targetImageID: newImageID,
                            packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z")
+        if config.hijacker { p.foreignContainerNames = [Self.hijackerName] }
+        if config.mode == .compose { p.composeImageReference = Self.composeFileImage }
+        if config.dependent {
+            p.recreateNetworkDependents = true
+            if config.mode == .compose { p.composeNetworkDependents = [Self.dependentName] }
+        }
+        return p
     }
 
     /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
@@ -308,7 +418,8 @@ public final class UpdateScenario {
             // updater, so the armed fault plan must not make it see an empty service.
             host.advanceAll()
             do {
-                running = try host.doComposeContainers(service.compose!)
+                // Another catalog service's container is never a member, whatever its labels.
+                running = try host.doComposeContainers(service.compose!).filter { !config.hijacker || $0.name != Self.hijackerName }
             } catch {
                 out.append("compose service app cannot be listed: \(error.message)")
                 return out
@@ -349,13 +460,70 @@ public final class UpdateScenario {
             // Correct only when the daemon kept stopping the restored release more often than
             // the restore may start it again (each restart of it needs a daemon restart here:
             // the previous image never exits by itself).
-            let outRestarted = a.issues.last?.code == "rollback.health_check_failed"
+            // (With a dependent: its start found the restored release stopped again.)
+            let last = a.issues.last
+            let outRestarted = (last?.code == "rollback.health_check_failed"
+                                || last?.code == "rollback.start_failed" && last?.message.contains("cannot join network of a non running container") == true)
                 && host.daemonRestartCount > UpdateMachine.maxRestoreRestarts
             if !outRestarted {
                 out.append("rollback_failed: \(a.issues.map(\.description).joined(separator: "; "))")
             }
         default:
             break
+        }
+        if config.mode == .compose, a.status != .rollbackFailed, let target = service.compose {
+            // The outcome lasts: the containers name no temporary file, and the operator's next
+            // routine `docker compose up -d` keeps the release that runs (issue 10 item 10).
+            if let files = host.simContainer(c.id)?.labels[SimulatedHost.composeConfigFilesLabel], files != target.file {
+                out.append("the service's container names compose files \(files), not only \(target.file)")
+            }
+            let later = SimulatedHost(state: host.snapshot, recordTrace: false)
+            do {
+                try later.operatorComposeUp(target)
+                let after = try later.doComposeContainers(target).filter { !config.hijacker || $0.name != Self.hijackerName }
+                if after.map(\.imageID) != [c.imageID] {
+                    out.append("a later docker compose up -d puts \(after.map(\.imageID)) in place of \(c.imageID) (status \(a.status.rawValue))")
+                }
+            } catch {
+                out.append("a later docker compose up -d fails: \(error.message)")
+            }
+        }
+        if config.hijacker {
+            // Refused before any change, and the other service's container left alone.
+            // (A fault at the first listing fails it earlier, with another code: also no change.)
+            if a.status != .failed || host.callCount(of: .composeApply) > 0 {
+                out.append("a compose service with a foreign member was not refused: \(a.status.rawValue) \(a.issues.map(\.code))")
+            }
+            let front = host.simContainer(Self.hijackerName)
+            if front == nil { out.append("the other service's container \(Self.hijackerName) was removed") }
+            if let f = front, f.imageID != SimulatedHost.fakeImageID("example/front:1") {
+                out.append("the other service's container \(Self.hijackerName) was recreated on \(f.imageID)")
+            }
+            if let f = front, f.status != .running, f.stoppedByDaemon != true {
+                out.append("the other service's container \(Self.hijackerName) is \(f.status.rawValue)")
+            }
+        }
+        for issue in a.issues where issue.message.contains("conflicting options") {
+            out.append("the updater asked Docker for what it refuses: \(issue)")
+        }
+        if a.status != .rollbackFailed {
+            // Nobody sharing a network namespace was cut off (issue 10 item 7).
+            for lost in host.containersWithoutNetwork {
+                out.append("container \(lost.name) runs without its network: the container whose namespace it joined is gone or restarted")
+            }
+            if config.dependent {
+                let name = config.mode == .docker ? Self.dependentName : "stack-\(Self.dependentName)-1"
+                let side = host.simContainer(name)
+                if side == nil { out.append("the container sharing the service's network (\(name)) is gone") }
+                // (A daemon restart may have left it down, as the service: it then stays down.)
+                if let s = side, s.status != .running, s.stoppedByDaemon != true, host.daemonRestartCount == 0 {
+                    out.append("the container sharing the service's network (\(name)) is \(s.status.rawValue)")
+                }
+                let strays = host.allContainers.filter { $0.name.hasPrefix(Self.dependentName + "-caisson-") }
+                if !strays.isEmpty, !a.issues.contains(where: { $0.code == "docker.cleanup_failed" || $0.code == "rollback.remove_failed" }) {
+                    out.append("left behind: \(strays.map(\.name))")
+                }
+            }
         }
         return out
     }
@@ -409,7 +577,7 @@ public struct Swarm {
         public var trace: [String]
     }
 
-    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap"]
+    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap", "oom"]
 
     /// The seed of run `i` of a swarm seeded with `seed`.
     public static func runSeed(_ seed: UInt64, _ i: Int) -> UInt64 {
@@ -454,14 +622,23 @@ public struct Swarm {
                               disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
         let docker = rng.chance(0.5)
-        let running = rng.chance(0.5)
+        let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
         let b = rng.below(behaviours.count)
         let policy = restartPolicies[rng.below(restartPolicies.count)]
         // Slow-flushing containers: 15 s after SIGTERM, under a 30 s stop timeout.
         let flush = rng.chance(0.25)
-        let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: running ? .running : .containerHealth,
+        let answers = UpdateScenario.Config.probeAnswers(kind)
+        let probe = answers[rng.below(answers.count)]
+        var config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: kind,
                                            newBehaviour: behaviours[b], restartPolicy: policy,
-                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
+                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0,
+                                           probe: kind.isProbe ? probe : nil)
+        // Compose: sometimes another catalog service's container carries its labels.
+        config.hijacker = !docker && rng.chance(0.1)
+        // A container sharing the service's network namespace (recreated with it), and Docker
+        // mode: the service itself in another container's namespace (issue 10 item 7).
+        config.dependent = !config.hijacker && rng.chance(0.1)
+        config.joinsNetwork = docker && rng.chance(0.1)
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
@@ -480,6 +657,22 @@ public struct Swarm {
         return (scenario, scenario.violations())
     }
 
+    /// One run in 20 is a hostile-reference run instead of an update scenario.
+    public static func isHostileReferenceRun(_ runSeed: UInt64) -> Bool {
+        var r = SplitMix64(seed: runSeed ^ 0x4057_113E_5EED_0001)
+        return r.chance(0.05)
+    }
+
+    /// A package for `backend` with a reference drawn from `HostileReferenceScenario.menu`, the
+    /// preflight and update run with random faults armed.
+    public static func runHostileReference(runSeed: UInt64) -> (HostileReferenceScenario, [String]) {
+        var rng = SplitMix64(seed: runSeed ^ 0x4057_113E_5EED_0002)
+        let menuIndex = rng.below(HostileReferenceScenario.menu.count)
+        let h = HostileReferenceScenario(menuIndex: menuIndex, labelIndex: rng.below(HostileReferenceScenario.labelMenu.count), seed: runSeed)
+        h.run(faults: FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended)))
+        return (h, h.violations())
+    }
+
     public static func run(runs: Int, seed: UInt64, disruptions: Bool = true) -> Summary {
         var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
                               traceDigest: "", firstViolation: nil)
@@ -487,6 +680,22 @@ public struct Swarm {
         var worlds = Worlds()
         for i in 0..<runs {
             let s = runSeed(seed, i)
+            if isHostileReferenceRun(s) {
+                // A package whose reference may be hostile (issue 10 item 8).
+                let (h, problems) = runHostileReference(runSeed: s)
+                let status = h.preflightError != nil ? "preflight_error" : !h.refusal.isEmpty ? "refused" : h.attempt?.status.rawValue ?? "none"
+                summary.statuses[status, default: 0] += 1
+                summary.hostCalls += h.host.callCount
+                digest.add(Int64(bitPattern: h.host.traceDigest))
+                digest.add(status)
+                if !problems.isEmpty {
+                    summary.violations += 1
+                    if summary.firstViolation == nil {
+                        summary.firstViolation = Violation(run: i, seed: s, scenario: "hostile reference \(h.reference)", problems: problems, trace: [])
+                    }
+                }
+                continue
+            }
             let (scenario, problems) = runOne(runSeed: s, worlds: &worlds, disruptions: disruptions)
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1

@@ -3,15 +3,24 @@ import CaissonSimulator
 import Testing
 
 /// The apply/rollback matrix (issue 3): every fault kind at every host call of an update, both
-/// runtime modes, both health kinds, good and bad images; and a crash of the updater at every
+/// runtime modes, every health kind (for the probe kinds, every scripted answer), good and bad images; and a crash of the updater at every
 /// journal write, followed by recovery. Each run checks the invariants of DESIGN.md.
 @Suite struct MatrixTests {
     static let configs: [UpdateScenario.Config] = {
         var out: [UpdateScenario.Config] = []
         for mode in RuntimeMode.allCases {
             for kind in HealthKind.allCases {
-                for b in ["healthy", "unhealthy", "crash", "never-ready"] {
-                    out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b))
+                if kind.isProbe {
+                    // Every scripted probe answer, from a process that keeps running and one that crashes.
+                    for b in ["healthy", "crash"] {
+                        for answer in UpdateScenario.Config.probeAnswers(kind) {
+                            out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b, probe: answer))
+                        }
+                    }
+                } else {
+                    for b in ["healthy", "unhealthy", "crash", "never-ready", "oom"] {
+                        out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b))
+                    }
                 }
             }
         }
