@@ -747,8 +747,6 @@ public struct Swarm {
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
                     let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds, disruptions: disruptions)
-                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
-                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
                     summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? "")
                                                            + (scenario.encryptedImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
