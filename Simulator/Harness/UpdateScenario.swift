@@ -340,6 +340,8 @@ public final class UpdateScenario {
             secondProcessSawInFlight = !((try? journal.inFlightAttempts()) ?? []).isEmpty
             secondProcessReport = runSecondProcess(sp.command)
         }
+        // A disk still full when the next process recovers: it must bring the service back anyway.
+        recoverOnFullDisk(faultsDuringRecovery: faultsDuringRecovery)
         if storage != nil, !crashed {
             // The next command, once there is room again, recovers what the journal could not finish.
             recoverAfterStorageFault()
@@ -367,11 +369,40 @@ public final class UpdateScenario {
         out += signalViolations()
         out += storageViolations()
         out += thinViolations()
+        out += fullDiskRecoveryViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
             return out
         }
+        guard let a = recorded else {
+            out += hostViolations(for: nil)
+            return out
+        }
+        out += hostViolations(for: a)
+        // Audit log and host agree.
+        let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
+        if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
+        if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
+        if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
+        if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
+            out.append("rollback_started without an outcome event")
+        }
+        // No container lost its data: every stop gave it the time it needs to flush.
+        for kill in host.flushKills { out.append(kill.description) }
+        // Nothing of ours left behind under the staging name on a clean outcome.
+        if a.status != .rollbackFailed, config.mode == .docker {
+            let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }
+            if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
+                out.append("staging container left behind: \(leftovers.map(\.name))")
+            }
+        }
+        return out
+    }
+
+    /// What the host must look like for attempt `a` (nil: none was recorded), as sentences.
+    func hostViolations(for a: UpdateAttempt?) -> [String] {
+        var out: [String] = []
         // Let the host settle a moment so "running" means running, not "about to crash".
         let running: [ContainerInfo]
         switch config.mode {
@@ -404,7 +435,7 @@ public final class UpdateScenario {
         // Stopped by a daemon restart after the verdict (the health check saw it up), under a
         // policy that keeps it down: Docker's doing, not the updater's; judge the rest.
         if !c.isRunning, host.simContainer(c.id)?.stoppedByDaemon == true { c.status = .running }
-        guard let a = recorded else {
+        guard let a else {
             // Died before its first durable write, or refused: nothing may have changed.
             if !onOld || !c.isRunning { out.append("the updater \(refusal == nil ? "died before journaling anything" : "refused (\(refusal!.code))"), yet the service changed") }
             return out
@@ -457,14 +488,6 @@ public final class UpdateScenario {
                 out.append("a later docker compose up -d fails: \(error.message)")
             }
         }
-        // Audit log and host agree.
-        let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
-        if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
-        if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
-        if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
-        if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
-            out.append("rollback_started without an outcome event")
-        }
         if config.hijacker {
             // Refused before any change, and the other service's container left alone.
             // (A fault at the first listing fails it earlier, with another code: also no change.)
@@ -502,15 +525,6 @@ public final class UpdateScenario {
                 }
             }
         }
-        // No container lost its data: every stop gave it the time it needs to flush.
-        for kill in host.flushKills { out.append(kill.description) }
-        // Nothing of ours left behind under the staging name on a clean outcome.
-        if a.status != .rollbackFailed, config.mode == .docker {
-            let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }
-            if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
-                out.append("staging container left behind: \(leftovers.map(\.name))")
-            }
-        }
         return out
     }
 }
@@ -537,6 +551,8 @@ public struct Swarm {
         /// its base was gone (`package.base_missing`).
         public var thinPackages = 0
         public var basesMissing = 0
+        /// Runs where the next process recovered while the state disk was still full.
+        public var fullDiskRecoveries = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -549,6 +565,7 @@ public struct Swarm {
             case storageFaults = "storage_faults"
             case thinPackages = "thin_packages"
             case basesMissing = "bases_missing"
+            case fullDiskRecoveries = "full_disk_recoveries"
         }
     }
 
@@ -593,13 +610,16 @@ public struct Swarm {
     public static let restartPolicies = ["unless-stopped", "no", "always"]
 
     /// One run, fully determined by `runSeed`.
-    public static func runOne(runSeed: UInt64, recordTrace: Bool = false) -> (UpdateScenario, [String]) {
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var worlds = Worlds()
-        return runOne(runSeed: runSeed, recordTrace: recordTrace, worlds: &worlds)
+        return runOne(runSeed: runSeed, recordTrace: recordTrace, worlds: &worlds, disruptions: disruptions)
     }
 
-    /// One run, fully determined by `runSeed` (`worlds` only saves provisioning work).
-    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds) -> (UpdateScenario, [String]) {
+    /// One run, fully determined by `runSeed` (`worlds` only saves provisioning work). Without
+    /// `disruptions`, the issue-10 disruptions (a second process, signals, a full state disk) are
+    /// drawn but not applied: the same runs otherwise (a baseline for their cost).
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds,
+                              disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
         let docker = rng.chance(0.5)
         let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
@@ -631,7 +651,7 @@ public struct Swarm {
         let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
         let crashBefore = rng.chance(0.5)
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
-        let d = Disruptions.draw(&rng)
+        let d = disruptions ? Disruptions.draw(&rng) : { _ = Disruptions.draw(&rng); return Disruptions() }()
         scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: crashBefore,
                      secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin)
         return (scenario, scenario.violations())
@@ -653,7 +673,7 @@ public struct Swarm {
         return (h, h.violations())
     }
 
-    public static func run(runs: Int, seed: UInt64) -> Summary {
+    public static func run(runs: Int, seed: UInt64, disruptions: Bool = true) -> Summary {
         var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
                               traceDigest: "", firstViolation: nil)
         var digest = FNV1a64()
@@ -676,7 +696,7 @@ public struct Swarm {
                 }
                 continue
             }
-            let (scenario, problems) = runOne(runSeed: s, worlds: &worlds)
+            let (scenario, problems) = runOne(runSeed: s, worlds: &worlds, disruptions: disruptions)
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
@@ -685,6 +705,7 @@ public struct Swarm {
             if scenario.storageFaulted { summary.storageFaults += 1 }
             if scenario.thinImport != nil { summary.thinPackages += 1 }
             if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
+            if scenario.fullDiskRecoveryOutcome != nil { summary.fullDiskRecoveries += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
@@ -692,7 +713,7 @@ public struct Swarm {
                 summary.violations += 1
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
-                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
+                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds, disruptions: disruptions)
                     summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
                 }

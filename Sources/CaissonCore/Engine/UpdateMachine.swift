@@ -373,6 +373,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The final record was written; nothing left to do but make the status terminal.
             return m
         }
+        if m.phase == .abandon {
+            // Recovered once already (a recovery that went on without the journal is recovered
+            // again from its own durable snapshot): nothing was touched, nothing to restore.
+            return m
+        }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
         } else if !m.touchedLive && [.inspectOld, .listDependents, .inspectTarget, .pin].contains(m.phase) {
