@@ -90,11 +90,12 @@ import Testing
         #expect(Self.simHost(c).contains("example/frontend:3.0.0"), "the simulated host has no image after the load")
     }
 
-    /// Validation judges image.tar.age by what it decrypts to: the same image.tar re-encrypted
-    /// (other bytes, same size) is the same image and is accepted; another image.tar of the same
-    /// size, encrypted to the device and authenticating chunk by chunk, is refused by the signed
-    /// plaintext SHA-256 (`image.checksum_mismatch`, exit 2) and never reaches the host.
-    @Test func aSwappedAgeFileIsJudgedByItsPlaintext() throws {
+    /// The signed manifest binds both the age file (size, SHA-256) and what it decrypts to, so
+    /// neither can be swapped (issue 15 item 3): another image.tar of the same size, encrypted to
+    /// the device and authenticating chunk by chunk, is refused by both bindings; even the same
+    /// image.tar re-encrypted (other bytes, same size) is not the age file that was signed
+    /// (`encryption.checksum_mismatch`, exit 2); neither reaches the host.
+    @Test func aSwappedAgeFileIsRefusedByBothBindings() throws {
         let c = try Caisson()
         let recipient = try Self.device(c)
         let tarBytes = try EncryptionCLITests.imageTar(c.dir, version: "3.0.0")
@@ -133,12 +134,17 @@ import Testing
         let swapped = try repackaged("swapped.edgepkg", other)
         let v = try c.run(["package", "validate", swapped])
         #expect(v.status == 2 && v.stdout.contains("[image.checksum_mismatch]"), "\(v.stdout)")
+        #expect(v.stdout.contains("[encryption.checksum_mismatch]"), "\(v.stdout)")
         let l = try c.run(["package", "load", swapped, "--yes"])
         #expect(l.status == 2 && l.stdout.contains("[image.checksum_mismatch]"), "\(l.stdout)")
         #expect(!Self.simHost(c).contains("example/frontend:3.0.0"), "the simulated host got the swapped image")
 
         let same = try repackaged("same.edgepkg", tarBytes)
-        let ok = try c.run(["package", "load", same, "--yes"])
-        #expect(ok.status == 0 && ok.stdout.contains("Status: succeeded"), "\(ok.stdout) \(ok.stderr)")
+        let sv = try c.run(["package", "validate", same])
+        #expect(sv.status == 2 && sv.stdout.contains("[encryption.checksum_mismatch]"), "\(sv.stdout)")
+        #expect(!sv.stdout.contains("[image.checksum_mismatch]"), "the re-encrypted image.tar is the signed one: \(sv.stdout)")
+        let sl = try c.run(["package", "load", same, "--yes"])
+        #expect(sl.status == 2 && sl.stdout.contains("[encryption.checksum_mismatch]"), "\(sl.stdout)")
+        #expect(!Self.simHost(c).contains("example/frontend:3.0.0"), "the simulated host got a re-encrypted image")
     }
 }
