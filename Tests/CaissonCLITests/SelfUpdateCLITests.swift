@@ -21,7 +21,7 @@ import Testing
         init() throws {
             c = try Caisson()
             try FileManager.default.createDirectory(atPath: c.dir + "/bin", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: Caisson.binary, toPath: c.dir + "/bin/caisson")
+            try Self.copyExecutable(Caisson.binary, to: c.dir + "/bin/caisson")
             installedVersion = try Self.version(of: c.dir + "/bin/caisson")
             let gen = try c.run(["key", "generate", "release", "--unencrypted", "--json"], sim: false)
             #expect(gen.status == 0, "\(gen.stderr)")
@@ -30,11 +30,24 @@ import Testing
             try trusted.write(toFile: c.dir + "/services.toml", atomically: true, encoding: .utf8)
         }
 
+        /// Copies an executable with `cp` in a child process. Copying it in this (multi-threaded)
+        /// test process would hold a writable descriptor on it that a child forked meanwhile by
+        /// another test inherits until its exec: running the copy then fails with ETXTBSY
+        /// ("Text file busy"), which made the hand-over test flaky under load.
+        static func copyExecutable(_ from: String, to: String) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/cp")
+            p.arguments = ["--", from, to]
+            try p.run()
+            p.waitUntilExit()
+            try #require(p.terminationStatus == 0, "cp \(from) \(to) failed")
+        }
+
         /// A fresh install directory with `template`'s key, catalog and packages (no store).
         init(copying template: Install, files: [String]) throws {
             c = try Caisson()
             try FileManager.default.createDirectory(atPath: c.dir + "/bin", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: Caisson.binary, toPath: c.dir + "/bin/caisson")
+            try Self.copyExecutable(Caisson.binary, to: c.dir + "/bin/caisson")
             installedVersion = template.installedVersion
             for f in ["services.toml"] + files {
                 try? FileManager.default.removeItem(atPath: c.dir + "/" + f)
