@@ -496,13 +496,7 @@ public enum CaissonCLI {
         }
     }
 
-    static func exitCode(for status: UpdateStatus) -> Int32 {
-        switch status {
-        case .succeeded: return 0
-        case .rollbackFailed: return 5
-        default: return 4
-        }
-    }
+    static func exitCode(for status: UpdateStatus) -> Int32 { status.exitCode }
 
     /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
     /// With `--json` the question goes to stderr, so stdout stays one JSON document.
