@@ -1,16 +1,42 @@
 import CaissonCore
 
 /// One update of one service on a fresh simulated host: the unit of the apply/rollback matrix and
-/// of the swarm. Provisions a service running its old image, loads a new image whose behaviour
-/// comes from its `io.caisson.sim.health` label, runs the update machine with the given faults
-/// and crash point, recovers like the next `caisson` command would, and checks the invariants.
+/// of the swarm. Provisions a service running its old image (with a service state recording that
+/// release), loads a new image whose behaviour comes from its `io.caisson.sim.health` label, runs
+/// the update machine with the given faults, crash points and outsiders, recovers like the next
+/// `caisson` command would (as often as it takes), and judges the run: the invariants of DESIGN.md
+/// and the exact expected outcome the scenario implies (`expectation()`, Oracle.swift).
 public final class UpdateScenario {
+    /// Someone else acting on the host during the update (see `SimIntervention`).
+    public enum Outsider: String, Sendable, Equatable, Codable, CaseIterable {
+        case none
+        /// Docker: an unrelated container already holds the name Caisson stages the new one under.
+        case holdsStagingName = "holds-staging-name"
+        /// Docker: right after Caisson renames the old container away, someone else's container
+        /// takes the service's name (a watchdog, `docker run --name app`).
+        case takesServiceName = "takes-service-name"
+        /// Docker: the backup container is force-removed by someone at the first health poll.
+        case removesBackup = "removes-backup"
+        /// Compose: a stray replica of the service on the old image appears at the first poll.
+        case composeReplica = "compose-replica"
+
+        public func applies(to mode: RuntimeMode) -> Bool {
+            switch self {
+            case .none: return true
+            case .holdsStagingName, .takesServiceName, .removesBackup: return mode == .docker
+            case .composeReplica: return mode == .compose
+            }
+        }
+    }
+
     public struct Config: Sendable, Hashable, Codable, CustomStringConvertible {
         public var mode: RuntimeMode
         public var healthKind: HealthKind
-        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap.
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash[:s], never-ready, flap[:s]...
         public var newBehaviour: String
+        /// Docker's restart policy of the service's containers (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
         public var restartPolicy: String
+        public var outsider: Outsider
         /// The service container's stop timeout (`--stop-timeout`; Compose `stop_grace_period`).
         public var stopTimeoutSecs: Int
         /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
@@ -18,20 +44,23 @@ public final class UpdateScenario {
         public var flushSecs: Int
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
-                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
+                    restartPolicy: String = "unless-stopped", outsider: Outsider = .none,
+                    stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
             self.restartPolicy = restartPolicy
+            self.outsider = outsider
             self.stopTimeoutSecs = stopTimeoutSecs
             self.flushSecs = flushSecs
         }
 
         public var description: String {
-            var d = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
-            if restartPolicy != "unless-stopped" { d += "/restart=\(restartPolicy)" }
-            if flushSecs > 0 || stopTimeoutSecs != 10 { d += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
-            return d
+            var s = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if restartPolicy != "unless-stopped" { s += "/restart=\(restartPolicy)" }
+            if flushSecs > 0 || stopTimeoutSecs != 10 { s += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
+            if outsider != .none { s += "/\(outsider.rawValue)" }
+            return s
         }
 
         /// The labels every image of the scenario carries besides its health script.
@@ -39,37 +68,87 @@ public final class UpdateScenario {
             flushSecs > 0 ? [SimStopMode.flushLabelKey: String(flushSecs)] : [:]
         }
 
+        public var policy: SimRestartPolicy { SimRestartPolicy(parsing: restartPolicy) ?? .unlessStopped }
+        public var behaviour: SimBehaviour { SimBehaviour.parse(newBehaviour) ?? .default }
+
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
-            switch healthKind {
-            // `running` cannot see Docker health: only an exit or restart fails it.
-            case .running: return newBehaviour != "crash"
-            case .containerHealth: return newBehaviour == "healthy"
+            if case .pass = HealthReference.verdict(kind: healthKind, behaviour: behaviour, policy: UpdateScenario.healthPolicy(healthKind)).outcome {
+                return true
             }
+            return false
         }
 
         /// Must a correct updater refuse the new release, whatever happens?
         public var newReleaseMustFail: Bool {
-            switch healthKind {
-            case .running: return newBehaviour == "crash"
-            case .containerHealth: return newBehaviour != "healthy" && newBehaviour != "flap"
-            }
+            HealthReference.mustFail(kind: healthKind, behaviour: behaviour, policy: UpdateScenario.healthPolicy(healthKind))
         }
+    }
+
+    public static func healthPolicy(_ kind: HealthKind) -> HealthPolicy {
+        HealthPolicy(kind: kind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+    }
+
+    /// One planned death of an updater process, at a journal write (counted over the whole run:
+    /// the first process's writes, then each recovering process's).
+    public struct CrashPoint: Sendable, Equatable, Codable {
+        public var write: Int
+        /// Instead of the write (true) or right after it became durable (false).
+        public var before: Bool
+        public init(write: Int, before: Bool) {
+            self.write = write
+            self.before = before
+        }
+    }
+
+    /// What one updater process (the update, then each recovery) did.
+    public struct ProcessRecord: Sendable, Equatable {
+        /// Host call index of its first and one past its last call.
+        public var firstCall: Int
+        public var endCall: Int
+        public var startMillis: Int64
+        /// Died at a planned crash point.
+        public var crashed: Bool
+        /// Failed with an error that is not a planned crash (always a violation).
+        public var error: String?
+        /// At its end: was the update's attempt recorded, and was its status terminal?
+        public var attemptRecorded: Bool
+        public var attemptTerminal: Bool
     }
 
     public let config: Config
     public let host: SimulatedHost
+    /// The attempts, entries, events and service states every process of the run wrote.
     public let journal = InMemoryJournal()
+    /// `journal` as the processes use it: reads for recovery go through the store's encoding.
+    public let durable: ScenarioJournal
     public let service: ServiceSpec
     public let oldImageID: String
     public let newImageID: String
     public let oldContainerID: String?
+    /// The service's container(s) before the update (Docker: the old container; Compose: its member).
+    public let originalContainers: [ContainerInfo]
+    /// The container an outsider holds the staging name with (`holdsStagingName`).
+    public let foreignContainerID: String?
+    /// The service state before the update (the release it runs, the downgrade floor).
+    public let previousState: ServiceState
     public static let newReference = "example/app:2.0.0"
+    public static let outsiderReference = "example/other:1"
     public var newReference: String { Self.newReference }
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
+    /// A planned crash killed at least one process.
     public private(set) var crashed = false
     public private(set) var recoveryReport: Recovery.Report?
+    public private(set) var processes: [ProcessRecord] = []
+    /// Host call index where the update began (the world's own calls, e.g. the image load, come before).
+    public private(set) var firstCall = 0
+    public private(set) var runFaults = FaultPlan.none
+    public private(set) var faultsDuringRecovery = false
+    /// The step limit of every updater process (`UpdateDriver.maxSteps`).
+    public var maxSteps = 100_000
+    /// The expectation the last `violations()` judged the run by.
+    public internal(set) var lastExpectation: Expectation?
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -82,19 +161,23 @@ public final class UpdateScenario {
         public let oldImageID: String
         public let newImageID: String
         public let oldContainerID: String?
+        public let originalContainers: [ContainerInfo]
+        public let foreignContainerID: String?
         let referenceCache: ReferenceCache
 
         public init(_ config: Config) {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
-            let health = HealthPolicy(kind: config.healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            let health = UpdateScenario.healthPolicy(config.healthKind)
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
             newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
             _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 },
                                               hasHealthcheck: true))
-            let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
+            _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.outsiderReference), tags: [UpdateScenario.outsiderReference],
+                                   config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: false))
+            let policy = config.policy
             switch config.mode {
             case .docker:
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
@@ -110,6 +193,13 @@ public final class UpdateScenario {
                                                stopTimeoutSecs: config.stopTimeoutSecs)
                 oldContainerID = nil
             }
+            if config.outsider == .holdsStagingName {
+                let staging = UpdateMachine(plan: UpdateScenario.plan(service: service, newImageID: newImageID, previousState: nil),
+                                            startedAt: "").stagingName
+                foreignContainerID = try? host.runContainer(name: staging, imageReference: UpdateScenario.outsiderReference)
+            } else {
+                foreignContainerID = nil
+            }
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
@@ -119,6 +209,10 @@ public final class UpdateScenario {
                                                            hasHealthcheck: true))
             _ = try? host.loadImage(payload, progress: { _ in })
             host.advanceAll()
+            switch config.mode {
+            case .docker: originalContainers = host.containers(named: "app")
+            case .compose: originalContainers = (try? host.doComposeContainers(service.compose!)) ?? []
+            }
             state = host.snapshot
             referenceCache = host.referenceCache
         }
@@ -139,13 +233,47 @@ public final class UpdateScenario {
         oldImageID = world.oldImageID
         newImageID = world.newImageID
         oldContainerID = world.oldContainerID
+        originalContainers = world.originalContainers
+        foreignContainerID = world.foreignContainerID
         ids = SeededIDGenerator(seed: seed)
+        durable = ScenarioJournal(base: journal, clock: host.clock)
+        previousState = Self.previousState(oldImageID: world.oldImageID)
+        journal.setServiceState(previousState)
+    }
+
+    /// The release the service runs before the update, as Caisson recorded it when it installed it.
+    static func previousState(oldImageID: String) -> ServiceState {
+        ServiceState(serviceName: "app", activeCandidateReleaseID: "cr-1", activeImageReference: "example/app:1.0.0",
+                     activeImageID: oldImageID, previousKnownGoodCandidateReleaseID: "cr-0",
+                     previousKnownGoodImageReference: "example/app:0.9.0",
+                     previousKnownGoodImageID: SimulatedHost.fakeImageID("example/app:0.9.0"),
+                     highestPackageVersion: "1.0.0", newestCreatedAt: "2026-01-10T09:00:00Z",
+                     updatedAt: "2026-01-10T09:05:00Z")
+    }
+
+    static func plan(service: ServiceSpec, newImageID: String, previousState: ServiceState?) -> UpdateMachine.Plan {
+        UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
+                           service: service, targetImageReference: newReference, targetImageID: newImageID,
+                           packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z", previousState: previousState)
     }
 
     public var plan: UpdateMachine.Plan {
-        UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
-                           service: service, targetImageReference: newReference, targetImageID: newImageID,
-                           packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z")
+        Self.plan(service: service, newImageID: newImageID, previousState: previousState)
+    }
+
+    /// The outsider's actions, as host interventions.
+    func interventions() -> [SimIntervention] {
+        let m = UpdateMachine(plan: plan, startedAt: "")
+        switch config.outsider {
+        case .none, .holdsStagingName: return []
+        case .takesServiceName:
+            return [SimIntervention(.occupyName("app", imageReference: Self.outsiderReference), .after, operation: .renameContainer, nth: 0)]
+        case .removesBackup:
+            return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 1)]
+        case .composeReplica:
+            return [SimIntervention(.composeReplica(service.compose!, imageReference: "example/app:current", number: 2), .after,
+                                    operation: .composeContainers, nth: 1)]
+        }
     }
 
     /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
@@ -154,28 +282,79 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
                     faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
+        run(faults: faults, crashes: crashAtWrite.map { [CrashPoint(write: $0, before: crashBeforeWrite)] } ?? [],
+            faultsDuringRecovery: faultsDuringRecovery)
+    }
+
+    /// Run the update with `faults` armed and the updater dying at each of `crashes` (in write
+    /// order; a point may fall in a recovery). After every death the next command recovers —
+    /// with the faults still armed when `faultsDuringRecovery`, else against a calm host — until
+    /// no attempt is left in flight. Only a planned crash counts as a crash: any other error of
+    /// an updater process (a machine looping to its step limit, a journal it cannot read) is
+    /// recorded in `processes` and is a violation.
+    @discardableResult
+    public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
         host.faultPlan = faults
-        journal.crashAtWrite = crashAtWrite
-        journal.crashBeforeWrite = crashBeforeWrite
-        var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
-        let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
-        do {
+        host.interventions = interventions()
+        runFaults = faults
+        self.faultsDuringRecovery = faultsDuringRecovery
+        firstCall = host.callCount
+        var pending = crashes.sorted { $0.write < $1.write }[...]
+        func armNextCrash() {
+            while let p = pending.first, p.write < journal.writeCount { pending.removeFirst() }
+            journal.crashAtWrite = pending.first?.write
+            journal.crashBeforeWrite = pending.first?.before ?? false
+        }
+        armNextCrash()
+        var died = process {
+            var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
+            let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
+            driver.maxSteps = maxSteps
             attempt = try driver.run(&machine)
-        } catch {
-            crashed = true
         }
-        if crashed {
-            journal.crashAtWrite = nil
-            if !faultsDuringRecovery { host.faultPlan = .none }
-            recoveryReport = try? Recovery.run(host: host, journal: journal, clock: host.clock)
-            attempt = journal.attempts.first { $0.updateID == plan.updateID }
+        if died, !faultsDuringRecovery { host.faultPlan = .none }
+        // Each later command recovers first; a recovery may die too (at a later crash point).
+        var rounds = 0
+        while died || processes.last?.error != nil, rounds <= crashes.count {
+            rounds += 1
+            armNextCrash()
+            died = process {
+                recoveryReport = try Recovery.run(host: host, journal: durable, clock: host.clock, maxSteps: maxSteps)
+            }
         }
+        journal.crashAtWrite = nil
+        attempt = journal.attempts.first { $0.updateID == plan.updateID }
         return attempt
     }
 
-    /// Every invariant of DESIGN.md "The simulator", as sentences; empty when all hold.
+    /// Runs one updater process; returns whether it died at a planned crash point.
+    private func process(_ body: () throws -> Void) -> Bool {
+        let first = host.callCount
+        let start = host.clock.nowMillis
+        var died = false
+        var failure: String? = nil
+        do {
+            try body()
+        } catch is SimulatedCrash {
+            died = true
+            crashed = true
+        } catch {
+            failure = "\(error)"
+        }
+        let a = journal.attempts.first { $0.updateID == plan.updateID }
+        processes.append(ProcessRecord(firstCall: first, endCall: host.callCount, startMillis: start, crashed: died,
+                                       error: failure, attemptRecorded: a != nil, attemptTerminal: a?.status.isTerminal ?? false))
+        return died
+    }
+
+    /// Every invariant of DESIGN.md "The simulator" and every mismatch with the scenario's
+    /// expected outcome, as sentences; empty when all hold.
     public func violations() -> [String] {
         var out: [String] = []
+        for p in processes {
+            if let e = p.error { out.append("an updater process failed with an error that is not a planned crash: \(e)") }
+        }
+        out += durable.encodingProblems
         let attempts = journal.attempts
         for a in attempts where !a.status.isTerminal {
             out.append("attempt \(a.updateID) ended in non-terminal status \(a.status.rawValue)")
@@ -185,88 +364,28 @@ public final class UpdateScenario {
             out.append("no attempt record")
             return out
         }
-        // Let the host settle a moment so "running" means running, not "about to crash".
-        let running: [ContainerInfo]
-        switch config.mode {
-        case .docker:
-            let named = host.containers(named: "app")
-            if named.count != 1 {
-                out.append("\(named.count) containers are named app (must be exactly 1)")
-                return out
-            }
-            running = named
-        case .compose:
-            // Observe the host directly, like `containers(named:)`: the checker is not the
-            // updater, so the armed fault plan must not make it see an empty service.
-            host.advanceAll()
-            do {
-                running = try host.doComposeContainers(service.compose!)
-            } catch {
-                out.append("compose service app cannot be listed: \(error.message)")
-                return out
-            }
-            if running.count != 1 {
-                out.append("\(running.count) containers belong to compose service app (must be exactly 1)")
-                return out
-            }
-        }
-        var c = running[0]
-        let onNew = c.imageID == newImageID
-        let onOld = c.imageID == oldImageID
-        // Stopped by a daemon restart after the verdict (the health check saw it up), under a
-        // policy that keeps it down: Docker's doing, not the updater's; judge the rest.
-        if !c.isRunning, host.simContainer(c.id)?.stoppedByDaemon == true { c.status = .running }
-        guard let a = recorded else {
-            // Died before its first durable write: nothing may have changed.
-            if !onOld || !c.isRunning { out.append("the updater died before journaling anything, yet the service changed") }
-            return out
-        }
-        switch a.status {
-        case .succeeded:
-            if !onNew { out.append("status succeeded but the service runs \(c.imageID)") }
-            if !c.isRunning { out.append("status succeeded but the service is \(c.status.rawValue)") }
-            if config.newReleaseMustFail { out.append("a \(config.newBehaviour) image was committed under \(config.healthKind.rawValue)") }
-        case .failed, .rolledBack:
-            if !onOld { out.append("status \(a.status.rawValue) but the service runs \(c.imageID), not the previous image") }
-            if !c.isRunning { out.append("status \(a.status.rawValue) but the previous release is \(c.status.rawValue)") }
-            if config.mode == .docker, let old = oldContainerID, c.id != old {
-                out.append("status \(a.status.rawValue) but the container under the name is not the original one")
-            }
-        case .rollbackFailed:
-            // Correct only when the daemon kept stopping the restored release more often than
-            // the restore may start it again (each restart of it needs a daemon restart here:
-            // the previous image never exits by itself).
-            let outRestarted = a.issues.last?.code == "rollback.health_check_failed"
-                && host.daemonRestartCount > UpdateMachine.maxRestoreRestarts
-            if !outRestarted {
-                out.append("rollback_failed: \(a.issues.map(\.description).joined(separator: "; "))")
-            }
-        default:
-            break
-        }
         // Audit log and host agree.
-        let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
-        if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
-        if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
-        if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
-        if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
-            out.append("rollback_started without an outcome event")
+        if let a = recorded {
+            let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
+            if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
+            if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
+            if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
+            if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
+                out.append("rollback_started without an outcome event")
+            }
         }
         // No container lost its data: every stop gave it the time it needs to flush.
         for kill in host.flushKills { out.append(kill.description) }
-        // Nothing of ours left behind under the staging name on a clean outcome.
-        if a.status != .rollbackFailed, config.mode == .docker {
-            let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }
-            if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
-                out.append("staging container left behind: \(leftovers.map(\.name))")
-            }
-        }
+        out += oracleViolations()
         return out
     }
 }
 
 /// The swarm (TigerBeetle's VOPR, FoundationDB's BUGGIFY): many seeded runs, each picking a
-/// random scenario, a random subset of fault kinds and maybe a crash point.
+/// random scenario (mode, health kind, image behaviour, restart policy, slow-flushing containers
+/// with a long stop timeout, maybe an outsider), a
+/// random subset of fault kinds (daemon crashes included), maybe faults during recovery, and up
+/// to three crash points (a recovery may die too). Each run is judged by its exact expectation.
 public struct Swarm {
     public struct Summary: Sendable, Codable, Equatable {
         public var runs: Int
@@ -278,6 +397,12 @@ public struct Swarm {
         public var traceDigest: String
         public var firstViolation: Violation?
         public var runsPerSecond: Double?
+        /// Runs whose recovery also died, runs with faults during recovery, runs with an outsider.
+        public var recoveryCrashes = 0
+        public var recoveryFaults = 0
+        public var outsiders = 0
+        /// Runs whose expected outcome was open (more than one status allowed).
+        public var openOutcomes = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -285,6 +410,10 @@ public struct Swarm {
             case traceDigest = "trace_digest"
             case firstViolation = "first_violation"
             case runsPerSecond = "runs_per_second"
+            case recoveryCrashes = "recovery_crashes"
+            case recoveryFaults = "recovery_faults"
+            case outsiders
+            case openOutcomes = "open_outcomes"
         }
     }
 
@@ -296,7 +425,10 @@ public struct Swarm {
         public var trace: [String]
     }
 
-    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap"]
+    public static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap"]
+    public static let restartPolicies = ["unless-stopped", "always", "no", "on-failure", "on-failure:2"]
+    /// The swarm's fault menu: every kind, daemon crashes included.
+    public static let faultMenu = FaultKind.extended
 
     /// The seed of run `i` of a swarm seeded with `seed`.
     public static func runSeed(_ seed: UInt64, _ i: Int) -> UInt64 {
@@ -306,21 +438,18 @@ public struct Swarm {
 
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
-        /// Looked up by config, never iterated (no hash-order dependence).
-        var worlds: [UpdateScenario.Config: UpdateScenario.World] = [:]
+        static let outsiders = UpdateScenario.Outsider.allCases
+        var worlds: [UpdateScenario.World?] = Array(repeating: nil, count: 2 * 2 * Swarm.behaviours.count
+                                                    * Swarm.restartPolicies.count * Worlds.outsiders.count * 2)
         public init() {}
 
-        mutating func world(_ config: UpdateScenario.Config) -> UpdateScenario.World {
-            if let w = worlds[config] { return w }
+        mutating func world(_ config: UpdateScenario.Config, index: Int) -> UpdateScenario.World {
+            if let w = worlds[index] { return w }
             let w = UpdateScenario.World(config)
-            worlds[config] = w
+            worlds[index] = w
             return w
         }
     }
-
-    /// The service container's restart policies the swarm draws (`no` and a dockerd crash are
-    /// what leave a container down after a daemon restart).
-    public static let restartPolicies = ["unless-stopped", "no", "always"]
 
     /// One run, fully determined by `runSeed`.
     public static func runOne(runSeed: UInt64, recordTrace: Bool = false) -> (UpdateScenario, [String]) {
@@ -334,20 +463,36 @@ public struct Swarm {
         let docker = rng.chance(0.5)
         let running = rng.chance(0.5)
         let b = rng.below(behaviours.count)
-        let policy = restartPolicies[rng.below(restartPolicies.count)]
+        // Most runs keep Docker's usual policy; the others draw any.
+        let p = rng.chance(0.5) ? 0 : rng.below(restartPolicies.count)
+        let mode: RuntimeMode = docker ? .docker : .compose
+        var o = 0
+        if rng.chance(0.1) {
+            let fitting = Worlds.outsiders.indices.filter { $0 != 0 && Worlds.outsiders[$0].applies(to: mode) }
+            o = fitting[rng.below(fitting.count)]
+        }
         // Slow-flushing containers: 15 s after SIGTERM, under a 30 s stop timeout.
         let flush = rng.chance(0.25)
-        let config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: running ? .running : .containerHealth,
-                                           newBehaviour: behaviours[b], restartPolicy: policy,
+        let config = UpdateScenario.Config(mode: mode, healthKind: running ? .running : .containerHealth,
+                                           newBehaviour: behaviours[b], restartPolicy: restartPolicies[p],
+                                           outsider: Worlds.outsiders[o],
                                            stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
-        let world = worlds.world(config)
+        let index = (((((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b) * restartPolicies.count + p)
+            * Worlds.outsiders.count + o) * 2 + (flush ? 1 : 0)
+        let world = worlds.world(config, index: index)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
-        // Daemon crashes too (with `unless-stopped`, what they stop stays down).
-        let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended))
-        let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
-        scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: rng.chance(0.5))
+        let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: faultMenu))
+        var crashes: [UpdateScenario.CrashPoint] = []
+        if rng.chance(0.3) {
+            crashes.append(.init(write: rng.below(30), before: rng.chance(0.5)))
+            // Sometimes the recovery dies too (a later write), once or twice.
+            if rng.chance(0.2) { crashes.append(.init(write: crashes[0].write + 1 + rng.below(12), before: rng.chance(0.5))) }
+            if crashes.count == 2, rng.chance(0.3) { crashes.append(.init(write: crashes[1].write + 1 + rng.below(8), before: rng.chance(0.5))) }
+        }
+        let recoveryFaults = !crashes.isEmpty && rng.chance(0.3)
+        scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults)
         return (scenario, scenario.violations())
     }
 
@@ -362,6 +507,10 @@ public struct Swarm {
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
+            if scenario.processes.dropFirst().contains(where: \.crashed) { summary.recoveryCrashes += 1 }
+            if scenario.crashed && scenario.faultsDuringRecovery { summary.recoveryFaults += 1 }
+            if scenario.config.outsider != .none { summary.outsiders += 1 }
+            if scenario.lastExpectation?.isOpen == true { summary.openOutcomes += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)

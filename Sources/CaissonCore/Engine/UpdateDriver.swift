@@ -144,7 +144,7 @@ public enum Recovery {
     }
 
     public static func run(host: any ContainerHost, journal: any UpdateJournal, clock: any UpdateClock,
-                           onStep: ((String) -> Void)? = nil) throws -> Report {
+                           onStep: ((String) -> Void)? = nil, maxSteps: Int? = nil) throws -> Report {
         var report = Report()
         for inflight in try journal.inFlightAttempts() {
             if let why = inflight.unreadable {
@@ -164,6 +164,7 @@ public enum Recovery {
             var machine = UpdateMachine.recovering(saved, attempt: inflight.attempt)
             let driver = UpdateDriver(host: host, journal: journal, clock: clock)
             driver.onStep = onStep
+            if let maxSteps { driver.maxSteps = maxSteps }
             let result = try driver.resume(&machine)
             report.recovered.append(result)
         }

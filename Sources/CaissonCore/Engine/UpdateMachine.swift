@@ -199,6 +199,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var commitRetries: Int?
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
+    /// Set by `recovering`: the audit log of the interrupted attempt still lacks the ending of its
+    /// health check and/or the start of its rollback (written with the recovery's first step).
+    /// Transient: a recovery that dies before writing it owes it again from the same snapshot.
+    var recoveryOwesHealthVerdict = false
+    var recoveryOwesRollbackStart = false
     var pendingEvents: [AuditEvent] = []
     /// Set when the durable state changed in a way that must be journaled before the next action.
     public private(set) var needsPersist = false
@@ -207,7 +212,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// Restore rounds before giving up (each starts over from what the host really looks like,
     /// after a backoff): a restore must ride out a flaky daemon, not give up after 3 hiccups.
-    static let maxRestoreRounds = 20
+    public static let maxRestoreRounds = 20
     /// How often the restore starts a previous release again that it found exited during its
     /// health check, before it reports it as not healthy (bounded: never loop on a crasher).
     public static let maxRestoreRestarts = 3
@@ -277,17 +282,32 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The final record was written; nothing left to do but make the status terminal.
             return m
         }
+        // A recovery that died too left its own snapshot: say "interrupted" once.
+        let saidInterrupted = m.attempt.issues.contains { $0.code == "update.interrupted" }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
-        } else if !m.touchedLive && [.inspectOld, .inspectTarget, .pin].contains(m.phase) {
-            // Died before creating or stopping anything (a pin tag is harmless): nothing to restore.
-            m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
+        } else if !m.touchedLive && [.inspectOld, .inspectTarget, .pin, .abandon].contains(m.phase) {
+            // Died before creating or stopping anything (a pin tag is harmless): nothing to
+            // restore. (`.abandon`: an earlier recovery decided so and died before finishing.)
+            if !saidInterrupted {
+                m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
+            }
             m.phase = .abandon
         } else {
             m.restoreRound = 0
             // The snapshot may have been written as the intent of a start that never ran.
             m.restoreStartIssued = false
-            m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
+            // The durable status says what the audit log holds: `health_checking` means a health
+            // check started and has no verdict; `rollback_started` was written with its event.
+            m.recoveryOwesHealthVerdict = attempt.status == .healthChecking
+            m.recoveryOwesRollbackStart = m.touchedLive && attempt.status != .rollbackStarted
+            if saidInterrupted {
+                if m.touchedLive { m.attempt.status = .rollbackStarted }
+            } else {
+                m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
+            }
+            // The status changes with the event it stands for, at the recovery's first step.
+            if m.recoveryOwesRollbackStart { m.attempt.status = attempt.status }
             m.phase = m.plan.service.runtimeMode == .docker ? .restoreInspectName : .restoreComposeApply
         }
         return m
@@ -444,6 +464,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         // MARK: Restore, Docker mode
         case (.restoreInspectName, .start), (.restoreInspectName, .woke):
+            if case .start = input { settleRecoveryEvents(timestamp) }
             return .call(.inspectContainer(serviceContainerName))
 
         case (.restoreInspectName, .reply(let reply)):
@@ -568,6 +589,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         // MARK: Restore, Compose mode
         case (.restoreComposeApply, .start), (.restoreComposeApply, .woke):
+            if case .start = input { settleRecoveryEvents(timestamp) }
             if !touchedLive {
                 // Recovery of an attempt that never reached compose apply: nothing was changed.
                 return finish(.failed, timestamp)
@@ -793,6 +815,22 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.composeApply(plan.service.compose!, imageReference: pin))
     }
 
+    /// A recovery that restores writes what the audit log of the interrupted attempt lacks: the
+    /// end of a health check that never reached a verdict, and the start of the rollback.
+    private mutating func settleRecoveryEvents(_ timestamp: String) {
+        if recoveryOwesHealthVerdict {
+            recoveryOwesHealthVerdict = false
+            let msg = "the health check was interrupted (the updater stopped) before a verdict; the release is not kept"
+            attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
+            event(.healthCheckFailed, timestamp, msg)
+        }
+        if recoveryOwesRollbackStart {
+            recoveryOwesRollbackStart = false
+            attempt.status = .rollbackStarted
+            event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: the updater stopped during the update")
+        }
+    }
+
     private func isOurs(_ c: ContainerInfo) -> Bool {
         if let id = newContainerID, c.id == id { return true }
         return c.labels[Self.updateLabel] == plan.updateID
@@ -850,7 +888,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The live service was never touched: nothing to check, nothing was changed.
             return finish(.failed, timestamp)
         }
-        if !oldWasRunning {
+        // Docker leaves a container stopped as found; `compose up` of the pinned image starts
+        // the service, so what it started is health-checked like any restored release.
+        if !oldWasRunning && plan.service.runtimeMode == .docker {
             attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: "the previous container was not running before the update and was left stopped", checkedAt: timestamp)
             event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored (stopped, as found)")
             return finish(.rolledBack, timestamp)

@@ -1,0 +1,569 @@
+import CaissonCore
+
+/// What a correct updater must end with in one scenario run, derived from the scenario itself:
+/// the image's behaviour, the restart policy, the faults that fired (and where), the crash points,
+/// the outsiders. One or more allowed outcomes; more than one only where the outcome is
+/// legitimately open, each saying why.
+public struct Expectation: Sendable, CustomStringConvertible {
+    /// Where the service must be afterwards.
+    public enum Release: Sendable, Equatable {
+        /// The new release is in place (running, unless `mayBeDown`: a daemon restart after the
+        /// verdict left it down under a policy that does not bring it back).
+        case new(mayBeDown: Bool)
+        /// The previous release is back in place (Docker: the very same container), running
+        /// when it was running before the update.
+        case old(running: Bool)
+        /// The update never changed the live service: the same container, never restarted by us.
+        case untouched
+        /// The rollback could not finish: a human must look (only outsiders' things are checked).
+        case needsHuman
+    }
+
+    /// The forward health check's verdict, when the run must reach one.
+    public struct HealthWindow: Sendable, Equatable {
+        public var outcomes: [HealthOutcome]
+        /// Milliseconds from `health_check_started` to the verdict event.
+        public var minMillis: Int64
+        public var maxMillis: Int64
+    }
+
+    public struct Outcome: Sendable {
+        /// nil: no attempt may be recorded (the updater died before its first durable write).
+        public var status: UpdateStatus?
+        /// Each group: at least one of its codes must be among the attempt's issues.
+        public var codes: [[String]]
+        public var release: Release
+        /// The exact audit sequence of the attempt, when the run determines it.
+        public var events: [AuditKind]?
+        public var health: HealthWindow?
+        public var why: String
+    }
+
+    public var outcomes: [Outcome]
+    public var notes: [String] = []
+
+    public var isOpen: Bool { outcomes.count > 1 }
+    public var statuses: [UpdateStatus?] { outcomes.map(\.status) }
+
+    public var description: String {
+        outcomes.map { "\($0.status?.rawValue ?? "no record") (\($0.why))" }.joined(separator: " or ")
+    }
+
+    /// The exit code a command ending in `status` must return (FORMATS: 0, 4, 5), written out
+    /// here independently of `UpdateStatus.exitCode`, which the CLI uses.
+    public static func exitCode(_ status: UpdateStatus) -> Int32 {
+        switch status {
+        case .succeeded: return 0
+        case .failed, .rolledBack: return 4
+        case .rollbackFailed: return 5
+        case .applying, .healthChecking, .rollbackStarted: return 4
+        }
+    }
+}
+
+extension FaultKind {
+    /// The call returns an error (whether or not it took effect).
+    var isError: Bool {
+        switch self {
+        case .fail, .failAfterApplying, .timeout, .diskFull, .unreachable: return true
+        case .slow, .daemonRestart, .daemonCrash: return false
+        }
+    }
+
+    /// The call took effect although it returned an error.
+    var applied: Bool {
+        switch self {
+        case .fail, .timeout, .diskFull, .unreachable: return false
+        case .failAfterApplying, .slow, .daemonRestart, .daemonCrash: return true
+        }
+    }
+
+    /// Virtual time the fault adds before the call returns (an upper bound).
+    var delayMillis: Int64 {
+        switch self {
+        case .slow(let ms), .timeout(let ms): return ms
+        // The daemon's restart, after stopping containers with their stop timeout (at most 30 s here).
+        case .daemonRestart, .daemonCrash: return 1_000 + 30_000
+        case .fail, .failAfterApplying, .diskFull, .unreachable: return 0
+        }
+    }
+
+    var isDaemon: Bool { self == .daemonRestart || self == .daemonCrash }
+}
+
+extension SimRestartPolicy {
+    /// Does a container that was running (started by a user, exit code 0 on SIGTERM) come back
+    /// after the daemon restarts (`graceful`) or crashes (`crash`: marked manually stopped)?
+    func comesBack(after fault: FaultKind) -> Bool {
+        switch self {
+        case .always: return true
+        case .unlessStopped: return fault == .daemonRestart
+        case .no, .onFailure: return false
+        }
+    }
+}
+
+extension UpdateScenario {
+    /// The forward path of the machine, one host call per step, from `firstCall` on.
+    var forwardSteps: [(op: SimOperation, code: String, touchesLive: Bool)] {
+        switch config.mode {
+        case .docker:
+            return [(.inspectContainer, "docker.service_inspect_failed", false), (.inspectImage, "docker.inspect_failed", false),
+                    (.tagImage, "image.pin_failed", false), (.createContainer, "docker.create_failed", false),
+                    (.stopContainer, "docker.stop_failed", true), (.renameContainer, "docker.rename_failed", true),
+                    (.renameContainer, "docker.rename_failed", true), (.startContainer, "docker.start_failed", true)]
+        case .compose:
+            return [(.composeContainers, "compose.image_lookup_failed", false), (.inspectImage, "docker.inspect_failed", false),
+                    (.tagImage, "image.pin_failed", false), (.composeApply, "compose.apply_failed", true)]
+        }
+    }
+
+    /// This update's audit events with the virtual time each became durable.
+    var auditTrail: [(kind: AuditKind, millis: Int64)] {
+        var out: [(AuditKind, Int64)] = []
+        for (i, e) in journal.events.enumerated() where e.updateID == plan.updateID {
+            out.append((e.kind, durable.millis(ofEvent: i) ?? -1))
+        }
+        return out
+    }
+
+    func record(_ action: (SimIntervention.Action) -> Bool) -> SimInterventionRecord? {
+        host.interventionLog.first { $0.applied && action($0.action) }
+    }
+
+    /// The expected outcome of this run (after `run`).
+    public func expectation() -> Expectation {
+        let trail = auditTrail
+        let faults = host.faultLog
+        let policy = config.policy
+        let first = processes.first ?? ProcessRecord(firstCall: firstCall, endCall: host.callCount, startMillis: 0, crashed: false,
+                                                     error: nil, attemptRecorded: true, attemptTerminal: true)
+        let steps = forwardSteps
+        var notes: [String] = []
+
+        // The previous release was found running unless a daemon restart before the very first
+        // call took it down under a policy that does not bring it back.
+        var oldRunning = true
+        if let f = faults.first(where: { $0.index == firstCall }), let k = f.fault, k.isDaemon, !policy.comesBack(after: k) {
+            oldRunning = false
+            notes.append("a daemon \(k) before the first call left the previous release down (restart=\(policy))")
+        }
+        let oldRelease = Expectation.Release.old(running: config.mode == .compose || oldRunning)
+        let backupGone = config.outsider == .removesBackup && record({ if case .forceRemove = $0 { return true }; return false }) != nil
+        let nameTaken = config.outsider == .takesServiceName && record({ if case .occupyName = $0 { return true }; return false }) != nil
+
+        // Restore: rolled back, unless it met an error at every round, or an outsider took what
+        // it needs (then rollback_failed is the correct end).
+        let rolledBackAt = trail.first { $0.kind == .rollbackStarted }?.millis
+        func restoreOutcomes(_ base: Expectation.Outcome, decidedAt: Int64) -> [Expectation.Outcome] {
+            if nameTaken {
+                return [Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.rename_failed"]], release: .needsHuman,
+                                            events: base.events.map { Array($0.dropLast()) + [.rollbackFailed] },
+                                            health: base.health,
+                                            why: "another container took the service's name: the restore must not touch it")]
+            }
+            if backupGone {
+                return [Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.rename_failed", "rollback.start_failed"]],
+                                            release: .needsHuman, events: base.events.map { Array($0.dropLast()) + [.rollbackFailed] },
+                                            health: base.health, why: "the previous container was removed by someone else: nothing to restore")]
+            }
+            var out = [base]
+            let from = rolledBackAt ?? decidedAt
+            let restoreErrors = faults.filter { $0.atMillis >= from && ($0.fault?.isError ?? false) }.count
+            if restoreErrors >= UpdateMachine.maxRestoreRounds {
+                out.append(Expectation.Outcome(status: .rollbackFailed, codes: [["rollback."]], release: .needsHuman, events: nil,
+                                               health: base.health, why: "the restore met \(restoreErrors) host errors, one per round at least"))
+            } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts {
+                // The restore starts the known-good release again after a daemon restart stopped it
+                // (or kept it from settling), a bounded number of times.
+                out.append(Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.health_check_failed"]],
+                                               release: .needsHuman, events: nil, health: base.health,
+                                               why: "the daemon went down more often (\(faults.filter { $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }.count)) than the restore may start the previous release again (\(UpdateMachine.maxRestoreRestarts))"))
+            }
+            return out
+        }
+
+        // --- The updater died before its attempt ended: the next command decides from the journal.
+        if first.crashed || first.error != nil, !first.attemptTerminal {
+            let interrupted = [["update.interrupted"]]
+            if !first.attemptRecorded {
+                return Expectation(outcomes: [.init(status: nil, codes: [], release: .untouched, events: nil, health: nil,
+                                                    why: "died before its first durable write: no record, nothing changed")], notes: notes)
+            }
+            if trail.contains(where: { $0.kind == .healthCheckPassed }) {
+                return Expectation(outcomes: [.init(status: .succeeded, codes: [], release: .new(mayBeDown: daemonAfterVerdictMayStop()),
+                                                    events: nil, health: nil,
+                                                    why: "died after the health check passed (durable): recovery finishes the commit")], notes: notes)
+            }
+            if durable.liveIntentDurable {
+                let base = Expectation.Outcome(status: .rolledBack, codes: interrupted, release: oldRelease, events: nil, health: nil,
+                                               why: "died after a change to the live service was journaled: recovery restores the previous release")
+                return Expectation(outcomes: restoreOutcomes(base, decidedAt: first.startMillis), notes: notes)
+            }
+            return Expectation(outcomes: [.init(status: .failed, codes: interrupted, release: .untouched, events: nil, health: nil,
+                                                why: "died before any change to the live service was journaled: nothing to restore")],
+                               notes: notes)
+        }
+
+        // --- The first process ran to its end: the forward path, then the health check.
+        var branch: (step: Int, kind: FaultKind?)? = nil
+        for f in faults where f.index >= firstCall && f.index < firstCall + steps.count && f.index < first.endCall {
+            if let k = f.fault, k.isError { branch = (f.index - firstCall, k); break }
+        }
+        if config.outsider == .holdsStagingName, branch.map({ $0.step > 3 }) ?? true { branch = (3, nil) }
+        if nameTaken, branch.map({ $0.step > 6 }) ?? true { branch = (6, nil) }
+        if let (step, kind) = branch {
+            let code = steps[step].code
+            let cause = kind.map { "\($0) at \(steps[step].op.rawValue)" } ?? "an outsider's container in the way of \(steps[step].op.rawValue)"
+            // A step before any change to the live service fails the update; from the stop (or
+            // compose apply) on, the previous release is restored.
+            if !steps[step].touchesLive {
+                let base = Expectation.Outcome(status: .failed, codes: [[code]], release: .untouched, events: [.updateStarted, .updateFailed],
+                                               health: nil, why: "\(cause): fails before touching the service")
+                return Expectation(outcomes: [base], notes: notes)
+            }
+            let base = Expectation.Outcome(status: .rolledBack, codes: [[code]], release: oldRelease,
+                                           events: [.updateStarted, .rollbackStarted, .rollbackSucceeded], health: nil,
+                                           why: "\(cause): the previous release is restored")
+            let decided = faults.first { $0.index == firstCall + step }?.atMillis ?? first.startMillis
+            return Expectation(outcomes: restoreOutcomes(base, decidedAt: decided), notes: notes)
+        }
+
+        // No forward branch: the health check decides.
+        let started = trail.first { $0.kind == .healthCheckStarted }?.millis
+        let verdictAt = trail.first { $0.kind == .healthCheckPassed || $0.kind == .healthCheckFailed }?.millis
+        let window = healthWindow(faults: faults, firstPoll: firstCall + steps.count, end: first.endCall,
+                                  startedAt: started, verdictAt: verdictAt, notes: &notes)
+        var out: [Expectation.Outcome] = []
+        let replica = config.outsider == .composeReplica
+            && record({ if case .composeReplica = $0 { return true }; return false }).map { r in verdictAt.map { r.atMillis <= $0 } ?? true } == true
+        if window.outcomes.contains(.passed) && !replica {
+            let verdict = verdictAt ?? .max
+            var codes: [[String]] = []
+            // The commit stops (if need be) and removes the backup: an error there is a cleanup
+            // left to `package cleanup`, never a failed update.
+            if config.mode == .docker, faults.contains(where: { f in
+                (f.operation == .removeContainer || f.operation == .stopContainer) && f.atMillis >= verdict && (f.fault?.isError ?? false)
+            }) {
+                codes.append(["docker.cleanup_failed"])
+            }
+            out.append(.init(status: .succeeded, codes: codes, release: .new(mayBeDown: daemonAfterVerdictMayStop()),
+                             events: [.updateStarted, .healthCheckStarted, .healthCheckPassed, .updateCommitted],
+                             health: Expectation.HealthWindow(outcomes: [.passed], minMillis: window.minMillis, maxMillis: window.maxMillis),
+                             why: "the new release passes its health check"))
+        }
+        var failing = window.outcomes.filter { $0 != .passed }
+        var failWindow = window
+        if replica {
+            notes.append("a stray replica on the previous image keeps the check from passing")
+            failing = [.timedOut, .failed]
+            failWindow = HealthWindowBounds(outcomes: failing, minMillis: 0, maxMillis: window.maxMillis + 31_000)
+        }
+        if !failing.isEmpty {
+            let codes = [failing.map { $0 == .timedOut ? "health_check.timed_out" : "health_check.failed" }]
+            let base = Expectation.Outcome(status: .rolledBack, codes: codes, release: oldRelease,
+                                           events: [.updateStarted, .healthCheckStarted, .healthCheckFailed, .rollbackStarted, .rollbackSucceeded],
+                                           health: Expectation.HealthWindow(outcomes: failing, minMillis: failWindow.minMillis, maxMillis: failWindow.maxMillis),
+                                           why: "the new release fails its health check (\(failing.map(\.rawValue).joined(separator: "/")))")
+            out += restoreOutcomes(base, decidedAt: verdictAt ?? first.startMillis)
+        }
+        if out.count > 1, let why = window.why { notes.append(why) }
+        return Expectation(outcomes: out, notes: notes)
+    }
+
+    struct HealthWindowBounds {
+        var outcomes: [HealthOutcome]
+        var minMillis: Int64
+        var maxMillis: Int64
+        var why: String? = nil
+    }
+
+    /// Did a daemon restart after the health verdict stop the new release for good?
+    func daemonAfterVerdictMayStop() -> Bool {
+        guard let verdict = auditTrail.first(where: { $0.kind == .healthCheckPassed })?.millis else { return false }
+        return host.faultLog.contains { $0.atMillis >= verdict && ($0.fault.map { $0.isDaemon && !config.policy.comesBack(after: $0) } ?? false) }
+    }
+
+    /// The allowed verdicts of the forward health check and when (ms after it started).
+    func healthWindow(faults: [SimCall], firstPoll: Int, end: Int, startedAt: Int64?, verdictAt: Int64?,
+                      notes: inout [String]) -> HealthWindowBounds {
+        let hp = plan.service.health
+        let b = config.behaviour
+        let timeout = Int64(hp.timeoutSecs) * 1000
+        let poll = Int64(max(1, hp.pollIntervalSecs)) * 1000
+        let stable = Int64(max(0, min(hp.stableSecs, hp.timeoutSecs))) * 1000
+        // Faults that hit the check before its verdict.
+        let during = faults.filter { f in
+            f.index >= firstPoll && f.index < end && (verdictAt.map { f.atMillis < $0 } ?? true)
+        }
+        let reference = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp)
+        func window(_ v: HealthReference.Verdict, slack: Int64) -> HealthWindowBounds {
+            let outcome: HealthOutcome = v.outcome == .pass ? .passed : v.outcome == .fail ? .failed : .timedOut
+            let low: Int64
+            switch v.outcome {
+            case .pass: low = stable
+            case .fail: low = HealthReference.firstBadMillis(kind: config.healthKind, behaviour: b, horizon: .max) ?? 0
+            case .timedOut: low = timeout
+            }
+            return HealthWindowBounds(outcomes: [outcome], minMillis: slack == 0 ? v.atMillis : min(low, v.atMillis),
+                                      maxMillis: v.atMillis + slack)
+        }
+        // No fault, or only errors that cost no time: the grid holds, the verdict is exact.
+        if during.allSatisfy({ $0.fault.map { $0.isError && $0.delayMillis == 0 } ?? true }) {
+            let skipped = during.map { $0.index - firstPoll }
+            if let v = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp, skipped: skipped) {
+                return window(v, slack: 0)
+            }
+        }
+        // Faults moved the polls off the grid: bounds, and open where sampling decides.
+        let delay = during.reduce(Int64(0)) { $0 + ($1.fault?.delayMillis ?? 0) }
+        let start = startedAt ?? 0
+        let daemons = during.filter { $0.fault?.isDaemon ?? false }
+        var bounds: HealthWindowBounds
+        if let d = daemons.first(where: { !config.policy.comesBack(after: $0.fault!) }) {
+            // The new container went down with the daemon and its policy keeps it down.
+            bounds = HealthWindowBounds(outcomes: [.failed], minMillis: 0, maxMillis: max(0, d.atMillis - start) + delay + 2 * poll,
+                                        why: "a daemon \(d.fault!) stopped the new container (restart=\(config.policy))")
+            if reference?.outcome == .fail || reference?.outcome == .timedOut { bounds.minMillis = 0 }
+            return bounds
+        }
+        let restartExtension = daemons.last.map { max(0, $0.atMillis - start) + timeout } ?? 0
+        guard let v = reference else {
+            return HealthWindowBounds(outcomes: [.passed, .failed, .timedOut], minMillis: 0, maxMillis: .max, why: "no reference")
+        }
+        // Each inspection that failed is one poll that observed nothing.
+        let blind = Int64(during.filter { $0.fault?.isError ?? false }.count) * poll
+        bounds = window(v, slack: poll + delay + blind + restartExtension + (HealthReference.deathMillis(b) ?? 0) + poll)
+        // Sampling decides a flapping container, and a death close to the end of the window.
+        let bad = HealthReference.firstBadMillis(kind: config.healthKind, behaviour: b, horizon: v.atMillis + poll + delay + restartExtension)
+        if case .flap = b {
+            bounds.outcomes = [.passed, .failed]
+            bounds.minMillis = min(stable, bounds.minMillis)
+            bounds.why = "delayed polls sample a flapping container's health"
+        } else if v.outcome == .pass, let bad, bad >= stable {
+            bounds.outcomes = [.passed, .failed]
+            bounds.why = "the container dies at \(bad) ms, near the end of the stability window, and delayed polls decide"
+        }
+        if !daemons.isEmpty, v.outcome == .timedOut {
+            bounds.maxMillis += timeout
+        }
+        // The check's clock runs through the delays: enough of them leave no time for a verdict.
+        if v.outcome != .timedOut, v.atMillis + delay + restartExtension >= timeout {
+            if !bounds.outcomes.contains(.timedOut) { bounds.outcomes.append(.timedOut) }
+            bounds.why = (bounds.why.map { $0 + "; " } ?? "") + "delays of \(delay) ms ate the \(timeout) ms timeout"
+        }
+        // An inspection error past twice the timeout ends the check as timed out.
+        if during.contains(where: { ($0.fault?.isError ?? false) && $0.atMillis + $0.fault!.delayMillis - start >= 2 * timeout }) {
+            if !bounds.outcomes.contains(.timedOut) { bounds.outcomes.append(.timedOut) }
+            bounds.why = (bounds.why.map { $0 + "; " } ?? "") + "inspections failed past twice the timeout"
+        }
+        return bounds
+    }
+
+    // MARK: Judging
+
+    /// The run against its expectation, as sentences; empty when it matches.
+    public func oracleViolations() -> [String] {
+        let e = expectation()
+        lastExpectation = e
+        var out: [String] = []
+        let a = journal.attempts.first { $0.updateID == plan.updateID }
+        let status = a?.status
+        guard let o = e.outcomes.first(where: { $0.status == status }) else {
+            out.append("ended \(status?.rawValue ?? "with no record"), expected \(e)")
+            return out + releaseViolations(e.outcomes[0].release, attempt: a)
+        }
+        if let a {
+            let codes = a.issues.map(\.code)
+            for group in o.codes where !group.contains(where: { c in codes.contains { $0.hasPrefix(c) } }) {
+                out.append("issues \(codes) lack \(group.joined(separator: " or ")) (\(o.why))")
+            }
+            if a.status.exitCode != Expectation.exitCode(a.status) {
+                out.append("status \(a.status.rawValue) exits \(a.status.exitCode), must exit \(Expectation.exitCode(a.status))")
+            }
+        }
+        out += auditViolations(o, attempt: a)
+        out += healthViolations(o, attempt: a)
+        out += bookkeepingViolations(attempt: a)
+        out += releaseViolations(o.release, attempt: a)
+        return out
+    }
+
+    func auditViolations(_ o: Expectation.Outcome, attempt a: UpdateAttempt?) -> [String] {
+        guard let a else { return [] }
+        var out: [String] = []
+        let kinds = auditTrail.map(\.kind)
+        if let exact = o.events, exact != kinds {
+            out.append("audit events \(kinds.map(\.rawValue)), expected \(exact.map(\.rawValue))")
+        }
+        // Structure, whatever crashed: one ending, matching the status, last.
+        let endings: [AuditKind] = [.updateCommitted, .updateFailed, .rollbackSucceeded, .rollbackFailed]
+        let ends = kinds.filter { endings.contains($0) }
+        let expectedEnd: AuditKind
+        switch a.status {
+        case .succeeded: expectedEnd = .updateCommitted
+        case .failed: expectedEnd = .updateFailed
+        case .rolledBack: expectedEnd = .rollbackSucceeded
+        default: expectedEnd = .rollbackFailed
+        }
+        if ends != [expectedEnd] || kinds.last != expectedEnd {
+            out.append("status \(a.status.rawValue) must end its audit trail with one \(expectedEnd.rawValue), got \(kinds.map(\.rawValue))")
+        }
+        let started = kinds.filter { $0 == .rollbackStarted }.count
+        let rollbackEnd = kinds.firstIndex { $0 == .rollbackSucceeded || $0 == .rollbackFailed }
+        if let end = rollbackEnd {
+            if started != 1 || kinds.firstIndex(of: .rollbackStarted).map({ $0 > end }) ?? true {
+                out.append("\(kinds[end].rawValue) needs exactly one rollback_started before it: \(kinds.map(\.rawValue))")
+            }
+        } else if started > 0 {
+            out.append("rollback_started without its outcome: \(kinds.map(\.rawValue))")
+        }
+        let checks = kinds.filter { $0 == .healthCheckStarted }.count
+        let verdicts = kinds.filter { $0 == .healthCheckPassed || $0 == .healthCheckFailed }.count
+        if checks != verdicts {
+            out.append("\(checks) health_check_started but \(verdicts) verdict(s): \(kinds.map(\.rawValue))")
+        }
+        if kinds.contains(.healthCheckPassed) && a.status != .succeeded {
+            out.append("the health check passed but the attempt ended \(a.status.rawValue)")
+        }
+        if let i = kinds.firstIndex(of: .updateStarted), i != 0 { out.append("update_started is not the first event: \(kinds.map(\.rawValue))") }
+        return out
+    }
+
+    func healthViolations(_ o: Expectation.Outcome, attempt a: UpdateAttempt?) -> [String] {
+        guard let a else { return [] }
+        var out: [String] = []
+        let trail = auditTrail
+        if let h = o.health {
+            guard let hc = a.healthCheck else { return ["no health check recorded; expected \(h.outcomes.map(\.rawValue))"] }
+            if !h.outcomes.contains(hc.outcome) {
+                out.append("health check \(hc.outcome.rawValue), expected \(h.outcomes.map(\.rawValue).joined(separator: " or "))")
+            }
+            if let s = trail.first(where: { $0.kind == .healthCheckStarted })?.millis,
+               let v = trail.first(where: { $0.kind == .healthCheckPassed || $0.kind == .healthCheckFailed })?.millis {
+                let took = v - s
+                if took < h.minMillis || took > h.maxMillis {
+                    out.append("the health check reached its verdict after \(took) ms, expected \(h.minMillis == h.maxMillis ? "exactly \(h.minMillis)" : "\(h.minMillis)...\(h.maxMillis)") ms")
+                }
+            }
+        }
+        if a.status == .rolledBack {
+            if a.rollbackHealthCheck?.outcome != .passed {
+                out.append("rolled back without a passed health check of the restored release")
+            }
+            // A restored release that runs is judged like a new one: at least the stability window.
+            if o.release == .old(running: true),
+               let s = trail.first(where: { $0.kind == .rollbackStarted })?.millis,
+               let v = trail.first(where: { $0.kind == .rollbackSucceeded })?.millis {
+                let stable = Int64(max(0, min(plan.service.health.stableSecs, plan.service.health.timeoutSecs))) * 1000
+                if v - s < stable {
+                    out.append("the restored release was declared healthy \(v - s) ms after the rollback started, within its \(stable) ms stability window")
+                }
+            }
+        }
+        return out
+    }
+
+    func bookkeepingViolations(attempt a: UpdateAttempt?) -> [String] {
+        let state = journal.states.first { $0.serviceName == plan.service.name }
+        guard let a, a.status == .succeeded else {
+            if let state, !Self.sameState(state, previousState) {
+                return ["the service state changed although the update did not succeed: \(state)"]
+            }
+            return []
+        }
+        var out: [String] = []
+        if a.previousImageID != oldImageID || a.previousImageReference != previousState.activeImageReference {
+            out.append("the attempt records the previous image as \(a.previousImageReference ?? "nil") \(a.previousImageID ?? "nil")")
+        }
+        guard let state else { return out + ["succeeded without recording the service state"] }
+        let expected = ServiceState(serviceName: "app", activeCandidateReleaseID: plan.candidateReleaseID,
+                                    activeImageReference: plan.targetImageReference, activeImageID: plan.targetImageID,
+                                    previousKnownGoodCandidateReleaseID: previousState.activeCandidateReleaseID,
+                                    previousKnownGoodImageReference: previousState.activeImageReference,
+                                    previousKnownGoodImageID: previousState.activeImageID,
+                                    highestPackageVersion: "2.0.0", newestCreatedAt: "2026-03-16T18:30:00Z", updatedAt: "")
+        if !Self.sameState(state, expected) {
+            out.append("service state \(state), expected \(expected)")
+        }
+        return out
+    }
+
+    static func sameState(_ a: ServiceState, _ b: ServiceState) -> Bool {
+        var x = a
+        x.updatedAt = b.updatedAt
+        return x == b
+    }
+
+    func releaseViolations(_ release: Expectation.Release, attempt a: UpdateAttempt?) -> [String] {
+        var out: [String] = []
+        host.advanceAll()
+        let codes = a?.issues.map(\.code) ?? []
+        let ours = host.allContainers.filter { $0.labels[UpdateMachine.updateLabel] == plan.updateID }
+        let m = UpdateMachine(plan: plan, startedAt: "")
+        let daemonFaults = host.faultLog.contains { $0.fault?.isDaemon ?? false }
+        // Outsiders' containers are never Caisson's to touch.
+        if let id = foreignContainerID {
+            if host.container(id)?.name != m.stagingName { out.append("the outsider's container holding \(m.stagingName) was touched") }
+        }
+        for r in host.interventionLog where r.applied {
+            if case .occupyName(let name, _) = r.action, let id = r.containerID, host.container(id)?.name != name {
+                out.append("the outsider's container \(name) was removed or renamed")
+            }
+        }
+        let replicaID = host.interventionLog.first { if case .composeReplica = $0.action { return $0.applied }; return false }?.containerID
+        let members: [ContainerInfo]
+        switch config.mode {
+        case .docker:
+            members = host.containers(named: "app")
+        case .compose:
+            members = ((try? host.doComposeContainers(service.compose!)) ?? []).filter { $0.id != replicaID }
+        }
+        let original = originalContainers.first
+        switch release {
+        case .needsHuman:
+            if config.mode == .docker, let old = oldContainerID, config.outsider == .takesServiceName, host.container(old) == nil {
+                out.append("the previous container was removed although the rollback could not finish")
+            }
+            return out
+        case .new(let mayBeDown):
+            guard members.count == 1, let c = members.first else { return out + ["\(members.count) containers serve the service after a success"] }
+            if c.imageID != newImageID { out.append("succeeded but the service runs \(c.imageID)") }
+            if !c.isRunning && !mayBeDown { out.append("succeeded but the new release is \(c.status.rawValue)") }
+            if config.mode == .docker {
+                if c.labels[UpdateMachine.updateLabel] != plan.updateID { out.append("succeeded but the container named app is not the one this update created") }
+                if host.container(m.backupName) != nil && !codes.contains("docker.cleanup_failed") {
+                    out.append("the backup container \(m.backupName) was left behind")
+                }
+                if let old = oldContainerID, host.container(old) != nil, !codes.contains("docker.cleanup_failed") {
+                    out.append("the previous container still exists after a success")
+                }
+            }
+        case .old(let running):
+            guard members.count == 1, let c = members.first else { return out + ["\(members.count) containers serve the service after a rollback"] }
+            if c.imageID != oldImageID { out.append("rolled back but the service runs \(c.imageID)") }
+            if config.mode == .docker, let old = oldContainerID, c.id != old {
+                out.append("rolled back but the container named app is not the original one")
+            }
+            if c.isRunning != running { out.append("rolled back to a previous release that is \(c.status.rawValue), expected \(running ? "running" : "stopped as found")") }
+            if config.mode == .docker, !ours.isEmpty, !codes.contains("rollback.remove_failed") {
+                out.append("the new container was left behind: \(ours.map(\.name))")
+            }
+        case .untouched:
+            guard members.count == 1, let c = members.first, let o = original else {
+                return out + ["\(members.count) containers serve the service, which was never touched"]
+            }
+            if c.id != o.id { out.append("the service's container was replaced although nothing was to change") }
+            if !daemonFaults && (c.startedAt != o.startedAt || !c.isRunning) {
+                out.append("the service was stopped or restarted although nothing was to change (\(c.status.rawValue), started \(c.startedAt))")
+            }
+            // (After daemon restarts it may be down: its policy decides, and a cleanup that found
+            // it down starts it again. Neither is Caisson's change.)
+            if config.mode == .docker, !ours.isEmpty, !codes.contains("rollback.remove_failed") {
+                out.append("a container of this update was left behind: \(ours.map(\.name))")
+            }
+        }
+        return out
+    }
+}
+
