@@ -157,13 +157,13 @@ extension UpdateScenario {
         let rolledBackAt = trail.first { $0.kind == .rollbackStarted }?.millis
         func restoreOutcomes(_ base: Expectation.Outcome, decidedAt: Int64) -> [Expectation.Outcome] {
             if nameTaken {
-                return [Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.rename_failed"]], release: .needsHuman,
+                return [Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback.rename_failed"]], release: .needsHuman,
                                             events: base.events.map { Array($0.dropLast()) + [.rollbackFailed] },
                                             health: base.health,
                                             why: "another container took the service's name: the restore must not touch it")]
             }
             if backupGone {
-                return [Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.rename_failed", "rollback.start_failed"]],
+                return [Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback.rename_failed", "rollback.start_failed"]],
                                             release: .needsHuman, events: base.events.map { Array($0.dropLast()) + [.rollbackFailed] },
                                             health: base.health, why: "the previous container was removed by someone else: nothing to restore")]
             }
@@ -171,12 +171,12 @@ extension UpdateScenario {
             let from = rolledBackAt ?? decidedAt
             let restoreErrors = faults.filter { $0.atMillis >= from && ($0.fault?.isError ?? false) }.count
             if restoreErrors >= UpdateMachine.maxRestoreRounds {
-                out.append(Expectation.Outcome(status: .rollbackFailed, codes: [["rollback."]], release: .needsHuman, events: nil,
+                out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback."]], release: .needsHuman, events: nil,
                                                health: base.health, why: "the restore met \(restoreErrors) host errors, one per round at least"))
             } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts {
                 // The restore starts the known-good release again after a daemon restart stopped it
                 // (or kept it from settling), a bounded number of times.
-                out.append(Expectation.Outcome(status: .rollbackFailed, codes: [["rollback.health_check_failed"]],
+                out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback.health_check_failed"]],
                                                release: .needsHuman, events: nil, health: base.health,
                                                why: "the daemon went down more often (\(faults.filter { $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }.count)) than the restore may start the previous release again (\(UpdateMachine.maxRestoreRestarts))"))
             }
@@ -377,6 +377,14 @@ extension UpdateScenario {
             let codes = a.issues.map(\.code)
             for group in o.codes where !group.contains(where: { c in codes.contains { $0.hasPrefix(c) } }) {
                 out.append("issues \(codes) lack \(group.joined(separator: " or ")) (\(o.why))")
+            }
+            // A run the scenario fully determines says nothing else (a restore may add that it
+            // could not remove the failed container: `package cleanup` retries).
+            if o.events != nil {
+                let extra = codes.filter { c in
+                    c != "rollback.remove_failed" && !o.codes.contains { $0.contains { c.hasPrefix($0) } }
+                }
+                if !extra.isEmpty { out.append("unexpected issues \(extra) (\(o.why))") }
             }
             if a.status.exitCode != Expectation.exitCode(a.status) {
                 out.append("status \(a.status.rawValue) exits \(a.status.exitCode), must exit \(Expectation.exitCode(a.status))")
