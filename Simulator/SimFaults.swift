@@ -5,6 +5,7 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case ping, loadImage, inspectImage, tagImage, removeImage
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
+    case listContainers
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -22,13 +23,14 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .removeContainer: return 10
         case .composeContainers: return 11
         case .composeApply: return 12
+        case .listContainers: return 13
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers: return true
         default: return false
         }
     }

@@ -113,6 +113,14 @@ extension SimulatedHost {
 
     // MARK: Operations
 
+    func doListContainers(namePrefixes: [String], label: String?) -> [ContainerInfo] {
+        let now = clock.nowMillis
+        return state.containers.values
+            .filter { c in namePrefixes.contains { c.name.hasPrefix($0) } || label.map { c.labels[$0] != nil } == true }
+            .sorted { $0.name < $1.name }
+            .map { $0.info(at: now) }
+    }
+
     func doInspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
         guard let index = try resolveContainerIndex(nameOrID) else { return nil }
         return state.containers.values[index].info(at: clock.nowMillis)

@@ -36,7 +36,7 @@ extension SimulatedHost {
             dir = "."
         }
         let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw Self.ioError("sim.state_write_failed", "create", tmp) }
         var written = 0
         let ok: Bool = bytes.withUnsafeBytes { buf in
@@ -76,7 +76,7 @@ extension SimulatedHost {
     /// Reads a state written by `save(to:)`. Errors: `sim.state_read_failed` (missing, unreadable,
     /// too large) and `sim.state_invalid` (not a state file of a format we know).
     public static func load(from path: String, recordTrace: Bool = true) throws -> SimulatedHost {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw ioError("sim.state_read_failed", "open", path) }
         defer { close(fd) }
         var st = stat()
@@ -108,7 +108,7 @@ extension SimulatedHost {
 
     /// A host from `encodedState()` bytes.
     public convenience init(encodedState bytes: [UInt8], recordTrace: Bool = true, source: String = "state") throws {
-        let state: SimState
+        var state: SimState
         do {
             state = try JSONDecoder().decode(SimState.self, from: Data(bytes))
         } catch {
@@ -117,6 +117,14 @@ extension SimulatedHost {
         }
         guard state.format == SimState.currentFormat else {
             throw CaissonError("sim.state_invalid", "The simulated host state \(source) has format \(state.format); this build reads format \(SimState.currentFormat).")
+        }
+        // Saved before an operation was added (operations are only ever appended): none of it yet.
+        if state.operationCounts.count < SimOperation.allCases.count {
+            state.operationCounts += Array(repeating: 0, count: SimOperation.allCases.count - state.operationCounts.count)
+        }
+        if var swarm = state.swarm, swarm.activeSites.count < SimOperation.allCases.count {
+            swarm.activeSites += Array(repeating: [], count: SimOperation.allCases.count - swarm.activeSites.count)
+            state.swarm = swarm
         }
         guard state.operationCounts.count == SimOperation.allCases.count, state.nowMillis >= 0,
               state.names.count == state.containers.count,

@@ -315,6 +315,12 @@ public final class SimulatedHost: ContainerHost {
                     fold: Self.fold, summary: { $0 })
     }
 
+    public func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo] {
+        try perform(.listContainers, namePrefixes.joined(separator: ","), label ?? "",
+                    body: { () throws(HostError) -> [ContainerInfo] in doListContainers(namePrefixes: namePrefixes, label: label) },
+                    fold: Self.fold, summary: { list in list.isEmpty ? "[]" : list.map(Self.describe).joined(separator: "; ") })
+    }
+
     public func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try perform(.composeContainers, target.project, target.service,
                     body: { () throws(HostError) -> [ContainerInfo] in try doComposeContainers(target) },

@@ -134,17 +134,32 @@ extension UpdateScenario {
     /// The expected outcome of this run (after `run`).
     public func expectation() -> Expectation {
         let trail = auditTrail
-        let faults = host.faultLog
+        // The first process's own call numbering: calls a second Caisson process made in the
+        // middle of the update are taken out (their errors hit that process only; a daemon
+        // restart or a slow call there still hits the host, between two of the update's calls).
+        let foreign = secondProcessReport?.firstAlive == true ? secondProcessCalls : nil
+        func own(_ i: Int) -> Int {
+            guard let r = foreign, i >= r.lowerBound else { return i }
+            return i >= r.upperBound ? i - r.count : r.lowerBound
+        }
+        let faults: [SimCall] = host.faultLog.compactMap { f in
+            if let r = foreign, r.contains(f.index), f.fault?.isError ?? false { return nil }
+            var g = f
+            g.index = own(f.index)
+            return g
+        }
         let policy = config.policy
-        let first = processes.first ?? ProcessRecord(firstCall: firstCall, endCall: host.callCount, startMillis: 0, crashed: false,
+        var first = processes.first ?? ProcessRecord(firstCall: firstCall, endCall: host.callCount, startMillis: 0, crashed: false,
                                                      error: nil, attemptRecorded: true, attemptTerminal: true)
+        first.endCall = own(first.endCall)
         let steps = forwardSteps
         var notes: [String] = []
 
         // The previous release was found running unless a daemon restart before the very first
         // call took it down under a policy that does not bring it back.
         var oldRunning = true
-        if let f = faults.first(where: { $0.index == firstCall }), let k = f.fault, k.isDaemon, !policy.comesBack(after: k) {
+        if let f = faults.first(where: { $0.index >= preflightCall && $0.index <= firstCall && ($0.fault?.isDaemon ?? false) }),
+           let k = f.fault, !policy.comesBack(after: k) {
             oldRunning = false
             notes.append("a daemon \(k) before the first call left the previous release down (restart=\(policy))")
         }
@@ -183,8 +198,16 @@ extension UpdateScenario {
             return out
         }
 
-        // --- The updater died before its attempt ended: the next command decides from the journal.
-        if first.crashed || first.error != nil, !first.attemptTerminal {
+        // --- Refused before the attempt began: no record, nothing changed.
+        if let (code, why) = expectedRefusal(faults) {
+            return Expectation(outcomes: [.init(status: nil, codes: [[code]], release: .untouched, events: nil, health: nil, why: why)],
+                               notes: notes)
+        }
+
+        // --- The updater died before its attempt ended (or the journal stopped taking its
+        // writes, which is the same for the journal): the next command decides from the journal.
+        let storageStruck = disruption.failedWrites > 0
+        if first.crashed || first.error != nil || storageStruck, !first.attemptTerminal {
             let interrupted = [["update.interrupted"]]
             if !first.attemptRecorded {
                 return Expectation(outcomes: [.init(status: nil, codes: [], release: .untouched, events: nil, health: nil,
@@ -205,6 +228,46 @@ extension UpdateScenario {
                                notes: notes)
         }
 
+        var signalOutcomes: [Expectation.Outcome] = []
+        // --- Ctrl-C / SIGTERM reached the machine before anything else decided the update.
+        if let cancelCall = disruption.cancelCall.map(own), let cancelMillis = disruption.cancelMillis {
+            let forwardErrorBefore = faults.contains { f in
+                f.index >= firstCall && f.index < firstCall + steps.count && f.index < cancelCall && (f.fault?.isError ?? false)
+            }
+            // A verdict durable before the signal reached the machine decided the update; one
+            // reached in the very step the signal was seen (pending, written with the cancel's
+            // own events) decides it too when it passed; a failing one then races the cancel.
+            let durableThen = trail.prefix(disruption.cancelDurableEvents)
+            let passedThen = trail.contains { $0.kind == .healthCheckPassed && $0.millis <= cancelMillis }
+            let verdictBefore = passedThen || durableThen.contains { $0.kind == .healthCheckPassed || $0.kind == .healthCheckFailed }
+            var failRace = false
+            if !verdictBefore, let started = trail.first(where: { $0.kind == .healthCheckStarted })?.millis, started <= cancelMillis {
+                var scratch: [String] = []
+                let w = healthWindow(faults: faults, firstPoll: firstCall + steps.count, end: first.endCall, startedAt: started,
+                                     verdictAt: cancelMillis, notes: &scratch)
+                failRace = w.outcomes.contains { $0 != .passed } && (w.minMillis...w.maxMillis).contains(cancelMillis - started)
+            }
+            // The outsider's container under the service name makes the rename-in (step 6) fail.
+            let outsiderBefore = nameTaken && firstCall + 6 < cancelCall
+            if !forwardErrorBefore && !verdictBefore && !outsiderBefore {
+                if disruption.cancelLiveChanges == 0 {
+                    return Expectation(outcomes: [.init(status: .failed, codes: [["update.cancelled"]], release: .untouched,
+                                                        events: [.updateStarted, .updateFailed], health: nil,
+                                                        why: "stopped by a signal before the first change to the live service: nothing changed")],
+                                       notes: notes)
+                }
+                let checking = trail.contains { $0.kind == .healthCheckStarted && $0.millis <= cancelMillis }
+                let base = Expectation.Outcome(status: .rolledBack, codes: [["update.cancelled"]], release: oldRelease,
+                                               events: [.updateStarted] + (checking ? [.healthCheckStarted, .healthCheckFailed] : [])
+                                                   + [.rollbackStarted, .rollbackSucceeded],
+                                               health: checking ? Expectation.HealthWindow(outcomes: [.failed], minMillis: 0, maxMillis: .max) : nil,
+                                               why: "stopped by a signal during the swap or the health check: the previous release is restored")
+                if !failRace { return Expectation(outcomes: restoreOutcomes(base, decidedAt: cancelMillis), notes: notes) }
+                signalOutcomes = restoreOutcomes(base, decidedAt: cancelMillis)
+                notes.append("the signal reached the machine in the step its health check failed: either ends the check")
+            }
+        }
+
         // --- The first process ran to its end: the forward path, then the health check.
         var branch: (step: Int, kind: FaultKind?)? = nil
         for f in faults where f.index >= firstCall && f.index < firstCall + steps.count && f.index < first.endCall {
@@ -220,13 +283,13 @@ extension UpdateScenario {
             if !steps[step].touchesLive {
                 let base = Expectation.Outcome(status: .failed, codes: [[code]], release: .untouched, events: [.updateStarted, .updateFailed],
                                                health: nil, why: "\(cause): fails before touching the service")
-                return Expectation(outcomes: [base], notes: notes)
+                return Expectation(outcomes: [base] + signalOutcomes, notes: notes)
             }
             let base = Expectation.Outcome(status: .rolledBack, codes: [[code]], release: oldRelease,
                                            events: [.updateStarted, .rollbackStarted, .rollbackSucceeded], health: nil,
                                            why: "\(cause): the previous release is restored")
             let decided = faults.first { $0.index == firstCall + step }?.atMillis ?? first.startMillis
-            return Expectation(outcomes: restoreOutcomes(base, decidedAt: decided), notes: notes)
+            return Expectation(outcomes: restoreOutcomes(base, decidedAt: decided) + signalOutcomes, notes: notes)
         }
 
         // No forward branch: the health check decides.
@@ -268,7 +331,24 @@ extension UpdateScenario {
             out += restoreOutcomes(base, decidedAt: verdictAt ?? first.startMillis)
         }
         if out.count > 1, let why = window.why { notes.append(why) }
-        return Expectation(outcomes: out, notes: notes)
+        return Expectation(outcomes: out + signalOutcomes, notes: notes)
+    }
+
+    /// Why the update must be refused before its first durable write, if it must.
+    func expectedRefusal(_ faults: [SimCall]) -> (code: String, why: String)? {
+        if config.mode == .docker, let f = faults.first(where: { $0.index == preflightCall }), let k = f.fault, k.isError {
+            return ("docker.service_inspect_failed", "\(k) at the look for another state directory's marks: refused, nothing changed")
+        }
+        if config.outsider == .holdsStagingName {
+            return ("update.foreign_attempt", "a container not in this journal holds the staging name: another Caisson's mark, refused")
+        }
+        if let storage = disruption.storage {
+            if storage.reserveFails { return (storage.error.code, "no room for the journal's reserve: refused before anything") }
+            if storage.fromWrite + storage.reserveWrites == 0 {
+                return (storage.error.code, "the journal took not even the attempt's first record: refused before anything")
+            }
+        }
+        return nil
     }
 
     struct HealthWindowBounds {
@@ -369,9 +449,32 @@ extension UpdateScenario {
         var out: [String] = []
         let a = journal.attempts.first { $0.updateID == plan.updateID }
         let status = a?.status
-        guard let o = e.outcomes.first(where: { $0.status == status }) else {
+        let candidates = e.outcomes.filter { $0.status == status }
+        guard !candidates.isEmpty else {
             out.append("ended \(status?.rawValue ?? "with no record"), expected \(e)")
             return out + releaseViolations(e.outcomes[0].release, attempt: a)
+        }
+        // Open outcomes with the same status: the run must match one of them entirely.
+        var first: [String]? = nil
+        for o in candidates {
+            let v = judge(o, e, attempt: a)
+            if v.isEmpty { return [] }
+            if first == nil { first = v }
+        }
+        return first ?? []
+    }
+
+    func judge(_ o: Expectation.Outcome, _ e: Expectation, attempt a: UpdateAttempt?) -> [String] {
+        var out: [String] = []
+        if a == nil, o.status == nil, let group = o.codes.first, let r = refusal, !group.contains(r.code) {
+            out.append("refused with \(r.code), expected \(group.joined(separator: " or ")) (\(o.why))")
+        }
+        if a == nil, o.status == nil, !o.codes.isEmpty, refusal == nil {
+            out.append("no record and no refusal, expected a refusal with \(o.codes[0].joined(separator: " or ")) (\(o.why))")
+        }
+        // The updater's own answer after the journal failed: the same decision, saying why.
+        if disruption.failedWrites > 0, let ip = inProcessAttempt, !e.statuses.contains(ip.status) {
+            out.append("after the journal failed the updater itself ended \(ip.status.rawValue), expected \(e)")
         }
         if let a {
             let codes = a.issues.map(\.code)

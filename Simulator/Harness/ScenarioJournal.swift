@@ -37,8 +37,8 @@ public final class ScenarioJournal: UpdateJournal {
         do {
             try base.write(write)
         } catch let crash as SimulatedCrash {
-            // A crash "after" the write: it is durable.
-            if !base.crashBeforeWrite { noteDurable(write, eventsBefore) }
+            // A crash "after" the write (or a second signal's exit after it): it is durable.
+            if !(base.crashBeforeWrite && base.crashAtWrite == crash.writeIndex) { noteDurable(write, eventsBefore) }
             throw crash
         }
         noteDurable(write, eventsBefore)
@@ -65,19 +65,30 @@ public final class ScenarioJournal: UpdateJournal {
                 encodingProblems.append("the attempt record did not survive the store's encoding: \(error)")
                 attempt = f.attempt
             }
-            guard let m = f.machine else { return InFlightAttempt(attempt: attempt, machine: nil, unreadable: f.unreadable) }
+            guard let m = f.machine else {
+                return InFlightAttempt(attempt: attempt, machine: nil, unreadable: f.unreadable, lastStep: f.lastStep, lastStepAt: f.lastStepAt)
+            }
             do {
                 let machine = try JSONCoding.decode(UpdateMachine.self, from: JSONCoding.encode(m))
-                return InFlightAttempt(attempt: attempt, machine: machine, unreadable: f.unreadable)
+                return InFlightAttempt(attempt: attempt, machine: machine, unreadable: f.unreadable, lastStep: f.lastStep,
+                                       lastStepAt: f.lastStepAt)
             } catch {
                 encodingProblems.append("the machine snapshot did not survive the store's encoding: \(error)")
-                return InFlightAttempt(attempt: attempt, machine: nil, unreadable: "\(error)")
+                return InFlightAttempt(attempt: attempt, machine: nil, unreadable: "\(error)", lastStep: f.lastStep, lastStepAt: f.lastStepAt)
             }
         }
     }
 
     public func serviceState(_ serviceName: String) throws -> ServiceState? {
         try base.serviceState(serviceName)
+    }
+
+    public func updateIDs(service serviceName: String) throws -> [String] {
+        try base.updateIDs(service: serviceName)
+    }
+
+    public func reserveSpace() throws {
+        try base.reserveSpace()
     }
 
     /// When the event at `index` of `base.events` became durable (virtual ms).

@@ -139,16 +139,34 @@ public final class UpdateScenario {
     public private(set) var attempt: UpdateAttempt?
     /// A planned crash killed at least one process.
     public private(set) var crashed = false
-    public private(set) var recoveryReport: Recovery.Report?
+    public internal(set) var recoveryReport: Recovery.Report?
     public private(set) var processes: [ProcessRecord] = []
     /// Host call index where the update began (the world's own calls, e.g. the image load, come before).
     public private(set) var firstCall = 0
+    /// Host call index of the update's preflight (the look for another state directory's marks).
+    public private(set) var preflightCall = 0
     public private(set) var runFaults = FaultPlan.none
     public private(set) var faultsDuringRecovery = false
     /// The step limit of every updater process (`UpdateDriver.maxSteps`).
     public var maxSteps = 100_000
     /// The expectation the last `violations()` judged the run by.
     public internal(set) var lastExpectation: Expectation?
+    /// Only planned crashes (crash points, a second signal) count as crashes here.
+    public var crashedByPlan: Bool { crashed }
+    /// The state directory's locks and the host's `/run` (host-wide service locks).
+    public let stateLocks = SimLockSpace()
+    public let hostLocks = SimLockSpace()
+    /// The update was refused before it began (another Caisson's marks or lock).
+    public private(set) var refusal: CaissonError?
+    /// What a second Caisson process did, when one ran (`SecondProcessPlan`).
+    public internal(set) var secondProcessReport: SecondProcessReport?
+    var secondProcessSawInFlight = false
+    /// The host calls the second process made.
+    var secondProcessCalls: Range<Int>?
+    /// Signals and storage faults (see `Disruptions.swift`).
+    var disruption = DisruptionState()
+    /// The attempt as the updater's own process returned it (without later recovery).
+    public internal(set) var inProcessAttempt: UpdateAttempt?
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -279,25 +297,37 @@ public final class UpdateScenario {
     /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
     /// updater, run recovery afterwards (with faults disarmed: a new process, a calmer host —
     /// unless `faultsDuringRecovery`).
+    ///
+    /// Like `caisson package load`, the update first takes the state directory's lock and the
+    /// service's host-wide lock, and refuses another state directory's unfinished marks. With
+    /// `secondProcess`, another Caisson process runs a command in the middle (see
+    /// `SecondProcessPlan`); the recovery after a crash is a new process going through
+    /// `RecoveryGate`, as every command does.
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
-                    faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
+                    faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil) -> UpdateAttempt? {
         run(faults: faults, crashes: crashAtWrite.map { [CrashPoint(write: $0, before: crashBeforeWrite)] } ?? [],
-            faultsDuringRecovery: faultsDuringRecovery)
+            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage)
     }
 
     /// Run the update with `faults` armed and the updater dying at each of `crashes` (in write
-    /// order; a point may fall in a recovery). After every death the next command recovers —
-    /// with the faults still armed when `faultsDuringRecovery`, else against a calm host — until
-    /// no attempt is left in flight. Only a planned crash counts as a crash: any other error of
-    /// an updater process (a machine looping to its step limit, a journal it cannot read) is
-    /// recorded in `processes` and is a violation.
+    /// order; a point may fall in a recovery). After every death the next command recovers
+    /// (through `RecoveryGate`, under the locks, as every command does) — with the faults still
+    /// armed when `faultsDuringRecovery`, else against a calm host — until no attempt is left in
+    /// flight. Only a planned crash counts as a crash: any other error of an updater process (a
+    /// machine looping to its step limit, a journal it cannot read) is recorded in `processes`
+    /// and is a violation. `secondProcess`, `signal` and `storage` are the disruptions of
+    /// `Disruptions.swift`; after a storage fault the next command (with room again) recovers.
     @discardableResult
-    public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false) -> UpdateAttempt? {
+    public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false,
+                    secondProcess: SecondProcessPlan? = nil, signal: SignalPlan? = nil,
+                    storage: StorageFault? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         host.interventions = interventions()
         runFaults = faults
         self.faultsDuringRecovery = faultsDuringRecovery
+        preflightCall = host.callCount
         firstCall = host.callCount
         var pending = crashes.sorted { $0.write < $1.write }[...]
         func armNextCrash() {
@@ -306,21 +336,60 @@ public final class UpdateScenario {
             journal.crashBeforeWrite = pending.first?.before ?? false
         }
         armNextCrash()
+        armDisruptions(secondProcess: secondProcess, signal: signal, storage: storage)
+        let me = holder(Self.firstPID, "package load")
         var died = process {
-            var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
-            let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
-            driver.maxSteps = maxSteps
-            attempt = try driver.run(&machine)
+            do {
+                let stateLock = try OperationLocks.acquireState(stateLocks, holder: me)
+                let serviceLock = try OperationLocks.acquireService(hostLocks, service: service, holder: me)
+                defer {
+                    serviceLock.release()
+                    stateLock.release()
+                }
+                preflightCall = host.callCount
+                try ForeignMarks.refuse(service: service, host: host, journal: durable)
+                firstCall = host.callCount
+                var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
+                let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
+                driver.maxSteps = maxSteps
+                if signal != nil { armCancel(driver) }
+                attempt = try driver.run(&machine)
+                inProcessAttempt = attempt
+            } catch let e as CaissonError where !journal.attempts.contains(where: { $0.updateID == plan.updateID }) {
+                // Refused (marks, locks, no room for the journal) before anything of the attempt was durable.
+                refusal = e
+            }
         }
-        if died, !faultsDuringRecovery { host.faultPlan = .none }
+        journal.afterWrite = nil
+        noteProcessExit()
+        // The process is gone: the kernel drops its locks.
+        stateLocks.releaseAll(pid: Self.firstPID)
+        hostLocks.releaseAll(pid: Self.firstPID)
+        if died || storage != nil, !faultsDuringRecovery { host.faultPlan = .none }
+        if let sp = secondProcess, sp.afterCrash, died {
+            armNextCrash()
+            secondProcessSawInFlight = !((try? journal.inFlightAttempts()) ?? []).isEmpty
+            secondProcessReport = runSecondProcess(sp.command)
+        }
+        if storage != nil {
+            // The next command has room again.
+            journal.failFromWrite = nil
+            journal.reserveFails = false
+        }
         // Each later command recovers first; a recovery may die too (at a later crash point).
         var rounds = 0
-        while died || processes.last?.error != nil, rounds <= crashes.count {
+        var recover = died || processes.last?.error != nil || (storage != nil && refusal == nil)
+        while recover, rounds <= crashes.count {
             rounds += 1
             armNextCrash()
+            let next = holder(Self.recoveryPID + Int32(rounds - 1), "recover")
             died = process {
-                recoveryReport = try Recovery.run(host: host, journal: durable, clock: host.clock, maxSteps: maxSteps)
+                recoveryReport = try RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: durable,
+                                                      host: { host }, clock: { host.clock }, maxSteps: maxSteps).report
             }
+            stateLocks.releaseAll(pid: next.pid)
+            hostLocks.releaseAll(pid: next.pid)
+            recover = died || processes.last?.error != nil
         }
         journal.crashAtWrite = nil
         attempt = journal.attempts.first { $0.updateID == plan.updateID }
@@ -359,8 +428,11 @@ public final class UpdateScenario {
         for a in attempts where !a.status.isTerminal {
             out.append("attempt \(a.updateID) ended in non-terminal status \(a.status.rawValue)")
         }
+        out += secondProcessViolations()
+        out += signalViolations()
+        out += storageViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
-        if recorded == nil && !(crashed && attempts.isEmpty) {
+        if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
             return out
         }
@@ -403,6 +475,11 @@ public struct Swarm {
         public var outsiders = 0
         /// Runs whose expected outcome was open (more than one status allowed).
         public var openOutcomes = 0
+        /// Runs where a second Caisson process ran a command, a signal reached the updater, the
+        /// state disk filled up (or the database was deleted).
+        public var secondProcesses = 0
+        public var signals = 0
+        public var storageFaults = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -414,6 +491,9 @@ public struct Swarm {
             case recoveryFaults = "recovery_faults"
             case outsiders
             case openOutcomes = "open_outcomes"
+            case secondProcesses = "second_processes"
+            case signals
+            case storageFaults = "storage_faults"
         }
     }
 
@@ -492,7 +572,10 @@ public struct Swarm {
             if crashes.count == 2, rng.chance(0.3) { crashes.append(.init(write: crashes[1].write + 1 + rng.below(8), before: rng.chance(0.5))) }
         }
         let recoveryFaults = !crashes.isEmpty && rng.chance(0.3)
-        scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults)
+        // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
+        let d = Disruptions.draw(&rng)
+        scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults,
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage)
         return (scenario, scenario.violations())
     }
 
@@ -511,6 +594,9 @@ public struct Swarm {
             if scenario.crashed && scenario.faultsDuringRecovery { summary.recoveryFaults += 1 }
             if scenario.config.outsider != .none { summary.outsiders += 1 }
             if scenario.lastExpectation?.isOpen == true { summary.openOutcomes += 1 }
+            if scenario.secondProcessReport != nil { summary.secondProcesses += 1 }
+            if scenario.signalled { summary.signals += 1 }
+            if scenario.storageFaulted { summary.storageFaults += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)

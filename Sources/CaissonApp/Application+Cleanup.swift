@@ -38,7 +38,7 @@ extension Application {
     /// service) with their pins, and leftover backup containers of committed attempts.
     /// Takes the operation lock; a failure to remove one thing is reported and the rest goes on.
     public func cleanup(keep: Int? = nil) throws -> CleanupReport {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package cleanup", since: systemClock.timestamp())
+        let lock = try acquireStateLock("package cleanup")
         defer { lock.release() }
         try recoverIfNeeded()
         let s = try store()
@@ -53,19 +53,33 @@ extension Application {
                 keptStagedPaths.insert(p.path)
                 continue
             }
-            if unlink(p.path) == 0 || errno == ENOENT {
+            // Only inside the staging directory, and never through a link (a link is removed itself).
+            guard Paths.directory(of: p.path) == stagingDir else {
+                report.problems.append(Issue("cleanup.remove_failed", "the staged package record \(p.packageID) names \(p.path), outside \(stagingDir); not removing it"))
+                continue
+            }
+            let err = StateDirectory.removeFile(stagingDir, Paths.lastComponent(of: p.path))
+            if err == 0 {
                 try s.removeStagedPackage(p.packageID)
                 report.removedStagedPackages.append(p.path)
             } else {
-                report.problems.append(Issue("cleanup.remove_failed", "cannot remove the staged package \(p.path): \(ByteSourceError.describe(errno: errno))"))
+                report.problems.append(Issue("cleanup.remove_failed", "cannot remove the staged package \(p.path): \(ByteSourceError.describe(errno: err))"))
             }
         }
         // Files in the staging directory that no record names (a copy cut short by a crash).
+        // Never following a link: a `staging` that is one is reported, not entered.
         let dir = stagingDir
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+        let stagedNames: [String]
+        do {
+            stagedNames = try StateDirectory.entries(dir)
+        } catch let e as CaissonError {
+            report.problems.append(e.issue)
+            stagedNames = []
+        }
+        for name in stagedNames {
             let path = dir + "/" + name
             guard !keptStagedPaths.contains(path), name.hasSuffix(".edgepkg") || name.hasSuffix(".edgepkg.partial") else { continue }
-            if unlink(path) == 0 { report.removedStagedPackages.append(path) }
+            if StateDirectory.removeFile(dir, name) == 0 { report.removedStagedPackages.append(path) }
         }
 
         // Images. Without a reachable host the staged packages are still cleaned; the rest is

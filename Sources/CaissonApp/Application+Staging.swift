@@ -50,7 +50,11 @@ extension Application {
         guard source.hasSuffix(".edgepkg"), let size = Self.regularFileSize(source) else { return nil }
         let dir = stagingDir
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            // A real directory of the state directory: never a link followed elsewhere.
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+            try StateDirectory.subdirectory(stateDir, "staging")
+        } catch let e as CaissonError {
+            throw e
         } catch {
             throw CaissonError("staging.copy_failed", "cannot create the staging directory \(dir): \(error.localizedDescription)")
         }
@@ -70,7 +74,7 @@ extension Application {
             return .failed(Issue("package.read_failed", "cannot open \(path): \(ByteSourceError.describe(errno: errno))"))
         }
         defer { close(src) }
-        let dst = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let dst = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard dst >= 0 else {
             return .failed(Issue("staging.copy_failed", "cannot create \(partial): \(ByteSourceError.describe(errno: errno))"))
         }
@@ -96,6 +100,9 @@ extension Application {
         var copied: Int64 = 0
         while true {
             var n: Int
+            if SignalWatch.shared.requested {
+                return fail(Issue("update.cancelled", "stopped by \(SignalWatch.shared.signalName) while the package was copied; the partial copy was removed and nothing was changed"))
+            }
             if let failAfter, copied >= failAfter {
                 n = -1
                 errno = EIO
@@ -143,7 +150,7 @@ extension Application {
     }
 
     func discardStaged(_ copy: StagedCopy) {
-        unlink(copy.path)
+        _ = StateDirectory.removeFile(Paths.directory(of: copy.path), Paths.lastComponent(of: copy.path))
         _ = try? store().removeStagedPackage(copy.packageID)
     }
 

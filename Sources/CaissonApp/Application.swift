@@ -10,9 +10,22 @@ public enum HostKind: String, Sendable, CaseIterable {
 
 public struct AppOptions: Sendable {
     public var servicesPath: String = "services.toml"
+    /// `--state-dir`, else `CAISSON_STATE_DIR`, else `.caisson-state` (the Rust tool's default,
+    /// relative to the working directory).
     public var stateDir: String = ".caisson-state"
     public var host: HostKind = .docker
+    /// Where host-wide service locks live (`CAISSON_LOCK_DIR`; nil: `/run/caisson/locks`).
+    public var lockDirectory: String?
     public init() {}
+
+    /// The defaults a device sets once in its environment: `CAISSON_STATE_DIR` (an absolute
+    /// path such as `/var/lib/caisson`) and `CAISSON_LOCK_DIR`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> AppOptions {
+        var o = AppOptions()
+        if let d = environment["CAISSON_STATE_DIR"], !d.isEmpty { o.stateDir = d }
+        if let d = environment["CAISSON_LOCK_DIR"], !d.isEmpty { o.lockDirectory = d }
+        return o
+    }
 }
 
 /// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
@@ -34,6 +47,8 @@ public final class Application {
     private var catalogCache: Catalog?
     private var hostCache: (any ContainerHost)?
     private var simHost: SimulatedHost?
+    /// The state directory's lock, while this process holds it (load, rollback, cleanup).
+    var heldStateLock: HeldLock?
 
     public init(options: AppOptions, ids: any IDGenerator = RandomIDGenerator()) {
         self.options = options
@@ -73,7 +88,8 @@ public final class Application {
             _ = try host()
             return SimCLIClock(virtual: simHost!.clock, system: systemClock)
         }
-        return systemClock
+        // Waits (health polls) end early on a signal, so the update machine hears of it at once.
+        return SignalAwareClock(base: systemClock)
     }
 
     public func host() throws -> any ContainerHost {
@@ -137,22 +153,6 @@ public final class Application {
     /// Persist the simulated host after a command (the real Docker host persists itself).
     public func finish() {
         if let h = simHost { try? h.save(to: simHostPath) }
-    }
-
-    // MARK: Recovery
-
-    /// Drive any attempt left in flight by a killed updater to a terminal state. Cheap when
-    /// nothing is in flight (no host connection is made).
-    @discardableResult
-    public func recoverIfNeeded() throws -> Recovery.Report {
-        let s = try store()
-        guard !(try s.inFlightAttempts()).isEmpty else { return Recovery.Report() }
-        onProgress?("Recovering an update interrupted earlier…")
-        let report = try Recovery.run(host: host(), journal: s, clock: clock(), onStep: { [weak self] step in
-            self?.onProgress?("  recovery: \(step)")
-        })
-        finish()
-        return report
     }
 
     // MARK: Validation
@@ -224,8 +224,13 @@ public final class Application {
         public var refusal: Issue?
         /// The preflight refused (no room to load the image): nothing was changed.
         public var preflightIssue: Issue?
+        /// A signal (Ctrl-C, SIGTERM) stopped the load before the update began: the service was
+        /// not changed (exit 3, like a declined prompt).
+        public var cancelled: Issue?
 
         public var exitCode: Int32 {
+            if cancelled != nil { return 3 }
+            if let a = attempt, a.status == .failed, a.issues.contains(where: { $0.code == "update.cancelled" }) { return 3 }
             if validation.report.status == .rejected || refusal != nil { return 2 }
             if preflightIssue != nil { return 1 }
             if declined { return 3 }
@@ -272,7 +277,7 @@ public final class Application {
     /// Validate, plan, confirm, import, update. `confirm` sees the plan and says yes or no.
     public func load(_ path: String, flags: LoadFlags = LoadFlags(), confirm: (LoadPlan) -> Bool,
                      progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "package load \(path)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("package load \(path)")
         defer { lock.release() }
         try recoverIfNeeded()
         // Copy the package off a removable medium once; everything after reads the copy.
@@ -280,7 +285,9 @@ public final class Application {
         switch shouldStage(path, mode: flags.staging) ? try stage(path) : nil {
         case nil: break
         case .failed(let issue)?:
-            return LoadOutcome(validation: try recordRejection(path, issue: issue))
+            var stopped = LoadOutcome(validation: try recordRejection(path, issue: issue))
+            if issue.code == "update.cancelled" { stopped.cancelled = issue }
+            return stopped
         case .copied(let copy)?:
             staged = copy
             onNotice?("The package has been copied; you may remove the medium.")
@@ -294,12 +301,20 @@ public final class Application {
         let pipelined = startPipelinedUpload(readPath: readPath, identity: identity, flags: flags)
         // Every way out before the release drops the upload before its end: nothing is loaded.
         defer { pipelined?.abandon("the update did not go ahead") }
+        // A signal vetoes the upload at once, whatever the main thread is doing.
+        if let pipelined { SignalWatch.shared.onSignal { pipelined.gate.veto("stopped by the operator") } }
+        defer { SignalWatch.shared.clearHooks() }
+        debugPause("validate")
         var validation = try validate(path, readPath: staged?.path, progress: progress)
         if validation.report.status == .accepted, identity == nil || FileIdentity(path: readPath) != identity {
             validation = try recordRejection(path, issue: Issue(
                 "package.changed", "\(path) was modified or replaced while it was validated; nothing was changed"))
         }
         var outcome = LoadOutcome(validation: validation)
+        if let stop = stopRequested("the package was validated; the update did not begin") {
+            outcome.cancelled = stop
+            return outcome
+        }
         guard validation.report.status == .accepted, let manifest = validation.report.manifest,
               let service = validation.report.service, var payload = validation.report.imagePayload else {
             return outcome
@@ -317,6 +332,9 @@ public final class Application {
             return outcome
         }
         let host = try host()
+        // One update of this service at a time on the host, whatever the state directory.
+        let serviceLock = try guardService(service, operation: "package load \(path)")
+        defer { serviceLock.release() }
         let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
         outcome.plan = plan
         if let st = plan.imageStorage, !st.isEnough {
@@ -327,6 +345,10 @@ public final class Application {
         if flags.dryRun { return outcome }
         guard confirm(plan) else {
             outcome.declined = true
+            return outcome
+        }
+        if let stop = stopRequested("the update did not begin") {
+            outcome.cancelled = stop
             return outcome
         }
         if flags.allowDowngrade, let st = state, let hv = st.highestPackageVersion,
@@ -350,7 +372,23 @@ public final class Application {
                                                     validationAttemptID: validation.record.validationAttemptID,
                                                     stagedAt: systemClock.timestamp()))
         }
+        debugPause("load")
+        if let stop = stopRequested("the image was not loaded") {
+            outcome.cancelled = stop
+            return outcome
+        }
+        // Room for the journal before anything changes (`store.disk_full` otherwise).
+        try s.reserveSpace()
         let importID = ids.next()
+        // Known before the import, so that whatever stops it (a signal, a kill, a power cut), an
+        // image Docker finishes loading anyway is recorded for `package cleanup`.
+        let releaseID = ids.next()
+        let facts = validation.report.image
+        try s.recordCandidateRelease(CandidateRelease(
+            candidateReleaseID: releaseID, serviceName: service.name, packageVersion: manifest.packageVersion,
+            imageReference: payload.reference, imageID: payload.expectedImageID, repoTags: [payload.reference], repoDigests: [],
+            architecture: facts?.architecture ?? "", os: facts?.os ?? "", validationAttemptID: validation.record.validationAttemptID,
+            packageCreatedAt: Timestamps.normalize(manifest.createdAt), createdAt: systemClock.timestamp()))
         let importStarted = systemClock.timestamp()
         try s.appendAudit([AuditEvent(kind: .imageImportStarted, at: importStarted, serviceName: service.name,
                                       validationAttemptID: validation.record.validationAttemptID, message: "loading \(payload.reference) (\(payload.length) bytes)")])
@@ -392,7 +430,11 @@ public final class Application {
                                              status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
         try s.appendAudit([AuditEvent(kind: .imageImportSucceeded, at: systemClock.timestamp(), serviceName: service.name,
                                       message: "loaded \(payload.reference) as \(info.id)")])
-        let release = CandidateRelease(candidateReleaseID: ids.next(), serviceName: service.name, packageVersion: manifest.packageVersion,
+        if let stop = stopRequested("the image was loaded and is recorded for `caisson package cleanup`; the service was not changed") {
+            outcome.cancelled = stop
+            return outcome
+        }
+        let release = CandidateRelease(candidateReleaseID: releaseID, serviceName: service.name, packageVersion: manifest.packageVersion,
                                        imageReference: payload.reference, imageID: info.id, repoTags: info.repoTags,
                                        repoDigests: info.repoDigests, architecture: info.config.architecture, os: info.config.os,
                                        validationAttemptID: validation.record.validationAttemptID,
@@ -471,9 +513,22 @@ public final class Application {
     }
 
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
-        let clock = try clock()
+        let clock = FirstSleepHook(inner: try clock(), hook: { [weak self] in self?.debugPause("health") })
         var machine = UpdateMachine(plan: plan, startedAt: clock.timestamp())
         let driver = UpdateDriver(host: try host(), journal: try store(), clock: clock)
+        let watch = SignalWatch.shared
+        let before = watch.phase
+        watch.phase = .updating
+        defer { watch.phase = before }
+        driver.isCancelRequested = { watch.requested }
+        driver.onCancel = { [weak self] effect in
+            self?.debugPause("cancelled")
+            switch effect {
+            case .stoppedUntouched: self?.onNotice?("stopped before the service was changed; nothing was changed")
+            case .restoring: break  // said when the signal arrived
+            case .finishing: self?.onNotice?("the update had already passed its health check (or is restoring): finishing it")
+            }
+        }
         driver.candidateRelease = release
         driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
         defer { finish() }
@@ -483,13 +538,15 @@ public final class Application {
     // MARK: Rollback
 
     public func rollback(service name: String, confirm: (String) -> Bool) throws -> UpdateAttempt? {
-        let lock = try OperationLock.acquire(stateDir: stateDir, operation: "rollback \(name)", since: systemClock.timestamp())
+        let lock = try acquireStateLock("rollback \(name)")
         defer { lock.release() }
         try recoverIfNeeded()
         let catalog = try catalog()
         guard let service = catalog.service(named: name) else {
             throw CaissonError("service.unknown", "service \(name) is not in the catalog")
         }
+        let serviceLock = try guardService(service, operation: "rollback \(name)")
+        defer { serviceLock.release() }
         let s = try store()
         guard let state = try s.serviceState(name), let prevID = state.previousKnownGoodImageID else {
             throw CaissonError("rollback.no_previous_release", "service \(name) has no previous known-good release to return to")

@@ -10,7 +10,7 @@ import Glibc
 public enum CaissonCLI {
     static let globals: [OptionSpec] = [
         OptionSpec("--services", value: "PATH", help: "The service catalog (default: services.toml)"),
-        OptionSpec("--state-dir", value: "PATH", help: "Caisson's state directory (default: .caisson-state)"),
+        OptionSpec("--state-dir", value: "PATH", help: "Caisson's state directory (default: $CAISSON_STATE_DIR, else .caisson-state)"),
         OptionSpec("--host", value: "docker|sim", help: "Run against the Docker daemon (default) or the built-in simulator"),
         OptionSpec("--json", help: "Print one JSON document on stdout"),
         OptionSpec("--quiet", short: "-q", help: "Print no progress"),
@@ -24,7 +24,7 @@ public enum CaissonCLI {
                     discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
                     positionals: [("PKG", "The .edgepkg file", false)]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
@@ -63,11 +63,13 @@ public enum CaissonCLI {
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
         CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
                     positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
-        CommandSpec(["history", "verify"], summary: "Check the audit log's hash chain for edits or deletions"),
+        CommandSpec(["history", "verify"], summary: "Check the state database, the audit log and the records for damage, edits or deletions",
+                    discussion: "Runs SQLite's integrity check on the state database, re-computes the audit log's hash chain\nand the record chain that covers every update attempt and service state (the previous\nknown-good releases and the downgrade floor). Exit 0 intact, 1 otherwise."),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
-        CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)"),
+        CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)",
+                    discussion: "Recovers only an update whose process is gone: while another Caisson runs one, it shows it\n(pid, step, since when) and changes nothing. Also lists updates another state directory left\nunfinished on this host ([update.foreign_attempt], exit 5). Run at boot by\ncontrib/systemd/caisson-recover.service. Exit 0, or 5 when something needs a human."),
         CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
                     options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
@@ -119,7 +121,7 @@ public enum CaissonCLI {
             }
             return 1
         case .run(let cmd):
-            var options = AppOptions()
+            var options = AppOptions.fromEnvironment()
             if let s = cmd.globals["--services"] { options.servicesPath = s }
             if let s = cmd.globals["--state-dir"] { options.stateDir = s }
             if let h = cmd.globals["--host"] {
@@ -130,6 +132,12 @@ public enum CaissonCLI {
                 options.host = kind
             }
             let out = Output(json: cmd.flag("--json"), quiet: cmd.flag("--quiet") || cmd.flag("--json"))
+            // Commands that change things stop safely on Ctrl-C / SIGTERM (see SignalWatch).
+            if [["package", "load"], ["rollback"], ["recover"]].contains(cmd.path) {
+                SignalWatch.shared.say = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                SignalWatch.shared.phase = cmd.path == ["recover"] ? .recovering : .preparing
+                SignalWatch.shared.install()
+            }
             let app = Application(options: options)
             app.onProgress = { out.progress($0) }
             app.onNotice = { out.notice($0) }
@@ -163,7 +171,7 @@ public enum CaissonCLI {
     static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
         switch cmd.path {
         case ["package", "validate"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             let v = try app.validate(cmd.positionals[0])
             printValidation(v, out: out)
             return v.report.status == .accepted ? 0 : 2
@@ -255,10 +263,9 @@ public enum CaissonCLI {
             }
             let pair = try KeyPair.generate()
             let secretText = cmd.flag("--unencrypted") ? pair.secretKey.fileContents() : try pair.secretKey.encryptedFileContents(password: password!)
-            guard FileManager.default.createFile(atPath: sec, contents: Data(secretText.utf8), attributes: [.posixPermissions: 0o600]),
-                  FileManager.default.createFile(atPath: pub, contents: Data(pair.publicKey.fileContents.utf8)) else {
-                throw CaissonError("key.write_failed", "could not write \(sec) and \(pub)")
-            }
+            // The secret is 0600 from its first byte: created with that mode (never chmod-ed after).
+            try SecretFile.write(sec, Array(secretText.utf8), mode: 0o600, replace: cmd.flag("--force"))
+            try SecretFile.write(pub, Array(pair.publicKey.fileContents.utf8), mode: 0o644, replace: cmd.flag("--force"))
             if out.json {
                 out.document(["secret_key": sec, "public_key_file": pub, "public_key": pair.publicKey.base64])
             } else {
@@ -294,9 +301,10 @@ public enum CaissonCLI {
             return accepted ? 0 : 2
 
         case ["service", "list"]:
-            try app.recoverIfNeeded()
+            let gate = try app.recoverIfNeeded()
             let views = try app.services()
-            if out.json { out.document(["services": views]); return 0 }
+            if out.json { out.document(ServicesDocument(services: views, inProgress: gate.inProgress)); return 0 }
+            showInProgress(gate, out: out)
             out.line("Services (\(views.count))")
             for v in views {
                 let active = v.state?.activeImageReference.map { " - active \($0)" } ?? ""
@@ -305,7 +313,7 @@ public enum CaissonCLI {
             return 0
 
         case ["service", "show"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             guard let v = try app.services().first(where: { $0.name == cmd.positionals[0] }) else {
                 throw CaissonError("service.unknown", "service \(cmd.positionals[0]) is not in the catalog")
             }
@@ -327,14 +335,15 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "list"]:
-            try app.recoverIfNeeded()
+            let gate = try app.recoverIfNeeded()
             var limit = 20
             if let l = cmd.value("--limit") {
                 guard let n = Int(l), n > 0 else { throw CaissonError("usage.invalid_limit", "--limit must be a positive number, not '\(l)'") }
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
-            if out.json { out.document(["attempts": list.records]); return 0 }
+            if out.json { out.document(HistoryDocument(attempts: list.records, inProgress: gate.inProgress)); return 0 }
+            showInProgress(gate, out: out)
             out.line("Update history (\(list.records.count))")
             for a in list.records {
                 out.line("- \(a.updateID)  \(a.startedAt)  \(a.serviceName)  \(a.status.rawValue)  \(a.targetImageReference)")
@@ -343,7 +352,7 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "show"]:
-            try app.recoverIfNeeded()
+            showInProgress(try app.recoverIfNeeded(), out: out)
             let store = try app.store()
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
@@ -359,16 +368,35 @@ public enum CaissonCLI {
             return 0
 
         case ["history", "verify"]:
-            let report = try app.store().verifyAuditChain()
+            let store = try app.store()
+            let integrity = try store.integrityProblems(full: true)
+            let report = try store.verifyAuditChain()
+            let records = try store.verifyRecordChain()
+            let ok = report.firstBreak == nil && integrity.isEmpty && records.isIntact
             if out.json {
-                out.document(ChainDocument(checked: report.checked, ok: report.firstBreak == nil, firstBreak: report.firstBreak.map { "\($0)" }))
-            } else if let b = report.firstBreak {
+                out.document(ChainDocument(checked: report.checked, ok: ok, firstBreak: report.firstBreak.map { "\($0)" },
+                                           integrityProblems: integrity, recordsChecked: records.records, recordProblems: records.problems))
+                return ok ? 0 : 1
+            }
+            if integrity.isEmpty {
+                out.line("Database: sound (integrity check)")
+            } else {
+                out.line("Database: DAMAGED")
+                for p in integrity.prefix(20) { out.line("- \(p)") }
+            }
+            if let b = report.firstBreak {
                 out.line("Audit log: BROKEN after checking \(report.checked) events")
                 out.line("- \(b)")
             } else {
                 out.line("Audit log: intact (\(report.checked) events checked)")
             }
-            return report.firstBreak == nil ? 0 : 1
+            if records.isIntact {
+                out.line("Records: intact (\(records.records) update attempts and service states, \(records.links) links checked)")
+            } else {
+                out.line("Records: CHANGED OUTSIDE CAISSON")
+                for p in records.problems.prefix(20) { out.line("- \(p)") }
+            }
+            return ok ? 0 : 1
 
         case ["rollback"]:
             let yes = cmd.flag("--yes")
@@ -384,8 +412,18 @@ public enum CaissonCLI {
             return exitCode(for: a.status)
 
         case ["recover"]:
-            let report = try app.recoverIfNeeded()
-            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems)); return 0 }
+            let gate = try app.recoverIfNeeded()
+            if let busy = gate.inProgress {
+                // Its owner is alive: not interrupted, and not ours to touch.
+                if out.json { out.document(RecoverDocument(recovered: [], problems: [], inProgress: busy)); return 0 }
+                out.line("Nothing to recover now: another Caisson process is running an operation; nothing was changed.")
+                for l in busy.lines { out.line(l) }
+                return 0
+            }
+            var report = gate.report
+            // Another state directory's unfinished update cannot be recovered from here: say so.
+            if let foreign = try? app.foreignAttempts() { report.problems += foreign }
+            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: nil)); return report.problems.isEmpty ? 0 : 5 }
             if report.recovered.isEmpty && report.problems.isEmpty {
                 out.line("Nothing to recover: no update was interrupted.")
             }
@@ -425,6 +463,7 @@ public enum CaissonCLI {
                 out.line("Swarm: \(summary.runs) runs, seed \(summary.seed), \(summary.violations) violation(s)")
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
+                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults)")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
                     out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
@@ -453,15 +492,52 @@ public enum CaissonCLI {
         var checked: Int
         var ok: Bool
         var firstBreak: String?
+        var integrityProblems: [String] = []
+        var recordsChecked: Int = 0
+        var recordProblems: [String] = []
         enum CodingKeys: String, CodingKey {
             case checked, ok
             case firstBreak = "first_break"
+            case integrityProblems = "integrity_problems"
+            case recordsChecked = "records_checked"
+            case recordProblems = "record_problems"
         }
     }
 
     struct RecoverDocument: Encodable {
         var recovered: [UpdateAttempt]
         var problems: [Issue]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case recovered, problems
+            case inProgress = "in_progress"
+        }
+    }
+
+    struct ServicesDocument: Encodable {
+        var services: [Application.ServiceView]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case services
+            case inProgress = "in_progress"
+        }
+    }
+
+    struct HistoryDocument: Encodable {
+        var attempts: [UpdateAttempt]
+        var inProgress: OperationInProgress?
+        enum CodingKeys: String, CodingKey {
+            case attempts
+            case inProgress = "in_progress"
+        }
+    }
+
+    /// A command that found another process's update running says so (and changed nothing).
+    static func showInProgress(_ gate: RecoveryGate.Outcome, out: Output) {
+        guard let busy = gate.inProgress, !out.json else { return }
+        for l in busy.lines { out.line(l) }
+        out.line("(another Caisson process is running it; this command changed nothing)")
+        out.line("")
     }
 
     struct DemoDocument: Encodable {
@@ -500,11 +576,17 @@ public enum CaissonCLI {
 
     /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
     /// With `--json` the question goes to stderr, so stdout stays one JSON document.
+    /// Ctrl-C or SIGTERM while it waits is "no" too.
     static func prompt(_ question: String, toStderr: Bool = false) -> Bool {
         fflush(nil)
-        (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(question.utf8))
-        guard let answer = readLine(strippingNewline: true) else {
-            (toStderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data("\n".utf8))
+        let sink = toStderr ? FileHandle.standardError : FileHandle.standardOutput
+        sink.write(Data(question.utf8))
+        let watch = SignalWatch.shared
+        let before = watch.phase
+        watch.phase = .prompt
+        defer { watch.phase = before }
+        guard let answer = readAnswerLine(stopIf: { watch.requested }) else {
+            sink.write(Data("\n".utf8))
             return false
         }
         let a = answer.trimmingCharacters(in: .whitespaces).lowercased()
@@ -529,6 +611,35 @@ public enum CaissonCLI {
             workFactor = n
         }
         return (cmd.values("--encrypt-to"), passphrase, workFactor)
+    }
+
+    /// One line from stdin (without its newline), read a byte at a time so nothing past the line
+    /// is consumed; nil at EOF, on a read error, or once `stopIf` says so (checked every 100 ms).
+    static func readAnswerLine(stopIf: () -> Bool) -> String? {
+        var bytes: [UInt8] = []
+        while true {
+            if stopIf() { return nil }
+            var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&fds, 1, 100)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if ready == 0 { continue }
+            var byte: UInt8 = 0
+            let n = read(0, &byte, 1)
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                return nil
+            }
+            if n == 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+            if byte == 0x0A {
+                if bytes.last == 0x0D { bytes.removeLast() }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            bytes.append(byte)
+            if bytes.count > 4096 { return String(decoding: bytes, as: UTF8.self) }
+        }
     }
 
     static func printValidation(_ v: Application.ValidationOutcome, out: Output) {
@@ -579,13 +690,20 @@ public enum CaissonCLI {
             if let i = o.importIssue { issues.append(i) }
             if let i = o.preflightIssue { issues.append(i) }
             let status: String
-            if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
+            if let c = o.cancelled { issues.append(c) }
+            if o.cancelled != nil { status = "cancelled" }
+            else if o.validation.report.status == .rejected || o.refusal != nil { status = "rejected" }
             else if o.preflightIssue != nil { status = "refused" }
             else if o.declined { status = "declined" }
             else if dryRun && o.attempt == nil { status = "planned" }
             else if o.importIssue != nil { status = "import_failed" }
             else { status = o.attempt?.status.rawValue ?? "unknown" }
             out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues))
+            return
+        }
+        if let c = o.cancelled {
+            out.line("Stopped; the service was not changed.")
+            out.line("- \(c)")
             return
         }
         if o.validation.report.status == .rejected {

@@ -149,6 +149,25 @@ public final class DockerHost: ContainerHost {
         try run { try client.renameContainer(nameOrID, to: newName) }
     }
 
+    public func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo] {
+        // Two listings (Docker ANDs filters of different kinds), then a full inspection of each
+        // container found (a handful: the marks of an update).
+        var ids: [String] = []
+        if !namePrefixes.isEmpty {
+            ids += try run { try client.listContainers(all: true, filters: ContainerListFilters(namePrefixes: namePrefixes)).map(\.id) }
+        }
+        if let label {
+            ids += try run { try client.listContainers(all: true, filters: ContainerListFilters(labels: [label])).map(\.id) }
+        }
+        var seen: Set<String> = []
+        var out: [ContainerInfo] = []
+        for id in ids where seen.insert(id).inserted {
+            // Gone since the listing: not a mark any more.
+            if let c = try inspectContainer(id) { out.append(c) }
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
     public func removeContainer(_ nameOrID: String) throws(HostError) {
         do {
             // Never `v=1`: volumes (anonymous ones included) may hold the service's data.

@@ -55,6 +55,7 @@ extension CaissonStore {
     /// Appends events to the audit log in their own transaction (durable when this returns).
     public func appendAudit(_ events: [AuditEvent]) throws {
         guard !events.isEmpty else { return }
+        try ensureAlive("appending to the audit log")
         try StoreErrors.wrap(databasePath, "appending to the audit log") {
             try db.transaction { try appendAuditInTransaction(events) }
         }

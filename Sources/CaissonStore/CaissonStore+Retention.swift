@@ -8,6 +8,7 @@ extension CaissonStore {
 
     /// Inserts or replaces the staged package with this id.
     public func recordStagedPackage(_ package: StagedPackage) throws {
+        try ensureAlive("recording a staged package")
         let json = try encode(package, "staged package")
         try StoreErrors.wrap(databasePath, "recording a staged package") {
             try db.run("""

@@ -8,6 +8,16 @@ extension CaissonStore: UpdateJournal {
     /// sequence number), upserts the candidate release and service state if present and appends
     /// the audit events to the hash chain — all in one `BEGIN IMMEDIATE` transaction.
     public func write(_ write: JournalWrite) throws {
+        do {
+            try writeOnce(write)
+        } catch let e as CaissonError where e.code == "store.disk_full" && releaseReserve() {
+            // The room the reserve held is the journal's: once more.
+            try writeOnce(write)
+        }
+    }
+
+    private func writeOnce(_ write: JournalWrite) throws {
+        try ensureAlive("writing the update journal")
         try StoreErrors.wrap(databasePath, "writing the update journal") {
             try db.transaction {
                 try upsertAttempt(write.attempt)
@@ -36,8 +46,9 @@ extension CaissonStore: UpdateJournal {
 
     /// Inserts or updates an attempt on its own (the journal's `write` does this too).
     public func recordUpdateAttempt(_ attempt: UpdateAttempt) throws {
+        try ensureAlive("recording an update attempt")
         try StoreErrors.wrap(databasePath, "recording an update attempt") {
-            try upsertAttempt(attempt)
+            try db.transaction { try upsertAttempt(attempt) }
         }
     }
 
@@ -55,6 +66,7 @@ extension CaissonStore: UpdateJournal {
             """,
             [.text(attempt.updateID), .text(attempt.serviceName), .text(attempt.status.rawValue),
              .text(attempt.kind), .text(attempt.startedAt), .optional(attempt.finishedAt), .text(json)])
+        try linkRecord(kind: RecordChain.updateAttempt, key: attempt.updateID, json: json)
     }
 
     /// Non-terminal attempts, oldest first, each with the machine of its latest journal entry.
@@ -75,12 +87,15 @@ extension CaissonStore: UpdateJournal {
         return try StoreErrors.wrap(databasePath, "reading in-flight update attempts") {
             let rows = try db.query("""
                 SELECT a.update_id, a.service_name, a.status, a.kind, a.started_at, a.record,
-                       (SELECT j.snapshot FROM journal_entries j WHERE j.update_id = a.update_id
-                        ORDER BY j.seq DESC LIMIT 1)
-                FROM update_attempts a WHERE a.status NOT IN (\(placeholders)) ORDER BY a.row_id
+                       j.snapshot, j.step, j.at
+                FROM update_attempts a LEFT JOIN journal_entries j ON j.entry_id =
+                    (SELECT k.entry_id FROM journal_entries k WHERE k.update_id = a.update_id
+                     ORDER BY k.seq DESC LIMIT 1)
+                WHERE a.status NOT IN (\(placeholders)) ORDER BY a.row_id
                 """, terminal) {
                 InFlightRow(updateID: $0.text(0), service: $0.text(1), status: $0.text(2), kind: $0.text(3),
-                            startedAt: $0.text(4), record: $0.blob(5), snapshot: $0.optionalBlob(6))
+                            startedAt: $0.text(4), record: $0.blob(5), snapshot: $0.optionalBlob(6),
+                            step: $0.optionalText(7), stepAt: $0.optionalText(8))
             }
             var list = RecordList<InFlightAttempt>()
             for row in rows {
@@ -99,7 +114,8 @@ extension CaissonStore: UpdateJournal {
                 case .success(let attempt):
                     if !attempt.status.isTerminal {
                         list.records.append(InFlightAttempt(attempt: attempt, machine: machine,
-                                                            unreadable: snapshotProblem))
+                                                            unreadable: snapshotProblem, lastStep: row.step,
+                                                            lastStepAt: row.stepAt))
                     }
                 case .failure(let reason):
                     list.unreadable.append(UnreadableRecord(kind: "update attempt", key: row.updateID,
@@ -107,7 +123,8 @@ extension CaissonStore: UpdateJournal {
                     if var attempt = machine?.attempt {
                         attempt.status = UpdateStatus(rawValue: row.status) ?? attempt.status
                         if !attempt.status.isTerminal {
-                            list.records.append(InFlightAttempt(attempt: attempt, machine: machine))
+                            list.records.append(InFlightAttempt(attempt: attempt, machine: machine,
+                                                                lastStep: row.step, lastStepAt: row.stepAt))
                         }
                     } else {
                         let placeholder = UpdateAttempt(
@@ -118,7 +135,8 @@ extension CaissonStore: UpdateJournal {
                         let why = snapshotProblem.map { "; its journal snapshot too: \($0)" } ?? ""
                         list.records.append(InFlightAttempt(
                             attempt: placeholder, machine: nil,
-                            unreadable: "the attempt record is unreadable (\(reason.text))\(why)"))
+                            unreadable: "the attempt record is unreadable (\(reason.text))\(why)",
+                            lastStep: row.step, lastStepAt: row.stepAt))
                     }
                 }
             }
@@ -130,6 +148,8 @@ extension CaissonStore: UpdateJournal {
         var updateID, service, status, kind, startedAt: String
         var record: [UInt8]
         var snapshot: [UInt8]?
+        var step: String?
+        var stepAt: String?
     }
 
     /// The attempt with this id, or with this unique id prefix of at least 8 characters
@@ -156,6 +176,13 @@ extension CaissonStore: UpdateJournal {
             guard let id = matches.first else { return nil }
             return try readOne(UpdateAttempt.self, kind: kind,
                                "SELECT update_id, record FROM update_attempts WHERE update_id = ?", [.text(id)])
+        }
+    }
+
+    public func updateIDs(service serviceName: String) throws -> [String] {
+        try StoreErrors.wrap(databasePath, "reading update attempts") {
+            try db.query("SELECT update_id FROM update_attempts WHERE service_name = ? ORDER BY row_id",
+                         [.text(serviceName)]) { $0.text(0) }
         }
     }
 

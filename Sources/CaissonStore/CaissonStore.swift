@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CaissonCore
 import CSQLite
 import Foundation
@@ -26,20 +29,104 @@ public final class CaissonStore {
     /// Opens (creating if needed) `<stateDirectory>/caisson.db`. The directory is created with mode
     /// 0700 if missing. Throws `store.open_failed`, `store.corrupt`, `store.newer_schema`,
     /// `store.not_caisson`, `store.busy`.
+    ///
+    /// The state directory is the device's memory, so opening also refuses: a directory another
+    /// user owns or its group or everyone may write (`state.foreign_owner`,
+    /// `state.unsafe_permissions`); a `caisson.db` that is a symbolic link (`state.unsafe_entry`)
+    /// or empty (`store.truncated`: a fresh store is never 0 bytes, it is created whole and
+    /// renamed into place); a database that fails SQLite's `quick_check` (`store.corrupt`).
+    /// Every write then first checks that the file is still the one opened (`store.gone`).
     public init(stateDirectory: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
         try FileSystem.makeDirectory(stateDirectory)
+        try StateDirectory.checkOwnership(stateDirectory)
         self.stateDirectory = stateDirectory
         let path = FileSystem.joined(stateDirectory, Self.databaseFileName)
         self.databasePath = path
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         self.encoder = encoder
+        try Self.createIfMissing(path)
         do {
-            db = try SQLiteDatabase(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+            db = try SQLiteDatabase(path: path, create: false, noFollow: true, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         } catch {
             throw StoreErrors.map(error, databasePath: path, doing: "opening it")
         }
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            throw CaissonError("store.gone", "the state database \(path) disappeared while it was opened: \(FileSystem.errnoText(e))")
+        }
+        identity = (UInt64(st.st_dev), UInt64(st.st_ino))
         try StoreErrors.wrap(path, "opening it") { try prepareSchema() }
+        let problems = try integrityProblems()
+        if !problems.isEmpty {
+            throw StoreErrors.corrupt(databasePath: path, cause: "quick_check: " + problems.prefix(5).joined(separator: "; "))
+        }
+    }
+
+    /// The file opened (device, inode): a write checks the path still names it.
+    let identity: (device: UInt64, inode: UInt64)
+
+    /// Creates `path` as a whole, empty Caisson database (written under another name, then
+    /// renamed into place) when nothing is there; refuses a link or an empty file.
+    static func createIfMissing(_ path: String) throws {
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                throw CaissonError("state.unsafe_entry", "\(path) is a symbolic link; Caisson never follows links inside its state directory. Move the real database into the state directory.")
+            }
+            if (st.st_mode & S_IFMT) == S_IFREG && st.st_size == 0 {
+                throw CaissonError("store.truncated",
+                                   "the state database \(path) is empty (0 bytes): it was truncated, not created fresh (Caisson creates a store whole). "
+                                       + "This device's history, previous known-good releases and downgrade floor are lost from it; restore it "
+                                       + "from a backup, or move it aside (with its -wal and -shm files) to start a new history knowing that.")
+            }
+            return
+        }
+        guard errno == ENOENT else {
+            let e = errno
+            throw CaissonError("store.open_failed", "cannot examine the state database \(path): \(FileSystem.errnoText(e))")
+        }
+        let fresh = path + ".new"
+        unlink(fresh)
+        do {
+            let db = try SQLiteDatabase(path: fresh, create: true, noFollow: true)
+            // Page 1 written: a header that says "Caisson", no tables yet (the migrations follow).
+            try db.execute("PRAGMA application_id = \(Schema.applicationID)")
+            db.close()
+        } catch {
+            unlink(fresh)
+            throw StoreErrors.map(error, databasePath: path, doing: "creating it")
+        }
+        let fd = open(fresh, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd >= 0 { _ = fsync(fd); Glibc.close(fd) }
+        guard rename(fresh, path) == 0 else {
+            let e = errno
+            unlink(fresh)
+            throw CaissonError("store.open_failed", "cannot create the state database \(path): \(FileSystem.errnoText(e))")
+        }
+        let dfd = open(Paths.directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+    }
+
+    /// Refuses to write when the database was deleted, replaced or emptied since it was opened
+    /// (`store.gone`): the connection would go on writing into a file nobody will ever read.
+    func ensureAlive(_ doing: String) throws {
+        var st = stat()
+        let what: String
+        if stat(databasePath, &st) != 0 {
+            what = "was deleted (\(FileSystem.errnoText(errno)))"
+        } else if UInt64(st.st_dev) != identity.device || UInt64(st.st_ino) != identity.inode {
+            what = "was replaced by another file"
+        } else if st.st_size == 0 {
+            what = "was emptied (0 bytes)"
+        } else {
+            return
+        }
+        throw CaissonError("store.gone",
+                           "the state database \(databasePath) \(what) while Caisson was \(doing): this device's history, previous "
+                               + "known-good releases and downgrade floor went with it, and nothing more is written there. Restore the "
+                               + "state directory from a backup, or start a new one knowing that.")
     }
 
     /// Closes the connection. Later calls fail with a `store.*` error. Idempotent.
@@ -81,6 +168,7 @@ public final class CaissonStore {
                 let now = Int(try db.scalar("PRAGMA user_version").integerValue ?? 0)
                 guard now < migration.version else { return }
                 try db.execute(migration.sql)
+                if migration.adoptsRecords { try adoptRecordsIntoChain() }
                 try db.execute("PRAGMA user_version = \(migration.version)")
             }
         }
@@ -107,9 +195,10 @@ public final class CaissonStore {
 
     /// SQLite's `PRAGMA quick_check`: an empty array when the file is sound, else its complaints
     /// (a check that itself hits damage reports it rather than throwing).
-    public func integrityProblems() throws -> [String] {
+    /// With `full`, `PRAGMA integrity_check` (also checks indexes against their tables; slower).
+    public func integrityProblems(full: Bool = false) throws -> [String] {
         do {
-            let rows = try db.query("PRAGMA quick_check") { $0.text(0) }
+            let rows = try db.query(full ? "PRAGMA integrity_check" : "PRAGMA quick_check") { $0.text(0) }
             return rows == ["ok"] ? [] : rows
         } catch let error as SQLiteError where error.isCorrupt {
             return [error.message]
@@ -196,6 +285,7 @@ public final class CaissonStore {
 
     /// Inserts or replaces the validation record with this id.
     public func recordValidation(_ record: ValidationRecord) throws {
+        try ensureAlive("recording a validation")
         let json = try encode(record, "validation record")
         try StoreErrors.wrap(databasePath, "recording a validation") {
             try db.run("""
@@ -233,6 +323,7 @@ public final class CaissonStore {
 
     /// Inserts or replaces the import record with this id.
     public func recordImport(_ record: ImageImportRecord) throws {
+        try ensureAlive("recording an image import")
         let json = try encode(record, "image import record")
         try StoreErrors.wrap(databasePath, "recording an image import") {
             try db.run("""
@@ -268,6 +359,7 @@ public final class CaissonStore {
 
     /// Inserts or replaces the candidate release with this id (the journal also writes them).
     public func recordCandidateRelease(_ release: CandidateRelease) throws {
+        try ensureAlive("recording a candidate release")
         try StoreErrors.wrap(databasePath, "recording a candidate release") {
             try upsertCandidateRelease(release)
         }
@@ -318,17 +410,20 @@ public final class CaissonStore {
     }
 
     public func setServiceState(_ state: ServiceState) throws {
+        try ensureAlive("recording a service state")
         try StoreErrors.wrap(databasePath, "recording a service state") {
-            try upsertServiceState(state)
+            try db.transaction { try upsertServiceState(state) }
         }
     }
 
+    /// With its link in the record chain; inside a write transaction.
     func upsertServiceState(_ state: ServiceState) throws {
         let json = try encode(state, "service state")
         try db.run("""
             INSERT INTO service_states (service_name, updated_at, record) VALUES (?, ?, ?)
             ON CONFLICT (service_name) DO UPDATE SET updated_at = excluded.updated_at, record = excluded.record
             """, [.text(state.serviceName), .text(state.updatedAt), .text(json)])
+        try linkRecord(kind: RecordChain.serviceState, key: state.serviceName, json: json)
     }
 
     /// All service states, sorted by service name (bytewise).

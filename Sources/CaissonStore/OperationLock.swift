@@ -7,22 +7,6 @@ import CaissonCore
 import Foundation
 import Synchronization
 
-/// Who holds the operation lock, as written into `<state-dir>/lock`.
-public struct LockHolder: Sendable, Codable, Equatable {
-    public var operation: String
-    public var pid: Int32
-    public var since: String
-
-    public init(operation: String, pid: Int32, since: String) {
-        self.operation = operation
-        self.pid = pid
-        self.since = since
-    }
-
-    /// `package load frontend (pid 1234, since 2026-03-16T18:30:00Z)`
-    public var description: String { "\(operation) (pid \(pid), since \(since))" }
-}
-
 /// One Caisson operation at a time per state directory (FORMATS §8 item 9): an exclusive
 /// `flock` on `<state-dir>/lock`. The kernel drops the lock when the holding process dies, so a
 /// killed Caisson never blocks the next one. The lock file is never deleted (deleting a lock file
@@ -48,8 +32,26 @@ public final class OperationLock: Sendable {
     /// on I/O errors.
     public static func acquire(stateDir: String, operation: String, pid: Int32 = getpid(),
                                since: String) throws -> OperationLock {
-        try FileSystem.makeDirectory(stateDir, code: "lock.failed")
-        let path = FileSystem.joined(stateDir, fileName)
+        let holder = LockHolder(operation: operation, pid: pid, since: since)
+        switch try tryAcquire(directory: stateDir, fileName: fileName, holder: holder) {
+        case .success(let lock): return lock
+        case .failure(let busy):
+            let who = busy.holder.map { ": \($0.description)" } ?? " (its description is not written yet)"
+            throw CaissonError("lock.busy", "another Caisson operation is running\(who). Wait for "
+                                   + "it to finish and try again.")
+        }
+    }
+
+    struct Busy: Error {
+        var holder: LockHolder?
+    }
+
+    /// Takes the lock `directory/fileName` without waiting (creating the directory, mode 0700,
+    /// and the file if needed); `.failure` names the holder when it is taken. Throws `lock.failed`
+    /// on I/O errors.
+    static func tryAcquire(directory: String, fileName: String, holder: LockHolder) throws -> Result<OperationLock, Busy> {
+        try FileSystem.makeDirectory(directory, code: "lock.failed")
+        let path = FileSystem.joined(directory, fileName)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             let err = errno
@@ -62,14 +64,11 @@ public final class OperationLock: Sendable {
             if err == EWOULDBLOCK {
                 let current = readHolder(fd)
                 close(fd)
-                let who = current.map { ": \($0.description)" } ?? " (its description is not written yet)"
-                throw CaissonError("lock.busy", "another Caisson operation is running\(who). Wait for "
-                                       + "it to finish and try again.")
+                return .failure(Busy(holder: current))
             }
             close(fd)
             throw CaissonError("lock.failed", "cannot lock \(path): \(FileSystem.errnoText(err))")
         }
-        let holder = LockHolder(operation: operation, pid: pid, since: since)
         let lock = OperationLock(path: path, holder: holder, descriptor: fd)
         // Best effort: the lock itself is the flock; the description is for the next operator.
         if let data = try? JSONEncoder.sorted.encode(holder) {
@@ -78,12 +77,16 @@ public final class OperationLock: Sendable {
             _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
             _ = fsync(fd)
         }
-        return lock
+        return .success(lock)
     }
 
     /// The holder recorded in the lock file, if any (for `status` output). Does not lock.
     public static func currentHolder(stateDir: String) -> LockHolder? {
-        let fd = open(FileSystem.joined(stateDir, fileName), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        currentHolder(path: FileSystem.joined(stateDir, fileName))
+    }
+
+    static func currentHolder(path: String) -> LockHolder? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         return readHolder(fd)
@@ -120,5 +123,46 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
+    }
+}
+
+/// Locks as files in one directory, each an exclusive `flock` (see `OperationLock`): the state
+/// directory's `lock`, or the host-wide service locks (`<dir>/<name>.lock`, default directory
+/// `/run/caisson/locks`). A name is one path component of `[A-Za-z0-9._+-]`.
+public final class FileLockSpace: LockSpace {
+    public let directory: String
+    /// The file of lock `name`: `name` itself for the state lock, `name.lock` otherwise.
+    let suffix: String
+
+    public init(directory: String, suffix: String = ".lock") {
+        self.directory = directory
+        self.suffix = suffix
+    }
+
+    /// The state directory's lock space (its lock file is `<state-dir>/lock`, as before).
+    public static func stateDirectory(_ path: String) -> FileLockSpace { FileLockSpace(directory: path, suffix: "") }
+
+    func fileName(_ name: String) throws -> String {
+        guard !name.isEmpty, name != ".", name != "..",
+              name.unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || ".+_-".unicodeScalars.contains($0) }) else {
+            throw CaissonError("lock.failed", "invalid lock name \(name)")
+        }
+        return name + suffix
+    }
+
+    public func tryLock(_ name: String, holder: LockHolder) throws -> LockAttempt {
+        switch try OperationLock.tryAcquire(directory: directory, fileName: try fileName(name), holder: holder) {
+        case .success(let lock): return .acquired(HeldLock(name: name, holder: holder, onRelease: { lock.release() }))
+        case .failure(let busy): return .busy(busy.holder)
+        }
+    }
+
+    /// The description in the lock file, when its process is alive (a SIGKILLed holder's
+    /// description stays behind, but its lock does not).
+    public func holder(of name: String) -> LockHolder? {
+        guard let file = try? fileName(name),
+              let h = OperationLock.currentHolder(path: FileSystem.joined(directory, file)) else { return nil }
+        guard h.pid > 0, kill(h.pid, 0) == 0 || errno == EPERM else { return nil }
+        return h
     }
 }

@@ -7,6 +7,8 @@ enum Schema {
     struct Migration {
         let version: Int
         let sql: String
+        /// After the SQL: link the attempts and service states already stored into the record chain.
+        var adoptsRecords = false
     }
 
     static let migrations: [Migration] = [
@@ -104,6 +106,24 @@ enum Schema {
             CREATE INDEX validations_finished ON validations (finished_at);
             CREATE INDEX image_imports_validation ON image_imports (validation_attempt_id);
             """),
+        // v3: the record chain (update attempts and service states, tamper-evident; see
+        // CaissonStore+RecordChain.swift). The records already there are adopted into it.
+        Migration(version: 3, sql: """
+            CREATE TABLE record_chain (
+                seq INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                record_hash BLOB NOT NULL,
+                prev_hash BLOB NOT NULL,
+                hash BLOB NOT NULL
+            );
+            CREATE INDEX record_chain_key ON record_chain (kind, record_key, seq);
+            CREATE TABLE record_chain_head (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                seq INTEGER NOT NULL,
+                hash BLOB NOT NULL
+            );
+            """, adoptsRecords: true),
     ]
 
     static var currentVersion: Int { migrations.last?.version ?? 0 }

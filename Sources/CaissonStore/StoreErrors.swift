@@ -1,22 +1,26 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSQLite
 import CaissonCore
 
 /// Maps SQLite failures to Caisson's `store.*` issue codes with a sentence for the operator.
 enum StoreErrors {
     static func map(_ error: SQLiteError, databasePath: String, doing: String) -> CaissonError {
-        let cause = error.description
+        let cause = error.description + (error.systemErrno != 0 ? " errno \(error.systemErrno)" : "")
+        // A nearly full disk often surfaces as an I/O error of the write or fsync: say what it is.
+        if error.systemErrno == ENOSPC || error.systemErrno == EDQUOT {
+            return diskFull(databasePath: databasePath, doing: doing, cause: cause)
+        }
         switch error.primaryCode {
         case SQLITE_CORRUPT, SQLITE_NOTADB:
             return corrupt(databasePath: databasePath, cause: cause)
         case SQLITE_FULL:
-            return CaissonError("store.disk_full",
-                                "the disk holding the state database \(databasePath) is full while "
-                                    + "\(doing); nothing was changed. Free some space and run the command again.",
-                                cause: cause)
+            return diskFull(databasePath: databasePath, doing: doing, cause: cause)
         case SQLITE_BUSY, SQLITE_LOCKED:
             return CaissonError("store.busy",
                                 "the state database \(databasePath) stayed locked by another process while "
-                                    + "\(doing); nothing was changed. Wait for the other Caisson command "
+                                    + "\(doing). Wait for the other Caisson command "
                                     + "to finish and run the command again.",
                                 cause: cause)
         case SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN, SQLITE_AUTH:
@@ -28,13 +32,21 @@ enum StoreErrors {
         case SQLITE_IOERR:
             return CaissonError("store.io_failed",
                                 "an I/O error hit the state database \(databasePath) while \(doing): "
-                                    + "\(error.message). Check the disk; nothing was changed.",
+                                    + "\(error.message). Check the disk.",
                                 cause: cause)
         default:
             return CaissonError("store.query_failed",
                                 "the state database \(databasePath) failed while \(doing): \(error.message).",
                                 cause: cause)
         }
+    }
+
+    /// Says nothing about the host: the caller knows whether it was changed.
+    static func diskFull(databasePath: String, doing: String, cause: String?) -> CaissonError {
+        CaissonError("store.disk_full",
+                     "the disk holding the state database \(databasePath) is full while \(doing). Free some space "
+                         + "(for example `caisson package cleanup`, or old files on that disk) and run the command again.",
+                     cause: cause)
     }
 
     static func corrupt(databasePath: String, cause: String?) -> CaissonError {

@@ -178,6 +178,9 @@ final class RestartInjectingHost: ContainerHost {
     func renameContainer(_ nameOrID: String, to newName: String) throws(HostError) {
         try before(.renameContainer); try inner.renameContainer(nameOrID, to: newName)
     }
+    func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo] {
+        try before(.listContainers); return try inner.listContainers(namePrefixes: namePrefixes, label: label)
+    }
     func removeContainer(_ nameOrID: String) throws(HostError) { try before(.removeContainer); try inner.removeContainer(nameOrID) }
     func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
         try before(.removeContainer); try inner.removeStoppedContainer(nameOrID)

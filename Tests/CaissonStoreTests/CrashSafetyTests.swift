@@ -252,22 +252,20 @@ import Glibc
             try handle.write(contentsOf: Data(repeating: 0xFF, count: Int(pageSize)))
             try handle.close()
 
-            let reopened = try CaissonStore(stateDirectory: dir.stateDir)
-            defer { reopened.close() }
-            expectCaissonError("store.corrupt") { _ = try reopened.updateAttempts() }
-            #expect(try reopened.integrityProblems().isEmpty == false)
-            // Other tables still answer.
-            #expect(try reopened.serviceState("frontend") == Fixtures.state("frontend"))
+            // Caught when the store opens (quick_check), not only when that table is read
+            // (issue 10 item 11: a damaged page must not go unnoticed).
+            let error = expectCaissonError("store.corrupt") { _ = try CaissonStore(stateDirectory: dir.stateDir) }
+            #expect(error?.cause?.contains("quick_check") == true)
         }
     }
 
-    @Test func emptyDatabaseFileIsANewStore() throws {
+    /// Issue 10 item 11: a 0-byte caisson.db was truncated, not created fresh (a fresh store is
+    /// created whole): refused, not taken as a new, empty history.
+    @Test func emptyDatabaseFileIsRefused() throws {
         try withTempDir { dir in
             try FileManager.default.createDirectory(atPath: dir.stateDir, withIntermediateDirectories: true)
             #expect(FileManager.default.createFile(atPath: dir.databasePath, contents: Data()))
-            let store = try CaissonStore(stateDirectory: dir.stateDir)
-            defer { store.close() }
-            #expect(try store.settings().schemaVersion == CaissonStore.schemaVersion)
+            expectCaissonError("store.truncated") { _ = try CaissonStore(stateDirectory: dir.stateDir) }
         }
     }
 

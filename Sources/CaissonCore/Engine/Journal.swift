@@ -8,6 +8,12 @@ public protocol UpdateJournal: AnyObject {
     /// Attempts whose status is not terminal, oldest first, each with its latest machine snapshot.
     func inFlightAttempts() throws -> [InFlightAttempt]
     func serviceState(_ serviceName: String) throws -> ServiceState?
+    /// The ids of every attempt (any status) of `serviceName` this journal holds: what this state
+    /// directory owns on the host.
+    func updateIDs(service serviceName: String) throws -> [String]
+    /// Makes sure the journal has room for an attempt, before its first host change (a full disk
+    /// fails here, when nothing is touched yet: `store.disk_full`).
+    func reserveSpace() throws
 }
 
 public enum JournalPhase: String, Sendable, Codable, Equatable {
@@ -126,11 +132,18 @@ public struct InFlightAttempt: Sendable, Equatable {
     public var machine: UpdateMachine?
     /// Why the latest snapshot could not be read, if it could not.
     public var unreadable: String?
+    /// The step of the latest journal entry (`stop_container`, `health_poll`, ...) and when it
+    /// was written: what the attempt is doing now, if its process is alive.
+    public var lastStep: String?
+    public var lastStepAt: String?
 
-    public init(attempt: UpdateAttempt, machine: UpdateMachine?, unreadable: String? = nil) {
+    public init(attempt: UpdateAttempt, machine: UpdateMachine?, unreadable: String? = nil,
+                lastStep: String? = nil, lastStepAt: String? = nil) {
         self.attempt = attempt
         self.machine = machine
         self.unreadable = unreadable
+        self.lastStep = lastStep
+        self.lastStepAt = lastStepAt
     }
 }
 
@@ -157,6 +170,19 @@ public final class InMemoryJournal: UpdateJournal {
     /// persisted (the process dies right after the durable write) — or, with `before`, instead of it.
     @exclusivity(unchecked) public var crashAtWrite: Int?
     @exclusivity(unchecked) public var crashBeforeWrite = false
+    /// Called after each durable write with its index, before a crash planned at that write
+    /// strikes: the harness runs a second Caisson process or delivers a signal there.
+    @exclusivity(unchecked) public var afterWrite: ((Int) throws -> Void)?
+    /// A full state disk (or a deleted state database): from the write with this index on,
+    /// writes fail with `storageFailure` and change nothing, except that the first
+    /// `reserveWrites` of them still succeed (the store's reserve, released when the disk is full).
+    @exclusivity(unchecked) public var failFromWrite: Int?
+    @exclusivity(unchecked) public var reserveWrites = 0
+    @exclusivity(unchecked) public var storageFailure = CaissonError("store.disk_full", "the disk holding the state database is full (simulated)")
+    /// `reserveSpace()` fails: the disk is already too full when the update starts.
+    @exclusivity(unchecked) public var reserveFails = false
+    /// Writes refused by `failFromWrite`.
+    @exclusivity(unchecked) public private(set) var failedWrites = 0
 
     public init() {}
 
@@ -164,6 +190,14 @@ public final class InMemoryJournal: UpdateJournal {
         let index = writeCount
         writeCount += 1
         if crashAtWrite == index && crashBeforeWrite { throw SimulatedCrash(writeIndex: index) }
+        if let from = failFromWrite, index >= from {
+            if reserveWrites > 0 {
+                reserveWrites -= 1
+            } else {
+                failedWrites += 1
+                throw storageFailure
+            }
+        }
         let i: Int
         if let found = stored.firstIndex(where: { $0.value.updateID == write.attempt.updateID }) {
             i = found
@@ -184,17 +218,27 @@ public final class InMemoryJournal: UpdateJournal {
         if let r = write.candidateRelease {
             if let i = releases.firstIndex(where: { $0.candidateReleaseID == r.candidateReleaseID }) { releases[i] = r } else { releases.append(r) }
         }
+        if let afterWrite { try afterWrite(index) }
         if crashAtWrite == index && !crashBeforeWrite { throw SimulatedCrash(writeIndex: index) }
     }
 
     public func inFlightAttempts() throws -> [InFlightAttempt] {
         stored.indices.filter { !stored[$0].value.status.isTerminal }.map { i in
-            InFlightAttempt(attempt: stored[i].value, machine: latest[i]?.machine)
+            InFlightAttempt(attempt: stored[i].value, machine: latest[i]?.machine, lastStep: latest[i]?.step,
+                            lastStepAt: latest[i]?.at)
         }
     }
 
     public func serviceState(_ serviceName: String) throws -> ServiceState? {
         states.first { $0.serviceName == serviceName }
+    }
+
+    public func reserveSpace() throws {
+        if reserveFails { throw storageFailure }
+    }
+
+    public func updateIDs(service serviceName: String) throws -> [String] {
+        stored.filter { $0.value.serviceName == serviceName }.map(\.value.updateID)
     }
 
     public func setServiceState(_ state: ServiceState) {

@@ -2,12 +2,21 @@
 /// effect. Thin on purpose: every decision is in the machine.
 ///
 /// Journal discipline (DESIGN.md principle 3): a write of the machine's snapshot
-/// - when the attempt starts,
+/// - when the attempt starts (after reserving the journal's room: `UpdateJournal.reserveSpace`),
 /// - before every mutating host call (intent) and after it (outcome),
 /// - whenever the machine reports new audit events or a status change,
 /// - at the end (the terminal record, with the service state on commit).
-/// If a journal write throws (disk full, or a simulated crash) the driver stops at once: the
-/// next run's recovery picks the attempt up from the last durable snapshot.
+///
+/// A journal write that fails (disk full, the state database deleted, an I/O error):
+/// - before anything was durable, nothing was touched: the error is thrown;
+/// - after that, the driver does at once what the next command's recovery would do from the
+///   last durable snapshot (finish a commit whose health check passed, else restore the previous
+///   release), trying each later write but going on without it, and returns the attempt with an
+///   issue saying the journal failed (never "nothing was changed": the host may have been).
+/// A `SimulatedCrash` (the harness's process death) always propagates.
+///
+/// `isCancelRequested` (Ctrl-C, SIGTERM) is asked before every action; the first time it says
+/// yes, the machine gets `.cancel` instead of that action (see `UpdateMachine.Input.cancel`).
 public final class UpdateDriver {
     public let host: any ContainerHost
     public let journal: any UpdateJournal
@@ -18,6 +27,27 @@ public final class UpdateDriver {
     public var candidateRelease: CandidateRelease?
     /// Upper bound on machine steps (a guard against a machine bug looping forever).
     public var maxSteps = 100_000
+    /// True once the operator asked to stop (asked before every action; delivered once).
+    public var isCancelRequested: (() -> Bool)?
+    /// Called when the stop request is delivered, with what the machine does about it.
+    public var onCancel: ((CancelEffect) -> Void)?
+    /// Whether the stop request reached the machine.
+    public private(set) var cancelDelivered = false
+    /// Set once a journal write failed after the first durable one: what went wrong.
+    public private(set) var journalFailure: CaissonError?
+
+    /// What a stop request did.
+    public enum CancelEffect: Sendable, Equatable {
+        /// Nothing was touched: the attempt ends, nothing changed.
+        case stoppedUntouched
+        /// The previous release is being restored.
+        case restoring
+        /// The new release passed its health check (or a restore is under way): carrying on.
+        case finishing
+    }
+
+    /// The machine as of the last successful journal write.
+    private var lastDurable: UpdateMachine?
 
     public init(host: any ContainerHost, journal: any UpdateJournal, clock: any UpdateClock) {
         self.host = host
@@ -28,6 +58,8 @@ public final class UpdateDriver {
     /// Drive a new attempt to its terminal status.
     @discardableResult
     public func run(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
+        // Room for the journal first: a full disk fails here, before anything is touched.
+        try journal.reserveSpace()
         try persist(&machine, entry: (.note, "start", .text("attempt started")), release: candidateRelease)
         return try drive(&machine, first: .start)
     }
@@ -39,7 +71,29 @@ public final class UpdateDriver {
         return try drive(&machine, first: .start)
     }
 
+    /// A journal write failed after the first durable one.
+    private struct JournalWriteFailed: Error {
+        var error: CaissonError
+    }
+
     private func drive(_ machine: inout UpdateMachine, first: UpdateMachine.Input) throws -> UpdateAttempt {
+        do {
+            return try driveSteps(&machine, first: first)
+        } catch let failed as JournalWriteFailed {
+            // Do now what recovery would do from the last durable snapshot; write what we can.
+            guard let durable = lastDurable else { throw failed.error }
+            journalFailure = failed.error
+            machine = UpdateMachine.recovering(durable, attempt: durable.attempt)
+            var attempt = try driveSteps(&machine, first: .start)
+            attempt.issues.append(Issue(failed.error.code, "the update journal could not be written after the update began (\(failed.error.message)); Caisson went on without it and "
+                + (attempt.status == .succeeded ? "finished the update, whose health check had passed"
+                   : attempt.status == .rollbackFailed ? "could not restore the previous release"
+                   : "restored the previous release") + "; this record may be incomplete until `caisson recover` runs with room on the state directory's disk"))
+            return attempt
+        }
+    }
+
+    private func driveSteps(_ machine: inout UpdateMachine, first: UpdateMachine.Input) throws -> UpdateAttempt {
         var input = first
         var steps = 0
         while true {
@@ -47,7 +101,15 @@ public final class UpdateDriver {
             if steps > maxSteps {
                 throw CaissonError("update.internal_error", "the update machine did not finish within \(maxSteps) steps")
             }
-            let action = machine.next(input, now: clock.nowMillis, timestamp: clock.timestamp())
+            var action = machine.next(input, now: clock.nowMillis, timestamp: clock.timestamp())
+            if !cancelDelivered, action != .finished, let asked = isCancelRequested, asked() {
+                cancelDelivered = true
+                let passed = machine.healthPassed
+                let restoring = machine.isRestoring
+                action = machine.next(.cancel, now: clock.nowMillis, timestamp: clock.timestamp())
+                // (A cancel instead of the first change to the live service leaves it untouched.)
+                onCancel?(passed || restoring ? .finishing : machine.touchedLive ? .restoring : .stoppedUntouched)
+            }
             switch action {
             case .finished:
                 try persist(&machine, entry: (.note, "finish", .text("attempt " + machine.status.rawValue)), state: machine.newServiceState)
@@ -74,8 +136,19 @@ public final class UpdateDriver {
                          state: ServiceState? = nil, release: CandidateRelease? = nil) throws {
         let events = machine.takeEvents()
         let e = JournalEntry(phase: entry.0, step: entry.1, lazyDetail: entry.2, machine: machine, at: clock.timestamp())
-        try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
-                                       serviceState: state, candidateRelease: release))
+        do {
+            try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
+                                           serviceState: state, candidateRelease: release))
+            lastDurable = machine
+        } catch let crash as SimulatedCrash {
+            throw crash
+        } catch {
+            // Already going on without the journal: this write is lost too.
+            if journalFailure != nil { return }
+            let e = error as? CaissonError ?? CaissonError("store.write_failed", "\(error)")
+            if lastDurable == nil { throw e }
+            throw JournalWriteFailed(error: e)
+        }
     }
 
     func perform(_ command: UpdateMachine.Command) -> UpdateMachine.Reply {
@@ -143,8 +216,13 @@ public enum Recovery {
         }
     }
 
+    /// Must run under the state directory's operation lock (see `RecoveryGate`): an attempt is
+    /// only "interrupted" when no live process owns it. With `serviceLocks`, each attempt that
+    /// may touch the host is recovered under its service's host-wide lock; a service another
+    /// Caisson is changing right now is left for later (`recovery.service_busy`).
     public static func run(host: any ContainerHost, journal: any UpdateJournal, clock: any UpdateClock,
-                           onStep: ((String) -> Void)? = nil, maxSteps: Int? = nil) throws -> Report {
+                           onStep: ((String) -> Void)? = nil, serviceLocks: (any LockSpace)? = nil,
+                           holder: LockHolder? = nil, maxSteps: Int? = nil) throws -> Report {
         var report = Report()
         for inflight in try journal.inFlightAttempts() {
             if let why = inflight.unreadable {
@@ -161,6 +239,16 @@ public enum Recovery {
                 report.recovered.append(a)
                 continue
             }
+            var serviceLock: HeldLock?
+            if let serviceLocks, let holder {
+                switch try serviceLocks.tryLock(OperationLocks.serviceLockName(saved.plan.service), holder: holder) {
+                case .acquired(let lock): serviceLock = lock
+                case .busy(let other):
+                    report.problems.append(Issue("recovery.service_busy", "attempt \(inflight.attempt.updateID) of \(inflight.attempt.serviceName) was not recovered: another Caisson on this host is changing that service now\(other.map { " (\($0.description))" } ?? ""); run `caisson recover` again once it has finished"))
+                    continue
+                }
+            }
+            defer { serviceLock?.release() }
             var machine = UpdateMachine.recovering(saved, attempt: inflight.attempt)
             let driver = UpdateDriver(host: host, journal: journal, clock: clock)
             driver.onStep = onStep

@@ -137,6 +137,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case start
         case reply(Reply)
         case woke
+        /// The operator asked to stop (Ctrl-C, SIGTERM), delivered *instead of* executing the
+        /// action the machine returned last (that action never ran). Before the service was
+        /// touched the attempt ends with nothing changed; during the swap or the health check
+        /// the previous release is restored; after the health check passed, or while restoring,
+        /// the machine carries on to its end (see `cancelled(now:timestamp:)`).
+        case cancel
     }
 
     // MARK: State (all Codable: a snapshot is written to the journal at every step)
@@ -186,9 +192,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var pinReference: String?
     var newContainerID: String?
     /// True once the live service may have been touched (stop issued / compose apply issued).
-    var touchedLive = false
+    public internal(set) var touchedLive = false
     /// The health check of the new release passed: recovery finishes the commit.
-    var healthPassed = false
+    public internal(set) var healthPassed = false
     var health: HealthTracker?
     var restoreRound = 0
     /// Times the restore started the previous release again after finding it stopped during its
@@ -202,8 +208,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// Set by `recovering`: the audit log of the interrupted attempt still lacks the ending of its
     /// health check and/or the start of its rollback (written with the recovery's first step).
     /// Transient: a recovery that dies before writing it owes it again from the same snapshot.
-    var recoveryOwesHealthVerdict = false
-    var recoveryOwesRollbackStart = false
+    /// (Optional: snapshots written before these existed decode.)
+    var recoveryOwesHealthVerdict: Bool?
+    var recoveryOwesRollbackStart: Bool?
     var pendingEvents: [AuditEvent] = []
     /// Set when the durable state changed in a way that must be journaled before the next action.
     public private(set) var needsPersist = false
@@ -242,10 +249,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     var serviceContainerName: String { plan.service.docker?.containerName ?? plan.service.name }
     /// The first 8 hex digits of the update id, lowercased (ASCII scan: computed at every step).
-    var idTag: String {
+    var idTag: String { Self.idTag(of: plan.updateID) }
+
+    /// The first 8 hex digits of `updateID`, lowercased: the suffix of the names an update gives
+    /// its containers (`NAME-caisson-new-<tag>`, `NAME-caisson-rollback-<tag>`).
+    public static func idTag(of updateID: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(8)
-        for b in plan.updateID.utf8 where out.count < 8 {
+        for b in updateID.utf8 where out.count < 8 {
             switch b {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): out.append(b)
             case UInt8(ascii: "A")...UInt8(ascii: "F"): out.append(b + 0x20)
@@ -260,6 +271,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     public var stagingName: String { "\(serviceContainerName)-caisson-new-\(idTag)" }
 
     public var isFinished: Bool { phase == .done }
+    /// The machine is restoring the previous release.
+    public var isRestoring: Bool { phase.rawValue.hasPrefix("restore") }
     public var status: UpdateStatus { attempt.status }
 
     /// Events produced since the last `takeEvents()`; the driver journals them.
@@ -307,7 +320,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
             }
             // The status changes with the event it stands for, at the recovery's first step.
-            if m.recoveryOwesRollbackStart { m.attempt.status = attempt.status }
+            if m.recoveryOwesRollbackStart == true { m.attempt.status = attempt.status }
             m.phase = m.plan.service.runtimeMode == .docker ? .restoreInspectName : .restoreComposeApply
         }
         return m
@@ -317,6 +330,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// `now` is the injected monotonic time (ms); `timestamp` the injected wall time for records.
     public mutating func next(_ input: Input, now: Int64, timestamp: String) -> Action {
+        if input == .cancel { return cancelled(now: now, timestamp) }
         switch (phase, input) {
         case (.inspectOld, .start):
             event(.updateStarted, timestamp, "\(plan.kind == "rollback" ? "rollback" : "update") of \(plan.service.name) to \(plan.targetImageReference) started")
@@ -623,6 +637,53 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
+    // MARK: Cancel
+
+    /// What a stop request does in each phase. The action returned before it never ran, so the
+    /// machine re-derives from the phase (restores are state-based: they inspect the host first).
+    private mutating func cancelled(now: Int64, _ timestamp: String) -> Action {
+        let reason = "stopped by the operator (interrupt or terminate signal)"
+        switch phase {
+        case .inspectOld, .inspectTarget, .pin:
+            // Nothing touched (a pin tag is harmless).
+            attempt.issues.append(Issue("update.cancelled", "\(reason) before the service was changed; nothing was changed"))
+            return finish(.failed, timestamp)
+        case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll:
+            if phase == .stopOld || phase == .composeApply {
+                // The cancel replaces the first change to the live service (the stop, the
+                // compose apply): it never ran, the service is untouched.
+                touchedLive = false
+            }
+            if phase == .healthWait || phase == .healthPoll {
+                // The health check ends here, without a verdict of its own: it is not kept.
+                let msg = "\(reason) during the health check; the release is not kept"
+                attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
+                event(.healthCheckFailed, timestamp, msg)
+            }
+            return startRestore(Issue("update.cancelled", touchedLive ? "\(reason); restoring the previous release"
+                                                                      : "\(reason) before the service was changed; nothing was changed"), timestamp)
+        case .commitRemoveBackup, .commitInspectBackup, .commitStopBackup:
+            // The new release passed its health check: finish the commit (from a fresh look at
+            // the backup).
+            return commitBackup(timestamp)
+        case .restoreInspectName, .restoreRemoveIntruder, .restoreInspectOld, .restoreRenameOld, .restoreStartOld,
+             .restoreInspectLeftover, .restoreRemoveLeftover, .restoreStopIntruder, .restoreInspectNew, .restoreStopLeftover:
+            // Already restoring: start the round over from what the host looks like.
+            restoreStartIssued = false
+            phase = .restoreInspectName
+            return .call(.inspectContainer(serviceContainerName))
+        case .restoreComposeApply:
+            return next(.start, now: now, timestamp: timestamp)
+        case .restoreHealthWait, .restoreHealthPoll:
+            phase = .restoreHealthPoll
+            return restoreHealthObservation()
+        case .abandon:
+            return finish(.failed, timestamp)
+        case .done:
+            return .finished
+        }
+    }
+
     // MARK: Forward helpers
 
     private mutating func afterInspectOld(_ reply: Reply, _ timestamp: String) -> Action {
@@ -818,14 +879,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// A recovery that restores writes what the audit log of the interrupted attempt lacks: the
     /// end of a health check that never reached a verdict, and the start of the rollback.
     private mutating func settleRecoveryEvents(_ timestamp: String) {
-        if recoveryOwesHealthVerdict {
-            recoveryOwesHealthVerdict = false
+        if recoveryOwesHealthVerdict == true {
+            recoveryOwesHealthVerdict = nil
             let msg = "the health check was interrupted (the updater stopped) before a verdict; the release is not kept"
             attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
             event(.healthCheckFailed, timestamp, msg)
         }
-        if recoveryOwesRollbackStart {
-            recoveryOwesRollbackStart = false
+        if recoveryOwesRollbackStart == true {
+            recoveryOwesRollbackStart = nil
             attempt.status = .rollbackStarted
             event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: the updater stopped during the update")
         }

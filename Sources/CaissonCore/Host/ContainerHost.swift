@@ -45,6 +45,10 @@ public protocol ContainerHost: AnyObject {
     /// Remove a container that is not running, never killing it: `.conflict` when it runs (a
     /// daemon restart may have started it again since it was stopped). Not-found is success.
     func removeStoppedContainer(_ nameOrID: String) throws(HostError)
+    /// Containers in any state whose name starts with one of `namePrefixes`, or that carry the
+    /// label `label` (any value), sorted by name: the marks an update leaves while it runs
+    /// (`NAME-caisson-new-…`, `NAME-caisson-rollback-…`, `io.caisson.update-id`).
+    func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo]
 
     // MARK: Compose mode
 

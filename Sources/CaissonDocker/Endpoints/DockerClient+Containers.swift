@@ -6,11 +6,15 @@ public struct ContainerListFilters: Sendable, Equatable {
     public var labels: [String]
     /// Ids or id prefixes.
     public var ids: [String]
+    /// Name prefixes (without `/`); sent as anchored regexes and re-checked locally. Not combined
+    /// with `names`.
+    public var namePrefixes: [String]
 
-    public init(names: [String] = [], labels: [String] = [], ids: [String] = []) {
+    public init(names: [String] = [], labels: [String] = [], ids: [String] = [], namePrefixes: [String] = []) {
         self.names = names
         self.labels = labels
         self.ids = ids
+        self.namePrefixes = namePrefixes
     }
 }
 
@@ -26,6 +30,7 @@ extension DockerClient {
     public func listContainers(all: Bool = true, filters: ContainerListFilters = ContainerListFilters()) throws -> [ContainerSummary] {
         var filterMap: [String: [String]] = [:]
         if !filters.names.isEmpty { filterMap["name"] = filters.names.map { "^/\(Self.regexEscape($0))$" } }
+        else if !filters.namePrefixes.isEmpty { filterMap["name"] = filters.namePrefixes.map { "^/\(Self.regexEscape($0))" } }
         if !filters.labels.isEmpty { filterMap["label"] = filters.labels }
         if !filters.ids.isEmpty { filterMap["id"] = filters.ids }
         var query = [("all", all ? "1" : "0")]
@@ -39,6 +44,10 @@ extension DockerClient {
         var summaries = items.compactMap(ContainerSummary.init(json:))
         if !filters.names.isEmpty {
             summaries = summaries.filter { summary in summary.names.contains { filters.names.contains($0) } }
+        } else if !filters.namePrefixes.isEmpty {
+            summaries = summaries.filter { summary in
+                summary.names.contains { name in filters.namePrefixes.contains { name.hasPrefix($0) } }
+            }
         }
         return summaries
     }

@@ -10,11 +10,15 @@ public struct SQLiteError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String
     /// The statement (or operation) that failed, for the log.
     public var context: String
+    /// The OS error behind an I/O failure (`sqlite3_system_errno`), 0 when none: a write that
+    /// failed with ENOSPC is often reported as `SQLITE_IOERR_WRITE`, not `SQLITE_FULL`.
+    public var systemErrno: Int32
 
-    public init(code: Int32, message: String, context: String) {
+    public init(code: Int32, message: String, context: String, systemErrno: Int32 = 0) {
         self.code = code
         self.message = message
         self.context = context
+        self.systemErrno = systemErrno
     }
 
     public var primaryCode: Int32 { code & 0xFF }
@@ -39,10 +43,12 @@ public final class SQLiteDatabase {
 
     /// Opens (and with `create`, creates) the database file. The file is not read until the first
     /// statement, so a garbage file is only detected by the first query.
-    public init(path: String, create: Bool = true, readOnly: Bool = false,
+    public init(path: String, create: Bool = true, readOnly: Bool = false, noFollow: Bool = false,
                 busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
         self.path = path
         var flags = SQLITE_OPEN_FULLMUTEX
+        // Refuse a symbolic link as the database (SQLite 3.31+).
+        if noFollow { flags |= 0x0100_0000 /* SQLITE_OPEN_NOFOLLOW */ }
         if readOnly {
             flags |= SQLITE_OPEN_READONLY
         } else {
@@ -86,7 +92,8 @@ public final class SQLiteDatabase {
         // code we were given when they disagree (e.g. after a later successful call).
         let extended = sqlite3_extended_errcode(handle)
         let code = (extended & 0xFF) == (rc & 0xFF) ? extended : rc
-        return SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)), context: context)
+        return SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)), context: context,
+                           systemErrno: sqlite3_system_errno(handle))
     }
 
     /// Runs one or more statements without parameters or results (DDL, pragmas).
@@ -99,7 +106,7 @@ public final class SQLiteDatabase {
             sqlite3_free(errorMessage)
             let extended = sqlite3_extended_errcode(db)
             throw SQLiteError(code: (extended & 0xFF) == (rc & 0xFF) ? extended : rc,
-                              message: message, context: sql)
+                              message: message, context: sql, systemErrno: sqlite3_system_errno(db))
         }
     }
 
