@@ -1,6 +1,7 @@
 // libFuzzer harness: the image-archive inspector. The input is used as image.tar inside a
 // well-formed package, so every byte reaches the docker save / OCI layout parser (JSON documents,
-// layer hashing, links, compression magic). Built and run by scripts/fuzz.
+// layer hashing, links, compression magic; a gzip-compressed input is inflated first). Built and
+// run by scripts/fuzz.
 import CaissonCore
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -15,6 +16,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     limits.maxJSONFileSize = 256 * 1024
     limits.maxJSONTotalBytes = 512 * 1024
     limits.maxExtendedHeaderSize = 64 * 1024
+    limits.gzip = GzipLimits(maxRatio: 100, allowanceBytes: 1 << 20)  // bombs stop early: fast runs
     let scan = PackageScanner(limits: limits, wantImageDigest: { _ in false }).scan(MemoryByteSource(w.finished()))
     if let facts = scan.image {
         _ = PackageValidator.checkImage(facts, manifest: Manifest.parse(Array(FuzzImage.manifest.utf8)).0!)

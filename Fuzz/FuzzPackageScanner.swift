@@ -8,6 +8,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var limits = PackageScanLimits()
     limits.readBufferSize = 4096
     limits.maxExtendedHeaderSize = 64 * 1024
+    limits.gzip = GzipLimits(maxRatio: 100, allowanceBytes: 1 << 20)  // bombs stop early: fast runs
     // The first byte picks a short-read size, so buffer-boundary paths get exercised too.
     let readSize = bytes.first.map { Int($0) * 7 + 1 } ?? .max
     let scanner = PackageScanner(limits: limits, wantImageDigest: { _ in true })

@@ -124,6 +124,10 @@ images = {
     "oci-ustar.tar": oci_image(fmt=tarfile.USTAR_FORMAT),
     "long-names.tar": tar_bytes([("d" * 120 + "/" + "f" * 120, b"x" * 10), ("manifest.json", b"[]")], tarfile.PAX_FORMAT),
 }
+# gzip-compressed image.tar (issue 11): the same archives through the inflating reader.
+import gzip as _gzip
+images["legacy-ustar.tar.gz"] = _gzip.compress(images["legacy-ustar.tar"], mtime=0)
+images["oci-pax.tar.gz"] = _gzip.compress(images["oci-pax.tar"], mtime=0)
 for n, b in images.items():
     put("image", n, b)
 
@@ -150,6 +154,7 @@ packages = {
     "bound-signed.edgepkg": tar_bytes([("manifest.toml", bound), ("image.tar", img), ("manifest.toml.minisig", sig)]),
     "image-first-pax.edgepkg": tar_bytes([("image.tar", images["oci-pax.tar"]), ("manifest.toml", manifest)], tarfile.PAX_FORMAT),
     "gnu.edgepkg": tar_bytes([("manifest.toml", manifest), ("image.tar", images["legacy-gnu.tar"])], tarfile.GNU_FORMAT),
+    "gzip-image.edgepkg": tar_bytes([("manifest.toml", manifest), ("image.tar", images["legacy-ustar.tar.gz"])]),
     "bad-entries.edgepkg": tar_bytes([("./manifest.toml", manifest), ("dir", None), ("link", ("symlink", "image.tar")),
                                       ("manifest.toml", manifest), ("manifest.toml", b"dup")]),
 }

@@ -78,9 +78,10 @@ extension SimulatedHost {
         guard payload.length > 0, payload.offset >= 0 else {
             throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
-        let length = payload.length
-        // The daemon unpacks the whole archive first, even when it turns out to hold an image it
-        // already has; a new image then keeps `length` bytes.
+        let sent = payload.length
+        // The daemon unpacks the whole archive first (inflating a compressed one), even when it
+        // turns out to hold an image it already has; a new image then keeps `length` bytes.
+        let length = payload.unpackedBytes
         let (scaled, o1) = length.multipliedReportingOverflow(by: max(1, state.loadSpaceMultiplier))
         let (needed, o2) = scaled.addingReportingOverflow(max(0, state.loadSpaceMarginBytes))
         if o1 || o2 || needed > state.freeDiskBytes {
@@ -93,7 +94,7 @@ extension SimulatedHost {
             try Self.readEncryptedArchive(payload)
         }
         let steps: Int64 = 4
-        for k in 1...steps { progress(length / steps * k + (k == steps ? length % steps : 0)) }
+        for k in 1...steps { progress(sent / steps * k + (k == steps ? sent % steps : 0)) }
         if state.images[id] == nil {
             state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length)
             state.freeDiskBytes = saturatingAdd(state.freeDiskBytes, -length)

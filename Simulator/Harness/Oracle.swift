@@ -17,6 +17,9 @@ public struct Expectation: Sendable, CustomStringConvertible {
         case untouched
         /// The rollback could not finish: a human must look (only outsiders' things are checked).
         case needsHuman
+        /// The service was found stopped: the new release is in place, created, never started
+        /// (`update.left_stopped`; `--start` starts it).
+        case newLeftStopped
     }
 
     /// The forward health check's verdict, when the run must reach one.
@@ -164,6 +167,10 @@ extension UpdateScenario {
             notes.append("a daemon \(k) before the first call left the previous release down (restart=\(policy))")
         }
         let oldRelease = Expectation.Release.old(running: config.mode == .compose || oldRunning)
+        // A Docker service found stopped gets the new release installed and left stopped: the
+        // forward path ends with the rename-in (no start, no health check), then the commit.
+        let leftStopped = config.mode == .docker && !oldRunning && plan.startStopped != true
+        let renameInCall = firstCall + 6
         let backupGone = config.outsider == .removesBackup && record({ if case .forceRemove = $0 { return true }; return false }) != nil
         let nameTaken = config.outsider == .takesServiceName && record({ if case .occupyName = $0 { return true }; return false }) != nil
 
@@ -213,6 +220,11 @@ extension UpdateScenario {
                 return Expectation(outcomes: [.init(status: nil, codes: [], release: .untouched, events: nil, health: nil,
                                                     why: "died before its first durable write: no record, nothing changed")], notes: notes)
             }
+            if leftStopped && durable.leftStoppedDurable {
+                return Expectation(outcomes: [.init(status: .succeeded, codes: [["update.left_stopped"]], release: .newLeftStopped,
+                                                    events: nil, health: nil,
+                                                    why: "died after the left-stopped commit was journaled: recovery finishes the commit")], notes: notes)
+            }
             if trail.contains(where: { $0.kind == .healthCheckPassed }) {
                 return Expectation(outcomes: [.init(status: .succeeded, codes: [], release: .new(mayBeDown: daemonAfterVerdictMayStop()),
                                                     events: nil, health: nil,
@@ -230,7 +242,9 @@ extension UpdateScenario {
 
         var signalOutcomes: [Expectation.Outcome] = []
         // --- Ctrl-C / SIGTERM reached the machine before anything else decided the update.
-        if let cancelCall = disruption.cancelCall.map(own), let cancelMillis = disruption.cancelMillis {
+        if let cancelCall = disruption.cancelCall.map(own), let cancelMillis = disruption.cancelMillis,
+           !(leftStopped && cancelCall > renameInCall) {
+            // (Left stopped: a signal after the rename-in meets the commit, which finishes.)
             let forwardErrorBefore = faults.contains { f in
                 f.index >= firstCall && f.index < firstCall + steps.count && f.index < cancelCall && (f.fault?.isError ?? false)
             }
@@ -270,7 +284,8 @@ extension UpdateScenario {
 
         // --- The first process ran to its end: the forward path, then the health check.
         var branch: (step: Int, kind: FaultKind?)? = nil
-        for f in faults where f.index >= firstCall && f.index < firstCall + steps.count && f.index < first.endCall {
+        let forwardCount = leftStopped ? 7 : steps.count
+        for f in faults where f.index >= firstCall && f.index < firstCall + forwardCount && f.index < first.endCall {
             if let k = f.fault, k.isError { branch = (f.index - firstCall, k); break }
         }
         if config.outsider == .holdsStagingName, branch.map({ $0.step > 3 }) ?? true { branch = (3, nil) }
@@ -290,6 +305,21 @@ extension UpdateScenario {
                                            why: "\(cause): the previous release is restored")
             let decided = faults.first { $0.index == firstCall + step }?.atMillis ?? first.startMillis
             return Expectation(outcomes: restoreOutcomes(base, decidedAt: decided) + signalOutcomes, notes: notes)
+        }
+
+        if leftStopped {
+            var codes = [["update.left_stopped"]]
+            if faults.contains(where: { f in
+                (f.operation == .removeContainer || f.operation == .stopContainer || f.operation == .inspectContainer)
+                    && f.index > renameInCall && (f.fault?.isError ?? false)
+            }) {
+                codes.append(["docker.cleanup_failed"])
+            }
+            notes.append("the service was found stopped: the new release is installed, not started")
+            return Expectation(outcomes: [.init(status: .succeeded, codes: codes, release: .newLeftStopped,
+                                                events: [.updateStarted, .updateCommitted], health: nil,
+                                                why: "the service was stopped before the update: the new release is installed and left stopped")]
+                                   + signalOutcomes, notes: notes)
         }
 
         // No forward branch: the health check decides.
@@ -649,6 +679,14 @@ extension UpdateScenario {
                 if let old = oldContainerID, host.container(old) != nil, !codes.contains("docker.cleanup_failed") {
                     out.append("the previous container still exists after a success")
                 }
+            }
+        case .newLeftStopped:
+            guard members.count == 1, let c = members.first else { return out + ["\(members.count) containers serve the service after a success"] }
+            if c.imageID != newImageID { out.append("succeeded (left stopped) but the service runs \(c.imageID)") }
+            if c.status != .created { out.append("the update said it left the service stopped, but it is \(c.status.rawValue)") }
+            if c.labels[UpdateMachine.updateLabel] != plan.updateID { out.append("succeeded but the container named app is not the one this update created") }
+            if let old = oldContainerID, host.container(old) != nil, !codes.contains("docker.cleanup_failed") {
+                out.append("the previous container still exists after a success")
             }
         case .old(let running):
             guard members.count == 1, let c = members.first else { return out + ["\(members.count) containers serve the service after a rollback"] }

@@ -20,6 +20,8 @@ public final class ScenarioJournal: UpdateJournal {
     public private(set) var eventMillis: [Int64] = []
     /// The intent of a change to the live service was durable.
     public private(set) var liveIntentDurable = false
+    /// A durable record says the new release was installed and left stopped (committed).
+    public private(set) var leftStoppedDurable = false
     /// Snapshots that did not survive the store's encoding (each one is a violation).
     public private(set) var encodingProblems: [String] = []
 
@@ -48,6 +50,9 @@ public final class ScenarioJournal: UpdateJournal {
         let now = clock.nowMillis
         while eventMillis.count < eventsBefore { eventMillis.append(now) }
         for _ in write.events { eventMillis.append(now) }
+        if !leftStoppedDurable, write.attempt.issues.contains(where: { $0.code == "update.left_stopped" }) {
+            leftStoppedDurable = true
+        }
         if !liveIntentDurable, let e = write.entry, e.phase == .intent, Self.isLiveChange(e.step) {
             liveIntentDurable = true
         }

@@ -26,6 +26,9 @@ extension Application {
         public var encryptPassphrase: String?
         /// The scrypt work factor for `encryptPassphrase` (default 18, as `age -p`).
         public var encryptWorkFactor = AgeScrypt.defaultWorkFactor
+        /// `.gzip`: image.tar is written gzip-compressed (`docker load` reads it; so does
+        /// validation, through the compression). A tarball that is already gzip is kept as it is.
+        public var compress: ImageCompression = .none
         public init(service: String, version: String, imageReference: String? = nil, fromTar: String? = nil,
                     output: String? = nil, createdAt: String? = nil, signingKey: String? = nil,
                     signingKeyPassword: String? = nil,
@@ -85,6 +88,8 @@ extension Application {
             guard options.host == .docker else {
                 throw CaissonError("build.needs_docker", "package build --image reads the image from the Docker daemon; use --host docker or --from-tar FILE")
             }
+            // docker.unreachable (exit 1) before anything is written.
+            _ = try host()
             let temp = output + ".image.tar.partial"
             savedTemp = temp
             tarPath = temp
@@ -101,8 +106,15 @@ extension Application {
         default:
             throw CaissonError("usage.image_source", "give exactly one of --image REF and --from-tar FILE")
         }
-        guard let size = Self.regularFileSize(tarPath), size > 0 else {
+        guard var size = Self.regularFileSize(tarPath), size > 0 else {
             throw CaissonError("image.empty_archive", "the image tarball is empty")
+        }
+        // Compressed: written beside the output first, so the manifest can bind its size and SHA-256.
+        let gzPartial = output + ".image.tar.gz.partial"
+        defer { unlink(gzPartial) }
+        if req.compress == .gzip, try !Self.isGzip(tarPath) {
+            size = try compressImage(tarPath, size: size, to: gzPartial)
+            tarPath = gzPartial
         }
 
         // Pass 1: inspect and hash the tarball, presented to the scanner as a package holding only image.tar.
@@ -206,6 +218,42 @@ extension Application {
 }
 
 extension Application {
+    /// Whether the file starts with the gzip magic.
+    static func isGzip(_ path: String) throws -> Bool {
+        let source = try FileByteSource(path: path)
+        var head = [UInt8](repeating: 0, count: 2)
+        var have = 0
+        while have < 2 {
+            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[have...])) }
+            if n == 0 { break }
+            have += n
+        }
+        return have == 2 && head[0] == 0x1F && head[1] == 0x8B
+    }
+
+    /// gzip-compresses the image tarball at `tarPath` into `destination` (streaming, flat memory)
+    /// and returns the compressed size.
+    func compressImage(_ tarPath: String, size: Int64, to destination: String) throws -> Int64 {
+        onProgress?("Compressing the image (gzip)…")
+        let w = try BuildFileWriter(path: destination)
+        do {
+            let meter = makeProgress?(.compressing, size)
+            var src = ProgressByteSource(try FileByteSource(path: tarPath)) { meter?.update($0) }
+            defer { meter?.finish(completed: src.bytesProcessed == size) }
+            let written = try Gzip.compress(&src) { try w.write($0) }
+            let read = src.bytesProcessed
+            guard read == size else {
+                throw CaissonError("build.image_changed", "the image tarball changed while it was compressed (\(read) of \(size) bytes)")
+            }
+            try w.close()
+            return written
+        } catch {
+            w.abandon()
+            if let e = error as? CaissonError { throw e }
+            throw CaissonError("package.write_failed", "could not compress the image: \(error.message)")
+        }
+    }
+
     /// Encrypts the image tarball at `tarPath` into the age file `destination`, streaming (one
     /// chunk in memory), and returns its size and SHA-256 and the file key.
     func encryptImage(_ tarPath: String, size: Int64, to destination: String,
@@ -332,9 +380,9 @@ final class BuildFileWriter {
         }
     }
 
-    func close() throws {
+    func close(sync: Bool = true) throws {
         defer { Glibc.close(fd); fd = -1 }
-        guard fsync(fd) == 0 else {
+        guard !sync || fsync(fd) == 0 else {
             throw CaissonError("package.write_failed", "cannot flush \(path): \(ByteSourceError.describe(errno: errno))")
         }
     }

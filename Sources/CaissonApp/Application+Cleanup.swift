@@ -18,6 +18,8 @@ extension Application {
                 case references
             }
         }
+        /// Where staged packages live (`<state-dir>/staging`).
+        public var stagingDirectory = ""
         public var removedStagedPackages: [String] = []
         public var removedImages: [RemovedImage] = []
         public var keptImageIDs: [String] = []
@@ -25,6 +27,7 @@ extension Application {
         public var problems: [Issue] = []
 
         enum CodingKeys: String, CodingKey {
+            case stagingDirectory = "staging_directory"
             case removedStagedPackages = "removed_staged_packages"
             case removedImages = "removed_images"
             case keptImageIDs = "kept_image_ids"
@@ -43,6 +46,7 @@ extension Application {
         try recoverIfNeeded()
         let s = try store()
         var report = CleanupReport()
+        report.stagingDirectory = stagingDir
         let inFlight = try s.inFlightAttempts().map(\.attempt)
 
         // Staged packages.
@@ -81,6 +85,7 @@ extension Application {
             guard !keptStagedPaths.contains(path), name.hasSuffix(".edgepkg") || name.hasSuffix(".edgepkg.partial") else { continue }
             if StateDirectory.removeFile(dir, name) == 0 { report.removedStagedPackages.append(path) }
         }
+        removeRustStagingLeftovers(&report)
 
         // Images. Without a reachable host the staged packages are still cleaned; the rest is
         // reported as a problem (exit 1), never a silent success.
@@ -141,8 +146,14 @@ extension Application {
             }
         }
 
-        // Backup containers that a committed attempt could not remove (docker.cleanup_failed).
-        let names = Set(attempts.filter { $0.status == .succeeded }.compactMap(\.rollbackContainerName))
+        // Backup containers that a finished attempt left (docker.cleanup_failed, or kept because
+        // automatic rollback was off and since replaced), except the one a service's newest
+        // attempt still keeps for `caisson rollback`, and never after a failed rollback (the
+        // backup may be the only copy of the service).
+        var kept: Set<String> = []
+        for svc in catalog.services { if let k = try keptBackup(service: svc.name) { kept.insert(k) } }
+        let names = Set(attempts.filter { [.succeeded, .failed, .rolledBack].contains($0.status) && $0.runtimeMode == .docker }
+            .compactMap(\.rollbackContainerName)).subtracting(kept)
         for name in names.sorted() {
             do {
                 if try host.inspectContainer(name) != nil {
@@ -154,6 +165,45 @@ extension Application {
             }
         }
         return try finishCleanup(report, store: s)
+    }
+
+    /// The Rust tool's staged copies: `staging/<validation id>/package.edgepkg`. Only those
+    /// (a UUID-named directory, a regular `package.edgepkg`), never following a symbolic link.
+    func removeRustStagingLeftovers(_ report: inout CleanupReport) {
+        let dir = stagingDir
+        var st = stat()
+        guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() where Self.isUUID(name) {
+            let sub = dir + "/" + name
+            guard lstat(sub, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+            let file = sub + "/package.edgepkg"
+            if lstat(file, &st) == 0 {
+                guard (st.st_mode & S_IFMT) == S_IFREG else {
+                    report.problems.append(Issue("cleanup.remove_failed", "\(file) is not a regular file; left as it is"))
+                    continue
+                }
+                guard unlink(file) == 0 else {
+                    report.problems.append(Issue("cleanup.remove_failed", "cannot remove \(file): \(ByteSourceError.describe(errno: errno))"))
+                    continue
+                }
+            }
+            if rmdir(sub) == 0 {
+                report.removedStagedPackages.append(sub)
+            } else {
+                report.problems.append(Issue("cleanup.remove_failed", "cannot remove the Rust tool's staging folder \(sub): \(ByteSourceError.describe(errno: errno))"))
+            }
+        }
+    }
+
+    static func isUUID(_ name: String) -> Bool {
+        let b = Array(name.utf8)
+        guard b.count == 36 else { return false }
+        for (i, c) in b.enumerated() {
+            if [8, 13, 18, 23].contains(i) { if c != UInt8(ascii: "-") { return false }; continue }
+            let hex = (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
+            if !hex { return false }
+        }
+        return true
     }
 
     private func finishCleanup(_ report: CleanupReport, store s: CaissonStore) throws -> CleanupReport {

@@ -138,21 +138,20 @@ extension Application {
                     let w = try BuildFileWriter(path: partial)
                     do {
                         let source = try AgeDecryptingSource(reader.bodySource(), identities: identities)
+                        // One thread, like `age -d`: decrypt, hash, write, chunk after chunk.
                         var sha = SHA256()
                         var size: Int64 = 0
                         while true {
-                            let n: Int
-                            do { n = try source.read(into: buffer) } catch {
-                                throw source.failure.map { CaissonError($0.code, $0.message) } ?? CaissonError("archive.read_failed", "\(error)")
-                            }
+                            let n = try source.read(into: buffer)
                             if n == 0 { break }
                             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                             sha.update(chunk)
                             try w.write(chunk)
                             size += Int64(n)
                         }
-                        try w.close()
-                        result = (sha.finalizeDigest().hex, size)
+                        try w.close(sync: false)
+                        let digest = sha.finalizeDigest()
+                        result = (digest.hex, size)
                     } catch let e as AgeError {
                         w.abandon()
                         throw CaissonError(e.code, e.message)

@@ -14,23 +14,34 @@ extension Application {
     /// Where `image.tar` is in the package and what the manifest says it must be tagged, from the
     /// first entries' headers only (at most 16 entries and the manifest's 64 KiB are read). nil
     /// when that cannot be told cheaply: the load then waits for validation as usual.
-    static func locateImageArchive(_ path: String) -> (offset: Int64, length: Int64, reference: String, sha256: String?)? {
+    static func locateImageArchive(_ path: String, identities: [any AgeIdentity] = [])
+        -> (offset: Int64, length: Int64, reference: String, sha256: String?, encryption: ImageEncryption?)? {
         guard let source = try? FileByteSource(path: path) else { return nil }
         let reader = TarReader(source)
         var manifest: Manifest?
-        var image: (offset: Int64, length: Int64)?
+        var image: (offset: Int64, length: Int64, encrypted: Bool)?
         for _ in 0..<16 {
             guard let entry = try? reader.next() else { return nil }
             if entry.type == .regular, entry.name == "manifest.toml", manifest == nil {
                 guard let bytes = try? reader.readWholeBody(limit: 64 * 1024) else { return nil }
                 manifest = Manifest.parse(bytes).0
                 if manifest == nil { return nil }
-            } else if entry.type == .regular, entry.name == "image.tar", image == nil, entry.size > 0 {
-                image = (entry.dataOffset, entry.size)
+            } else if entry.type == .regular, entry.name == "image.tar" || entry.name == "image.tar.age", image == nil, entry.size > 0 {
+                image = (entry.dataOffset, entry.size, entry.name == "image.tar.age")
             }
             if let manifest, let image {
                 let sha = manifest.image.sha256.map { $0.hasPrefix("sha256:") ? String($0.dropFirst(7)) : $0 }
-                return (image.offset, image.length, manifest.image.reference, sha?.lowercased())
+                var encryption: ImageEncryption?
+                if image.encrypted {
+                    // Only the header is read here, and only X25519 keys are tried (cheap); a
+                    // passphrase (scrypt) waits for validation rather than run twice.
+                    guard sha != nil, let size = manifest.image.size, !identities.isEmpty,
+                          identities.allSatisfy({ $0 is AgeX25519Identity }),
+                          let range = try? FileByteSource(path: path, offset: image.offset, length: image.length),
+                          let age = try? AgeDecryptingSource(range, identities: identities) else { return nil }
+                    encryption = ImageEncryption(fileKey: age.fileKey, plaintextSize: size)
+                }
+                return (image.offset, image.length, manifest.image.reference, sha?.lowercased(), encryption)
             }
         }
         return nil
@@ -105,13 +116,14 @@ extension Application {
         // must not happen before validation has accepted the package.
         guard !flags.dryRun, flags.overlapUpload, options.host == .docker, let identity,
               let host = try? host(), host.streamsImageArchives,
-              let where_ = Self.locateImageArchive(readPath) else { return nil }
+              let where_ = Self.locateImageArchive(readPath, identities: (try? ageIdentities()) ?? []) else { return nil }
         let gate = UploadGate()
         var payload = ImagePayload(path: readPath, offset: where_.offset, length: where_.length, reference: where_.reference,
                                    expectedImageID: "", config: ImageConfig())
         payload.identity = identity
         payload.sha256 = where_.sha256
         payload.gate = gate
+        payload.encryption = where_.encryption
         return PipelinedUpload(host: host, payload: payload, gate: gate)
     }
 }

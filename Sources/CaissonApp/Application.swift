@@ -40,8 +40,13 @@ public final class Application {
     public var onProgress: ((String) -> Void)?
     /// Messages the operator must see even with `--quiet` (e.g. when the medium may be removed).
     public var onNotice: ((String) -> Void)?
+    /// A Rust caisson state was imported on first use of the state directory.
+    public var onImport: ((RustStateImport.Report) -> Void)?
     /// A byte-progress display for a step of known size (nil: no display).
     public var makeProgress: ((ProgressPhase, Int64) -> ProgressMeter?)?
+    /// Told every validation's outcome as soon as it is recorded (a front end shows the verdict
+    /// while `load` goes on to its question).
+    public var onValidated: ((ValidationOutcome) -> Void)?
 
     private var storeCache: CaissonStore?
     private var catalogCache: Catalog?
@@ -96,12 +101,14 @@ public final class Application {
         if let h = hostCache { return h }
         switch options.host {
         case .docker:
+            // Reachable before anything is changed, or exit 1 with docker.unreachable (FORMATS §5).
             do {
                 let h = DockerHost(client: try DockerClient(environment: ProcessInfo.processInfo.environment))
+                _ = try h.ping()
                 hostCache = h
                 return h
             } catch {
-                throw CaissonError("docker.unreachable", "\(error)")
+                throw CaissonError("docker.unreachable", "the Docker daemon cannot be reached: \(error.message)")
             }
         case .sim:
             let path = simHostPath
@@ -193,7 +200,9 @@ public final class Application {
         let kind: AuditKind = report.status == .accepted ? .validationAccepted : .validationRejected
         try s.appendAudit([AuditEvent(kind: kind, at: record.finishedAt, serviceName: record.serviceName, validationAttemptID: id,
                                       message: report.status == .accepted ? "package accepted" : report.issues.map(\.description).joined(separator: "; "))])
-        return ValidationOutcome(record: record, report: report)
+        let outcome = ValidationOutcome(record: record, report: report)
+        onValidated?(outcome)
+        return outcome
     }
 
     // MARK: Load
@@ -207,6 +216,11 @@ public final class Application {
         public var newImage: String
         public var newImageID: String
         public var currentVersion: String?
+        /// Where `currentVersion` comes from: Caisson's record, or the running image's
+        /// `org.opencontainers.image.version` label when Caisson has none.
+        public var currentVersionSource: String?
+        /// The service is stopped now and the update leaves it stopped (no `--start`).
+        public var staysStopped = false
         public var newVersion: String
         public var bytesToLoad: Int64
         public var steps: [String]
@@ -243,6 +257,8 @@ public final class Application {
         public var dryRun = false
         public var reinstall = false
         public var allowDowngrade = false
+        /// Start the service after the update even if it is stopped now.
+        public var start = false
         public var staging: StagingMode = .auto
         /// Send the image to a host that streams archives while validation runs, holding the end
         /// of the upload until the update goes ahead (see `PipelinedUpload`).
@@ -279,6 +295,8 @@ public final class Application {
                      progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
         let lock = try acquireStateLock("package load \(path)")
         defer { lock.release() }
+        // The host must answer before anything is done (docker.unreachable, exit 1).
+        _ = try host()
         try recoverIfNeeded()
         // Copy the package off a removable medium once; everything after reads the copy.
         var staged: StagedCopy?
@@ -325,17 +343,26 @@ public final class Application {
         let s = try store()
         let state = try s.serviceState(service.name)
         // Anti-downgrade and freshness, without a clock.
-        if let refusal = Self.versionRefusal(manifest: manifest, state: state, flags: flags) {
+        if let refusal = try versionVerdict(&outcome.validation, flags: flags) {
             outcome.refusal = refusal
-            try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
-                                          validationAttemptID: validation.record.validationAttemptID, message: refusal.description)])
             return outcome
         }
         let host = try host()
         // One update of this service at a time on the host, whatever the state directory.
         let serviceLock = try guardService(service, operation: "package load \(path)")
         defer { serviceLock.release() }
-        let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host)
+        // What can be seen to fail before anything changes (no image loaded yet, no downtime).
+        let foresight = foresee(service: service, image: payload.config, reference: payload.reference, flags: flags, host: host)
+        if let refusal = foresight.refusal {
+            try reject(&outcome.validation, refusal)
+            outcome.refusal = refusal
+            return outcome
+        }
+        if let p = foresight.preflight {
+            outcome.preflightIssue = p
+            return outcome
+        }
+        let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host, start: flags.start)
         outcome.plan = plan
         if let st = plan.imageStorage, !st.isEnough {
             // Preflight: refuse before anything changes.
@@ -397,7 +424,7 @@ public final class Application {
         let meter = makeProgress?(.loading, payload.length)
         defer { meter?.finish(completed: false) }
         do {
-            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.length == payload.length,
+            if let pipelined, pipelined.payload.offset == payload.offset, pipelined.payload.encryption == payload.encryption, pipelined.payload.length == payload.length,
                pipelined.payload.reference == payload.reference {
                 // Most of the archive went out during validation; let it end.
                 info = try pipelined.release(progress: { bytes in
@@ -421,7 +448,8 @@ public final class Application {
             try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
                                                  serviceName: service.name, imageReference: payload.reference, imageID: nil,
                                                  status: "failed", issues: [issue], startedAt: importStarted, finishedAt: systemClock.timestamp()))
-            try s.appendAudit([AuditEvent(kind: .imageImportFailed, at: systemClock.timestamp(), serviceName: service.name, message: issue.message)])
+            try s.appendAudit([AuditEvent(kind: .imageImportFailed, at: systemClock.timestamp(), serviceName: service.name,
+                                          validationAttemptID: validation.record.validationAttemptID, message: issue.message)])
             finish()
             return outcome
         }
@@ -429,7 +457,7 @@ public final class Application {
                                              serviceName: service.name, imageReference: payload.reference, imageID: info.id,
                                              status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
         try s.appendAudit([AuditEvent(kind: .imageImportSucceeded, at: systemClock.timestamp(), serviceName: service.name,
-                                      message: "loaded \(payload.reference) as \(info.id)")])
+                                      validationAttemptID: validation.record.validationAttemptID, message: "loaded \(payload.reference) as \(info.id)")])
         if let stop = stopRequested("the image was loaded and is recorded for `caisson package cleanup`; the service was not changed") {
             outcome.cancelled = stop
             return outcome
@@ -443,7 +471,8 @@ public final class Application {
                                              validationAttemptID: validation.record.validationAttemptID, service: service,
                                              targetImageReference: payload.reference, targetImageID: info.id,
                                              packageVersion: manifest.packageVersion,
-                                             packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state)
+                                             packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state,
+                                             startStopped: flags.start)
         outcome.attempt = try runMachine(machinePlan, release: release)
         return outcome
     }
@@ -465,18 +494,23 @@ public final class Application {
     }
 
     func makePlan(service: ServiceSpec, manifest: Manifest, payload: ImagePayload, state: ServiceState?,
-                  host: any ContainerHost) throws -> LoadPlan {
+                  host: any ContainerHost, start: Bool = false) throws -> LoadPlan {
         var current = "unknown"
         var currentID: String?
+        var currentReference: String?
         var stopGrace: Int?
+        var running = true
         var steps: [String] = []
+        let health = "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)"
         switch service.runtimeMode {
         case .docker:
             let name = service.docker!.containerName
             var stop = "stop \(name)"
             if let c = try? host.inspectContainer(name) {
-                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentReference = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                current = displayImage(currentReference, id: c.imageID, service: service.name, withID: true)
+                running = c.isRunning
                 stopGrace = c.stopGraceSecs
                 stop += c.stopTimeoutSecs == nil
                     ? " (up to \(c.stopGraceSecs)s after SIGTERM: Docker's default stop timeout)"
@@ -486,30 +520,46 @@ public final class Application {
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "create the new container beside the running one (\(name)-caisson-new-…)",
-                     "\(stop) and keep it as \(name)-caisson-rollback-…",
-                     "start the new container as \(name)",
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
-                     service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
+                     "\(stop) and keep it as \(name)-caisson-rollback-…"]
+            if running || start {
+                steps += ["start the new container as \(name)\(running ? "" : " (--start: the service is stopped now)")", health,
+                          service.automaticRollback ? "if it fails: restore the previous container automatically" : "if it fails: keep the new container (automatic rollback is off)"]
+            } else {
+                steps += ["put the new container in place as \(name), NOT started: the service is stopped now and stays stopped (use --start to start it and health-check it)",
+                          "remove the previous container"]
+            }
         case .compose:
             let t = service.compose!
             if let cs = try? host.composeContainers(t), let c = cs.first {
-                current = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
+                currentReference = state?.activeImageID == c.imageID ? (state?.activeImageReference ?? c.imageReference) : c.imageReference
                 currentID = c.imageID
+                current = displayImage(currentReference, id: c.imageID, service: service.name, withID: true)
+                running = cs.contains { $0.isRunning }
                 stopGrace = c.stopGraceSecs
             }
             steps = ["load image \(payload.reference) (\(Format.bytes(payload.length)))",
                      "pin the current image so a rollback can always find it",
                      "docker compose -p \(t.project) up -d --no-deps \(t.service) with the new image"
-                        + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? ""),
-                     "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)",
+                        + (stopGrace.map { " (Compose stops the old container with up to \($0)s after SIGTERM: its stop timeout)" } ?? "")
+                        + (running ? "" : " (--start: the service is stopped now)"),
+                     health,
                      service.automaticRollback ? "if it fails: re-apply the previous image automatically" : "if it fails: keep the new release (automatic rollback is off)"]
         }
-        return LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
-                        newImage: payload.reference,
-                        newImageID: payload.expectedImageID, currentVersion: state?.highestPackageVersion,
-                        newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
-                        freeDiskState: Self.freeBytes(stateDir),
-                        imageStorage: host.imageStorage(forArchiveBytes: payload.length))
+        // The version in place: Caisson's record, else what the running image says it is.
+        var version = state?.highestPackageVersion
+        var source: String? = version == nil ? nil : "recorded by Caisson"
+        if version == nil, let id = currentID, let label = (try? host.inspectImage(id))??.config.labels["org.opencontainers.image.version"],
+           !label.isEmpty {
+            version = label
+            source = "label org.opencontainers.image.version of the running image"
+        }
+        var plan = LoadPlan(service: service, currentImage: current, currentImageID: currentID, stopGraceSecs: stopGrace,
+                            newImage: payload.reference, newImageID: payload.expectedImageID, currentVersion: version,
+                            newVersion: manifest.packageVersion, bytesToLoad: payload.length, steps: steps,
+                            freeDiskState: Self.freeBytes(stateDir), imageStorage: host.imageStorage(forArchiveBytes: payload.unpackedBytes))
+        plan.currentVersionSource = source
+        plan.staysStopped = !running && !start
+        return plan
     }
 
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
@@ -551,30 +601,98 @@ public final class Application {
         guard let state = try s.serviceState(name), let prevID = state.previousKnownGoodImageID else {
             throw CaissonError("rollback.no_previous_release", "service \(name) has no previous known-good release to return to")
         }
+        let host = try host()
         let pin = UpdateMachine.pinReference(service: name, imageID: prevID)
-        guard try host().inspectImage(pin) != nil || host().inspectImage(prevID) != nil else {
+        guard try host.inspectImage(pin) != nil || host.inspectImage(prevID) != nil else {
             throw CaissonError("rollback.image_missing", "the previous image \(prevID) of \(name) is no longer on this host")
         }
-        guard confirm("Roll \(name) back from \(state.activeImageReference ?? "?") to \(state.previousKnownGoodImageReference ?? prevID)?") else {
+        let from = displayImage(state.activeImageReference, id: state.activeImageID, service: name, withID: true)
+        let to = displayImage(state.previousKnownGoodImageReference, id: prevID, service: name, withID: true)
+        guard confirm("Roll \(name) back from \(from) to \(to)?") else {
             return nil
         }
+        // The name the restored release is known by, when it still names that image (what the new
+        // container shows); else the pin, which always does (never shown to the operator).
+        var reference = pin
+        if let r = state.previousKnownGoodImageReference, !r.hasPrefix("caisson-pin/"), (try? host.inspectImage(r))??.id == prevID {
+            reference = r
+        } else if try host.inspectImage(pin) == nil {
+            reference = prevID
+        }
+        let restored = try state.previousKnownGoodCandidateReleaseID.flatMap { try store().candidateRelease($0) }
         let plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
                                       validationAttemptID: nil, service: service,
-                                      targetImageReference: (try host().inspectImage(pin)) != nil ? pin : prevID,
-                                      targetImageID: prevID, kind: "rollback", previousState: state)
-        return try runMachine(plan, release: nil)
+                                      targetImageReference: reference, targetImageID: prevID,
+                                      packageVersion: restored?.packageVersion, packageCreatedAt: restored?.packageCreatedAt,
+                                      kind: "rollback", previousState: state)
+        // A backup kept by an update whose health check failed with automatic rollback off: the
+        // rollback replaces what runs, so that backup is no longer anyone's way back.
+        let kept = try keptBackup(service: name)
+        let attempt = try runMachine(plan, release: nil)
+        if attempt.status == .succeeded, let kept, kept != attempt.rollbackContainerName {
+            do {
+                try host.removeContainer(kept)
+                finish()
+            } catch {
+                onNotice?("The backup container \(kept) kept by an earlier failed update could not be removed (\(error.message)); `caisson package cleanup` will retry.")
+            }
+        }
+        return attempt
+    }
+
+    /// The backup container the newest attempt of `service` kept because its health check failed
+    /// with automatic rollback off (`rollback.disabled`), if that is still the service's state.
+    func keptBackup(service: String) throws -> String? {
+        let s = try store()
+        guard let a = try s.updateAttempts(service: service, limit: 1).records.first, a.status == .failed,
+              a.issues.contains(where: { $0.code == "rollback.disabled" }), a.runtimeMode == .docker else { return nil }
+        return a.rollbackContainerName
     }
 
     // MARK: Queries
 
-    public struct ServiceView: Sendable, Codable {
+    /// A catalog service with what Caisson knows of it (`service list/show`, their `--json`).
+    public struct ServiceView: Sendable, Encodable {
+        public struct Target: Sendable, Encodable {
+            /// `container` (Docker mode) or `compose`.
+            public var kind: String
+            public var containerName: String?
+            public var imageReference: String?
+            public var project: String?
+            public var file: String?
+            public var service: String?
+
+            enum CodingKeys: String, CodingKey {
+                case kind, project, file, service
+                case containerName = "container_name"
+                case imageReference = "image_reference"
+            }
+        }
+
+        public struct HealthCheck: Sendable, Encodable {
+            public var kind: String
+            public var timeoutSecs: Int
+            public var pollIntervalSecs: Int
+            public var stableSecs: Int
+
+            enum CodingKeys: String, CodingKey {
+                case kind
+                case timeoutSecs = "timeout_secs"
+                case pollIntervalSecs = "poll_interval_secs"
+                case stableSecs = "stable_secs"
+            }
+        }
+
         public var name: String
         public var runtimeMode: String
         public var serviceRevision: String
         public var platform: String
-        public var target: String
-        public var healthCheck: String
+        public var target: Target
+        public var healthCheck: HealthCheck
+        public var automaticRollback: Bool
         public var state: ServiceState?
+        /// The newest update attempt of the service (any kind), if any.
+        public var lastUpdate: UpdateAttempt?
 
         enum CodingKeys: String, CodingKey {
             case name
@@ -582,7 +700,9 @@ public final class Application {
             case serviceRevision = "service_revision"
             case platform, target
             case healthCheck = "health_check"
+            case automaticRollback = "automatic_rollback"
             case state
+            case lastUpdate = "last_update"
         }
     }
 
@@ -590,16 +710,49 @@ public final class Application {
         let catalog = try catalog()
         let s = try store()
         return try catalog.services.map { svc in
-            let target: String
+            let target: ServiceView.Target
             switch svc.runtimeMode {
-            case .docker: target = "container \(svc.docker!.containerName) (\(svc.docker!.imageReference))"
-            case .compose: target = "compose \(svc.compose!.project)/\(svc.compose!.service) (\(svc.compose!.file))"
+            case .docker:
+                target = ServiceView.Target(kind: "container", containerName: svc.docker!.containerName,
+                                            imageReference: svc.docker!.imageReference)
+            case .compose:
+                target = ServiceView.Target(kind: "compose", project: svc.compose!.project, file: svc.compose!.file,
+                                            service: svc.compose!.service)
             }
+            let h = svc.health
             return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
                                platform: svc.platform, target: target,
-                               healthCheck: "\(svc.health.kind.rawValue), timeout \(svc.health.timeoutSecs)s, poll \(svc.health.pollIntervalSecs)s, stable \(svc.health.stableSecs)s",
-                               state: try s.serviceState(svc.name))
+                               healthCheck: ServiceView.HealthCheck(kind: h.kind.rawValue, timeoutSecs: h.timeoutSecs,
+                                                                    pollIntervalSecs: h.pollIntervalSecs, stableSecs: h.stableSecs),
+                               automaticRollback: svc.automaticRollback,
+                               state: try s.serviceState(svc.name),
+                               lastUpdate: try s.updateAttempts(service: svc.name, limit: 1).records.first)
         }
+    }
+
+    /// How an operator reads an image: `REFERENCE (short id)`, where REFERENCE is never one of
+    /// Caisson's internal pin tags (`caisson-pin/...`) nor a bare id when a better name is known
+    /// (the release recorded for that image, or the service state's name for it).
+    /// With `withID` false, a reference that names the image plainly is shown alone (the Rust
+    /// tool's lines show the bare reference); a pin or an id always comes as `NAME (short id)`.
+    public func displayImage(_ reference: String?, id: String?, service: String, withID: Bool = false) -> String {
+        if !withID, let r = reference, !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { return r }
+        var name = reference
+        if name == nil || name!.hasPrefix("caisson-pin/") || name!.hasPrefix("sha256:") {
+            name = nil
+            if let id, let s = try? store() {
+                if let st = try? s.serviceState(service) {
+                    if st.activeImageID == id, let r = st.activeImageReference, !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { name = r }
+                    if name == nil, st.previousKnownGoodImageID == id, let r = st.previousKnownGoodImageReference,
+                       !r.hasPrefix("caisson-pin/"), !r.hasPrefix("sha256:") { name = r }
+                }
+                if name == nil, let r = (try? s.candidateReleases(service: service))?.records.first(where: { $0.imageID == id }) {
+                    name = r.imageReference
+                }
+            }
+        }
+        guard let id else { return name ?? "unknown" }
+        return "\(name ?? "image") (\(Format.shortID(id)))"
     }
 
     // MARK: Helpers

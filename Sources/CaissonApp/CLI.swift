@@ -1,4 +1,5 @@
 import CaissonCore
+import CaissonDocker
 import CaissonSimulator
 import CaissonStore
 import Foundation
@@ -21,8 +22,11 @@ public enum CaissonCLI {
         CommandSpec(["service", "show"], summary: "Show one service: catalog entry and current release",
                     positionals: [("NAME", "The service name from the catalog", false)]),
         CommandSpec(["package", "validate"], summary: "Check a package without touching Docker",
-                    discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nand records the result. Exit 0 accepted, 2 rejected.",
-                    positionals: [("PKG", "The .edgepkg file", false)]),
+                    discussion: "Reads the package once, checks the archive, the manifest, the catalog and the image inside it,\nthen what this device already runs (an installed or newer version, a stale package) and, when the\ncontainer host answers, what would make the update fail before any downtime: the verdict is the one\n`package load` would give. Records the result. Exit 0 accepted, 2 rejected.",
+                    positionals: [("PKG", "The .edgepkg file", false)],
+                    options: [OptionSpec("--reinstall", help: "Judge as `package load --reinstall` would"),
+                              OptionSpec("--allow-downgrade", help: "Judge as `package load --allow-downgrade` would"),
+                              OptionSpec("--start", help: "Judge as `package load --start` would")]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
                     discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).",
                     positionals: [("PKG", "The .edgepkg file", false)],
@@ -30,6 +34,7 @@ public enum CaissonCLI {
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
                               OptionSpec("--reinstall", help: "Apply a package version that is already installed"),
                               OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)"),
+                              OptionSpec("--start", help: "Start the service after the update even if it is stopped now (else it stays stopped)"),
                               OptionSpec("--stage", help: "Always copy the package into the state directory first"),
                               OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
@@ -46,7 +51,8 @@ public enum CaissonCLI {
                               OptionSpec("--sign", value: "KEY", help: "Sign manifest.toml with this minisign secret key file (password from CAISSON_KEY_PASSWORD if encrypted)"),
                               OptionSpec("--encrypt-to", value: "RECIPIENT", help: "Encrypt the image to this age recipient (age1…); repeat for several devices"),
                               OptionSpec("--encrypt-passphrase", help: "Encrypt the image with the passphrase in CAISSON_AGE_PASSPHRASE (age scrypt)"),
-                              OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)")]),
+                              OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)"),
+                              OptionSpec("--compress", value: "gzip|none", help: "Write image.tar gzip-compressed (docker load reads it; default none)")]),
         CommandSpec(["package", "decrypt"], summary: "Decrypt an encrypted package into a folder (troubleshooting, connected side)",
                     discussion: "Writes manifest.toml (and its signature) and image.tar, decrypted from image.tar.age with the\ngiven age identity files (or the passphrase in CAISSON_AGE_PASSPHRASE). image.tar appears only\nonce every chunk authenticated and it matches the manifest's SHA-256. Exit 0 done, 2 the package\ndoes not decrypt ([encryption.*]), 1 other errors. `tar -xf PKG image.tar.age` and\n`age -d -i KEY image.tar.age > image.tar` give the same image.tar.",
                     positionals: [("PKG", "The .edgepkg file", false)],
@@ -60,7 +66,7 @@ public enum CaissonCLI {
                               OptionSpec("--force", help: "Overwrite existing key files")]),
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
-                              OptionSpec("--limit", value: "N", help: "At most N attempts (default 20)")]),
+                              OptionSpec("--limit", value: "N", help: "At most N attempts (default 20; 0 lists none)")]),
         CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
                     positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
         CommandSpec(["history", "verify"], summary: "Check the state database, the audit log and the records for damage, edits or deletions",
@@ -68,18 +74,23 @@ public enum CaissonCLI {
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
+        CommandSpec(["migrate"], summary: "Import the records of the Rust caisson kept in the state directory",
+                    discussion: "Imports the Rust caisson 0.1.0's JSON records (service-states, update-attempts, validation-records,\nimage-import-records, candidate-releases, audit/events.jsonl) into Caisson's store with their ids,\ntimestamps and statuses; its audit events start the hash chain, marked as imported. Done by itself on\nthe first use of such a directory; run it again to add what is new (nothing is imported twice, the\nstore's own newer state is kept). The JSON files are left as they are. Unreadable records are listed\nand skipped. Exit 0, or 1 when something was skipped."),
         CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)",
                     discussion: "Recovers only an update whose process is gone: while another Caisson runs one, it shows it\n(pid, step, since when) and changes nothing. Also lists updates another state directory left\nunfinished on this host ([update.foreign_attempt], exit 5). Run at boot by\ncontrib/systemd/caisson-recover.service. Exit 0, or 5 when something needs a human."),
         CommandSpec(["demo"], summary: "Show the whole job on the built-in simulator, narrated (no Docker, no set-up)",
-                    options: [OptionSpec("--keep", help: "Keep the demo's temporary directory")]),
+                    options: [OptionSpec("--keep", help: "Keep the demo's temporary directory"),
+                              OptionSpec("--prepare", value: "DIR", help: "Only write the demo's catalog and packages into DIR (to try the console: caisson --services DIR/services.toml --host sim console --media DIR)")]),
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
                     options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
                               OptionSpec("--seed", value: "S", help: "Seed (default 1)")]),
     ]
 
-    static var parser: CommandLineParser {
+    static var parser: CommandLineParser { parser(frontEnds: []) }
+
+    static func parser(frontEnds: [CLIFrontEnd]) -> CommandLineParser {
         CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
-                          globalOptions: globals, commands: commands)
+                          globalOptions: globals, commands: commands + frontEnds.flatMap(\.commands))
     }
 
     final class Output: @unchecked Sendable {
@@ -103,11 +114,30 @@ public enum CaissonCLI {
         func document<T: Encodable>(_ value: T) {
             print(JSONCoding.string(value, pretty: true))
         }
+        /// One JSON document: the command's object with the top-level `status`, `issues` and
+        /// `exit_code` every command's JSON carries.
+        func result<T: Encodable>(_ value: T, status: String, issues: [Issue] = [], exitCode: Int32) {
+            var object: [String: JSONValue] = [:]
+            if let bytes = try? JSONCoding.encode(value), case .object(let o)? = try? JSONValue.parse(bytes) { object = o }
+            object["status"] = .string(status)
+            object["issues"] = .array(issues.map { .object(["code": .string($0.code), "message": .string($0.message)]) })
+            object["exit_code"] = .int(Int64(exitCode))
+            print(JSONCoding.string(JSONValue.object(object), pretty: true))
+        }
+        /// The document of a command that failed (also keeps `error` for older readers).
+        func failure(_ issue: Issue, exitCode: Int32 = 1) {
+            result(ErrorDocument(error: ErrorDocument.Body(code: issue.code, message: issue.message)),
+                   status: "error", issues: [issue], exitCode: exitCode)
+        }
     }
 
-    public static func main(_ args: [String]) -> Int32 {
+    struct Empty: Encodable {}
 
-        switch parser.parse(args) {
+    /// Runs the command line. `frontEnds` add commands served by other targets (the console),
+    /// which get the same global options, `Application` and error printing.
+    public static func main(_ args: [String], frontEnds: [CLIFrontEnd] = []) -> Int32 {
+
+        switch parser(frontEnds: frontEnds).parse(args) {
         case .help(let text):
             print(text)
             return 0
@@ -117,7 +147,7 @@ public enum CaissonCLI {
         case .usageError(let message):
             FileHandle.standardError.write(Data("error: \(message)\nRun 'caisson --help' for usage.\n".utf8))
             if (args.firstIndex(of: "--") .map { args[..<$0] } ?? args[...]).contains("--json") {
-                Output(json: true, quiet: true).document(ErrorDocument(error: ErrorDocument.Body(code: "usage.invalid", message: message)))
+                Output(json: true, quiet: true).failure(Issue("usage.invalid", message))
             }
             return 1
         case .run(let cmd):
@@ -126,7 +156,8 @@ public enum CaissonCLI {
             if let s = cmd.globals["--state-dir"] { options.stateDir = s }
             if let h = cmd.globals["--host"] {
                 guard let kind = HostKind(rawValue: h) else {
-                    FileHandle.standardError.write(Data("error: --host must be docker or sim, not '\(h)'\n".utf8))
+                    FileHandle.standardError.write(Data("error: [usage.invalid] --host must be docker or sim, not '\(h)'\n".utf8))
+                    if cmd.flag("--json") { Output(json: true, quiet: true).failure(Issue("usage.invalid", "--host must be docker or sim, not '\(h)'")) }
                     return 1
                 }
                 options.host = kind
@@ -148,11 +179,25 @@ public enum CaissonCLI {
                     ProgressMeter(label: phase.rawValue, total: total, terminal: terminal, colour: colour)
                 }
             }
+            app.onImport = { report in
+                // Said on stderr (stdout stays the command's output or its one JSON document).
+                FileHandle.standardError.write(Data((report.summary + "\n").utf8))
+                for i in report.skipped + report.notes { FileHandle.standardError.write(Data("- \(i)\n".utf8)) }
+            }
             do {
+                if cmd.flag("--json") && !cmd.flag("--yes") && !cmd.flag("--dry-run")
+                    && (cmd.path == ["package", "load"] || cmd.path == ["rollback"]) {
+                    throw CaissonError("usage.json_needs_yes", "--json never prompts: add --yes to '\(cmd.path.joined(separator: " "))' (or --dry-run to see the plan)")
+                }
+                // The first use of a Rust caisson state directory imports it (issue 11 item 1).
+                if !Self.stateless.contains(cmd.path) { try app.importRustStateIfNeeded() }
+                if let frontEnd = frontEnds.first(where: { $0.commands.contains { $0.path == cmd.path } }) {
+                    return try frontEnd.run(cmd, app, CLIPrinter(json: out.json, quiet: out.quiet))
+                }
                 return try run(cmd, app: app, out: out)
             } catch {
                 if out.json {
-                    out.document(ErrorDocument(error: ErrorDocument.Body(code: (error as? CaissonError)?.code ?? "error", message: error.message)))
+                    out.failure(Issue((error as? CaissonError)?.code ?? "error", error.message))
                 } else if let e = error as? CaissonError {
                     out.error("[\(e.code)] \(e.message)")
                 } else {
@@ -163,6 +208,9 @@ public enum CaissonCLI {
         }
     }
 
+    /// Commands that do not use the state directory (no import of a Rust state on their account).
+    static let stateless: [[String]] = [["demo"], ["sim", "swarm"], ["key", "generate"], ["package", "build"], ["migrate"]]
+
     struct ErrorDocument: Encodable {
         struct Body: Encodable { var code: String; var message: String }
         var error: Body
@@ -172,7 +220,12 @@ public enum CaissonCLI {
         switch cmd.path {
         case ["package", "validate"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
-            let v = try app.validate(cmd.positionals[0])
+            var flags = Application.LoadFlags()
+            flags.reinstall = cmd.flag("--reinstall")
+            flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            flags.start = cmd.flag("--start")
+            if !out.json { out.line("Validating package...") }
+            let v = try app.validateLikeLoad(cmd.positionals[0], flags: flags)
             printValidation(v, out: out)
             return v.report.status == .accepted ? 0 : 2
 
@@ -181,6 +234,7 @@ public enum CaissonCLI {
             flags.dryRun = cmd.flag("--dry-run")
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            flags.start = cmd.flag("--start")
             if cmd.flag("--stage") && cmd.flag("--no-stage") {
                 throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
             }
@@ -191,7 +245,7 @@ public enum CaissonCLI {
                 if yes { return true }
                 return prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
             })
-            printLoad(outcome, dryRun: flags.dryRun, out: out)
+            printLoad(outcome, dryRun: flags.dryRun, app: app, out: out)
             return outcome.exitCode
 
         case ["package", "cleanup"]:
@@ -201,14 +255,10 @@ public enum CaissonCLI {
                 keep = n
             }
             let r = try app.cleanup(keep: keep)
-            if out.json { out.document(r); return r.problems.isEmpty ? 0 : 1 }
-            out.line("Cleanup: removed \(r.removedStagedPackages.count) staged package(s), \(r.removedImages.count) image(s), \(r.removedContainers.count) backup container(s)")
-            for p in r.removedStagedPackages { out.line("- staged package \(p)") }
-            for i in r.removedImages { out.line("- image \(Format.shortID(i.imageID)) of \(i.service): \(i.references.joined(separator: ", "))") }
-            for c in r.removedContainers { out.line("- container \(c)") }
-            if !r.keptImageIDs.isEmpty { out.line("Kept images: " + r.keptImageIDs.map { Format.shortID($0) }.joined(separator: ", ")) }
-            for p in r.problems { out.line("Problem: \(p)") }
-            return r.problems.isEmpty ? 0 : 1
+            let rc: Int32 = r.problems.isEmpty ? 0 : 1
+            if out.json { out.result(r, status: rc == 0 ? "ok" : "incomplete", issues: r.problems, exitCode: rc); return rc }
+            printCleanup(r, out: out)
+            return rc
 
         case ["key", "generate"] where cmd.value("--age") != nil:
             guard cmd.positionals.isEmpty else {
@@ -217,7 +267,7 @@ public enum CaissonCLI {
             let path = cmd.value("--age")!
             let id = try app.generateAgeIdentity(path: path, force: cmd.flag("--force"))
             if out.json {
-                out.document(["identity_file": path, "recipient": id.recipient.text])
+                out.result(["identity_file": path, "recipient": id.recipient.text], status: "ok", exitCode: 0)
             } else {
                 out.line(id.recipient.text)
                 out.notice("Age identity written to \(path) (mode 0600; keep it on this device only).", always: true)
@@ -236,13 +286,13 @@ public enum CaissonCLI {
             }
             do {
                 let r = try app.decryptPackage(cmd.positionals[0], identityFiles: ids, directory: dir)
-                if out.json { out.document(r); return 0 }
+                if out.json { out.result(r, status: "ok", exitCode: 0); return 0 }
                 out.line("Decrypted into \(r.outputDirectory): \(r.files.joined(separator: ", "))")
                 out.line("image.tar: \(Format.bytes(r.imageSize)), SHA-256 \(r.imageSHA256)\(r.manifestDigestMatches == true ? " (matches the manifest)" : "")")
                 return 0
             } catch let e as CaissonError where e.code.hasPrefix("encryption.") && e.code != "encryption.identity_unreadable" || e.code == "image.checksum_mismatch" {
                 if out.json {
-                    out.document(ErrorDocument(error: ErrorDocument.Body(code: e.code, message: e.message)))
+                    out.failure(e.issue, exitCode: 2)
                 } else {
                     out.error("[\(e.code)] \(e.message)")
                 }
@@ -267,7 +317,7 @@ public enum CaissonCLI {
             try SecretFile.write(sec, Array(secretText.utf8), mode: 0o600, replace: cmd.flag("--force"))
             try SecretFile.write(pub, Array(pair.publicKey.fileContents.utf8), mode: 0o644, replace: cmd.flag("--force"))
             if out.json {
-                out.document(["secret_key": sec, "public_key_file": pub, "public_key": pair.publicKey.base64])
+                out.result(["secret_key": sec, "public_key_file": pub, "public_key": pair.publicKey.base64], status: "ok", exitCode: 0)
             } else {
                 out.line("Secret key: \(sec)\(cmd.flag("--unencrypted") ? " (unencrypted: keep it safe)" : "")")
                 out.line("Public key: \(pub)")
@@ -285,14 +335,24 @@ public enum CaissonCLI {
             guard (cmd.value("--image") == nil) != (cmd.value("--from-tar") == nil) else {
                 throw CaissonError("usage.image_source", "'caisson package build' needs exactly one of --image REF and --from-tar FILE")
             }
-            let b = try app.build(Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
-                                                           fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
-                                                           createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
-                                                           signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
-                                                           encryption: try encryptionOptions(cmd)))
+            var request = Application.BuildRequest(service: service, version: version, imageReference: cmd.value("--image"),
+                                                   fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
+                                                   createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
+                                                   signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
+                                                   encryption: try encryptionOptions(cmd))
+            if let c = cmd.value("--compress") {
+                guard let compression = ImageCompression(rawValue: c) else {
+                    throw CaissonError("usage.invalid_value", "--compress takes gzip or none, not \(c)")
+                }
+                request.compress = compression
+            }
+            let b = try app.build(request)
             let accepted = b.validation.report.status == .accepted
             if out.json {
-                out.document(BuildDocument(output: b.output, validation: b.validation.record, manifest: b.validation.report.manifest))
+                out.result(BuildDocument(output: b.output, validation: b.validation.record,
+                                         manifest: b.validation.report.manifest.map(ManifestDocument.init),
+                                         signature: b.validation.signature),
+                           status: accepted ? "accepted" : "rejected", issues: b.validation.record.issues, exitCode: accepted ? 0 : 2)
             } else {
                 out.line("Wrote \(b.output) (\(Format.bytes(b.validation.record.packageSize ?? 0)))")
                 out.line("")
@@ -303,13 +363,9 @@ public enum CaissonCLI {
         case ["service", "list"]:
             let gate = try app.recoverIfNeeded()
             let views = try app.services()
-            if out.json { out.document(ServicesDocument(services: views, inProgress: gate.inProgress)); return 0 }
+            if out.json { out.result(ServicesDocument(services: views, inProgress: gate.inProgress), status: "ok", exitCode: 0); return 0 }
             showInProgress(gate, out: out)
-            out.line("Services (\(views.count))")
-            for v in views {
-                let active = v.state?.activeImageReference.map { " - active \($0)" } ?? ""
-                out.line("- \(v.name) [\(v.runtimeMode)] \(v.target)\(active)")
-            }
+            printServiceList(views, app: app, out: out)
             return 0
 
         case ["service", "show"]:
@@ -317,38 +373,25 @@ public enum CaissonCLI {
             guard let v = try app.services().first(where: { $0.name == cmd.positionals[0] }) else {
                 throw CaissonError("service.unknown", "service \(cmd.positionals[0]) is not in the catalog")
             }
-            if out.json { out.document(v); return 0 }
-            out.line("Service \(v.name)")
-            out.line("  Runtime:       \(v.runtimeMode)")
-            out.line("  Target:        \(v.target)")
-            out.line("  Revision:      \(v.serviceRevision)")
-            out.line("  Platform:      \(v.platform)")
-            out.line("  Health check:  \(v.healthCheck)")
-            if let s = v.state {
-                out.line("  Active:        \(s.activeImageReference ?? "-") (\(Format.shortID(s.activeImageID)))")
-                out.line("  Previous good: \(s.previousKnownGoodImageReference ?? "-") (\(Format.shortID(s.previousKnownGoodImageID)))")
-                out.line("  Version:       \(s.highestPackageVersion ?? "-")")
-                out.line("  Updated at:    \(s.updatedAt)")
-            } else {
-                out.line("  Active:        (never updated by Caisson)")
-            }
+            if out.json { out.result(v, status: "ok", exitCode: 0); return 0 }
+            printServiceShow(v, app: app, out: out)
             return 0
 
         case ["history", "list"]:
             let gate = try app.recoverIfNeeded()
             var limit = 20
             if let l = cmd.value("--limit") {
-                guard let n = Int(l), n > 0 else { throw CaissonError("usage.invalid_limit", "--limit must be a positive number, not '\(l)'") }
+                guard let n = Int(l), n >= 0 else { throw CaissonError("usage.invalid_limit", "--limit must be a number (0 or more), not '\(l)'") }
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
-            if out.json { out.document(HistoryDocument(attempts: list.records, inProgress: gate.inProgress)); return 0 }
-            showInProgress(gate, out: out)
-            out.line("Update history (\(list.records.count))")
-            for a in list.records {
-                out.line("- \(a.updateID)  \(a.startedAt)  \(a.serviceName)  \(a.status.rawValue)  \(a.targetImageReference)")
+            if out.json {
+                out.result(HistoryDocument(attempts: list.records, inProgress: gate.inProgress), status: "ok",
+                           issues: list.unreadable.map(\.issue), exitCode: 0)
+                return 0
             }
-            for u in list.unreadable { out.line("  note: \(u.message)") }
+            showInProgress(gate, out: out)
+            printHistoryList(list, app: app, out: out)
             return 0
 
         case ["history", "show"]:
@@ -357,14 +400,17 @@ public enum CaissonCLI {
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
-            let events = try store.auditEvents(updateID: a.updateID).records.map(\.event)
+            // The attempt's events and those of its validation and image import, in log order.
+            var stored = try store.auditEvents(updateID: a.updateID).records
+            if let v = a.validationAttemptID {
+                stored += try store.auditEvents(validationID: v).records.filter { e in !stored.contains { $0.seq == e.seq } }
+            }
+            let events = stored.sorted { $0.seq < $1.seq }.map(\.event)
             if out.json {
-                out.document(AttemptDocument(attempt: a, auditEvents: events))
+                out.result(AttemptDocument(attempt: a, auditEvents: events), status: "ok", exitCode: 0)
                 return 0
             }
-            printAttempt(a, out: out)
-            out.line("Audit events:")
-            for e in events { out.line("- \(e.at) \(e.kind.rawValue): \(e.message)") }
+            printHistoryShow(a, events: events, app: app, out: out)
             return 0
 
         case ["history", "verify"]:
@@ -374,8 +420,12 @@ public enum CaissonCLI {
             let records = try store.verifyRecordChain()
             let ok = report.firstBreak == nil && integrity.isEmpty && records.isIntact
             if out.json {
-                out.document(ChainDocument(checked: report.checked, ok: ok, firstBreak: report.firstBreak.map { "\($0)" },
-                                           integrityProblems: integrity, recordsChecked: records.records, recordProblems: records.problems))
+                var issues: [Issue] = integrity.map { Issue("store.corrupt", $0) }
+                if let b = report.firstBreak { issues.append(Issue("history.chain_broken", "\(b)")) }
+                issues += records.problems.map { Issue("history.records_changed", $0) }
+                out.result(ChainDocument(checked: report.checked, ok: ok, firstBreak: report.firstBreak.map { "\($0)" },
+                                         integrityProblems: integrity, recordsChecked: records.records, recordProblems: records.problems),
+                           status: ok ? "intact" : "broken", issues: issues, exitCode: ok ? 0 : 1)
                 return ok ? 0 : 1
             }
             if integrity.isEmpty {
@@ -405,17 +455,24 @@ public enum CaissonCLI {
                 if out.json { out.notice(question, always: true) } else { out.line(question) }
                 return prompt("Continue and roll back the service? [y/N]: ", toStderr: out.json)
             }) else {
-                if out.json { out.document(["status": "declined"]) } else { out.line("Rollback declined; nothing was changed.") }
+                if out.json { out.result(Empty(), status: "declined", exitCode: 3) } else { out.line("Rollback declined; nothing was changed.") }
                 return 3
             }
-            if out.json { out.document(a) } else { printAttempt(a, out: out) }
+            if out.json {
+                out.result(["attempt": a], status: a.status.rawValue, issues: a.issues, exitCode: exitCode(for: a.status))
+            } else {
+                printAttempt(a, app: app, out: out)
+            }
             return exitCode(for: a.status)
 
         case ["recover"]:
             let gate = try app.recoverIfNeeded()
             if let busy = gate.inProgress {
                 // Its owner is alive: not interrupted, and not ours to touch.
-                if out.json { out.document(RecoverDocument(recovered: [], problems: [], inProgress: busy)); return 0 }
+                if out.json {
+                    out.result(RecoverDocument(recovered: [], problems: [], inProgress: busy), status: "in_progress", exitCode: 0)
+                    return 0
+                }
                 out.line("Nothing to recover now: another Caisson process is running an operation; nothing was changed.")
                 for l in busy.lines { out.line(l) }
                 return 0
@@ -423,7 +480,12 @@ public enum CaissonCLI {
             var report = gate.report
             // Another state directory's unfinished update cannot be recovered from here: say so.
             if let foreign = try? app.foreignAttempts() { report.problems += foreign }
-            if out.json { out.document(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: nil)); return report.problems.isEmpty ? 0 : 5 }
+            if out.json {
+                let rc: Int32 = report.problems.isEmpty ? 0 : 5
+                out.result(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: nil),
+                           status: rc == 0 ? "ok" : "needs_attention", issues: report.problems, exitCode: rc)
+                return rc
+            }
             if report.recovered.isEmpty && report.problems.isEmpty {
                 out.line("Nothing to recover: no update was interrupted.")
             }
@@ -435,6 +497,11 @@ public enum CaissonCLI {
             return report.problems.isEmpty ? 0 : 5
 
         case ["demo"]:
+            if let dir = cmd.value("--prepare") {
+                let files = try Demo.prepare(dir: dir)
+                if out.json { out.result(["files": files], status: "ok", exitCode: 0) } else { files.forEach { out.line($0) } }
+                return 0
+            }
             if out.json {
                 // The narration goes to stderr; stdout gets the outcome as one document.
                 fflush(nil)
@@ -445,7 +512,7 @@ public enum CaissonCLI {
                 dup2(saved, 1)
                 close(saved)
                 let rc = try result.get()
-                out.document(DemoDocument(ok: rc == 0, exitCode: rc))
+                out.result(DemoDocument(ok: rc == 0), status: rc == 0 ? "ok" : "failed", exitCode: rc)
                 return rc
             }
             return try Demo.run(say: { out.line($0) }, keep: cmd.flag("--keep"))
@@ -459,7 +526,11 @@ public enum CaissonCLI {
             let elapsed = ContinuousClock.now - start
             let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             summary.runsPerSecond = secs > 0 ? (Double(runs) / secs).rounded() : nil
-            if out.json { out.document(summary) } else {
+            if out.json {
+                out.result(summary, status: summary.violations == 0 ? "ok" : "violations",
+                           issues: summary.firstViolation.map { v in v.problems.map { Issue("swarm.violation", $0) } } ?? [],
+                           exitCode: summary.violations == 0 ? 0 : 1)
+            } else {
                 out.line("Swarm: \(summary.runs) runs, seed \(summary.seed), \(summary.violations) violation(s)")
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
@@ -473,6 +544,21 @@ public enum CaissonCLI {
                 }
             }
             return summary.violations == 0 ? 0 : 1
+
+        case ["migrate"]:
+            guard let r = try app.migrate() else {
+                if out.json { out.result(Empty(), status: "nothing_to_import", exitCode: 0) } else {
+                    out.line("No Rust caisson state in \(app.stateDir): nothing to import.")
+                }
+                return 0
+            }
+            let rc: Int32 = r.skipped.isEmpty ? 0 : 1
+            if out.json {
+                out.result(["migration": r], status: rc == 0 ? "imported" : "imported_with_skips", issues: r.skipped, exitCode: rc)
+            } else {
+                printMigration(r, out: out)
+            }
+            return rc
 
         default:
             throw CaissonError("usage.unknown_command", "unknown command")
@@ -542,34 +628,118 @@ public enum CaissonCLI {
 
     struct DemoDocument: Encodable {
         var ok: Bool
-        var exitCode: Int32
+    }
+
+    /// The manifest as FORMATS §2 names its fields (snake_case, like every JSON document).
+    struct ManifestDocument: Encodable {
+        struct Target: Encodable {
+            var service, serviceRevision, platform: String
+            enum CodingKeys: String, CodingKey {
+                case service, platform
+                case serviceRevision = "service_revision"
+            }
+        }
+        struct Image: Encodable {
+            var reference: String
+            var sha256: String?
+            var size: Int64?
+        }
+        struct Compatibility: Encodable {
+            var minUpdaterVersion: String?
+            enum CodingKeys: String, CodingKey { case minUpdaterVersion = "min_updater_version" }
+        }
+        var formatVersion: Int
+        var packageType: String
+        var packageVersion: String
+        var createdAt: String
+        var target: Target
+        var image: Image
+        var compatibility: Compatibility
+
+        init(_ m: Manifest) {
+            formatVersion = m.formatVersion
+            packageType = m.packageType
+            packageVersion = m.packageVersion
+            createdAt = m.createdAt
+            target = Target(service: m.target.service, serviceRevision: m.target.serviceRevision, platform: m.target.platform)
+            image = Image(reference: m.image.reference, sha256: m.image.sha256, size: m.image.size)
+            compatibility = Compatibility(minUpdaterVersion: m.minUpdaterVersion)
+        }
+
         enum CodingKeys: String, CodingKey {
-            case ok
-            case exitCode = "exit_code"
+            case target, image, compatibility
+            case formatVersion = "format_version"
+            case packageType = "package_type"
+            case packageVersion = "package_version"
+            case createdAt = "created_at"
         }
     }
 
     struct BuildDocument: Encodable {
         var output: String
         var validation: ValidationRecord
-        var manifest: Manifest?
+        var manifest: ManifestDocument?
+        var signature: Application.SignatureVerdict
     }
 
     struct ValidationDocument: Encodable {
         var validation: ValidationRecord
-        var manifest: Manifest?
+        var manifest: ManifestDocument?
+        var signature: Application.SignatureVerdict
+    }
+
+    struct PlanDocument: Encodable {
+        var service: String
+        var runtimeMode: String
+        var currentImage: String
+        var currentImageID: String?
+        var currentVersion: String?
+        var currentVersionSource: String?
+        var newImage: String
+        var newImageID: String
+        var newVersion: String
+        var bytesToLoad: Int64
+        var staysStopped: Bool
+        var stopGraceSecs: Int?
+        var steps: [String]
+
+        init(_ p: Application.LoadPlan) {
+            service = p.service.name
+            runtimeMode = p.service.runtimeMode.rawValue
+            currentImage = p.currentImage
+            currentImageID = p.currentImageID
+            currentVersion = p.currentVersion
+            currentVersionSource = p.currentVersionSource
+            newImage = p.newImage
+            newImageID = p.newImageID
+            newVersion = p.newVersion
+            bytesToLoad = p.bytesToLoad
+            staysStopped = p.staysStopped
+            stopGraceSecs = p.stopGraceSecs
+            steps = p.steps
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case service, steps
+            case runtimeMode = "runtime_mode"
+            case currentImage = "current_image"
+            case currentImageID = "current_image_id"
+            case currentVersion = "current_version"
+            case currentVersionSource = "current_version_source"
+            case newImage = "new_image"
+            case newImageID = "new_image_id"
+            case newVersion = "new_version"
+            case bytesToLoad = "bytes_to_load"
+            case staysStopped = "stays_stopped"
+            case stopGraceSecs = "stop_grace_secs"
+        }
     }
 
     struct LoadDocument: Encodable {
         var validation: ValidationRecord
-        var status: String
-        var exitCode: Int32
+        var signature: Application.SignatureVerdict
+        var plan: PlanDocument?
         var attempt: UpdateAttempt?
-        var issues: [Issue]
-        enum CodingKeys: String, CodingKey {
-            case validation, status, attempt, issues
-            case exitCode = "exit_code"
-        }
     }
 
     static func exitCode(for status: UpdateStatus) -> Int32 { status.exitCode }
@@ -644,35 +814,23 @@ public enum CaissonCLI {
 
     static func printValidation(_ v: Application.ValidationOutcome, out: Output) {
         if out.json {
-            out.document(ValidationDocument(validation: v.record, manifest: v.report.manifest))
+            let accepted = v.record.status == .accepted
+            out.result(ValidationDocument(validation: v.record, manifest: v.report.manifest.map(ManifestDocument.init), signature: v.signature),
+                       status: accepted ? "accepted" : "rejected", issues: v.record.issues, exitCode: accepted ? 0 : 2)
             return
         }
-        let r = v.report
-        out.line("Package validation")
-        out.line("Package: \(v.record.packagePath)")
-        if let m = r.manifest {
-            out.line("Service: \(m.target.service) (package version \(m.packageVersion), created \(m.createdAt))")
-            out.line("Image: \(m.image.reference)")
-        }
-        if let e = r.scan?.encryptedImage {
-            let kinds = e.stanzaTypes.isEmpty ? "" : " to " + (e.stanzaTypes == ["scrypt"] ? "a passphrase" : "\(e.stanzaTypes.count) recipient(s)")
-            out.line("Encrypted: age\(kinds), \(Format.bytes(e.size))\(e.fileKey != nil ? ", opened with this device's key" : "")")
-        }
-        if let f = r.image {
-            out.line("Image id: \(f.imageID) (\(f.layers.count) layer\(f.layers.count == 1 ? "" : "s"), \(Format.bytes(f.totalLayerBytes)), \(f.platform))")
-        }
-        out.line("Validation id: \(v.record.validationAttemptID)")
-        out.line("Status: \(r.status.rawValue)")
-        for i in r.issues { out.line("- \(i)") }
+        printValidationText(v, out: out)
     }
 
     static func printPlan(_ p: Application.LoadPlan, out: Output) {
         out.line("")
         out.line("Update plan")
         out.line("Service: \(p.service.name) (\(p.service.runtimeMode.rawValue))")
-        out.line("Current image: \(p.currentImage) (\(Format.shortID(p.currentImageID)))")
+        out.line("Current image: \(p.currentImage)")
         out.line("New image: \(p.newImage) (\(Format.shortID(p.newImageID)))")
-        out.line("Version: \(p.currentVersion ?? "unknown") -> \(p.newVersion)")
+        let source = p.currentVersionSource.map { $0 == "recorded by Caisson" ? "" : " (from the \($0))" } ?? ""
+        out.line("Version: \(p.currentVersion ?? "unknown")\(source) -> \(p.newVersion)")
+        if p.staysStopped { out.line("The service is stopped: the new release is installed but not started (use --start to start it).") }
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
         if let g = p.stopGraceSecs { out.line("Stop timeout: \(g)s between SIGTERM and SIGKILL for the current container") }
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
@@ -683,12 +841,11 @@ public enum CaissonCLI {
         for (i, s) in p.steps.enumerated() { out.line("  \(i + 1). \(s)") }
     }
 
-    static func printLoad(_ o: Application.LoadOutcome, dryRun: Bool, out: Output) {
+    static func printLoad(_ o: Application.LoadOutcome, dryRun: Bool, app: Application, out: Output) {
         if out.json {
-            var issues = o.validation.report.issues
-            if let r = o.refusal { issues.append(r) }
-            if let i = o.importIssue { issues.append(i) }
-            if let i = o.preflightIssue { issues.append(i) }
+            var issues = o.validation.record.issues
+            for i in [o.refusal, o.importIssue, o.preflightIssue].compactMap({ $0 }) where !issues.contains(i) { issues.append(i) }
+            if let a = o.attempt { issues += a.issues.filter { !issues.contains($0) } }
             let status: String
             if let c = o.cancelled { issues.append(c) }
             if o.cancelled != nil { status = "cancelled" }
@@ -698,7 +855,9 @@ public enum CaissonCLI {
             else if dryRun && o.attempt == nil { status = "planned" }
             else if o.importIssue != nil { status = "import_failed" }
             else { status = o.attempt?.status.rawValue ?? "unknown" }
-            out.document(LoadDocument(validation: o.validation.record, status: status, exitCode: o.exitCode, attempt: o.attempt, issues: issues))
+            out.result(LoadDocument(validation: o.validation.record, signature: o.validation.signature,
+                                    plan: o.plan.map(PlanDocument.init), attempt: o.attempt),
+                       status: status, issues: issues, exitCode: o.exitCode)
             return
         }
         if let c = o.cancelled {
@@ -718,11 +877,11 @@ public enum CaissonCLI {
         }
         if let i = o.preflightIssue {
             if let p = o.plan { printPlan(p, out: out) }
-            out.error("\(i); nothing was changed")
+            out.error("\(i)\(i.message.hasSuffix("nothing was changed") ? "" : "; nothing was changed")")
             return
         }
         if o.declined {
-            out.line("Update declined; nothing was changed.")
+            out.line("Cancelled before changing the service.")
             return
         }
         if dryRun {
@@ -731,28 +890,42 @@ public enum CaissonCLI {
             return
         }
         if let i = o.importIssue {
+            out.line("Image import")
+            out.line("Status: failed")
+            printIssues([i], out: out)
             out.line("Image import failed; the service was not touched.")
-            out.line("- \(i)")
             return
         }
-        if let a = o.attempt { printAttempt(a, out: out) }
+        if let a = o.attempt { printAttempt(a, app: app, out: out) }
+    }
+}
+
+/// Commands of another front end (the console) run by `caisson`.
+public struct CLIFrontEnd: Sendable {
+    public var commands: [CommandSpec]
+    public var run: @Sendable (ParsedCommand, Application, CLIPrinter) throws -> Int32
+
+    public init(commands: [CommandSpec], run: @escaping @Sendable (ParsedCommand, Application, CLIPrinter) throws -> Int32) {
+        self.commands = commands
+        self.run = run
+    }
+}
+
+/// The CLI's output conventions for a front end's command: documents and lines on stdout,
+/// progress and notices on stderr.
+public struct CLIPrinter: Sendable {
+    public let json: Bool
+    public let quiet: Bool
+
+    public func line(_ s: String = "") {
+        print(s)
+        fflush(nil)
     }
 
-    static func printAttempt(_ a: UpdateAttempt, out: Output) {
-        out.line("")
-        out.line("Update \(a.updateID)")
-        out.line("Service: \(a.serviceName) (\(a.runtimeMode.rawValue))")
-        out.line("Image: \(a.previousImageReference ?? "?") -> \(a.targetImageReference)")
-        if let h = a.healthCheck { out.line("Health check: \(h.outcome.rawValue) - \(h.message)") }
-        if let h = a.rollbackHealthCheck { out.line("After rollback: \(h.outcome.rawValue) - \(h.message)") }
-        out.line("Status: \(a.status.rawValue)")
-        for i in a.issues { out.line("- \(i)") }
-        switch a.status {
-        case .succeeded: out.line("The service now runs \(a.targetImageReference).")
-        case .rolledBack: out.line("The update did not stay healthy; the previous release was restored and is running.")
-        case .failed: out.line("The update failed; the service runs its previous release.")
-        case .rollbackFailed: out.line("ROLLBACK FAILED: the service needs a human. See the issues above.")
-        default: break
-        }
+    public func progress(_ s: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((s + "\n").utf8))
     }
+
+    public func document<T: Encodable>(_ value: T) { print(JSONCoding.string(value, pretty: true)) }
 }

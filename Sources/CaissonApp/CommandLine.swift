@@ -118,6 +118,9 @@ public struct CommandLineParser: Sendable {
         }
         if match?.options.contains(where: { $0.name == "--version" }) != true {
             rest = rest.enumerated().filter { !versionAt.contains($0.offset) }.map(\.element)
+            // `--version` works on every command (clap's propagate_version), unless the command
+            // has an option of that name (package build's package version).
+            if wantsVersion && !wantsHelp { return .version }
         }
         guard let cmd = match else {
             if wantsVersion && rest.isEmpty { return .version }

@@ -36,25 +36,7 @@ public enum Demo {
         say("Caisson demo: a device with one service, 'frontend', on the built-in simulator.")
         say("Working directory: \(dir) (removed afterwards)\n")
 
-        func build(_ name: String, version: String, behaviour: String, tagAs: String? = nil) throws -> String {
-            let ref = "example/frontend:\(version)"
-            var img = SyntheticImage(reference: tagAs ?? ref)
-            img.labels = ["io.caisson.sim.health": behaviour, "org.opencontainers.image.version": version]
-            img.env = ["APP_VERSION=\(version)"]
-            img.healthcheck = ["CMD", "/bin/true"]
-            img.files = [("app/VERSION", Array("\(version)\n".utf8))]
-            let (bytes, _) = try img.archive()
-            let sha = SHA256.hash(bytes).hex
-            let manifest = EdgePackageWriter.manifest(service: "frontend", revision: "frontend-v1", platform: "linux/amd64",
-                                                      version: version, createdAt: "2026-11-0\(version.split(separator: ".")[1])T08:00:00Z",
-                                                      reference: ref, sha256: sha, size: bytes.count)
-            let path = "\(dir)/\(name).edgepkg"
-            try EdgePackageWriter.write(manifest: manifest, image: bytes, to: path)
-            return path
-        }
-        let good = try build("frontend-1.1.0", version: "1.1.0", behaviour: "healthy")
-        let bad = try build("frontend-1.2.0", version: "1.2.0", behaviour: "unhealthy")
-        let hostile = try build("frontend-evil", version: "1.3.0", behaviour: "healthy", tagAs: "example/backend:current")
+        let (good, bad, hostile) = try writePackages(dir: dir)
         say("Built three packages: frontend-1.1.0 (healthy), frontend-1.2.0 (its image turns unhealthy),")
         say("and frontend-evil (its image.tar would silently retag another service's image).\n")
 
@@ -90,5 +72,38 @@ public enum Demo {
         say(ok ? "Demo finished: rejected (2), updated (0), rolled back (4) as expected." :
                  "Demo finished with unexpected exit codes: \(r0), \(r1), \(r2).")
         return ok ? 0 : 1
+    }
+
+    /// `caisson demo --prepare DIR`: the demo's catalog (`services.toml`) and packages in `DIR`,
+    /// to try the console or the commands on the simulator by hand.
+    public static func prepare(dir: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try catalog.write(toFile: dir + "/services.toml", atomically: true, encoding: .utf8)
+        let (good, bad, hostile) = try writePackages(dir: dir)
+        return [dir + "/services.toml", good, bad, hostile]
+    }
+
+    /// frontend-1.1.0 (healthy), frontend-1.2.0 (turns unhealthy), frontend-evil (retags another
+    /// service's image).
+    static func writePackages(dir: String) throws -> (good: String, bad: String, hostile: String) {
+        func build(_ name: String, version: String, behaviour: String, tagAs: String? = nil) throws -> String {
+            let ref = "example/frontend:\(version)"
+            var img = SyntheticImage(reference: tagAs ?? ref)
+            img.labels = ["io.caisson.sim.health": behaviour, "org.opencontainers.image.version": version]
+            img.env = ["APP_VERSION=\(version)"]
+            img.healthcheck = ["CMD", "/bin/true"]
+            img.files = [("app/VERSION", Array("\(version)\n".utf8))]
+            let (bytes, _) = try img.archive()
+            let sha = SHA256.hash(bytes).hex
+            let manifest = EdgePackageWriter.manifest(service: "frontend", revision: "frontend-v1", platform: "linux/amd64",
+                                                      version: version, createdAt: "2026-11-0\(version.split(separator: ".")[1])T08:00:00Z",
+                                                      reference: ref, sha256: sha, size: bytes.count)
+            let path = "\(dir)/\(name).edgepkg"
+            try EdgePackageWriter.write(manifest: manifest, image: bytes, to: path)
+            return path
+        }
+        return (try build("frontend-1.1.0", version: "1.1.0", behaviour: "healthy"),
+                try build("frontend-1.2.0", version: "1.2.0", behaviour: "unhealthy"),
+                try build("frontend-evil", version: "1.3.0", behaviour: "healthy", tagAs: "example/backend:current"))
     }
 }

@@ -11,6 +11,7 @@ public enum ProgressPhase: String, Sendable {
     case inspecting = "Inspecting image"
     case writing = "Writing package"
     case encrypting = "Encrypting image"
+    case compressing = "Compressing image"
     case decrypting = "Decrypting image"
 }
 
@@ -27,6 +28,9 @@ public final class ProgressMeter {
     let colour: Bool
     let write: (String) -> Void
     let now: () -> Int64
+
+    /// Told the bytes done at every update and at the end (a front end's own display).
+    public var onUpdate: ((Int64) -> Void)?
 
     private let started: Int64
     private var lastDraw: Int64?
@@ -65,6 +69,7 @@ public final class ProgressMeter {
         guard !finished else { return }
         let done = min(max(bytes, lastBytes), total > 0 ? total : max(bytes, lastBytes))
         lastBytes = done
+        onUpdate?(done)
         let t = now()
         if terminal {
             if lastDraw.map({ t - $0 >= 100 }) ?? true {
@@ -88,6 +93,7 @@ public final class ProgressMeter {
         guard !finished else { return }
         let t = now()
         let done = completed ? total : lastBytes
+        onUpdate?(done)
         if terminal {
             draw(done, at: t)
             write("\n")

@@ -15,14 +15,18 @@ public struct ComposeModel: Sendable, Equatable {
         public var hasBuild: Bool
         /// `profiles:` (a service with profiles only appears when one is enabled).
         public var profiles: [String]
+        /// `healthcheck:`: true when the file sets one, false when it disables it (`disable: true`
+        /// or a test of `NONE`), nil when the image's applies.
+        public var healthcheck: Bool?
 
         public init(name: String, image: String? = nil, containerName: String? = nil, hasBuild: Bool = false,
-                    profiles: [String] = []) {
+                    profiles: [String] = [], healthcheck: Bool? = nil) {
             self.name = name
             self.image = image
             self.containerName = containerName
             self.hasBuild = hasBuild
             self.profiles = profiles
+            self.healthcheck = healthcheck
         }
     }
 
@@ -78,9 +82,14 @@ public struct ComposeModel: Sendable, Equatable {
                     }
                 }
                 let build = entry["build"]
+                var healthcheck: Bool?
+                if case .object(let h)? = entry["healthcheck"] {
+                    let test = h["test"]?.stringArrayValue ?? h["test"]?.stringValue.map { [$0] }
+                    healthcheck = !(h["disable"]?.boolValue == true || test?.first == "NONE")
+                }
                 services[key] = Service(name: key, image: try text("image"), containerName: try text("container_name"),
                                         hasBuild: build != nil && build != .null,
-                                        profiles: entry["profiles"]?.stringArrayValue ?? [])
+                                        profiles: entry["profiles"]?.stringArrayValue ?? [], healthcheck: healthcheck)
             }
         case let other?:
             throw HostError(.failed, "the compose project model's `services` is not an object: \(other)")

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import Foundation
 import Synchronization
 

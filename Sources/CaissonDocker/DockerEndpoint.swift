@@ -1,3 +1,4 @@
+import CaissonHTTP
 /// Where the daemon listens. Only unix sockets are supported: the updater runs on the device.
 public struct DockerEndpoint: Sendable, Equatable, CustomStringConvertible {
     public static let defaultSocketPath = "/var/run/docker.sock"
@@ -41,17 +42,4 @@ public struct DockerEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "unix://\(socketPath)" }
-}
-
-extension String {
-    func trimmingWhitespace() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first == " " || first == "\t" || first == "\n" || first == "\r" {
-            scalars = scalars.dropFirst()
-        }
-        while let last = scalars.last, last == " " || last == "\t" || last == "\n" || last == "\r" {
-            scalars = scalars.dropLast()
-        }
-        return String(scalars)
-    }
 }

@@ -1,3 +1,4 @@
+import CaissonHTTP
 /// The one error type of the Docker client.
 ///
 /// The property that matters most to the updater is `isIndeterminate`: a call that timed out, or

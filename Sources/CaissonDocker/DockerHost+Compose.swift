@@ -1,3 +1,4 @@
+import CaissonHTTP
 import CaissonCore
 import Foundation
 #if canImport(Glibc)

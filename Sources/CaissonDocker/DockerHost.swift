@@ -1,3 +1,4 @@
+import CaissonHTTP
 import CaissonCore
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +79,7 @@ public final class DockerHost: ContainerHost {
         guard payload.offset >= 0, payload.length > 0 else {
             throw HostError(.failed, "invalid image archive range: offset \(payload.offset), length \(payload.length)")
         }
-        try checkFreeSpace(forArchiveBytes: payload.length)
+        try checkFreeSpace(forArchiveBytes: payload.unpackedBytes)
         // Streamed out of the package and verified before it ends (identity, digest): a file
         // changed after validation is vetoed before Docker tags anything.
         let body: RequestBody = try run { try RequestBody.verifiedImageArchive(payload) }

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import CaissonCore
 #if canImport(Glibc)
 import Glibc

@@ -82,11 +82,12 @@ struct Caisson {
 
     /// Writes a package for `frontend` whose image behaves as `behaviour` in the simulator.
     func package(_ name: String, version: String, behaviour: String = "healthy", tag: String? = nil,
-                 service: String = "frontend", createdAt: String = "2026-03-16T18:30:00Z") throws -> String {
+                 service: String = "frontend", createdAt: String = "2026-03-16T18:30:00Z",
+                 healthcheck: Bool = true) throws -> String {
         let ref = "example/\(service):\(version)"
         var img = SyntheticImage(reference: tag ?? ref)
         img.labels = ["io.caisson.sim.health": behaviour]
-        img.healthcheck = ["CMD", "/bin/true"]
+        img.healthcheck = healthcheck ? ["CMD", "/bin/true"] : nil
         img.files = [("VERSION", Array(version.utf8))]
         let (bytes, _) = try img.archive()
         let m = EdgePackageWriter.manifest(service: service, revision: "\(service)-v1", platform: "linux/amd64",

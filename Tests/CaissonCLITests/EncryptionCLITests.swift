@@ -189,3 +189,72 @@ import Testing
         #expect(capped.status == 2 && capped.stdout.contains("[encryption.work_factor_too_high]"), "\(capped.stdout)")
     }
 }
+
+/// The same on a real daemon: an encrypted package loads and swaps the service; a tampered copy
+/// (one flipped bit inside image.tar.age) is refused with `encryption.payload_invalid` and Docker
+/// gains no image and no container.
+@Suite(.serialized) struct EncryptionRealDockerCLITests {
+    @Test func encryptedPackageLoadsOnARealDaemonAndATamperedOneChangesNothing() throws {
+        guard HostileDocker.usable("encrypted package load on a real daemon") else { return }
+        let c = try Caisson()
+        let run = "enc\(getpid())"
+        let ref = "caisson-enc/app:2-\(run)"
+        let name = "caisson-enc-\(run)"
+        defer {
+            _ = try? HostileDocker.docker(["rm", "-f", name])
+            _ = try? HostileDocker.docker(["ps", "-aq", "--filter", "name=\(name)-caisson"]).stdout.split(separator: "\n").map {
+                try? HostileDocker.docker(["rm", "-f", String($0)])
+            }
+            _ = try? HostileDocker.docker(["rmi", "-f", ref])
+        }
+        try #require(try HostileDocker.docker(["tag", "caisson-test/app:2", ref]).status == 0, "needs scripts/make-test-images")
+        try #require(try HostileDocker.docker(["save", "-o", c.dir + "/image.tar", ref]).status == 0)
+        let imageID = try HostileDocker.docker(["image", "inspect", "--format", "{{.Id}}", ref]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try HostileDocker.docker(["rmi", ref]).status == 0)
+        #expect(try HostileDocker.docker(["run", "-d", "--name", name, "caisson-test/app:1"]).status == 0)
+        let catalog = """
+        catalog_version = 1
+        [[services]]
+        name = "encsvc"
+        service_revision = "encsvc-v1"
+        platform = "linux/amd64"
+        runtime_mode = "docker"
+        [services.docker]
+        container_name = "\(name)"
+        image_reference = "caisson-test/app:1"
+        [services.health_check]
+        kind = "running"
+        timeout_secs = 20
+        stable_secs = 1
+        [trust]
+        age_identities = ["device.agekey"]
+        require_encryption = true
+
+        """
+        try catalog.write(toFile: c.dir + "/services.toml", atomically: true, encoding: .utf8)
+        let gen = try c.run(["key", "generate", "--age", "device.agekey", "--json"], sim: false)
+        let recipient = try #require(gen.json?["recipient"] as? String)
+        let b = try c.run(["package", "build", "--service", "encsvc", "--version", "2.0.0", "--from-tar", "image.tar",
+                           "--output", "enc.edgepkg", "--encrypt-to", recipient], sim: false, env: HostileDocker.environment)
+        #expect(b.status == 0, "\(b.stdout) \(b.stderr)")
+
+        // Tampered: a flipped bit 100 KiB into image.tar.age.
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: c.dir + "/enc.edgepkg")))
+        let manifestSize = Int(String(decoding: bytes[124..<135], as: UTF8.self), radix: 8)!
+        let ageStart = 512 + (manifestSize + 511) / 512 * 512 + 512
+        bytes[ageStart + 100_000] ^= 0x10
+        FileManager.default.createFile(atPath: c.dir + "/bad.edgepkg", contents: Data(bytes))
+        let before = try HostileDocker.listings()
+        let bad = try c.run(["package", "load", "bad.edgepkg", "--yes"], sim: false, env: HostileDocker.environment)
+        #expect(bad.status == 2 && bad.stdout.contains("[encryption.payload_invalid]"), "\(bad.stdout) \(bad.stderr)")
+        let after = try HostileDocker.listings()
+        #expect(before.images == after.images && before.containers == after.containers, "Docker changed")
+        // (The image id is caisson-test/app:2's, which stays; what must not appear is the tag.)
+        #expect(try HostileDocker.docker(["image", "inspect", ref]).status != 0, "the tampered package tagged \(ref)")
+
+        let good = try c.run(["package", "load", "enc.edgepkg", "--yes"], sim: false, env: HostileDocker.environment)
+        #expect(good.status == 0, "\(good.stdout) \(good.stderr)")
+        let running = try HostileDocker.docker(["inspect", "--format", "{{.Image}}", name]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(running == imageID)
+    }
+}

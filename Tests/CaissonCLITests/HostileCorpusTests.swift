@@ -88,26 +88,27 @@ enum HostileCorpus {
     static let content = Array("hostile\n".utf8)
 
     static let cases: [HostileCase] = [
-        // Traversal and absolute names, in the header and via pax `path=`.
-        HostileCase(name: "traversal name ../x", codes: ["archive.invalid_entry_path"]) { p in
+        // Traversal and absolute names, in the header and via pax `path=`: more than one path
+        // component as the Rust tool splits them (FORMATS §4), so `archive.nested_entry`.
+        HostileCase(name: "traversal name ../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("../x", content) }
         },
-        HostileCase(name: "traversal name a/../../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "traversal name a/../../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("a/../../x", content) }
         },
-        HostileCase(name: "absolute name /etc/passwd", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "absolute name /etc/passwd", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.file("/etc/passwd", content) }
         },
-        HostileCase(name: "pax path=../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("../x".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=a/../../x", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=a/../../x", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("a/../../x".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=/etc/passwd", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=/etc/passwd", codes: ["archive.nested_entry"]) { p in
             try p.package { $0.pax([("path", Array("/etc/passwd".utf8))]); $0.file("innocent", content) }
         },
-        HostileCase(name: "pax path=/image.tar carries the image", codes: ["archive.invalid_entry_path"]) { p in
+        HostileCase(name: "pax path=/image.tar carries the image", codes: ["archive.nested_entry"]) { p in
             let img = try p.image().bytes
             return try p.manifestThen { t in
                 t.pax([("path", Array("/image.tar".utf8))])
@@ -165,7 +166,7 @@ enum HostileCorpus {
         // The 10 bytes read as manifest.toml ("# padding ") are a comment: the six required
         // fields are each reported missing, after the unreadable archive.
         HostileCase(name: "manifest.toml claims fewer bytes: next header is garbage",
-                    codes: ["archive.read_failed"] + Array(repeating: "manifest.parse_failed", count: 6)) { p in
+                    codes: ["archive.entry_read_failed"] + Array(repeating: "manifest.parse_failed", count: 6)) { p in
             // A manifest longer than one block, so the reader's next "header" is manifest text.
             let img = try p.image().bytes
             let m = Array(("# " + String(repeating: "padding ", count: 100) + "\n" + p.manifestText(for: img)).utf8)
@@ -176,7 +177,7 @@ enum HostileCorpus {
             return t.finished()
         },
         HostileCase(name: "image.tar claims fewer bytes: next header is garbage",
-                    codes: ["image.read_failed", "archive.read_failed", "image.size_mismatch"]) { p in
+                    codes: ["image.read_failed", "archive.entry_read_failed", "image.size_mismatch"]) { p in
             // Cut image.tar just after its last inner header: the outer reader lands on JSON text.
             let img = try p.image().bytes
             return try p.manifestThen { t in
@@ -302,13 +303,63 @@ enum HostileCorpus {
         HostileCase(name: "invalid UTF-8 in an entry name", codes: ["archive.invalid_entry_path"]) { p in
             try p.package { $0.entry([0x65, 0xFF, 0xFE, 0x78], content) }
         },
-        // Not a package at all.
-        HostileCase(name: "empty file", codes: ["archive.read_failed"]) { _ in [] },
-        HostileCase(name: "a text file renamed .edgepkg", codes: ["archive.read_failed"]) { _ in
+        // Not a package at all (the Rust tool's codes: the first header cannot be read; an empty
+        // file has no entries, so no manifest).
+        HostileCase(name: "empty file", codes: ["archive.missing_manifest", "archive.missing_image"]) { _ in [] },
+        HostileCase(name: "a text file renamed .edgepkg", codes: ["archive.entry_read_failed"]) { _ in
             Array(String(repeating: "this is not a tar archive\n", count: 100).utf8)
         },
-        HostileCase(name: "gzip-compressed tar", codes: ["archive.read_failed"]) { p in
+        HostileCase(name: "gzip-compressed tar", codes: ["archive.entry_read_failed"]) { p in
             try gzip(try p.package())
+        },
+        HostileCase(name: "a header with a bad checksum", codes: ["archive.entry_read_failed"]) { p in
+            var bytes = try p.package()
+            bytes[0] ^= 0x20  // the first byte of manifest.toml's name; its checksum no longer adds up
+            return bytes
+        },
+        HostileCase(name: "a lone '.' entry", codes: ["archive.invalid_entry_path"]) { p in
+            try p.package { $0.file(".", content) }
+        },
+        HostileCase(name: "image.tar that is not a tar", codes: ["image.invalid_archive"]) { p in
+            try p.package(image: Array(String(repeating: "not a docker save archive\n", count: 200).utf8))
+        },
+        HostileCase(name: "format_version that is not a number", codes: ["manifest.parse_failed"]) { p in
+            let img = try p.image().bytes
+            let text = p.manifestText(for: img).replacingOccurrences(of: "format_version = 1", with: "format_version = \"one\"")
+            return try p.package(manifest: Array(text.utf8), image: img)
+        },
+        HostileCase(name: "negative format_version", codes: ["manifest.parse_failed"]) { p in
+            let img = try p.image().bytes
+            let text = p.manifestText(for: img).replacingOccurrences(of: "format_version = 1", with: "format_version = -1")
+            return try p.package(manifest: Array(text.utf8), image: img)
+        },
+        // A gzip-compressed image.tar (accepted when honest) that is hostile: refused before
+        // Docker gets anything usable, in flat memory.
+        HostileCase(name: "gzip bomb image.tar (256 MiB of zeros in 256 KiB)", codes: ["image.gzip_ratio_exceeded"], heavy: true) { p in
+            try p.package(image: try gzipBomb(p))
+        },
+        HostileCase(name: "gzip image.tar cut short", codes: ["image.gzip_truncated"]) { p in
+            let gz = try Gzip.compress(try p.image().bytes)
+            return try p.package(image: Array(gz.prefix(gz.count * 2 / 3)))
+        },
+        HostileCase(name: "gzip image.tar with trailing garbage", codes: ["image.gzip_trailing_data"]) { p in
+            try p.package(image: try Gzip.compress(try p.image().bytes) + Array("garbage".utf8))
+        },
+        HostileCase(name: "gzip image.tar of two members", codes: ["image.gzip_multiple_members"]) { p in
+            let tar = try p.image().bytes
+            let half = tar.count / 2
+            return try p.package(image: try Gzip.compress(Array(tar[..<half])) + Gzip.compress(Array(tar[half...])))
+        },
+        HostileCase(name: "gzip image.tar whose CRC does not match", codes: ["image.gzip_corrupt"]) { p in
+            var gz = try Gzip.compress(try p.image().bytes)
+            gz[gz.count - 8] ^= 0x01  // the CRC-32 of the trailer: found only at the very end
+            return try p.package(image: gz)
+        },
+        HostileCase(name: "gzip image.tar hiding ../../etc/cron.d/x", codes: ["image.unsafe_entry_path"]) { p in
+            try p.package(image: try Gzip.compress(try p.image { $0.file("../../etc/cron.d/x", content) }.bytes))
+        },
+        HostileCase(name: "xz-compressed image.tar", codes: ["image.unsupported_compression"]) { p in
+            try p.package(image: [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] + (try p.image().bytes))
         },
         // Other entries a package must not hold.
         HostileCase(name: "pax global header", codes: ["archive.unsafe_entry_type"]) { p in
@@ -336,6 +387,35 @@ enum HostileCorpus {
     static func tinyHeader(_ i: Int) -> [UInt8] {
         let digits = String(i)
         return RawTar.header(name: Array(("f" + String(repeating: "0", count: 6 - digits.count) + digits).utf8), size: 0)
+    }
+
+    /// A genuine docker save archive whose last layer is 256 MiB of zeros, gzip-compressed in
+    /// flat memory (never held whole).
+    static func gzipBomb(_ p: HostileParts) throws -> [UInt8] {
+        struct Bomb: ByteSource {
+            var head: [UInt8]
+            var zeros: Int64
+            var pos = 0
+            mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+                if pos < head.count {
+                    let n = min(buffer.count, head.count - pos)
+                    head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + pos, byteCount: n) }
+                    pos += n
+                    return n
+                }
+                let n = Int(min(Int64(buffer.count), zeros))
+                buffer.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+                zeros -= Int64(n)
+                return n
+            }
+        }
+        let size: Int64 = 256 << 20
+        let image = try p.image().bytes
+        var source = Bomb(head: Array(image.dropLast(1024)) + RawTar.header(name: Array("blobs/zeros".utf8), size: size),
+                          zeros: size + 1024)
+        var out: [UInt8] = []
+        try Gzip.compress(&source, level: 9) { out.append(contentsOf: $0) }
+        return out
     }
 
     static func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
@@ -523,7 +603,8 @@ struct HostileRun {
         for _ in 0..<(layerSize >> 20) { sha.update(zeros) }
         let diffID = "sha256:" + sha.finalizeDigest().hex
         let config: [String: Any] = ["architecture": "amd64", "os": "linux",
-                                     "config": ["Labels": ["io.caisson.test.case": parts.label]],
+                                     "config": ["Labels": ["io.caisson.test.case": parts.label],
+                                                "Healthcheck": ["Test": ["CMD", "/bin/true"]]],
                                      "rootfs": ["type": "layers", "diff_ids": [diffID]]]
         let configBytes = Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))
         let configName = SHA256.hash(configBytes).hex + ".json"

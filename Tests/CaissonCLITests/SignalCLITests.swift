@@ -102,7 +102,7 @@ final class Spawned: @unchecked Sendable {
         p.signal(sig)
         let status = p.wait()
         #expect(status == 3, "stdout: \(p.stdout) stderr: \(p.stderr)")
-        #expect(p.stdout.contains("Update declined; nothing was changed."))
+        #expect(p.stdout.contains("Cancelled before changing the service."))
         #expect(try history(c).isEmpty)
         #expect(stagedFiles(c).isEmpty, "staged: \(stagedFiles(c))")
     }
@@ -121,7 +121,7 @@ final class Spawned: @unchecked Sendable {
         #expect(try history(c).isEmpty)
         #expect(stagedFiles(c).isEmpty, "staged: \(stagedFiles(c))")
         let show = try c.run(["service", "show", "frontend"])
-        #expect(show.stdout.contains("never updated by Caisson"))
+        #expect(show.stdout.contains("Last update: none yet"), "\(show.stdout)")
     }
 
     @Test("a signal during the health check restores the previous release", arguments: [SIGINT, SIGTERM])
@@ -134,7 +134,7 @@ final class Spawned: @unchecked Sendable {
         let status = p.wait()
         #expect(status == 4, "stdout: \(p.stdout) stderr: \(p.stderr)")
         #expect(p.stderr.contains("stopping safely: restoring the previous release"), "stderr: \(p.stderr)")
-        #expect(p.stdout.contains("Status: rolled_back"), "stdout: \(p.stdout)")
+        #expect(p.stdout.contains("Status: rolled back"), "stdout: \(p.stdout)")
         #expect(p.stdout.contains("[update.cancelled]"))
         let h = try history(c)
         #expect(h.count == 1 && h.first?["status"] as? String == "rolled_back")

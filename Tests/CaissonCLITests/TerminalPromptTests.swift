@@ -74,6 +74,6 @@ import Glibc
         try Self.tmux(socket, ["send-keys", "-t", "T", answer, "Enter"])
         let after = try Self.waitFor("EXIT=", socket: socket)
         #expect(after.contains("EXIT=\(expected)"), "screen: \(after)")
-        #expect(after.contains(expected == 0 ? "The service now runs example/frontend:1.0.9." : "Update declined; nothing was changed."))
+        #expect(after.contains(expected == 0 ? "The service now runs example/frontend:1.0.9 (" : "Cancelled before changing the service."))
     }
 }

@@ -100,13 +100,43 @@ struct ArchivePackageScannerTests {
 
     // MARK: - Each archive-level code
 
-    @Test func readFailedForGarbageEmptyAndCorruptHeaders() {
-        #expect(ArchiveFixtures.scan(DockerSaveWriter.randomBytes(10_000, seed: 22)).codes == ["archive.read_failed"])
-        #expect(ArchiveFixtures.scan([]).codes == ["archive.read_failed"])
+    @Test func entryReadFailedForGarbageAndCorruptHeaders() {
+        // As the Rust tool reports them (FORMATS §4): the first header cannot be read.
+        #expect(ArchiveFixtures.scan(DockerSaveWriter.randomBytes(10_000, seed: 22)).codes == ["archive.entry_read_failed"])
         let bad = ArchiveFixtures.tar { $0.addFile("manifest.toml", ArchiveFixtures.manifest, options: .init(checksumDelta: 7)) }
-        #expect(ArchiveFixtures.scan(bad).codes == ["archive.read_failed"])
-        // A compressed package is not a tar.
-        #expect(ArchiveFixtures.scan([0x1f, 0x8b, 8, 0] + [UInt8](repeating: 0, count: 2000)).codes == ["archive.read_failed"])
+        #expect(ArchiveFixtures.scan(bad).codes == ["archive.entry_read_failed"])
+        // A later header too.
+        let badLater = ArchiveFixtures.tar {
+            $0.addFile("manifest.toml", ArchiveFixtures.manifest)
+            $0.addFile("image.tar", ArchiveFixtures.image(), options: .init(checksumDelta: 7))
+        }
+        #expect(ArchiveFixtures.scan(badLater).codes == ["archive.entry_read_failed"])
+        // A compressed package is not a tar (only image.tar may be compressed).
+        #expect(ArchiveFixtures.scan([0x1f, 0x8b, 8, 0] + [UInt8](repeating: 0, count: 2000)).codes == ["archive.entry_read_failed"])
+        // The data ends inside a header block.
+        let pkg = ArchiveFixtures.package()
+        #expect(ArchiveFixtures.scan(Array(pkg.prefix(300))).codes == ["archive.entry_read_failed"])
+    }
+
+    @Test func anEmptyFileHasNoManifest() {
+        #expect(ArchiveFixtures.scan([]).codes == ["archive.missing_manifest", "archive.missing_image"])
+    }
+
+    @Test func theEndMarkerMayBeMissingOrShortAsTheRustToolReadsIt() throws {
+        let plain = ArchiveFixtures.package()
+        let end = Int(ArchiveFixtures.scan(plain).entries.last.map { $0.dataOffset + $0.size + TarFormat.padding($0.size) } ?? 0)
+        // Ends at an entry boundary, without the end-of-archive blocks.
+        let bare = ArchiveFixtures.scan(Array(plain.prefix(end)), wantDigest: true)
+        #expect(bare.issues == [])
+        #expect(bare.image != nil)
+        // One zero block, then padding (zeros, or anything: the Rust tool stops at the first zero block).
+        for tail in [[UInt8](repeating: 0, count: 512), [UInt8](repeating: 0, count: 512) + [UInt8](repeating: 0, count: 100),
+                     [UInt8](repeating: 0, count: 512) + Array("padding after the end".utf8)] {
+            #expect(ArchiveFixtures.scan(Array(plain.prefix(end)) + tail).issues == [])
+        }
+        // Cut right after manifest.toml: the image is missing, as the Rust tool says.
+        let afterManifest = Int(ArchiveFixtures.scan(plain).entries.first.map { $0.dataOffset + $0.size + TarFormat.padding($0.size) } ?? 0)
+        #expect(ArchiveFixtures.scan(Array(plain.prefix(afterManifest))).codes == ["archive.missing_image"])
     }
 
     @Test func entryReadFailedWhenABodyIsCut() {
@@ -124,7 +154,20 @@ struct ArchivePackageScannerTests {
         #expect(cut.imageTar == nil)
     }
 
-    @Test(arguments: ["/manifest.toml", "../image.tar", "./image.tar", "a/../b", "back\\slash", "tab\tname", "x/", "a//b", "."])
+    /// More than one component as Rust's `Path::components()` splits it (FORMATS §4).
+    @Test(arguments: ["/manifest.toml", "../image.tar", "./image.tar", "a/../b", "a//b", "./x", "/x", "../x", "a/b/", "//x", "./."])
+    func nestedEntryPath(name: String) {
+        let pkg = ArchiveFixtures.tar {
+            $0.addFile("manifest.toml", ArchiveFixtures.manifest)
+            $0.addFile("image.tar", ArchiveFixtures.image())
+            $0.addFile(name, "x")
+        }
+        #expect(ArchiveFixtures.scan(pkg).codes == (name == "./." ? ["archive.invalid_entry_path"] : ["archive.nested_entry"]))
+    }
+
+    /// A lone `/`, `.`, `..` (one component that is not a name), and ours: control characters,
+    /// backslashes, and names that only resolve to a plain name.
+    @Test(arguments: [".", "..", "/", "./", "//", "/.", "back\\slash", "tab\tname", "x/", "x/."])
     func invalidEntryPath(name: String) {
         let pkg = ArchiveFixtures.tar {
             $0.addFile("manifest.toml", ArchiveFixtures.manifest)
@@ -151,7 +194,7 @@ struct ArchivePackageScannerTests {
             $0.addFile("manifest.toml", ArchiveFixtures.manifest)
             $0.addFile("./image.tar", ArchiveFixtures.image())
         }
-        #expect(ArchiveFixtures.scan(pkg).codes == ["archive.invalid_entry_path"])
+        #expect(ArchiveFixtures.scan(pkg).codes == ["archive.nested_entry"])
     }
 
     @Test func emptyEntryPath() {
@@ -262,7 +305,7 @@ struct ArchivePackageScannerTests {
 
     @Test func imageReadFailedForAnUnreadableInnerTar() {
         let garbage = ArchiveFixtures.scan(ArchiveFixtures.package(image: DockerSaveWriter.randomBytes(5000, seed: 24)))
-        #expect(garbage.codes == ["image.read_failed"])
+        #expect(garbage.codes == ["image.invalid_archive"])
         // The outer scan goes on after it: an extra entry after image.tar is still checked.
         let image = ArchiveFixtures.image()
         let cutInner = Array(image.prefix(image.count - 1024 - 512))  // no end marker, last block gone
@@ -281,7 +324,10 @@ struct ArchivePackageScannerTests {
         let pkg = ArchiveFixtures.package(image: ArchiveFixtures.image(.oci))
         var limits = PackageScanLimits()
         limits.readBufferSize = 2048
-        let endOfData = pkg.count - 10240  // generous: the package ends with zero blocks + record padding
+        // Up to the end of image.tar's data (the last entry); from there on the package is whole
+        // (no end marker, or part of one, is the end).
+        let endOfData = Int(ArchiveFixtures.scan(pkg).imageTar.map { $0.dataOffset + $0.size } ?? 0)
+        #expect(endOfData > pkg.count - 11264)
         for cut in stride(from: 0, to: pkg.count, by: 157) {
             let scan = ArchiveFixtures.scan(Array(pkg.prefix(cut)), limits: limits, maxReadSize: 3001, wantDigest: true)
             if cut < endOfData {

@@ -3,9 +3,10 @@ import Testing
 
 /// Reads every entry and its body; returns them, or throws the reader's error.
 func readTar(_ bytes: [UInt8], maxReadSize: Int = .max, bufferSize: Int = 1 << 20,
-             maxExtendedHeaderSize: Int = 1 << 20) throws -> [(entry: TarEntry, data: [UInt8])] {
+             maxExtendedHeaderSize: Int = 1 << 20, endAtFirstZeroBlock: Bool = false) throws -> [(entry: TarEntry, data: [UInt8])] {
     let reader = TarReader(MemoryByteSource(bytes, maxReadSize: maxReadSize),
-                           options: .init(bufferSize: bufferSize, maxExtendedHeaderSize: maxExtendedHeaderSize))
+                           options: .init(bufferSize: bufferSize, maxExtendedHeaderSize: maxExtendedHeaderSize,
+                                          endAtFirstZeroBlock: endAtFirstZeroBlock))
     var out: [(TarEntry, [UInt8])] = []
     while let entry = try reader.next() {
         var data: [UInt8] = []
@@ -162,14 +163,26 @@ struct ArchiveTarReaderTests {
         #expect(try readTar(body + [UInt8](repeating: 0, count: 1024) + Array("junk".utf8)).count == 1)
         // One zero block then the end of the data.
         #expect(try readTar(body + [UInt8](repeating: 0, count: 512)).count == 1)
-        // No end marker at all: truncated.
-        #expect(tarErrorKind { _ = try readTar(body) } == .truncated)
-        // A zero block followed by a header.
+        // No end marker at all: the data ends at an entry boundary, which is the end (Go's
+        // archive/tar and the Rust tool's tar crate read it so).
+        #expect(try readTar(body).map(\.data) == [Array("1".utf8)])
+        // One zero block then record padding.
+        #expect(try readTar(body + [UInt8](repeating: 0, count: 10240 - body.count)).count == 1)
+        // A zero block followed by a header: refused (as Go's archive/tar does), unless one zero
+        // block ends the archive (the Rust tool's reading of a package).
         var next = TarWriter()
         next.addFile("b", "2")
-        #expect(tarErrorKind { _ = try readTar(body + [UInt8](repeating: 0, count: 512) + next.bytes) } == .invalidHeader)
-        // Empty input.
-        #expect(tarErrorKind { _ = try readTar([]) } == .truncated)
+        let zeroThenHeader = body + [UInt8](repeating: 0, count: 512) + next.bytes
+        #expect(tarErrorKind { _ = try readTar(zeroThenHeader) } == .invalidHeader)
+        #expect(try readTar(zeroThenHeader, endAtFirstZeroBlock: true).count == 1)
+        #expect(try readTar(body + [UInt8](repeating: 0, count: 512) + Array("padding".utf8), endAtFirstZeroBlock: true).count == 1)
+        // Empty input: an archive without entries.
+        #expect(try readTar([]).isEmpty)
+        // The end of the data inside a header block, or right after an extended header, is not.
+        #expect(tarErrorKind { _ = try readTar(body + [UInt8](repeating: 0x41, count: 100)) } == .truncated)
+        var pax = TarWriter(format: .pax)
+        pax.addFile(String(repeating: "p", count: 150), "x")
+        #expect(tarErrorKind { _ = try readTar(Array(pax.bytes.prefix(1024))) } == .truncated)
     }
 
     @Test func truncationAtEveryOffsetIsAnErrorNeverACrash() throws {
@@ -178,10 +191,14 @@ struct ArchiveTarReaderTests {
         tar.addFile("b", "bb")
         tar.finish()
         let full = tar.bytes
+        // Where the data may end: before any entry, between entries (no end marker), or inside
+        // the end marker after its first block.
+        let entries = try readTar(full).map(\.entry)
+        let boundaries = Set(entries.map { Int($0.headerOffset) } + [full.count - 1024])
         for cut in 0..<full.count {
             let kind = tarErrorKind { _ = try readTar(Array(full.prefix(cut)), maxReadSize: 333, bufferSize: 1024) }
-            if cut >= full.count - 512 {
-                #expect(kind == nil)  // one zero block then EOF is tolerated
+            if cut >= full.count - 512 || boundaries.contains(cut) {
+                #expect(kind == nil, "cut at \(cut)")
             } else {
                 #expect(kind == .truncated, "cut at \(cut)")
             }

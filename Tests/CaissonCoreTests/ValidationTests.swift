@@ -88,6 +88,14 @@ import Testing
         ("reference = \"example/frontend:1.2.3\"", "reference = \"Bad Ref!\"", "manifest.invalid_image_reference"),
         ("package_version = \"1.2.3\"", "package_version = 123", "manifest.parse_failed"),
         ("[target]\n", "[target]\n[[oops]]\n", "manifest.parse_failed"),
+        // format_version as the Rust tool reads it (a u64, or a string holding one).
+        ("format_version = 1", "format_version = \"abc\"", "manifest.parse_failed"),
+        ("format_version = 1", "format_version = -1", "manifest.parse_failed"),
+        ("format_version = 1", "format_version = \"-1\"", "manifest.parse_failed"),
+        ("format_version = 1", "format_version = \"\"", "manifest.parse_failed"),
+        ("format_version = 1", "format_version = 1.0", "manifest.parse_failed"),
+        ("format_version = 1", "format_version = \"2\"", "manifest.unsupported_format_version"),
+        ("format_version = 1", "format_version = 0", "manifest.unsupported_format_version"),
     ])
     func manifestCodes(_ find: String, _ replace: String, _ code: String) {
         let text = Self.base.replacingOccurrences(of: find, with: replace)
@@ -128,7 +136,28 @@ import Testing
         ("automatic = true                    # default true", "automatic = \"yes\"", "service \"frontend\": field `rollback.automatic`"),
         ("name = \"backend\"", "name = \"frontend\"", "field `name`"),
         ("catalog_version = 1", "catalog_version = 2", "catalog_version 2 is not supported"),
-        ("[services.compose]\nproject", "[services.composer]\nproject", "service \"backend\": field `compose`"),
+        ("[services.compose]\nproject", "[services.composer]\nproject", "service \"backend\": unknown key `composer` (did you mean `compose`?)"),
+        // As the Rust tool: a non-integer catalog_version, both runtime tables.
+        ("catalog_version = 1", "catalog_version = \"1\"", "`catalog_version` must be an integer, found a string"),
+        ("catalog_version = 1", "catalog_version = 1.0", "`catalog_version` must be an integer, found a float"),
+        ("image_reference = \"example/frontend:current\"",
+         "image_reference = \"example/frontend:current\"\n[services.compose]\nproject = \"p\"\nfile = \"f.yaml\"\nservice = \"s\"",
+         "service \"frontend\": field `compose`: the service has both [services.docker] and [services.compose]"),
+        ("service = \"backend\"\n[services.health_check]\nkind = \"container_health\"",
+         "service = \"backend\"\n[services.docker]\ncontainer_name = \"b\"\nimage_reference = \"b:1\"\n[services.health_check]\nkind = \"container_health\"",
+         "service \"backend\": field `docker`: the service has both"),
+        // Unknown keys anywhere, named, with a suggestion.
+        ("[services.health_check]             # optional", "[services.healthcheck]",
+         "service \"frontend\": unknown key `healthcheck` (did you mean `health_check`?)"),
+        ("timeout_secs = 30                   # default 30, > 0", "timeout = 30",
+         "service \"frontend\": unknown key `health_check.timeout` (did you mean `timeout_secs`?)"),
+        ("catalog_version = 1", "catalog_version = 1\n[trust]\nrequire_signatur = true",
+         "unknown key `trust.require_signatur` (did you mean `require_signature`?)"),
+        ("catalog_version = 1", "catalog_version = 1\ncatalog_versoin = 2", "unknown key `catalog_versoin` (did you mean `catalog_version`?)"),
+        ("container_name = \"frontend\"", "container_name = \"frontend\"\nwhatever = 1",
+         "service \"frontend\": unknown key `docker.whatever` (the keys here are `container_name`, `image_reference`)"),
+        ("automatic = true                    # default true", "automatic = true\nAutomatic = false",
+         "unknown key `rollback.Automatic` (did you mean `automatic`?)"),
     ])
     func catalogErrors(_ find: String, _ replace: String, _ needle: String) throws {
         let text = String(decoding: try Self.fixture("catalogs/rust-example.toml"), as: UTF8.self)
@@ -140,6 +169,42 @@ import Testing
         } catch {
             #expect(error.message.contains(needle), "\(error.message)")
         }
+    }
+
+    @Test func unknownKeysHaveTheirOwnCode() throws {
+        let text = String(decoding: try Self.fixture("catalogs/rust-example.toml"), as: UTF8.self)
+        let bad = text.replacingOccurrences(of: "[services.rollback]\nautomatic = true                    # default true",
+                                            with: "[services.rollback]\nautomatic = true\n[services.rolback]\nautomatic = false")
+        #expect(bad != text)
+        #expect(throws: CaissonError.self) { try Catalog.parse(Array(bad.utf8), path: "s.toml") }
+        do { _ = try Catalog.parse(Array(bad.utf8), path: "s.toml") } catch {
+            #expect(error.code == "catalog.unknown_key")
+            #expect(error.message.contains("unknown key `rolback` (did you mean `rollback`?)"), "\(error.message)")
+        }
+    }
+
+    @Test func aCatalogWithoutServicesIsRefused() {
+        do {
+            _ = try Catalog.parse(Array("catalog_version = 1\n".utf8), path: "s.toml")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == "catalog.invalid")
+            #expect(error.message.contains("missing required `services`"))
+        }
+        // An empty list is a catalog that allows nothing (as the Rust tool reads it).
+        #expect((try? Catalog.parse(Array("catalog_version = 1\nservices = []\n".utf8), path: "s.toml"))?.services == [])
+    }
+
+    @Test func theKnownKeysIncludeWhatOtherIssuesAdd() throws {
+        func keys(_ table: String) -> [String] { Catalog.knownKeys.first { $0.table == table }?.keys ?? [] }
+        #expect(Set(["stable_secs", "port", "path", "expect_status", "command", "probe_timeout_secs"]).isSubset(of: keys("services.health_check")))
+        #expect(Set(["public_keys", "require_signature", "age_identities", "require_encryption"]).isSubset(of: keys("trust")))
+        // Every table the parser reads has an entry; no table is listed twice.
+        #expect(Catalog.knownKeys.map(\.table) == ["", "services", "services.docker", "services.compose",
+                                                    "services.health_check", "services.rollback", "trust"])
+        // Keys of every kind pass the key check (their values are the parser's business).
+        let text = Self.catalogText(health: "kind = \"running\"\nstable_secs = 2") + "\n[trust]\nrequire_encryption = false\nage_max_work_factor = 18\n"
+        #expect((try? Catalog.parse(Array(text.utf8), path: "s.toml")) != nil)
     }
 
     @Test func stableSecsMustFitTheTimeout() {

@@ -260,6 +260,24 @@ struct EndToEndTests {
         let stateBytes = directorySize(w.dir + "/state") - reserve
         #expect(stateBytes < pkgSize, "state folder holds \(stateBytes) bytes, package is \(pkgSize)")
         #expect(try w.history().first?.status == "succeeded")
+
+        // Issue 11 item 7: `docker ps` shows the package's reference, not a bare sha256 id.
+        let reference = "caisson-e2e/frontend:2.0.0-\(w.tag)"
+        let configImage = try RealDocker.docker(["inspect", "-f", "{{.Config.Image}}", w.container]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(configImage == reference)
+        let ps = try RealDocker.docker(["ps", "--filter", "name=^\(w.container)$", "--format", "{{.Image}}"]).stdout
+        #expect(ps.trimmingCharacters(in: .whitespacesAndNewlines) == reference, "docker ps shows: \(ps)")
+        // And after `caisson rollback`: the previous release's own name; pins never shown.
+        let rb = try w.caisson(["rollback", "frontend", "--yes"])
+        #expect(rb.status == 0, "\(rb.stdout) \(rb.stderr)")
+        let back = try RealDocker.docker(["inspect", "-f", "{{.Config.Image}}", w.container]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(back == w.frontendCurrent)
+        for args in [["service", "show", "frontend"], ["service", "list"], ["history", "list"]] {
+            let out = try w.caisson(args).stdout
+            #expect(!out.contains("caisson-pin/"), "\(args): \(out)")
+        }
     }
 
     @Test func dockerModeRollbackOnFailedHealth() throws {

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -55,8 +56,8 @@ final class StubDockerServer: @unchecked Sendable {
         directory = String(cString: dir)
         socketPath = directory + "/d.sock"
         self.script = script
-        var address = try UnixSocket.makeAddress(socketPath)
-        let fd = try UnixSocket.newSocketDescriptor()
+        var address = try StreamSocket.makeAddress(socketPath)
+        let fd = try StreamSocket.newSocketDescriptor()
         // Accept blocks: clear O_NONBLOCK on the listener.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         let bound = withUnsafePointer(to: &address) {
@@ -109,12 +110,12 @@ final class StubDockerServer: @unchecked Sendable {
                 close(fd)
                 return
             }
-            serve(UnixSocket(adopting: fd))
+            serve(StreamSocket(adopting: fd))
             served.signal()
         }
     }
 
-    private func serve(_ socket: UnixSocket) {
+    private func serve(_ socket: StreamSocket) {
         defer { socket.close() }
         let deadline = IODeadline(call: MonotonicInstant.now().advanced(by: .seconds(10)), idle: nil)
         var reader = HTTPWireReader(socket: socket, deadline: deadline)

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import Foundation
 import Testing
 @testable import CaissonDocker
@@ -282,8 +283,8 @@ struct TransportTests {
         var template = Array("/tmp/cdt-XXXXXX".utf8CString)
         let dir = String(cString: try #require(mkdtemp(&template)))
         let path = dir + "/dead.sock"
-        var address = try UnixSocket.makeAddress(path)
-        let fd = try UnixSocket.newSocketDescriptor()
+        var address = try StreamSocket.makeAddress(path)
+        let fd = try StreamSocket.newSocketDescriptor()
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }

@@ -1,3 +1,4 @@
+import CaissonHTTP
 import Testing
 @testable import CaissonDocker
 

@@ -6,7 +6,7 @@ import Dispatch
 ///
 /// Used to hash `image.tar` as a whole on the second core while the main thread parses it and
 /// hashes its layers: both threads read the same buffer, nothing is copied.
-final class BackgroundHasher: @unchecked Sendable {
+public final class BackgroundHasher: @unchecked Sendable {
     // `sha` is touched only on `queue` (and by `finish` after `waitIdle`, which orders it after
     // the last block through the semaphore). `busy` is touched only by the owning thread.
     private var sha = SHA256()
@@ -16,10 +16,10 @@ final class BackgroundHasher: @unchecked Sendable {
 
     private struct Chunk: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
 
-    init() {}
+    public init() {}
 
     /// Starts hashing `bytes` (after the previous chunk is done) and returns at once.
-    func submit(_ bytes: UnsafeRawBufferPointer) {
+    public func submit(_ bytes: UnsafeRawBufferPointer) {
         waitIdle()
         guard bytes.count > 0 else { return }
         busy = true
@@ -31,7 +31,7 @@ final class BackgroundHasher: @unchecked Sendable {
     }
 
     /// Returns once the last submitted chunk has been hashed.
-    func waitIdle() {
+    public func waitIdle() {
         if busy {
             done.wait()
             busy = false
@@ -39,7 +39,7 @@ final class BackgroundHasher: @unchecked Sendable {
     }
 
     /// Waits for the last chunk and returns the digest of everything submitted.
-    func finish() -> SHA256Digest {
+    public func finish() -> SHA256Digest {
         waitIdle()
         return sha.finalizeDigest()
     }

@@ -40,6 +40,10 @@ struct ImageInspector {
         var archiveDigest: SHA256Digest?
         /// The outer archive failed while image.tar was being read (an outer problem).
         var outerFailure: TarError?
+        /// How image.tar is stored (when its first bytes could be read).
+        var compression: ImageCompression?
+        /// The size of the tar stream inside a compressed image.tar, when fully read.
+        var unpackedSize: Int64?
     }
 
     /// Reads the current entry of `outer` (image.tar) to its end and inspects it.
@@ -53,10 +57,13 @@ struct ImageInspector {
     static func inspect<Body: ByteSource>(source: Body, limits: PackageScanLimits, computeDigest: Bool,
                                           outerFailure: (Body) -> TarError?) -> Outcome {
         var inspector = ImageInspector(limits: limits)
+        // The digest is of image.tar as stored (compressed or not); the inspection of the tar
+        // stream inside it (inflated as it is read when it is gzip).
         let tee = HashingTeeSource(source, hasher: computeDigest ? BackgroundHasher() : nil)
-        let inner = TarReader(tee, options: .init(bufferSize: limits.readBufferSize,
-                                                   maxExtendedHeaderSize: limits.maxExtendedHeaderSize,
-                                                   directReads: false))
+        let stream = ImageArchiveSource(tee, limits: limits.gzip)
+        let inner = TarReader(stream, options: .init(bufferSize: limits.readBufferSize,
+                                                      maxExtendedHeaderSize: limits.maxExtendedHeaderSize,
+                                                      directReads: false))
         // The tee's hasher may still read the inner reader's buffer: wait for it before the
         // reader (and its buffer) can go away.
         defer {
@@ -82,7 +89,8 @@ struct ImageInspector {
                     inspector.flushUnsafe()
                     inspector.issues.append(Issue("image.invalid_archive",
                         "image.tar has more than \(limits.maxImageEntries) entries; it is not a docker save archive Caisson accepts"))
-                    return Outcome(facts: nil, issues: inspector.issues, archiveDigest: nil, outerFailure: nil)
+                    return Outcome(facts: nil, issues: inspector.issues, archiveDigest: nil, outerFailure: nil,
+                                   compression: stream.compression)
                 }
                 guard let entry else { continue }
                 if let (code, message) = ImageInspector.unsafety(of: entry) {
@@ -103,13 +111,23 @@ struct ImageInspector {
             if let outerFailure = outerFailure(tee.base) {
                 return Outcome(facts: nil, issues: [], archiveDigest: nil, outerFailure: outerFailure)
             }
-            return Outcome(facts: nil,
-                           issues: inspector.issues + [Issue("image.read_failed", "image.tar is not a readable tar archive: \(readFailure.message)")],
-                           archiveDigest: nil, outerFailure: nil)
+            let issue: Issue
+            if let refused = stream.failure {
+                issue = Issue(refused.code, refused.message)
+            } else if readFailure.entryName == nil && readFailure.kind != .readFailed {
+                // Not a tar archive where a header should be (or the data ends inside one).
+                let what = stream.compression == .gzip ? "the tar archive inside the gzip-compressed image.tar" : "image.tar"
+                issue = Issue("image.invalid_archive", "\(what) is not a docker save archive: \(readFailure.message)")
+            } else {
+                issue = Issue("image.read_failed", "image.tar cannot be read to its end: \(readFailure.message)")
+            }
+            return Outcome(facts: nil, issues: inspector.issues + [issue], archiveDigest: nil, outerFailure: nil,
+                           compression: stream.compression)
         }
         let digest = tee.finish()
         let facts = inspector.resolve()
-        return Outcome(facts: facts, issues: inspector.issues, archiveDigest: digest, outerFailure: nil)
+        return Outcome(facts: facts, issues: inspector.issues, archiveDigest: digest, outerFailure: nil,
+                       compression: stream.compression, unpackedSize: stream.bytesOut)
     }
 
     // MARK: - Unsafe entries

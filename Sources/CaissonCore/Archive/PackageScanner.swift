@@ -18,6 +18,8 @@ public struct PackageScanLimits: Equatable, Sendable {
     public var readBufferSize = 1 << 20
     /// Largest `manifest.toml.minisig` kept in memory (minisign's own lines stay under 10 KiB).
     public var maxSignatureSize = 16 * 1024
+    /// How far a gzip-compressed image.tar may inflate (a decompression bomb is refused).
+    public var gzip = GzipLimits()
 
     public init() {}
 }
@@ -39,6 +41,19 @@ public struct PackageScan: Equatable, Sendable {
         public var dataOffset: Int64
         /// SHA-256 (lowercase hex) of the whole image.tar, when it was computed.
         public var sha256: String?
+        /// How image.tar is stored (nil when its first bytes could not be read).
+        public var compression: ImageCompression?
+        /// Bytes of the tar stream inside image.tar (after decompression), when fully read.
+        public var unpackedSize: Int64?
+
+        public init(size: Int64, dataOffset: Int64, sha256: String? = nil,
+                    compression: ImageCompression? = nil, unpackedSize: Int64? = nil) {
+            self.size = size
+            self.dataOffset = dataOffset
+            self.sha256 = sha256
+            self.compression = compression
+            self.unpackedSize = unpackedSize
+        }
     }
 
     /// `image.tar.age` (issue 15): the age file holding image.tar. `imageTar` then describes the
@@ -85,7 +100,8 @@ public struct PackageScan: Equatable, Sendable {
 /// `archive.unsafe_entry_type`, `archive.invalid_entry_size`, `archive.too_many_entries`,
 /// `archive.missing_manifest`, `archive.missing_image`, `manifest.too_large`,
 /// `manifest.read_failed`, `image.empty_archive`, `image.read_failed`, `image.invalid_archive`,
-/// `image.digest_mismatch`, `image.unsafe_entry_path`, `image.unsafe_entry_type`.
+/// `image.digest_mismatch`, `image.unsafe_entry_path`, `image.unsafe_entry_type`, and for a
+/// compressed image.tar `image.gzip_*` and `image.unsupported_compression` (`GzipError`).
 ///
 /// Reading stops at a fatal problem (a corrupt header, truncation, an I/O error, too many
 /// entries); otherwise it goes on so one run reports every problem (e.g. a duplicate entry and a
@@ -126,9 +142,11 @@ public struct PackageScanner {
     /// Scans the package read from `source`.
     public func scan<S: ByteSource>(_ source: S) -> PackageScan {
         var scan = PackageScan()
+        // One zero block ends a package, as the Rust tool reads it (what follows is never used).
         let reader = TarReader(ProgressByteSource(source, progress: progress),
                                options: .init(bufferSize: limits.readBufferSize,
-                                              maxExtendedHeaderSize: limits.maxExtendedHeaderSize))
+                                              maxExtendedHeaderSize: limits.maxExtendedHeaderSize,
+                                              endAtFirstZeroBlock: true))
         var seen = Set<String>()
         // Required names whose absence another issue already explains.
         var explained = Set<String>()
@@ -169,20 +187,21 @@ public struct PackageScanner {
             let name = entry.name
             let shown = TarFormat.quoted(name)
 
-            guard entry.type == .regular else {
-                scan.issues.append(Issue("archive.unsafe_entry_type",
-                    "package entry \(shown) is a \(entry.type); a package holds only regular files"))
-                explained.insert(PackageScanner.lastComponent(name))
-                continue
-            }
-            if let problem = PackageScanner.rootNameProblem(name) {
+            // The Rust tool's order: the path, then duplicates, then the entry type.
+            if let problem = PackageScanner.rootNameProblem(name, type: entry.type) {
                 scan.issues.append(problem)
                 explained.insert(PackageScanner.lastComponent(name))
                 continue
             }
-            guard seen.insert(name).inserted else {
+            guard seen.insert(PackageScanner.lastComponent(name)).inserted else {
                 scan.issues.append(Issue("archive.duplicate_entry",
                     "package entry \(shown) appears more than once; only the first is read"))
+                continue
+            }
+            guard entry.type == .regular else {
+                scan.issues.append(Issue("archive.unsafe_entry_type",
+                    "package entry \(shown) is a \(entry.type); a package holds only regular files"))
+                explained.insert(PackageScanner.lastComponent(name))
                 continue
             }
 
@@ -219,7 +238,8 @@ public struct PackageScanner {
                 }
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
-                scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+                scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
+                                      compression: outcome.compression, unpackedSize: outcome.unpackedSize)
             case "image.tar.age":
                 imageSeen = true
                 var encrypted = PackageScan.EncryptedImage(size: entry.size, dataOffset: entry.dataOffset)
@@ -249,7 +269,8 @@ public struct PackageScanner {
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 encrypted.sha256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
-                scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex)
+                scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
+                                      compression: outcome.compression, unpackedSize: outcome.unpackedSize)
                 if source.plaintextCount == 0 {
                     scan.issues.append(Issue("image.empty_archive", "image.tar (inside image.tar.age) is empty"))
                 }
@@ -283,7 +304,9 @@ public struct PackageScanner {
         Issue("archive.too_many_entries", "the package has more than \(limits.maxEntries) entries")
     }
 
-    /// The issue for a fatal reading error.
+    /// The issue for a fatal reading error. As in the Rust tool, a header that cannot be read (a
+    /// file that is not a tar archive at all, a bad checksum, data ending inside a header) is
+    /// `archive.entry_read_failed`; `archive.read_failed` is left for the file itself failing (I/O).
     static func issue(for error: any Error) -> Issue {
         guard let error = error as? TarError else {
             return Issue("archive.read_failed", "the package cannot be read: \(error)")
@@ -294,32 +317,63 @@ public struct PackageScanner {
         if let entry = error.entryName {
             return Issue("archive.entry_read_failed", "package entry \(TarFormat.quoted(entry)) cannot be read: \(error.message)")
         }
-        return Issue("archive.read_failed", "the package is not a readable tar archive: \(error.message)")
+        if error.kind == .readFailed {
+            return Issue("archive.read_failed", "the package cannot be read: \(error.message)")
+        }
+        return Issue("archive.entry_read_failed", "the package is not a readable tar archive: \(error.message)")
     }
 
     static func reason(_ error: any Error) -> String {
         (error as? TarError)?.message ?? "\(error)"
     }
 
-    /// Only plain names at the root are valid: no '/', no '.' or '..', no control characters or
-    /// backslashes.
-    static func rootNameProblem(_ name: String) -> Issue? {
+    /// One part of an entry name as Rust's `Path::components()` sees it (FORMATS §4).
+    enum PathComponent: Equatable {
+        case root, current, parent
+        case normal(Substring)
+    }
+
+    /// `name` split as Rust's `Path::components()` splits it on Unix: a leading `/` is the root,
+    /// empty parts are dropped, `.` counts only as the first part of a relative path, `..` always.
+    static func rustComponents(_ name: String) -> [PathComponent] {
+        var out: [PathComponent] = []
+        let absolute = name.hasPrefix("/")
+        if absolute { out.append(.root) }
+        for (i, part) in name.split(separator: "/", omittingEmptySubsequences: true).enumerated() {
+            switch part {
+            case ".": if i == 0 && !absolute { out.append(.current) }
+            case "..": out.append(.parent)
+            default: out.append(.normal(part))
+            }
+        }
+        return out
+    }
+
+    /// Only plain names at the root are valid. As the Rust tool splits paths: a name of more than
+    /// one component (`a/b`, `./x`, `/x`, `../x`) is `archive.nested_entry`; a lone `/`, `.` or
+    /// `..` is `archive.invalid_entry_path`. Ours, stricter: control characters or backslashes in
+    /// a name, and a name that only resolves to a plain one (`x/` on a file, `x/.`), are
+    /// `archive.invalid_entry_path` too.
+    static func rootNameProblem(_ name: String, type: TarEntryType = .regular) -> Issue? {
         let shown = TarFormat.quoted(name)
-        if name.isEmpty {
+        let components = rustComponents(name)
+        if components.isEmpty {
             return Issue("archive.empty_entry_path", "the package has an entry with an empty name")
         }
         if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || $0 == "\\" }) {
             return Issue("archive.invalid_entry_path",
                 "package entry \(shown) has control characters or backslashes in its name")
         }
-        let components = name.split(separator: "/", omittingEmptySubsequences: false)
-        if name.hasPrefix("/") || components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
-            return Issue("archive.invalid_entry_path",
-                "package entry \(shown) is not a plain name (absolute, '.', '..' or empty path parts); a package holds only files at its root")
-        }
         if components.count > 1 {
             return Issue("archive.nested_entry",
-                "package entry \(shown) is inside a folder; a package holds only files at its root")
+                "package entry \(shown) is not a file at the package root (a path with folders, absolute, or with '.' or '..' parts); a package holds only files at its root")
+        }
+        guard case .normal(let plain) = components[0] else {
+            return Issue("archive.invalid_entry_path", "package entry \(shown) is not a name (a lone '/', '.' or '..')")
+        }
+        if plain != name && !(type == .directory && name == plain + "/") {
+            return Issue("archive.invalid_entry_path",
+                "package entry \(shown) is not a plain name (it only resolves to \(TarFormat.quoted(String(plain)))); a package holds only files at its root")
         }
         return nil
     }

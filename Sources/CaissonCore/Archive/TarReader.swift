@@ -15,9 +15,13 @@
 ///   `Options.maxExtendedHeaderSize` and read incrementally. A pax global header ('g') is returned
 ///   as an entry of type `.paxGlobalHeader`.
 /// - Numeric fields may be octal or base-256. Header checksums are verified (signed or unsigned).
-/// - The archive ends at two zero blocks, or one zero block followed by the end of the data.
-///   The end of the data anywhere else (inside a header or body, or without any zero block) is a
-///   `.truncated` error. Trailing bytes after the end marker are not read (see `drainSource()`).
+/// - The archive ends at two zero blocks, at one zero block followed by the end of the data, or
+///   at the end of the data where a header would start (no end marker at all: Go's archive/tar,
+///   which `docker load` uses, and the Rust tool's tar crate accept that too; an empty input is an
+///   archive without entries). With `Options.endAtFirstZeroBlock`, one zero block ends the archive
+///   whatever follows it (the Rust tool's reading of a package). The end of the data inside a
+///   header, an extension or a body is a `.truncated` error. Trailing bytes after the end marker
+///   are not read (see `drainSource()`).
 /// - Errors are `TarError`s and are sticky, except `.invalidName`, after which `next()` goes on.
 ///
 /// Memory: one buffer of `Options.bufferSize` bytes plus at most one extension payload. The reader
@@ -35,11 +39,17 @@ public final class TarReader<Source: ByteSource> {
         /// buffer is empty, avoiding a copy. Turn off for sources that keep reading the memory
         /// they were given (such as `HashingTeeSource`).
         public var directReads: Bool
+        /// One zero block ends the archive, whatever follows it (not read). Off: the block after
+        /// it must be zero too, or the end of the data, as Go's archive/tar (`docker load`)
+        /// requires; on: as the Rust tool's tar crate reads a package.
+        public var endAtFirstZeroBlock: Bool
 
-        public init(bufferSize: Int = 1 << 20, maxExtendedHeaderSize: Int = 1 << 20, directReads: Bool = true) {
+        public init(bufferSize: Int = 1 << 20, maxExtendedHeaderSize: Int = 1 << 20, directReads: Bool = true,
+                    endAtFirstZeroBlock: Bool = false) {
             self.bufferSize = max(TarFormat.blockSize, bufferSize)
             self.maxExtendedHeaderSize = max(0, maxExtendedHeaderSize)
             self.directReads = directReads
+            self.endAtFirstZeroBlock = endAtFirstZeroBlock
         }
     }
 
@@ -109,9 +119,9 @@ public final class TarReader<Source: ByteSource> {
                 if sawExtension {
                     throw fail(.truncated, "archive ends after an extended header, at offset \(headerOffset)", headerOffset)
                 }
-                throw fail(.truncated, headerOffset == 0
-                    ? "archive is empty"
-                    : "archive ends at offset \(headerOffset) without an end-of-archive marker", headerOffset)
+                // The data ends where a header would start: the end, without an end marker.
+                state = .finished
+                return nil
             }
             if TarFormat.isZeroBlock(block) {
                 if sawExtension {
@@ -119,7 +129,7 @@ public final class TarReader<Source: ByteSource> {
                 }
                 // The second zero block may be missing or cut short (tolerated as the end).
                 let secondOffset = position
-                if try !restOfBlockIsZero() {
+                if !options.endAtFirstZeroBlock, try !restOfBlockIsZero() {
                     throw fail(.invalidHeader, "data follows a single zero block at offset \(secondOffset)", secondOffset)
                 }
                 state = .finished

@@ -51,12 +51,13 @@ public struct Catalog: Sendable, Equatable {
         } catch {
             throw CaissonError("catalog.parse_failed", "catalog \(path): \(error.description)")
         }
+        // Every key must be known (Catalog+Keys.swift) before anything is read.
+        try checkKeys(table, path: path)
         let base = Paths.directory(of: path)
         var top = FieldReader(table: table, context: "catalog \(path)", code: "catalog.invalid")
         var version = 1
         switch table["catalog_version"] {
         case .integer(let v)?: version = Int(clamping: v)
-        case .string(let s)?: version = Int(s) ?? -1
         case nil: throw CaissonError("catalog.invalid", "catalog \(path): missing required field `catalog_version`")
         case let other?: throw CaissonError("catalog.invalid", "catalog \(path): `catalog_version` must be an integer, found \(other.typeDescription)")
         }
@@ -65,7 +66,8 @@ public struct Catalog: Sendable, Equatable {
         }
         var services: [ServiceSpec] = []
         switch table["services"] {
-        case nil: break
+        case nil:
+            throw CaissonError("catalog.invalid", "catalog \(path): missing required `services` (one [[services]] table per service this device may update)")
         case .array(let items)?:
             for (i, item) in items.enumerated() {
                 guard case .table(let t) = item else {
@@ -172,6 +174,10 @@ public struct Catalog: Sendable, Equatable {
         var compose: ComposeTarget?
         let dockerT = try sub("docker")
         let composeT = try sub("compose")
+        if dockerT != nil && composeT != nil {
+            throw err(mode == .docker ? "compose" : "docker",
+                      "the service has both [services.docker] and [services.compose]; runtime_mode \"\(mode.rawValue)\" uses only [services.\(mode.rawValue)]")
+        }
         switch mode {
         case .docker:
             guard let d = dockerT else { throw err("docker", "runtime_mode is \"docker\" but the [services.docker] table is missing") }

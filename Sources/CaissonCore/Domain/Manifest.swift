@@ -56,13 +56,21 @@ public struct Manifest: Sendable, Equatable, Codable {
         var issues: [Issue] = []
         var r = FieldReader(table: table, context: "manifest.toml", code: "manifest.parse_failed")
 
-        // format_version: integer 1, or the string "1".
+        // format_version: integer 1, or the string "1". As the Rust tool reads it (a u64, or a
+        // string parsed as one): anything that is not a non-negative integer cannot be read at
+        // all (`manifest.parse_failed`); another number is an unsupported version.
         var formatVersion = 0
         switch table["format_version"] {
-        case .integer(let v)?:
+        case .integer(let v)? where v >= 0:
             formatVersion = Int(clamping: v)
+        case .integer(let v)?:
+            r.issues.append(Issue("manifest.parse_failed", "manifest.toml: `format_version` must be a non-negative integer, found \(v)"))
         case .string(let s)?:
-            formatVersion = Int(s) ?? -1
+            if let v = UInt64(s) {
+                formatVersion = Int(clamping: v)
+            } else {
+                r.issues.append(Issue("manifest.parse_failed", "manifest.toml: `format_version` must be an integer (or a string holding one, such as \"1\"), found \"\(s)\""))
+            }
         case nil:
             r.issues.append(Issue("manifest.parse_failed", "manifest.toml: missing required field `format_version`"))
         case let other?:

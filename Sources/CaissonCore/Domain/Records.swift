@@ -337,6 +337,11 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case recoveryFinished = "recovery_finished"
     case downgradeAllowed = "downgrade_allowed"
     case packageCleanup = "package_cleanup"
+    /// An action taken in the console, naming who and from where (the records it leads to are the
+    /// same as the CLI's).
+    case consoleAction = "console_action"
+    /// A Rust caisson state directory was imported (`caisson migrate`, or its first use).
+    case stateImported = "state_imported"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and

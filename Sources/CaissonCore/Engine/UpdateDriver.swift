@@ -161,7 +161,9 @@ public final class UpdateDriver {
             case .tagImage(let id, let ref):
                 try host.tagImage(id, as: ref)
                 return .done
-            case .createContainer(let name, let template, let imageID, let labels):
+            case .createContainer(let name, let template, let imageID, let labels, let reference?):
+                return .created(try host.createContainer(name: name, cloning: template, reference: reference, imageID: imageID, labels: labels))
+            case .createContainer(let name, let template, let imageID, let labels, nil):
                 return .created(try host.createContainer(name: name, cloning: template, imageID: imageID, labels: labels))
             case .startContainer(let id):
                 try host.startContainer(id)

@@ -35,11 +35,16 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         /// stop timeout (`docker run --stop-timeout`), else Docker's default, as `docker stop`
         /// does; a container that needs 30 s to flush must get them. Set only to override it.
         public var stopGraceSecs: Int?
+        /// Start the new release even when the service was stopped before the update (`--start`).
+        /// Otherwise a stopped service gets the new release installed but left stopped. Optional
+        /// so journal snapshots written before it existed still decode (nil: false).
+        public var startStopped: Bool?
 
         public init(updateID: String, candidateReleaseID: String, validationAttemptID: String?,
                     service: ServiceSpec, targetImageReference: String, targetImageID: String,
                     packageVersion: String? = nil, packageCreatedAt: String? = nil,
-                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int? = nil) {
+                    kind: String = "update", previousState: ServiceState? = nil, stopGraceSecs: Int? = nil,
+                    startStopped: Bool? = nil) {
             self.updateID = updateID
             self.candidateReleaseID = candidateReleaseID
             self.validationAttemptID = validationAttemptID
@@ -51,6 +56,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             self.kind = kind
             self.previousState = previousState
             self.stopGraceSecs = stopGraceSecs
+            self.startStopped = startStopped
         }
     }
 
@@ -60,7 +66,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case inspectContainer(String)
         case inspectImage(String)
         case tagImage(id: String, reference: String)
-        case createContainer(name: String, template: String, imageID: String, labels: [String: String])
+        /// `reference`: the name the new container shows for its image (nil: the id).
+        case createContainer(name: String, template: String, imageID: String, labels: [String: String], reference: String? = nil)
         case startContainer(String)
         case stopContainer(String, graceSecs: Int)
         case renameContainer(String, to: String)
@@ -101,7 +108,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .inspectContainer(let n): s += "inspect container "; s += n
             case .inspectImage(let r): s += "inspect image "; s += r
             case .tagImage(let id, let ref): s += "tag "; s.appendShortID(id); s += " as "; s += ref
-            case .createContainer(let name, let template, let imageID, _):
+            case .createContainer(let name, let template, let imageID, _, _):
                 s += "create container "; s += name; s += " from "; s.appendShortID(template)
                 s += " with image "; s.appendShortID(imageID)
             case .startContainer(let c): s += "start container "; s.appendShortID(c)
@@ -370,8 +377,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
             if plan.service.runtimeMode == .docker {
                 phase = .createNew
+                // Named by the package's reference (what `docker ps` shows), never by a pin tag.
+                let reference = plan.targetImageReference.hasPrefix("caisson-pin/") ? nil : plan.targetImageReference
                 return .call(.createContainer(name: stagingName, template: oldContainerID ?? serviceContainerName,
-                                              imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID]))
+                                              imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID],
+                                              reference: reference))
             }
             phase = .composeApply
             touchedLive = true
@@ -409,6 +419,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case (.renameNewIn, .reply(let reply)):
             if case .error(let e) = reply {
                 return startRestore(Issue("docker.rename_failed", "could not rename the new container to \(serviceContainerName): \(e.message)"), timestamp)
+            }
+            if !oldWasRunning && plan.startStopped != true {
+                return commitLeftStopped(timestamp)
             }
             phase = .startNew
             return .call(.startContainer(newContainerID!))
@@ -808,6 +821,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         if !plan.service.automaticRollback {
             attempt.issues.append(issue)
             attempt.issues.append(Issue("rollback.disabled", "automatic rollback is off for \(plan.service.name); the new release stays in place and the backup is kept for `caisson rollback`"))
+            // What runs now is the new release: the state says so, and the release it replaced
+            // becomes the one `caisson rollback` returns to.
+            newServiceState = stateAfterSwap(timestamp)
             return finish(.failed, timestamp)
         }
         return startRestore(issue, timestamp)
@@ -824,6 +840,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     }
 
     private mutating func commit(_ timestamp: String) -> Action {
+        newServiceState = stateAfterSwap(timestamp)
+        event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
+        return finish(.succeeded, timestamp)
+    }
+
+    /// The service state once the target release is the one in place.
+    private func stateAfterSwap(_ timestamp: String) -> ServiceState {
         let prev = plan.previousState
         var state = ServiceState(serviceName: plan.service.name, updatedAt: timestamp)
         state.activeCandidateReleaseID = plan.candidateReleaseID
@@ -834,16 +857,29 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
             state.previousKnownGoodImageReference = prev?.activeImageReference ?? attempt.previousImageReference
             state.previousKnownGoodImageID = prev?.activeImageID ?? attempt.previousImageID
+            // The version in place is the restored release's (nil when it is not known): the one
+            // rolled back from may be applied again.
+            state.highestPackageVersion = plan.packageVersion
+            state.newestCreatedAt = prev?.newestCreatedAt
         } else {
             state.previousKnownGoodCandidateReleaseID = prev?.activeCandidateReleaseID
             state.previousKnownGoodImageReference = attempt.previousImageReference
             state.previousKnownGoodImageID = attempt.previousImageID
+            state.highestPackageVersion = SemVer.max(prev?.highestPackageVersion, plan.packageVersion)
+            state.newestCreatedAt = Timestamps.max(prev?.newestCreatedAt, plan.packageCreatedAt)
         }
-        state.highestPackageVersion = SemVer.max(prev?.highestPackageVersion, plan.kind == "update" ? plan.packageVersion : nil)
-        state.newestCreatedAt = Timestamps.max(prev?.newestCreatedAt, plan.kind == "update" ? plan.packageCreatedAt : nil)
-        newServiceState = state
-        event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
-        return finish(.succeeded, timestamp)
+        return state
+    }
+
+    /// The service was stopped before the update and `--start` was not given: the new release is
+    /// in place but not started, so there is nothing to health-check. Committed like a pass
+    /// (the backup goes); recovery finishes the commit.
+    private mutating func commitLeftStopped(_ timestamp: String) -> Action {
+        attempt.issues.append(Issue("update.left_stopped", "\(serviceContainerName) was stopped before the update: the new release is installed but not started (update with --start to start it)"))
+        healthPassed = true
+        phase = .commitRemoveBackup
+        needsPersist = true
+        return commitBackup(timestamp)
     }
 
     // MARK: Restore helpers

@@ -58,6 +58,12 @@ public protocol ContainerHost: AnyObject {
     /// only the service's image to `imageReference`.
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError)
 
+    /// Whether the service's own settings give its containers a healthcheck, whatever the image
+    /// says: a container-level `--health-cmd` (Docker mode, one that differs from its image's, so
+    /// an update carries it over) or a Compose `healthcheck:`. True: one is set; false: it is
+    /// explicitly disabled; nil: the image's applies (or the host cannot tell). For the preflight.
+    func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool?
+
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
     /// Whether `loadImage` streams the archive and honours `ImagePayload.gate` (default false).
@@ -78,8 +84,31 @@ public struct ImageStorage: Sendable, Equatable {
 }
 
 extension ContainerHost {
+    /// By default the image's healthcheck applies (the simulator's containers set none of their own).
+    public func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool? { nil }
+
     /// Free space for loading an archive of `length` bytes; nil when the host cannot tell.
     public func imageStorage(forArchiveBytes length: Int64) -> ImageStorage? { nil }
+
+    /// `createContainer(name:cloning:imageID:labels:)` with the new container's image named by
+    /// `reference` (its `Config.Image`: what `docker ps` shows) rather than a bare `sha256:` id.
+    /// The id it got is checked after create: when the reference no longer names `imageID` (the
+    /// tag moved), that container is removed and the image is given by id instead.
+    public func createContainer(name: String, cloning template: String, reference: String, imageID: String,
+                                labels: [String: String]) throws(HostError) -> String {
+        let id = try createContainer(name: name, cloning: template, imageID: reference, labels: labels)
+        let made: ContainerInfo?
+        do {
+            made = try inspectContainer(id)
+        } catch {
+            // Created, but what it runs is unknown: never leave it for the caller to start.
+            try? removeContainer(id)
+            throw HostError(.indeterminate, "created \(name) but could not check its image: \(error.message)")
+        }
+        if made?.imageID == imageID { return id }
+        try removeContainer(id)
+        return try createContainer(name: name, cloning: template, imageID: imageID, labels: labels)
+    }
 
     /// Whether `loadImage` streams the archive's bytes and honours `ImagePayload.gate` (so the
     /// updater may start it while validation still runs). False unless the host says so.
@@ -111,6 +140,14 @@ public struct ImagePayload: Sendable, Equatable {
     /// ends the upload only after the final chunk authenticated and `sha256` (of the plaintext)
     /// matched. A host that cannot decrypt must refuse the payload.
     public var encryption: ImageEncryption?
+    /// How the archive is stored: the bytes go to the host as they are (`docker load` reads gzip).
+    public var compression: ImageCompression = .none
+    /// The size of the tar stream inside a compressed archive, when validation read it all.
+    public var unpackedLength: Int64?
+
+    /// What the host unpacks: the tar stream's size (the archive's size when not compressed, or
+    /// when validation did not read it all).
+    public var unpackedBytes: Int64 { max(length, unpackedLength ?? length) }
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {

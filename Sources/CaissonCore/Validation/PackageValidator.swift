@@ -31,6 +31,8 @@ public struct ValidationReport: Sendable, Equatable {
             payload.length = e.size
             payload.encryption = ImageEncryption(fileKey: key, plaintextSize: t.size)
         }
+        payload.compression = t.compression ?? .none
+        payload.unpackedLength = t.unpackedSize
         return payload
     }
 }

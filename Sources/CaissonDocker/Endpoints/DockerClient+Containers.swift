@@ -1,3 +1,4 @@
+import CaissonHTTP
 /// Filters of `GET /containers/json`.
 public struct ContainerListFilters: Sendable, Equatable {
     /// Exact container names (without `/`); sent as anchored regexes and re-checked locally.

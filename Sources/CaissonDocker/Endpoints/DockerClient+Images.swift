@@ -1,3 +1,4 @@
+import CaissonHTTP
 extension DockerClient {
     /// `POST /images/load?quiet=0`: streams a `docker save` tarball to the daemon.
     ///

@@ -1,3 +1,4 @@
+import CaissonHTTP
 extension DockerClient {
     /// `POST /networks/{id}/connect`: attaches a (created or running) container to a network,
     /// with an `EndpointConfig` object (Aliases, IPAMConfig, Links, DriverOpts...).

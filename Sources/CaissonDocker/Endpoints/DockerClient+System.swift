@@ -1,3 +1,4 @@
+import CaissonHTTP
 extension DockerClient {
     /// `GET /_ping` (unversioned): is the daemon there, and which API does it speak.
     public func ping() throws -> DockerPing {

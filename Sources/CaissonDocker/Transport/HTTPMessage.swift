@@ -1,3 +1,4 @@
+import CaissonHTTP
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -117,41 +118,3 @@ final class FileRangeReader {
     }
 }
 
-/// The status line and headers of a response.
-public struct HTTPResponseHead: Sendable, Equatable {
-    public var status: Int
-    public var reason: String
-    public var headers: [HTTPHeader]
-
-    public init(status: Int, reason: String, headers: [HTTPHeader]) {
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
-    }
-
-    /// All values of header `name`.
-    public func headers(named name: String) -> [String] {
-        headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
-    }
-}
-
-public struct HTTPHeader: Sendable, Equatable, Hashable {
-    public var name: String
-    public var value: String
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
-
-/// A complete response with its (bounded) body.
-public struct HTTPResponse: Sendable, Equatable {
-    public var head: HTTPResponseHead
-    public var body: [UInt8]
-    public var status: Int { head.status }
-}

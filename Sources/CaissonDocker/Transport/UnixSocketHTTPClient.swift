@@ -67,9 +67,9 @@ public struct UnixSocketHTTPClient: Sendable {
         let connectLimit = callDeadline.map { min($0, connectDeadline) } ?? connectDeadline
 
         // 1. Connect. Nothing has been sent: every failure here is definite.
-        let socket: UnixSocket
+        let socket: StreamSocket
         do {
-            socket = try UnixSocket.connect(path: socketPath, deadline: IODeadline(call: connectLimit, idle: nil))
+            socket = try StreamSocket.connect(path: socketPath, deadline: IODeadline(call: connectLimit, idle: nil))
         } catch {
             throw connectError(error, timeouts: timeouts)
         }
@@ -108,7 +108,7 @@ public struct UnixSocketHTTPClient: Sendable {
 
     // MARK: - Sending
 
-    private func send(_ request: HTTPRequest, on socket: UnixSocket, deadline: IODeadline,
+    private func send(_ request: HTTPRequest, on socket: StreamSocket, deadline: IODeadline,
                       uploadProgress: ((UInt64) -> Void)?) throws {
         var headers: [(name: String, value: String)] = [("Host", "docker"), ("User-Agent", userAgent)]
         let supplied = Set(request.headers.map { $0.name.lowercased() })
@@ -142,7 +142,7 @@ public struct UnixSocketHTTPClient: Sendable {
     /// Pulls the body from `producer` and writes it, one piece behind: a piece is written only once
     /// the next one (or the producer's end) is known, so the producer's end-of-stream (where it may
     /// still throw, e.g. on a digest mismatch) always comes before the last body byte is sent.
-    private func sendStream(length: UInt64?, producer: RequestBody.Producer, on socket: UnixSocket,
+    private func sendStream(length: UInt64?, producer: RequestBody.Producer, on socket: StreamSocket,
                             deadline: IODeadline, label: String,
                             uploadProgress: ((UInt64) -> Void)?) throws {
         let chunked = length == nil
@@ -277,6 +277,7 @@ public struct UnixSocketHTTPClient: Sendable {
 }
 
 #if canImport(Glibc)
+import CaissonHTTP
 import Glibc
 #elseif canImport(Musl)
 import Musl

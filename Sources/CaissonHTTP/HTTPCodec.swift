@@ -1,9 +1,10 @@
 // HTTP/1.1 wire format: request head serialization, chunked encoding, and a buffered reader that
-// parses heads and decodes bodies (Content-Length, chunked, read-until-close) from a UnixSocket.
+// parses heads and decodes bodies (Content-Length, chunked, read-until-close) from a StreamSocket.
+// Shared by the Docker client (responses) and the console's server (requests).
 // All sizes are bounded; nothing here allocates in proportion to a body it streams.
 
 /// How a message body is delimited on the wire.
-enum BodyFraming: Sendable, Equatable {
+package enum BodyFraming: Sendable, Equatable {
     case none
     case length(UInt64)
     case chunked
@@ -11,20 +12,20 @@ enum BodyFraming: Sendable, Equatable {
 }
 
 /// A wire-level failure; the HTTP client gives it a meaning (indeterminate or not).
-enum WireFailure: Error, Sendable, Equatable {
+package enum WireFailure: Error, Sendable, Equatable {
     case socket(SocketFailure)
     case endOfStream(String)
     case malformed(String)
     case tooLarge(String)
 }
 
-enum HTTPCodec {
-    static let maxHeadBytes = 64 * 1024
-    static let maxLineBytes = 16 * 1024
-    static let maxHeaderCount = 256
+package enum HTTPCodec {
+    package static let maxHeadBytes = 64 * 1024
+    package static let maxLineBytes = 16 * 1024
+    package static let maxHeaderCount = 256
 
     /// The request line and headers, ending with the blank line.
-    static func serializeHead(method: String, target: String, headers: [(name: String, value: String)],
+    package static func serializeHead(method: String, target: String, headers: [(name: String, value: String)],
                               framing: BodyFraming) -> [UInt8] {
         var text = "\(method) \(target) HTTP/1.1\r\n"
         for header in headers { text += "\(header.name): \(header.value)\r\n" }
@@ -39,15 +40,15 @@ enum HTTPCodec {
     }
 
     /// `hex(size)\r\n` for a chunk of `size` bytes.
-    static func chunkSizeLine(_ size: Int) -> [UInt8] {
+    package static func chunkSizeLine(_ size: Int) -> [UInt8] {
         Array((String(size, radix: 16) + "\r\n").utf8)
     }
 
-    static let crlf: [UInt8] = [13, 10]
-    static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
+    package static let crlf: [UInt8] = [13, 10]
+    package static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
 
     /// Parses `HTTP/1.1 200 OK`.
-    static func parseStatusLine(_ line: String) throws(WireFailure) -> (status: Int, reason: String) {
+    package static func parseStatusLine(_ line: String) throws(WireFailure) -> (status: Int, reason: String) {
         let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3,
               let status = Int(parts[1]), (100...599).contains(status) else {
@@ -56,8 +57,33 @@ enum HTTPCodec {
         return (status, parts.count == 3 ? String(parts[2]) : "")
     }
 
+    /// Parses `GET /path?q HTTP/1.1`: a token method, an origin-form target (or `*`) of visible
+    /// ASCII, and HTTP/1.0 or 1.1.
+    package static func parseRequestLine(_ line: String) throws(WireFailure) -> (method: String, target: String, version: String) {
+        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .malformed("bad request line '\(line.prefix(80))'") }
+        let method = String(parts[0]), target = String(parts[1]), version = String(parts[2])
+        let tchar: (UInt8) -> Bool = { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || Array("!#$%&'*+-.^_`|~".utf8).contains(b)
+        }
+        guard !method.isEmpty, method.utf8.allSatisfy(tchar) else { throw .malformed("bad method '\(method.prefix(40))'") }
+        guard target == "*" || target.hasPrefix("/"), target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .malformed("bad request target '\(target.prefix(80))'")
+        }
+        guard version == "HTTP/1.1" || version == "HTTP/1.0" else { throw .malformed("unsupported version '\(version.prefix(20))'") }
+        return (method, target, version)
+    }
+
+    /// The status line, headers and blank line of a response.
+    package static func serializeResponseHead(status: Int, reason: String, headers: [HTTPHeader]) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(reason)\r\n"
+        for header in headers { text += "\(header.name): \(header.value)\r\n" }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
     /// Splits `Name: value` lines; rejects obsolete line folding and empty names.
-    static func parseHeaders(_ lines: [String]) throws(WireFailure) -> [HTTPHeader] {
+    package static func parseHeaders(_ lines: [String]) throws(WireFailure) -> [HTTPHeader] {
         var headers: [HTTPHeader] = []
         for line in lines {
             guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
@@ -75,7 +101,7 @@ enum HTTPCodec {
     }
 
     /// Body framing of a response to `method` (RFC 9112 section 6.3).
-    static func responseFraming(_ head: HTTPResponseHead, method: String) throws(WireFailure) -> BodyFraming {
+    package static func responseFraming(_ head: HTTPResponseHead, method: String) throws(WireFailure) -> BodyFraming {
         if method == "HEAD" || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
             return .none
         }
@@ -84,7 +110,7 @@ enum HTTPCodec {
 
     /// Body framing from headers: chunked wins over Content-Length; a response without either is
     /// read until close, a request without either has no body.
-    static func messageFraming(_ headers: [HTTPHeader], isRequest: Bool) throws(WireFailure) -> BodyFraming {
+    package static func messageFraming(_ headers: [HTTPHeader], isRequest: Bool) throws(WireFailure) -> BodyFraming {
         let encodings = headers.filter { $0.name.lowercased() == "transfer-encoding" }
             .flatMap { $0.value.split(separator: ",") }
             .map { String($0).trimmingWhitespace().lowercased() }
@@ -107,16 +133,16 @@ enum HTTPCodec {
 }
 
 /// Buffered reading of HTTP heads and bodies from a socket.
-struct HTTPWireReader {
-    let socket: UnixSocket
-    var deadline: IODeadline
+package struct HTTPWireReader {
+    package let socket: StreamSocket
+    package var deadline: IODeadline
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
     /// Bytes received so far (head and body), for "did anything come back" decisions.
-    private(set) var bytesReceived: UInt64 = 0
+    package private(set) var bytesReceived: UInt64 = 0
 
-    init(socket: UnixSocket, deadline: IODeadline, bufferSize: Int = 64 * 1024) {
+    package init(socket: StreamSocket, deadline: IODeadline, bufferSize: Int = 64 * 1024) {
         self.socket = socket
         self.deadline = deadline
         self.buffer = [UInt8](repeating: 0, count: bufferSize)
@@ -143,7 +169,7 @@ struct HTTPWireReader {
     }
 
     /// One line without its CRLF (a bare LF is tolerated). `nil` at a clean end of stream.
-    mutating func readLine(limit: Int = HTTPCodec.maxLineBytes, context: String) throws(WireFailure) -> [UInt8]? {
+    package mutating func readLine(limit: Int = HTTPCodec.maxLineBytes, context: String) throws(WireFailure) -> [UInt8]? {
         var line: [UInt8] = []
         var sawAny = false
         while true {
@@ -166,17 +192,17 @@ struct HTTPWireReader {
     }
 
     /// A start line and its header lines, up to the blank line.
-    mutating func readRawHead(context: String) throws(WireFailure) -> (startLine: String, headers: [HTTPHeader])? {
+    package mutating func readRawHead(context: String, maxBytes: Int = HTTPCodec.maxHeadBytes) throws(WireFailure) -> (startLine: String, headers: [HTTPHeader])? {
         var total = 0
         var startLine: String?
         var lines: [String] = []
         while true {
-            guard let line = try readLine(context: context) else {
+            guard let line = try readLine(limit: min(HTTPCodec.maxLineBytes, maxBytes), context: context) else {
                 if startLine == nil && lines.isEmpty { return nil }
                 throw .endOfStream("connection closed in the middle of \(context)")
             }
             total += line.count + 2
-            guard total <= HTTPCodec.maxHeadBytes else { throw .tooLarge("\(context) larger than \(HTTPCodec.maxHeadBytes) bytes") }
+            guard total <= maxBytes else { throw .tooLarge("\(context) larger than \(maxBytes) bytes") }
             if startLine == nil {
                 if line.isEmpty { continue }  // tolerate stray CRLF before a message
                 startLine = String(decoding: line, as: UTF8.self)
@@ -190,7 +216,7 @@ struct HTTPWireReader {
     }
 
     /// The final (non-1xx) response head.
-    mutating func readResponseHead() throws(WireFailure) -> HTTPResponseHead {
+    package mutating func readResponseHead() throws(WireFailure) -> HTTPResponseHead {
         while true {
             guard let raw = try readRawHead(context: "the response head") else {
                 throw .endOfStream("connection closed before any response")
@@ -201,8 +227,19 @@ struct HTTPWireReader {
         }
     }
 
+    /// The next request head (server side), at most `maxBytes` long. `nil` at a clean end of
+    /// stream before any byte of a new request (a keep-alive connection the client closed).
+    package mutating func readRequestHead(maxBytes: Int) throws(WireFailure) -> HTTPRequestHead? {
+        guard let raw = try readRawHead(context: "the request head", maxBytes: maxBytes) else { return nil }
+        let (method, target, version) = try HTTPCodec.parseRequestLine(raw.startLine)
+        return HTTPRequestHead(method: method, target: target, version: version, headers: raw.headers)
+    }
+
+    /// Bytes already read from the socket but not yet consumed (a pipelined request's start).
+    package var hasBufferedBytes: Bool { start < end }
+
     /// Feeds the body to `sink` piece by piece, as it arrives.
-    mutating func readBody(_ framing: BodyFraming,
+    package mutating func readBody(_ framing: BodyFraming,
                            sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         switch framing {
         case .none:
@@ -263,7 +300,7 @@ struct HTTPWireReader {
     }
 
     /// Hex size, ignoring `;extensions`.
-    static func parseChunkSize(_ line: [UInt8]) throws(WireFailure) -> UInt64 {
+    package static func parseChunkSize(_ line: [UInt8]) throws(WireFailure) -> UInt64 {
         var digits = line[...]
         if let semicolon = digits.firstIndex(of: UInt8(ascii: ";")) { digits = digits[..<semicolon] }
         while let last = digits.last, last == 32 || last == 9 { digits = digits.dropLast() }
@@ -286,14 +323,14 @@ struct HTTPWireReader {
 }
 
 /// Splits a byte stream into lines (LF, optional CR before it), each at most `limit` bytes.
-struct LineSplitter {
-    let limit: Int
+package struct LineSplitter {
+    package let limit: Int
     private var pending: [UInt8] = []
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
     /// Appends bytes and calls `line` for every complete line.
-    mutating func feed(_ bytes: UnsafeRawBufferPointer, line: ([UInt8]) throws -> Void) throws {
+    package mutating func feed(_ bytes: UnsafeRawBufferPointer, line: ([UInt8]) throws -> Void) throws {
         var index = bytes.startIndex
         while index < bytes.endIndex {
             if let newline = bytes[index...].firstIndex(of: 10) {
@@ -313,7 +350,7 @@ struct LineSplitter {
     }
 
     /// Delivers a final line without a newline, if any.
-    mutating func finish(line: ([UInt8]) throws -> Void) throws {
+    package mutating func finish(line: ([UInt8]) throws -> Void) throws {
         if !pending.isEmpty {
             let rest = pending
             pending.removeAll()

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Real-browser tests of the Caisson console: headless Chromium (Debian's chromium and
+chromium-driver) driven by Selenium, walking the flows a person would, on the simulator and on a
+real Docker daemon.
+
+    console_browser.py --caisson .build/debug/caisson [--docker] [--screenshots docs/console]
+
+Flows: a good update, an update whose health check fails and is rolled back, a rejected package,
+a rollback from the service list (with its confirmation), the history with audit verification,
+and the sign-in page when the console listens beyond loopback. Every page visited is checked for
+horizontal scrolling at 1280x800, 1024x600 and phone width, for labelled controls, and the first
+screen for Docker jargon. Prints 'N passed, N failed' at the end; exit 1 on any failure.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+SIZES = {"desktop": (1280, 800), "kiosk": (1024, 600), "phone": (390, 844)}
+JARGON = re.compile(r"\b(docker|container|image|sha256|compose|daemon)\b", re.I)
+RESULTS = {"passed": 0, "failed": 0}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Console:
+    """A `caisson console` process on a free port."""
+
+    def __init__(self, caisson, services, state, media, host="sim", listen="127.0.0.1:0", env=None):
+        args = [caisson, "--services", services, "--state-dir", state, "--host", host, "console", "--listen", listen, "--media", media]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            raise RuntimeError(f"console did not start: {self.url!r} {err}")
+        self.base = self.url.split("/?")[0]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+def browser(size="desktop"):
+    opts = Options()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+              "--force-device-scale-factor=1", "--disable-extensions", "--no-first-run"]:
+        opts.add_argument(a)
+    w, h = SIZES[size]
+    opts.add_argument(f"--window-size={w},{h}")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    driver.set_window_size(w, h)
+    # Window size includes no browser chrome in headless mode; make the viewport exact.
+    vw, vh = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(w + (w - vw), h + (h - vh))
+    return driver
+
+
+def wait(driver, cond, timeout=60):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(cond)
+
+
+def text(driver):
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def check_page(driver, where):
+    """No horizontal scrolling at any size, every control labelled, no inline script."""
+    for name, (w, h) in SIZES.items():
+        driver.set_window_size(w, h)
+        vw = driver.execute_script("return window.innerWidth")
+        driver.set_window_size(w + (w - vw), h)
+        over = driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert over <= 0, f"{where}: scrolls sideways by {over}px at {name} size"
+    w, h = SIZES["desktop"]
+    driver.set_window_size(w, h)
+    vw, vh = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(w + (w - vw), h + (h - vh))
+    unlabelled = driver.execute_script("""
+        var bad = [];
+        document.querySelectorAll('input:not([type=hidden]), button, select, textarea, a[href], progress').forEach(function (el) {
+          var name = (el.getAttribute('aria-label') || el.textContent || el.value || '').trim();
+          if (el.id && document.querySelector('label[for="' + el.id + '"]')) { name = name || 'label'; }
+          if (!name) { bad.push(el.outerHTML.slice(0, 80)); }
+        });
+        return bad;""")
+    assert not unlabelled, f"{where}: controls without a label: {unlabelled}"
+    inline = driver.execute_script("return Array.from(document.scripts).filter(function (s) { return !s.src; }).length")
+    assert inline == 0, f"{where}: inline script"
+
+
+def shot(driver, directory, name):
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    for size in ("desktop", "kiosk"):
+        w, h = SIZES[size]
+        driver.set_window_size(w, h)
+        vw, vh = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        driver.set_window_size(w + (w - vw), h + (h - vh))
+        path = os.path.join(directory, f"{name}-{w}x{h}.png")
+        driver.save_screenshot(path)
+        try:
+            from PIL import Image
+            img = Image.open(path).convert("RGB").quantize(colors=64)
+            img.save(path, optimize=True)
+        except ImportError:
+            pass
+    w, h = SIZES["desktop"]
+    driver.set_window_size(w, h)
+
+
+def sign_in(driver, console):
+    driver.get(console.url)
+    wait(driver, EC.presence_of_element_located((By.ID, "svc")))
+    assert "token=" not in driver.current_url, "the token stays out of the address bar after sign-in"
+
+
+def start_update(driver, console, package):
+    driver.get(console.base + "/")
+    row = wait(driver, EC.presence_of_element_located((By.XPATH, f"//li[.//span[@class='name' and text()='{package}']]")))
+    row.find_element(By.TAG_NAME, "button").click()
+
+
+def confirm_update(driver):
+    go = wait(driver, EC.element_to_be_clickable((By.ID, "go")))
+    return go
+
+
+def result(driver, timeout=180):
+    h = wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "#result[data-outcome]")), timeout)
+    return h.get_attribute("data-outcome"), h.text
+
+
+def test(name):
+    def deco(fn):
+        def run(*a, **k):
+            try:
+                fn(*a, **k)
+                RESULTS["passed"] += 1
+                log(f"ok   {name}")
+            except Exception:
+                RESULTS["failed"] += 1
+                log(f"FAIL {name}")
+                traceback.print_exc()
+        return run
+    return deco
+
+
+def flows(caisson, label, services, state, media, host, good, bad, evil, service, screenshots, env=None):
+    console = Console(caisson, services, state, media, host=host, env=env)
+    driver = browser()
+    try:
+        @test(f"{label}: the first screen shows the device in plain words")
+        def first_screen():
+            sign_in(driver, console)
+            body = text(driver)
+            for words in ["This device", "Services", "Update packages", "Running and healthy", good]:
+                assert words in body, f"missing {words!r}"
+            jargon = JARGON.findall(body)
+            assert not jargon, f"jargon on the first screen: {jargon}"
+            check_page(driver, "home")
+            # Keyboard: the first Tab reaches the skip link, and it leads to the content.
+            driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+            focused = driver.switch_to.active_element
+            assert focused.get_attribute("class") == "skip", "first Tab goes to the skip link"
+            shot(driver, screenshots, "home")
+        first_screen()
+
+        @test(f"{label}: a good update, confirmed with one button, ends updated and healthy")
+        def good_update():
+            start_update(driver, console, good)
+            go = confirm_update(driver)
+            body = text(driver)
+            assert "The package is valid" in body and "What will happen" in body, body[:400]
+            check_page(driver, "plan")
+            shot(driver, screenshots, "plan")
+            # The button can be reached and pressed from the keyboard.
+            go.send_keys(Keys.ENTER)
+            outcome, headline = result(driver)
+            assert outcome == "updated", (outcome, headline)
+            assert "Updated and healthy" in headline
+            assert "safe to remove the USB stick" in text(driver)
+            check_page(driver, "result")
+            shot(driver, screenshots, "updated")
+        good_update()
+
+        @test(f"{label}: an update that fails its health check is rolled back")
+        def failing_update():
+            start_update(driver, console, bad)
+            confirm_update(driver).click()
+            outcome, headline = result(driver)
+            assert outcome == "rolled_back", (outcome, headline)
+            assert "previous version is running again" in headline
+            shot(driver, screenshots, "rolled-back")
+        failing_update()
+
+        @test(f"{label}: a rejected package is explained in plain words and changes nothing")
+        def rejected():
+            start_update(driver, console, evil)
+            outcome, headline = result(driver)
+            assert outcome == "rejected", (outcome, headline)
+            body = text(driver)
+            assert "Nothing was changed" in body
+            assert "Ask the publisher" in body or "Do not install it" in body, body[:600]
+            check_page(driver, "rejected")
+            shot(driver, screenshots, "rejected")
+        rejected()
+
+        @test(f"{label}: the live progress page follows a reload")
+        def reload_progress():
+            driver.get(console.base + "/operation")
+            assert "Back to this device" in text(driver)
+            events = driver.find_elements(By.CSS_SELECTOR, "#events li")
+            # The activity log replays from the audit log after the id the page was rendered at.
+            assert isinstance(events, list)
+        reload_progress()
+
+        @test(f"{label}: roll back from the service list, with a confirmation")
+        def rollback():
+            driver.get(console.base + "/")
+            link = wait(driver, EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Go back to the previous version")))
+            link.click()
+            confirm = wait(driver, EC.element_to_be_clickable((By.ID, "confirm-rollback")))
+            assert "Go back to the previous version of " + service in text(driver)
+            shot(driver, screenshots, "rollback-confirm")
+            confirm.click()
+            outcome, headline = result(driver)
+            assert outcome == "updated" and "Rolled back" in headline, (outcome, headline)
+        rollback()
+
+        @test(f"{label}: history shows each attempt with its events, and the audit log verifies")
+        def history():
+            driver.get(console.base + "/history")
+            body = text(driver)
+            assert "Rollback succeeded" in body and "Update succeeded" in body, body[:500]
+            check_page(driver, "history")
+            shot(driver, screenshots, "history")
+            driver.find_elements(By.CSS_SELECTOR, "ul.history a")[0].click()
+            wait(driver, EC.presence_of_element_located((By.XPATH, "//h2[text()='What happened']")))
+            shot(driver, screenshots, "attempt")
+            driver.get(console.base + "/history")
+            driver.find_element(By.ID, "verify").click()
+            verdict = wait(driver, EC.presence_of_element_located((By.ID, "verify-result"))).text
+            assert "intact" in verdict, verdict
+        history()
+    finally:
+        driver.quit()
+        rc = console.stop()
+        if rc != 0:
+            RESULTS["failed"] += 1
+            log(f"FAIL {label}: the console did not stop cleanly on SIGTERM (exit {rc})")
+
+
+def login_flow(caisson, services, state, media, screenshots):
+    env = dict(os.environ, CAISSON_CONSOLE_PASSWORD="kiosk-pass-1234")
+    subprocess.run([caisson, "--services", services, "--state-dir", state, "console", "password"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    console = Console(caisson, services, state, media, listen="0.0.0.0:0")
+    driver = browser()
+    try:
+        @test("sim: beyond loopback, the console asks for its password")
+        def login():
+            port = console.base.rsplit(":", 1)[1]
+            driver.get(f"http://127.0.0.1:{port}/")
+            field = wait(driver, EC.presence_of_element_located((By.ID, "password")))
+            assert driver.current_url.endswith("/login")
+            check_page(driver, "login")
+            shot(driver, screenshots, "login")
+            field.send_keys("not the password")
+            field.send_keys(Keys.ENTER)
+            wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "p.alert.bad")))
+            assert "not right" in text(driver)
+            driver.find_element(By.ID, "password").send_keys("kiosk-pass-1234" + Keys.ENTER)
+            wait(driver, EC.presence_of_element_located((By.ID, "svc")))
+            cookie = driver.get_cookie("caisson_session")
+            assert cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict", cookie
+        login()
+    finally:
+        driver.quit()
+        console.stop()
+
+
+def docker_setup(caisson, root):
+    """A docker-mode service on the private daemon, and packages built from the test images."""
+    docker = lambda *a: subprocess.run(["docker", *a], check=True, capture_output=True, text=True).stdout.strip()
+    tag = f"caisson-browser-{os.getpid()}"
+    name = f"{tag}-web"
+    media = os.path.join(root, "media")
+    os.makedirs(media)
+    services = os.path.join(root, "services.toml")
+    with open(services, "w") as f:
+        f.write(f"""catalog_version = 1
+
+[[services]]
+name = "web"
+service_revision = "web-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+
+[services.docker]
+container_name = "{name}"
+image_reference = "{tag}/web:current"
+
+[services.health_check]
+kind = "container_health"
+timeout_secs = 20
+poll_interval_secs = 1
+stable_secs = 2
+""")
+    docker("tag", "caisson-test/app:1", f"{tag}/web:current")
+    docker("run", "-d", "--name", name, f"{tag}/web:current")
+    for version, src in (("2.0.0", "caisson-test/app:2"), ("3.0.0", "caisson-test/app:unhealthy")):
+        docker("tag", src, f"{tag}/web:{version}")
+        subprocess.run([caisson, "--services", services, "package", "build", "--service", "web", "--image", f"{tag}/web:{version}",
+                        "--version", version, "--output", os.path.join(media, f"web-{version}.edgepkg")],
+                       check=True, capture_output=True)
+        docker("rmi", f"{tag}/web:{version}")
+    # Rejected: a damaged copy (bytes changed inside image.tar: its checksum no longer matches).
+    damaged = os.path.join(media, "web-damaged.edgepkg")
+    shutil.copy(os.path.join(media, "web-2.0.0.edgepkg"), damaged)
+    with open(damaged, "r+b") as f:
+        f.seek(os.path.getsize(damaged) // 2)
+        f.write(b"\xff" * 64)
+
+    def cleanup():
+        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={tag}"], capture_output=True, text=True).stdout.split()
+        if out:
+            subprocess.run(["docker", "rm", "-f", *out], capture_output=True)
+        imgs = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True).stdout.split()
+        for i in imgs:
+            if i.startswith(tag) or i.startswith(f"caisson-pin/web"):
+                subprocess.run(["docker", "rmi", "-f", i], capture_output=True)
+    return services, media, cleanup
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--caisson", required=True)
+    ap.add_argument("--docker", action="store_true", help="also walk the flows on the real daemon (DOCKER_HOST)")
+    ap.add_argument("--screenshots", help="save screenshots of the main states here (1280x800 and 1024x600)")
+    args = ap.parse_args()
+    caisson = os.path.abspath(args.caisson)
+    # Media on another filesystem than the state (as a USB stick is): /dev/shm is tmpfs.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    root = tempfile.mkdtemp(prefix="caisson-browser-")
+    media_root = tempfile.mkdtemp(prefix="caisson-browser-media-", dir=shm)
+    try:
+        media = os.path.join(media_root, "usb")
+        subprocess.run([caisson, "demo", "--prepare", media], check=True, stdout=subprocess.DEVNULL)
+        flows(caisson, "sim", os.path.join(media, "services.toml"), os.path.join(root, "state"), media_root, "sim",
+              "frontend-1.1.0.edgepkg", "frontend-1.2.0.edgepkg", "frontend-evil.edgepkg", "frontend", args.screenshots)
+        login_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-login"), media_root, args.screenshots)
+        if args.docker:
+            droot = tempfile.mkdtemp(prefix="caisson-browser-real-", dir=shm)
+            services, dmedia, cleanup = docker_setup(caisson, droot)
+            try:
+                flows(caisson, "docker", services, os.path.join(root, "state-docker"), dmedia, "docker",
+                      "web-2.0.0.edgepkg", "web-3.0.0.edgepkg", "web-damaged.edgepkg", "web", None)
+            finally:
+                cleanup()
+                shutil.rmtree(droot, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(media_root, ignore_errors=True)
+    log(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
