@@ -287,7 +287,8 @@ public final class UpdateScenario {
         case .takesServiceName:
             return [SimIntervention(.occupyName("app", imageReference: Self.outsiderReference), .after, operation: .renameContainer, nth: 0)]
         case .removesBackup:
-            return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 1)]
+            // Before the first health poll (inspections before it: the service, the created container).
+            return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 2)]
         case .composeReplica:
             return [SimIntervention(.composeReplica(service.compose!, imageReference: "example/app:current", number: 2), .after,
                                     operation: .composeContainers, nth: 1)]

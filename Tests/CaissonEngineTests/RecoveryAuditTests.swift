@@ -93,4 +93,20 @@ struct RecoveryAuditTests {
         #expect(members.count == 1 && members[0].isRunning && members[0].imageID == s.oldImageID)
         #expect(s.violations() == [])
     }
+
+    /// The commit could not inspect the backup (the daemon did not answer) and someone had
+    /// removed it meanwhile: the stop then finds no container. Nothing is left to clean up, so
+    /// the update succeeds without `docker.cleanup_failed` (it used to say the backup "could not
+    /// be stopped: No such container").
+    @Test func aBackupAlreadyGoneIsNoCleanupFailure() throws {
+        let s = UpdateScenario(.init(mode: .docker, healthKind: .running, newBehaviour: "healthy", outsider: .removesBackup))
+        // The commit's look at the backup: the last inspection of a clean run.
+        let clean = UpdateScenario(.init(mode: .docker, healthKind: .running, newBehaviour: "healthy", outsider: .removesBackup))
+        #expect(clean.run()?.status == .succeeded)
+        let inspectBackup = try #require(clean.host.calls.last { $0.operation == .inspectContainer }).index
+        let a = try #require(s.run(faults: FaultPlan(rules: [.atCall(inspectBackup, .unreachable)])))
+        #expect(a.status == .succeeded)
+        #expect(!a.issues.contains { $0.code == "docker.cleanup_failed" }, "\(a.issues)")
+        #expect(s.violations() == [])
+    }
 }

@@ -469,6 +469,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
 
         case (.commitStopBackup, .reply(let reply)):
+            if case .error(let e) = reply, e.kind == .notFound {
+                // Already gone (someone else removed it): nothing is left to clean up.
+                return commit(timestamp)
+            }
             if case .error(let e) = reply {
                 // Never force-remove a running container (SIGKILL): keep it for cleanup.
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be stopped: \(e.message); `caisson package cleanup` will retry"))
