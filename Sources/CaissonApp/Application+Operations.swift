@@ -76,6 +76,7 @@ extension Application {
     /// Cheap when nothing is in flight (no lock, no host connection).
     @discardableResult
     public func recoverIfNeeded() throws -> RecoveryGate.Outcome {
+        try recoverSelfUpdateIfNeeded()
         let s = try store()
         guard !(try s.inFlightAttempts()).isEmpty else { return RecoveryGate.Outcome() }
         let onStep: (String) -> Void = { [weak self] step in self?.onProgress?("  recovery: \(step)") }

@@ -31,7 +31,8 @@ public struct AppOptions: Sendable {
 /// Caisson's application logic, independent of how it is presented (CLI today, a local GUI
 /// tomorrow). Every operation first recovers any attempt left in flight.
 public final class Application {
-    public static let version = "0.2.0"
+    /// The version this build reports (`BuildVersion`: compiled in, or stamped into the executable).
+    public static let version = BuildVersion.current
 
     public let options: AppOptions
     public let ids: any IDGenerator
@@ -66,7 +67,7 @@ public final class Application {
 
     public func store() throws -> CaissonStore {
         if let s = storeCache { return s }
-        let s = try CaissonStore(stateDirectory: stateDir)
+        let s = try Self.openStore(stateDir)
         storeCache = s
         return s
     }
@@ -295,6 +296,11 @@ public final class Application {
                      progress: ((Int64) -> Void)? = nil) throws -> LoadOutcome {
         let lock = try acquireStateLock("package load \(path)")
         defer { lock.release() }
+        // An updater package is not loaded (package.updater_package, exit 2), Docker or not.
+        if UpdaterPackageValidator.packageType(path: Self.absolute(path)) == UpdaterManifest.packageType {
+            return LoadOutcome(validation: try recordRejection(path, issue: Issue(
+                "package.updater_package", "\(path) is an updater package for Caisson itself, not a service package; install it with `caisson self-update \(path)`")))
+        }
         // The host must answer before anything is done (docker.unreachable, exit 1).
         _ = try host()
         try recoverIfNeeded()

@@ -90,7 +90,7 @@ public enum CaissonCLI {
 
     static func parser(frontEnds: [CLIFrontEnd]) -> CommandLineParser {
         CommandLineParser(tool: "caisson", about: "Caisson \(Application.version): offline updates of Docker services from a USB stick.",
-                          globalOptions: globals, commands: commands + frontEnds.flatMap(\.commands))
+                          globalOptions: globals, commands: withSelfUpdate(commands) + frontEnds.flatMap(\.commands))
     }
 
     final class Output: @unchecked Sendable {
@@ -142,6 +142,8 @@ public enum CaissonCLI {
             print(text)
             return 0
         case .version:
+            if Application.testFault("version-hang") { while true { sleep(3600) } }
+            if Application.testFault("version-exit") { return 1 }
             print("caisson \(Application.version)")
             return 0
         case .usageError(let message):
@@ -218,8 +220,18 @@ public enum CaissonCLI {
 
     static func run(_ cmd: ParsedCommand, app: Application, out: Output) throws -> Int32 {
         switch cmd.path {
+        case ["self-update"]:
+            return try runSelfUpdate(cmd, app: app, out: out)
+
+        case ["self-test"]:
+            return runSelfTest(cmd, app: app, out: out)
+
+        case ["package", "build"] where cmd.value("--updater") != nil:
+            return try buildUpdater(cmd, app: app, out: out)
+
         case ["package", "validate"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
+            if let rc = try validateIfUpdater(cmd.positionals[0], app: app, out: out) { return rc }
             var flags = Application.LoadFlags()
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
@@ -385,19 +397,22 @@ public enum CaissonCLI {
                 limit = n
             }
             let list = try app.store().updateAttempts(service: cmd.value("--service"), limit: limit)
+            let selfUpdates = cmd.value("--service") == nil ? try app.store().selfUpdates(limit: limit).records : []
             if out.json {
-                out.result(HistoryDocument(attempts: list.records, inProgress: gate.inProgress), status: "ok",
-                           issues: list.unreadable.map(\.issue), exitCode: 0)
+                out.result(SelfUpdateHistoryDocument(attempts: list.records, selfUpdates: selfUpdates, inProgress: gate.inProgress),
+                           status: "ok", issues: list.unreadable.map(\.issue), exitCode: 0)
                 return 0
             }
             showInProgress(gate, out: out)
             printHistoryList(list, app: app, out: out)
+            printSelfUpdateHistory(selfUpdates, out: out)
             return 0
 
         case ["history", "show"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
             let store = try app.store()
             guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+                if let rc = try showSelfUpdate(cmd.positionals[0], app: app, out: out) { return rc }
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
             // The attempt's events and those of its validation and image import, in log order.

@@ -394,6 +394,18 @@ enum Pages {
         case .packageCleanup: return "Old packages removed"
         case .consoleAction: return "Console"
         case .stateImported: return "History imported from the previous updater"
+        case .selfUpdateStarted: return "Updating Caisson itself"
+        case .selfUpdateStaged: return "New Caisson copied beside the installed one"
+        case .selfUpdateTested: return "New Caisson passed its test-run"
+        case .selfUpdateTestFailed: return "New Caisson failed its test-run"
+        case .selfUpdateSnapshotTaken: return "Caisson's records saved for a way back"
+        case .selfUpdateSwapped: return "New Caisson put in place"
+        case .selfUpdateConfirmed: return "New Caisson confirmed by its first run"
+        case .selfUpdateSucceeded: return "Caisson updated"
+        case .selfUpdateFailed: return "Updating Caisson failed; it was not changed"
+        case .selfUpdateRollbackStarted: return "Putting the previous Caisson back"
+        case .selfUpdateRolledBack: return "The previous Caisson is back"
+        case .selfUpdateRollbackFailed: return "Putting the previous Caisson back failed"
         }
     }
 

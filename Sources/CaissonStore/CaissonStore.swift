@@ -27,7 +27,7 @@ public final class CaissonStore {
     let decoder = JSONDecoder()
 
     /// Opens (creating if needed) `<stateDirectory>/caisson.db`. The directory is created with mode
-    /// 0700 if missing. Throws `store.open_failed`, `store.corrupt`, `store.newer_schema`,
+    /// 0700 if missing. Throws `store.open_failed`, `store.corrupt`, `store.schema_too_new`,
     /// `store.not_caisson`, `store.busy`.
     ///
     /// The state directory is the device's memory, so opening also refuses: a directory another
@@ -143,7 +143,7 @@ public final class CaissonStore {
         }
         if version > Schema.currentVersion {
             throw CaissonError(
-                "store.newer_schema",
+                "store.schema_too_new",
                 "the state database \(databasePath) was written by a newer Caisson (schema version "
                     + "\(version); this build understands up to \(Schema.currentVersion)). Nothing was "
                     + "changed: run the newer Caisson, or upgrade this one.")
@@ -162,7 +162,7 @@ public final class CaissonStore {
         }
         try db.execute("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
 
-        for migration in Schema.migrations where migration.version > version {
+        for migration in Schema.effective where migration.version > version {
             try db.transaction {
                 // Another process may have migrated while we waited for the write lock.
                 let now = Int(try db.scalar("PRAGMA user_version").integerValue ?? 0)

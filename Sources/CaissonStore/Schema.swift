@@ -1,3 +1,8 @@
+import CaissonCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The store's schema: `PRAGMA user_version` is the number of migrations applied. Migrations are
 /// append-only: never edit one that has shipped, add a new one.
 enum Schema {
@@ -124,7 +129,49 @@ enum Schema {
                 hash BLOB NOT NULL
             );
             """, adoptsRecords: true),
+        // v4: self-updates of Caisson itself (issue 14): one row per self-update or rollback and
+        // its journal (machine snapshots), like update_attempts and journal_entries. Later
+        // migrations may only add columns with defaults: a rollback writes these rows with the
+        // columns below into a store restored to this version.
+        Migration(version: 4, sql: """
+            CREATE TABLE self_updates (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                self_update_id TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX self_updates_status ON self_updates (status);
+            CREATE TABLE self_update_journal (
+                entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                self_update_id TEXT NOT NULL REFERENCES self_updates (self_update_id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                phase TEXT NOT NULL,
+                step TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                snapshot BLOB,
+                at TEXT NOT NULL,
+                UNIQUE (self_update_id, seq)
+            );
+            """),
     ]
 
-    static var currentVersion: Int { migrations.last?.version ?? 0 }
+    static var currentVersion: Int { effective.last?.version ?? 0 }
+
+    /// The migrations this executable applies: `migrations`, and in debug builds only (the
+    /// tests'), with `CAISSON_TEST_EXTRA_SCHEMA=VERSION` and this executable's version VERSION, one
+    /// more (an empty table): a stamped copy then behaves like a newer Caisson with a newer schema
+    /// (the self-update tests' store restore and `store.schema_too_new`). A release build has no
+    /// such switch.
+    static let effective: [Migration] = {
+        #if DEBUG
+        if let v = getenv("CAISSON_TEST_EXTRA_SCHEMA"), String(cString: v) == BuildVersion.current {
+            return migrations + [Migration(version: (migrations.last?.version ?? 0) + 1,
+                                           sql: "CREATE TABLE IF NOT EXISTS test_future_schema (x);")]
+        }
+        #endif
+        return migrations
+    }()
 }

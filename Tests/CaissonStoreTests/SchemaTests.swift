@@ -106,7 +106,7 @@ import Testing
             try raw.execute("PRAGMA user_version = 99")
             raw.close()
             let before = try Data(contentsOf: URL(fileURLWithPath: dir.databasePath))
-            let error = expectCaissonError("store.newer_schema") {
+            let error = expectCaissonError("store.schema_too_new") {
                 _ = try CaissonStore(stateDirectory: dir.stateDir)
             }
             #expect(error?.message.contains("schema version 99") == true)

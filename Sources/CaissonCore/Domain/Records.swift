@@ -342,6 +342,19 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case consoleAction = "console_action"
     /// A Rust caisson state directory was imported (`caisson migrate`, or its first use).
     case stateImported = "state_imported"
+    // Self-update (issue 14).
+    case selfUpdateStarted = "self_update_started"
+    case selfUpdateStaged = "self_update_staged"
+    case selfUpdateTested = "self_update_tested"
+    case selfUpdateTestFailed = "self_update_test_failed"
+    case selfUpdateSnapshotTaken = "self_update_snapshot_taken"
+    case selfUpdateSwapped = "self_update_swapped"
+    case selfUpdateConfirmed = "self_update_confirmed"
+    case selfUpdateSucceeded = "self_update_succeeded"
+    case selfUpdateFailed = "self_update_failed"
+    case selfUpdateRollbackStarted = "self_update_rollback_started"
+    case selfUpdateRolledBack = "self_update_rolled_back"
+    case selfUpdateRollbackFailed = "self_update_rollback_failed"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and

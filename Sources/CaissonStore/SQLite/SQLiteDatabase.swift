@@ -335,3 +335,27 @@ extension SQLiteValue {
     public static func optional(_ s: String?) -> SQLiteValue { s.map(SQLiteValue.text) ?? .null }
     public static func optional(_ v: Int64?) -> SQLiteValue { v.map(SQLiteValue.integer) ?? .null }
 }
+
+extension SQLiteDatabase {
+    /// Copies the whole `source` database over this one with SQLite's online backup API, retrying
+    /// while either is busy (up to about 10 s).
+    public func backup(from source: SQLiteDatabase) throws(SQLiteError) {
+        let destHandle = try checkedHandle("backup")
+        let sourceHandle = try source.checkedHandle("backup")
+        guard let backup = sqlite3_backup_init(destHandle, "main", sourceHandle, "main") else {
+            throw error(sqlite3_errcode(destHandle), "backup_init")
+        }
+        var rc: Int32
+        var waits = 0
+        repeat {
+            rc = sqlite3_backup_step(backup, -1)
+            if rc == SQLITE_BUSY || rc == SQLITE_LOCKED {
+                waits += 1
+                sqlite3_sleep(50)
+            }
+        } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && waits < 200
+        let finished = sqlite3_backup_finish(backup)
+        if rc != SQLITE_DONE { throw error(rc, "backup_step") }
+        if finished != SQLITE_OK { throw error(finished, "backup_finish") }
+    }
+}
