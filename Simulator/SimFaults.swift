@@ -6,6 +6,8 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
     case listContainers
+    /// Listing every image with its layers (issue 16: inventory, preflight of thin packages).
+    case listImages
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -24,13 +26,14 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .composeContainers: return 11
         case .composeApply: return 12
         case .listContainers: return 13
+        case .listImages: return 14
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .listImages: return true
         default: return false
         }
     }

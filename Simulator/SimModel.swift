@@ -194,8 +194,31 @@ public struct SimImage: Sendable, Equatable, Codable {
     public var config: ImageConfig
     /// Bytes of disk the image occupies (its archive length when loaded).
     public var sizeBytes: Int64
+    /// Its layer DiffIDs, bottom first: the simulated layer store is the ChainIDs of every image.
+    public var layers: [String] = []
 
-    public var info: ImageInfo { ImageInfo(id: id, repoTags: repoTags, repoDigests: [], config: config) }
+    public var info: ImageInfo { ImageInfo(id: id, repoTags: repoTags, repoDigests: [], config: config, layers: layers) }
+
+    public init(id: String, repoTags: [String], config: ImageConfig, sizeBytes: Int64, layers: [String] = []) {
+        self.id = id
+        self.repoTags = repoTags
+        self.config = config
+        self.sizeBytes = sizeBytes
+        self.layers = layers
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, repoTags, config, sizeBytes, layers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        repoTags = try c.decode([String].self, forKey: .repoTags)
+        config = try c.decode(ImageConfig.self, forKey: .config)
+        sizeBytes = try c.decode(Int64.self, forKey: .sizeBytes)
+        layers = try c.decodeIfPresent([String].self, forKey: .layers) ?? []
+    }
 }
 
 public struct SimContainer: Sendable, Equatable, Codable {

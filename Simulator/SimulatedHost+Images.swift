@@ -87,6 +87,14 @@ extension SimulatedHost {
         if o1 || o2 || needed > state.freeDiskBytes {
             throw HostError(.diskFull, "no space left on device: loading \(length) bytes needs \(o1 || o2 ? Int64.max : needed), \(max(0, state.freeDiskBytes)) free")
         }
+        if !payload.requiredChainIDs.isEmpty {
+            // A thin archive: like `docker load`, which opens a layer's file only when its chain is
+            // not in the layer store, and fails (loading nothing) when the file is not there.
+            let held = heldChainIDs()
+            if let missing = payload.requiredChainIDs.first(where: { !held.contains($0) }) {
+                throw HostError(.failed, "open /var/lib/docker/tmp/docker-import-sim/\(missing.dropFirst(7).prefix(64))/layer.tar: no such file or directory")
+            }
+        }
         if payload.encryption != nil {
             // Like the daemon, which reads the whole archive before it tags anything: an encrypted
             // archive is decrypted to its end (every chunk authenticated, the plaintext digest
@@ -96,12 +104,19 @@ extension SimulatedHost {
         let steps: Int64 = 4
         for k in 1...steps { progress(sent / steps * k + (k == steps ? sent % steps : 0)) }
         if state.images[id] == nil {
-            state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length)
+            state.images[id] = SimImage(id: id, repoTags: [], config: payload.config, sizeBytes: length, layers: payload.diffIDs)
             state.freeDiskBytes = saturatingAdd(state.freeDiskBytes, -length)
         }
         moveTag(norm, to: id)
         guard let image = state.images[id] else { throw HostError(.failed, "internal simulator error: image vanished") }
         return image.info
+    }
+
+    /// The simulated layer store: the ChainIDs of every image's layers.
+    func heldChainIDs() -> Set<String> {
+        var held = Set<String>()
+        for image in state.images.values { held.formUnion(LayerChain.chainIDs(image.layers)) }
+        return held
     }
 
     static func readEncryptedArchive(_ payload: ImagePayload) throws(HostError) {

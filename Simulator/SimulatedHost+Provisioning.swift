@@ -17,7 +17,7 @@ extension SimulatedHost {
     /// Puts an image in the store (as if loaded) and points `tags` at it.
     @discardableResult
     public func addImage(id: String, tags: [String] = [], config: ImageConfig = ImageConfig(),
-                         sizeBytes: Int64 = 0) throws(HostError) -> String {
+                         sizeBytes: Int64 = 0, layers: [String]? = nil) throws(HostError) -> String {
         guard let canonical = SimReference.canonicalImageID(id) else {
             throw HostError(.failed, "invalid image id \"\(id)\" (want sha256:<hex>)")
         }
@@ -27,7 +27,9 @@ extension SimulatedHost {
             norms.append(n)
         }
         if state.images[canonical] == nil {
-            state.images[canonical] = SimImage(id: canonical, repoTags: [], config: config, sizeBytes: max(0, sizeBytes))
+            // Without given layers: one of its own, derived from its id (a layer no other image has).
+            state.images[canonical] = SimImage(id: canonical, repoTags: [], config: config, sizeBytes: max(0, sizeBytes),
+                                               layers: layers ?? [SHA256.hash(Array(("sim-layer " + canonical).utf8)).prefixed])
             state.freeDiskBytes = saturatingAdd(state.freeDiskBytes, -max(0, sizeBytes))
         }
         for n in norms { moveTag(n, to: canonical) }

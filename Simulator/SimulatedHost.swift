@@ -263,6 +263,15 @@ public final class SimulatedHost: ContainerHost {
                     fold: Self.fold, summary: { $0.map(Self.describe) ?? "nil" })
     }
 
+    public func listImages() throws(HostError) -> [ImageInfo] {
+        try perform(.listImages, body: { () throws(HostError) -> [ImageInfo] in allImages },
+                    fold: { list, h in
+                        for i in list { Self.fold(i, &h); for l in i.layers { Self.fold(l, &h) } }
+                        h.add(byte: 0x1D)
+                    },
+                    summary: { list in list.isEmpty ? "[]" : list.map { Self.describe($0) + " layers=" + String($0.layers.count) }.joined(separator: "; ") })
+    }
+
     public func tagImage(_ imageID: String, as reference: String) throws(HostError) {
         try perform(.tagImage, imageID, reference, body: { () throws(HostError) in try doTagImage(imageID, as: reference) },
                     fold: { _, _ in }, summary: { "" })

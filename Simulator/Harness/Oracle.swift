@@ -374,6 +374,21 @@ extension UpdateScenario {
         if config.mode == .docker, let f = faults.first(where: { $0.index == preflightCall }), let k = f.fault, k.isError {
             return ("docker.service_inspect_failed", "\(k) at the look for another state directory's marks: refused, nothing changed")
         }
+        if let thin = thinImport {
+            // The thin package's import (issue 16) comes between the look for marks and the update.
+            let end = processes.first?.endCall ?? host.callCount
+            let importErrors = faults.filter { f in
+                f.index > preflightCall && f.index < end && (f.operation == .listImages || f.operation == .loadImage) && (f.fault?.isError ?? false)
+            }
+            let listFailed = importErrors.contains { $0.operation == .listImages }
+            if listFailed { return ("docker.list_failed", "a fault at the thin package's look at the layer store: refused, nothing loaded") }
+            if thin.baseFate == .removedBeforeLoad {
+                return ("package.base_missing", "the thin package's base was removed before the load: refused, nothing loaded")
+            }
+            if thin.baseFate == .removedAfterPreflight || importErrors.contains(where: { $0.operation == .loadImage }) {
+                return ("docker.load_failed", "the thin load failed (its base vanished, or a fault at the load): the update does not begin")
+            }
+        }
         if config.outsider == .holdsStagingName {
             return ("update.foreign_attempt", "a container not in this journal holds the staging name: another Caisson's mark, refused")
         }

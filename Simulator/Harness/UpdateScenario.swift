@@ -167,6 +167,11 @@ public final class UpdateScenario {
     var disruption = DisruptionState()
     /// The attempt as the updater's own process returned it (without later recovery).
     public internal(set) var inProcessAttempt: UpdateAttempt?
+    /// Issue 16: the new image still to load, as a thin archive (nil: loaded with the world).
+    public let thinPayload: ImagePayload?
+    /// The thin package's plan, once its import ran, and whether it loaded.
+    public internal(set) var thinImport: ThinImportPlan?
+    public internal(set) var thinLoaded = false
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -181,9 +186,12 @@ public final class UpdateScenario {
         public let oldContainerID: String?
         public let originalContainers: [ContainerInfo]
         public let foreignContainerID: String?
+        /// Thin (issue 16): the new image is not loaded yet; this is its thin archive, which relies
+        /// on the base `ThinImportPlan.baseReference` the world holds.
+        public let thinPayload: ImagePayload?
         let referenceCache: ReferenceCache
 
-        public init(_ config: Config) {
+        public init(_ config: Config, thin: Bool = false) {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
@@ -221,11 +229,19 @@ public final class UpdateScenario {
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
-            let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
-                                       expectedImageID: newImageID,
-                                       config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
-                                                           hasHealthcheck: true))
-            _ = try? host.loadImage(payload, progress: { _ in })
+            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+                                        hasHealthcheck: true)
+            if thin {
+                // The base the device's inventory listed; the run loads the thin package itself.
+                _ = try? host.addImage(id: ThinImportPlan.baseImageID, tags: [ThinImportPlan.baseReference],
+                                       sizeBytes: 300 << 20, layers: [ThinImportPlan.baseLayer])
+                thinPayload = ThinImportPlan.payload(newImageID: newImageID, behaviour: config.newBehaviour, config: newConfig)
+            } else {
+                let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
+                                           expectedImageID: newImageID, config: newConfig)
+                _ = try? host.loadImage(payload, progress: { _ in })
+                thinPayload = nil
+            }
             host.advanceAll()
             switch config.mode {
             case .docker: originalContainers = host.containers(named: "app")
@@ -253,6 +269,7 @@ public final class UpdateScenario {
         oldContainerID = world.oldContainerID
         originalContainers = world.originalContainers
         foreignContainerID = world.foreignContainerID
+        thinPayload = world.thinPayload
         ids = SeededIDGenerator(seed: seed)
         durable = ScenarioJournal(base: journal, clock: host.clock)
         previousState = Self.previousState(oldImageID: world.oldImageID)
@@ -307,9 +324,9 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
                     faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
-                    signal: SignalPlan? = nil, storage: StorageFault? = nil) -> UpdateAttempt? {
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
         run(faults: faults, crashes: crashAtWrite.map { [CrashPoint(write: $0, before: crashBeforeWrite)] } ?? [],
-            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage)
+            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage, thin: thin)
     }
 
     /// Run the update with `faults` armed and the updater dying at each of `crashes` (in write
@@ -320,10 +337,11 @@ public final class UpdateScenario {
     /// machine looping to its step limit, a journal it cannot read) is recorded in `processes`
     /// and is a violation. `secondProcess`, `signal` and `storage` are the disruptions of
     /// `Disruptions.swift`; after a storage fault the next command (with room again) recovers.
+    /// `thin`: the new release comes as a thin package, imported (preflight, load) before the update.
     @discardableResult
     public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false,
                     secondProcess: SecondProcessPlan? = nil, signal: SignalPlan? = nil,
-                    storage: StorageFault? = nil) -> UpdateAttempt? {
+                    storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         host.interventions = interventions()
         runFaults = faults
@@ -349,6 +367,8 @@ public final class UpdateScenario {
                 }
                 preflightCall = host.callCount
                 try ForeignMarks.refuse(service: service, host: host, journal: durable)
+                // A thin package: its preflight and load come before the update (issue 16).
+                if let thin { try importThin(thin) }
                 firstCall = host.callCount
                 var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
                 let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
@@ -432,6 +452,7 @@ public final class UpdateScenario {
         out += secondProcessViolations()
         out += signalViolations()
         out += storageViolations()
+        out += thinViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
@@ -481,6 +502,10 @@ public struct Swarm {
         public var secondProcesses = 0
         public var signals = 0
         public var storageFaults = 0
+        /// Runs whose new release came as a thin package (issue 16), and those refused because
+        /// its base was gone (`package.base_missing`).
+        public var thinPackages = 0
+        public var basesMissing = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -495,6 +520,8 @@ public struct Swarm {
             case secondProcesses = "second_processes"
             case signals
             case storageFaults = "storage_faults"
+            case thinPackages = "thin_packages"
+            case basesMissing = "bases_missing"
         }
     }
 
@@ -520,13 +547,14 @@ public struct Swarm {
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
         static let outsiders = UpdateScenario.Outsider.allCases
+        /// Indexed by config (and thin or not), never iterated (no hash-order dependence).
         var worlds: [UpdateScenario.World?] = Array(repeating: nil, count: 2 * 2 * Swarm.behaviours.count
-                                                    * Swarm.restartPolicies.count * Worlds.outsiders.count * 2)
+                                                    * Swarm.restartPolicies.count * Worlds.outsiders.count * 2 * 2)
         public init() {}
 
-        mutating func world(_ config: UpdateScenario.Config, index: Int) -> UpdateScenario.World {
+        mutating func world(_ config: UpdateScenario.Config, thin: Bool, index: Int) -> UpdateScenario.World {
             if let w = worlds[index] { return w }
-            let w = UpdateScenario.World(config)
+            let w = UpdateScenario.World(config, thin: thin)
             worlds[index] = w
             return w
         }
@@ -558,9 +586,12 @@ public struct Swarm {
                                            newBehaviour: behaviours[b], restartPolicy: restartPolicies[p],
                                            outsider: Worlds.outsiders[o],
                                            stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
-        let index = (((((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b) * restartPolicies.count + p)
-            * Worlds.outsiders.count + o) * 2 + (flush ? 1 : 0)
-        let world = worlds.world(config, index: index)
+        // Drawn last, so that the draws above stay what they were for every seed.
+        var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
+        let thin = ThinImportPlan.draw(&tail)
+        let index = ((((((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b) * restartPolicies.count + p)
+            * Worlds.outsiders.count + o) * 2 + (flush ? 1 : 0)) * 2 + (thin != nil ? 1 : 0)
+        let world = worlds.world(config, thin: thin != nil, index: index)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
@@ -576,7 +607,7 @@ public struct Swarm {
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
         let d = Disruptions.draw(&rng)
         scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults,
-                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage)
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin)
         return (scenario, scenario.violations())
     }
 
@@ -598,6 +629,8 @@ public struct Swarm {
             if scenario.secondProcessReport != nil { summary.secondProcesses += 1 }
             if scenario.signalled { summary.signals += 1 }
             if scenario.storageFaulted { summary.storageFaults += 1 }
+            if scenario.thinImport != nil { summary.thinPackages += 1 }
+            if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
@@ -606,7 +639,7 @@ public struct Swarm {
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
                     let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
-                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description,
+                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
                 }
             }

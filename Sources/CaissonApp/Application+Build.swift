@@ -29,10 +29,17 @@ extension Application {
         /// `.gzip`: image.tar is written gzip-compressed (`docker load` reads it; so does
         /// validation, through the compression). A tarball that is already gzip is kept as it is.
         public var compress: ImageCompression = .none
+        /// A device inventory: leave out the layers it holds (a thin package, issue 16).
+        public var against: String?
+        /// The device's public key, to check the inventory's signature first.
+        public var deviceKey: String?
         public init(service: String, version: String, imageReference: String? = nil, fromTar: String? = nil,
                     output: String? = nil, createdAt: String? = nil, signingKey: String? = nil,
                     signingKeyPassword: String? = nil,
-                    encryption: (to: [String], passphrase: String?, workFactor: Int)? = nil) {
+                    encryption: (to: [String], passphrase: String?, workFactor: Int)? = nil,
+                    against: String? = nil, deviceKey: String? = nil) {
+            self.against = against
+            self.deviceKey = deviceKey
             self.signingKey = signingKey
             if let encryption {
                 encryptTo = encryption.to
@@ -53,6 +60,8 @@ extension Application {
         public var output: String
         public var manifest: String
         public var validation: ValidationOutcome
+        /// What a thin build left out (nil: a full package).
+        public var thin: ThinBuildSummary? = nil
     }
 
     public func build(_ req: BuildRequest) throws -> BuildOutcome {
@@ -119,7 +128,7 @@ extension Application {
 
         // Pass 1: inspect and hash the tarball, presented to the scanner as a package holding only image.tar.
         let facts: ImageFacts
-        let sha256: String
+        var sha256: String
         do {
             let source = try SingleEntryTarSource(name: "image.tar", path: tarPath, size: size)
             let meter = makeProgress?(.inspecting, size)
@@ -143,6 +152,19 @@ extension Application {
             throw CaissonError("build.platform_mismatch", "the image is built for \(facts.platform) but service \(svc.name) runs on \(svc.platform)")
         }
 
+        // Thin (issue 16): image.tar without the layers the device's inventory holds.
+        var thin: ThinImage?
+        let thinPartial = output + ".thin-image.tar.partial"
+        defer { unlink(thinPartial) }
+        if let against = req.against {
+            thin = try thinImage(from: tarPath, size: size, facts: facts, against: against, deviceKey: req.deviceKey, to: thinPartial)
+            if let thin {
+                tarPath = thin.path
+                size = thin.size
+                sha256 = thin.sha256
+            }
+        }
+
         // Encrypted: the age file is written first (beside the output, never the plaintext), so
         // the manifest that precedes it can bind its size and SHA-256.
         var encrypted: (path: String, size: Int64, sha256: String, fileKey: AgeFileKey)?
@@ -156,6 +178,7 @@ extension Application {
         var manifest = EdgePackageWriter.manifest(service: svc.name, revision: svc.serviceRevision, platform: svc.platform,
                                                   version: req.version, createdAt: createdAt, reference: reference,
                                                   sha256: sha256, size: Int(size))
+        if let thin { manifest += thin.thin.toml }
         if let encrypted {
             manifest += "\n[encryption]\nformat = \"\(Manifest.Encryption.ageFormat)\"\nsha256 = \"\(encrypted.sha256)\"\nsize = \(encrypted.size)\n"
         }
@@ -213,7 +236,7 @@ extension Application {
         // recipient's secret key).
         let validation = try validate(req.output ?? "\(svc.name)-\(req.version).edgepkg", readPath: output,
                                       extraIdentities: encrypted.map { [AgeKnownFileKey($0.fileKey)] } ?? [])
-        return BuildOutcome(output: output, manifest: manifest, validation: validation)
+        return BuildOutcome(output: output, manifest: manifest, validation: validation, thin: thin?.summary)
     }
 }
 

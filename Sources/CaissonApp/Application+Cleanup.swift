@@ -25,6 +25,9 @@ extension Application {
         public var keptImageIDs: [String] = []
         public var removedContainers: [String] = []
         public var problems: [Issue] = []
+        /// Images kept because a thin package built from the last exported inventory needs
+        /// their layers (issue 16; `--ignore-inventory` removes them anyway).
+        public var keptForInventory: [String] = []
 
         enum CodingKeys: String, CodingKey {
             case stagingDirectory = "staging_directory"
@@ -33,6 +36,7 @@ extension Application {
             case keptImageIDs = "kept_image_ids"
             case removedContainers = "removed_containers"
             case problems
+            case keptForInventory = "kept_for_inventory"
         }
     }
 
@@ -40,7 +44,7 @@ extension Application {
     /// neither active nor previous known-good (nor among the `keep` newest releases of their
     /// service) with their pins, and leftover backup containers of committed attempts.
     /// Takes the operation lock; a failure to remove one thing is reported and the rest goes on.
-    public func cleanup(keep: Int? = nil) throws -> CleanupReport {
+    public func cleanup(keep: Int? = nil, ignoreInventory: Bool = false) throws -> CleanupReport {
         let lock = try acquireStateLock("package cleanup")
         defer { lock.release() }
         try recoverIfNeeded()
@@ -115,6 +119,13 @@ extension Application {
                     candidates.append((svc.name, id, nil))
                 }
             }
+        }
+        if !ignoreInventory {
+            // Only candidates whose image goes (a pin-only candidate keeps its image).
+            let protected = inventoryProtectedImages(candidates: candidates.filter { $0.reference != nil && !keepIDs.contains($0.imageID) }.map(\.imageID),
+                                                     host: host, problems: &report.problems)
+            report.keptForInventory = protected.sorted()
+            keepIDs.formUnion(protected)
         }
         report.keptImageIDs = keepIDs.sorted()
         var seen: Set<String> = []

@@ -79,7 +79,7 @@ extension Application {
         try recoverSelfUpdateIfNeeded()
         let s = try store()
         guard !(try s.inFlightAttempts()).isEmpty else { return RecoveryGate.Outcome() }
-        let onStep: (String) -> Void = { [weak self] step in self?.onProgress?("  recovery: \(step)") }
+        let onStep: (String) -> Void = { [weak self] step in self?.onProgress?("  recovery: \(self?.operatorText(step) ?? step)") }
         if let held = heldStateLock, held.isHeld {
             onProgress?("Recovering an update interrupted earlier…")
             let report = try Recovery.run(host: host(), journal: s, clock: clock(), onStep: onStep,

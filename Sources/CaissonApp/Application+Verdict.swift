@@ -122,7 +122,10 @@ extension Application.ValidationOutcome {
                          sentence: "verified, signed by trusted key \(s.keyID)\(comment)")
         }
         if r.scan?.entries.contains(where: { $0.name == PackageSignature.entryName }) == true {
-            return .init(status: "not_checked", sentence: "present but not checked: the catalog trusts no key ([trust] public_keys)")
+            // Which key signed it, even unchecked (read from the signature file itself).
+            let key = r.scan?.signatureBytes.flatMap { try? MinisignSignature(parsing: $0) }?.keyID.description
+            return .init(status: "not_checked", keyID: key,
+                         sentence: "present but not checked\(key.map { " (made with key \($0))" } ?? ""): the catalog trusts no key ([trust] public_keys)")
         }
         return .init(status: "unsigned", sentence: "none (the catalog does not require one)")
     }

@@ -236,6 +236,8 @@ public final class Application {
         public var attempt: UpdateAttempt?
         public var declined = false
         public var importIssue: Issue?
+        /// The id Docker gave the loaded image (the Rust tool's `Image import` block shows it).
+        public var importedImageID: String?
         public var refusal: Issue?
         /// The preflight refused (no room to load the image): nothing was changed.
         public var preflightIssue: Issue?
@@ -375,6 +377,10 @@ public final class Application {
             outcome.preflightIssue = Issue("docker.insufficient_space", "not enough free space in \(st.path) to load the image: \(Format.bytes(st.freeBytes)) free, about \(Format.bytes(st.neededBytes)) needed")
             return outcome
         }
+        // A thin package (issue 16): the layers it leaves out must be here, before anything changes.
+        if let thin = manifest.thin, let issue = try baseMissingIssue(thin, host: host) {
+            return try refuse(outcome, issue, service: service.name, validationID: validation.record.validationAttemptID)
+        }
         if flags.dryRun { return outcome }
         guard confirm(plan) else {
             outcome.declined = true
@@ -397,6 +403,10 @@ public final class Application {
             try s.appendAudit([AuditEvent(kind: .validationRejected, at: systemClock.timestamp(), serviceName: service.name,
                                           validationAttemptID: validation.record.validationAttemptID, message: issue.description)])
             return outcome
+        }
+        // And still here after the prompt (a base removed meanwhile is refused, not half-loaded).
+        if let thin = manifest.thin, let issue = try baseMissingIssue(thin, host: host) {
+            return try refuse(outcome, issue, service: service.name, validationID: validation.record.validationAttemptID)
         }
         // Import (from the staged copy, recorded so that a crash from here on leaves it findable).
         if let staged {
@@ -448,6 +458,7 @@ public final class Application {
             guard info.id == payload.expectedImageID else {
                 throw HostError(.failed, "the loaded image is \(info.id), not \(payload.expectedImageID) as validated")
             }
+            if let mismatch = Self.layerMismatch(info, payload: payload) { throw HostError(.failed, mismatch) }
         } catch {
             let issue = Issue("docker.load_failed", "could not load the image: \(error.message)")
             outcome.importIssue = issue
@@ -459,6 +470,7 @@ public final class Application {
             finish()
             return outcome
         }
+        outcome.importedImageID = info.id
         try s.recordImport(ImageImportRecord(importID: importID, validationAttemptID: validation.record.validationAttemptID,
                                              serviceName: service.name, imageReference: payload.reference, imageID: info.id,
                                              status: "succeeded", issues: [], startedAt: importStarted, finishedAt: systemClock.timestamp()))
@@ -586,7 +598,7 @@ public final class Application {
             }
         }
         driver.candidateRelease = release
-        driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
+        driver.onStep = { [weak self] step in self?.onProgress?("  \(self?.operatorText(step) ?? step)") }
         defer { finish() }
         return try driver.run(&machine)
     }

@@ -236,6 +236,7 @@ extension CaissonCLI {
         for c in r.removedContainers { out.line("- container \(c)") }
         out.line("Removed images: \(r.removedImages.count); removed backup containers: \(r.removedContainers.count)")
         if !r.keptImageIDs.isEmpty { out.line("Kept images: " + r.keptImageIDs.map { Format.shortID($0) }.joined(separator: ", ")) }
+        if !r.keptForInventory.isEmpty { out.line("Kept for thin packages (last exported inventory): " + r.keptForInventory.map { Format.shortID($0) }.joined(separator: ", ")) }
         for p in r.problems { out.line("Problem: \(p)") }
     }
 
@@ -252,4 +253,10 @@ extension CaissonCLI {
         for n in r.notes { out.line("Note: \(n)") }
         out.line("The Rust tool's files were left as they are.")
     }
+}
+
+/// A value a closure fills in for its caller (the CLI runs one command on one thread).
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

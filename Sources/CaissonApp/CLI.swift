@@ -36,10 +36,12 @@ public enum CaissonCLI {
                               OptionSpec("--allow-downgrade", help: "Apply an older package version (audited)"),
                               OptionSpec("--start", help: "Start the service after the update even if it is stopped now (else it stays stopped)"),
                               OptionSpec("--stage", help: "Always copy the package into the state directory first"),
-                              OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)")]),
+                              OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)"),
+                              OptionSpec("--receipt", value: "DIR", help: "Write the signed receipt of this load into DIR (e.g. the stick), whatever its outcome")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
-                    options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service")]),
+                    options: [OptionSpec("--keep", value: "N", help: "Also keep the images of the N newest releases of each service"),
+                              OptionSpec("--ignore-inventory", help: "Also remove images whose layers a thin package built from the last exported inventory needs")]),
         CommandSpec(["package", "build"], summary: "Build a package from a Docker image (on the connected side)",
                     discussion: "Writes a .edgepkg for a catalog service from an image in the local Docker daemon (--image) or\na docker save tarball (--from-tar). The manifest takes service_revision and platform from the\ncatalog, the reference from the image's single tag, and the SHA-256 and size of image.tar.\nThe package is then validated like any other. Exit 0 accepted, 2 rejected, 1 could not build.",
                     options: [OptionSpec("--service", value: "NAME", help: "The catalog service the package updates (required)"),
@@ -52,7 +54,9 @@ public enum CaissonCLI {
                               OptionSpec("--encrypt-to", value: "RECIPIENT", help: "Encrypt the image to this age recipient (age1…); repeat for several devices"),
                               OptionSpec("--encrypt-passphrase", help: "Encrypt the image with the passphrase in CAISSON_AGE_PASSPHRASE (age scrypt)"),
                               OptionSpec("--encrypt-work-factor", value: "N", help: "scrypt work factor for --encrypt-passphrase (default 18, as age -p)"),
-                              OptionSpec("--compress", value: "gzip|none", help: "Write image.tar gzip-compressed (docker load reads it; default none)")]),
+                              OptionSpec("--compress", value: "gzip|none", help: "Write image.tar gzip-compressed (docker load reads it; default none)"),
+                              OptionSpec("--against", value: "INVENTORY", help: "A thin package: leave out the layers this device inventory holds"),
+                              OptionSpec("--device-key", value: "PUB", help: "Check the inventory's signature with the device's public key first")]),
         CommandSpec(["package", "decrypt"], summary: "Decrypt an encrypted package into a folder (troubleshooting, connected side)",
                     discussion: "Writes manifest.toml (and its signature) and image.tar, decrypted from image.tar.age with the\ngiven age identity files (or the passphrase in CAISSON_AGE_PASSPHRASE). image.tar appears only\nonce every chunk authenticated and it matches the manifest's SHA-256. Exit 0 done, 2 the package\ndoes not decrypt ([encryption.*]), 1 other errors. `tar -xf PKG image.tar.age` and\n`age -d -i KEY image.tar.age > image.tar` give the same image.tar.",
                     positionals: [("PKG", "The .edgepkg file", false)],
@@ -63,7 +67,9 @@ public enum CaissonCLI {
                     positionals: [("NAME", "Path prefix for the key files (e.g. keys/release)", true)],
                     options: [OptionSpec("--unencrypted", help: "Write the secret key without a password"),
                               OptionSpec("--age", value: "PATH", help: "Write an age identity for encrypted packages to PATH and print its recipient"),
+                              OptionSpec("--device", help: "Make this device's signing key (inventories, receipts) in the state directory"),
                               OptionSpec("--force", help: "Overwrite existing key files")]),
+        inventoryExportSpec, inventoryVerifySpec, receiptExportSpec, receiptVerifySpec,
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20; 0 lists none)")]),
@@ -191,6 +197,9 @@ public enum CaissonCLI {
                     && (cmd.path == ["package", "load"] || cmd.path == ["rollback"]) {
                     throw CaissonError("usage.json_needs_yes", "--json never prompts: add --yes to '\(cmd.path.joined(separator: " "))' (or --dry-run to see the plan)")
                 }
+                // A command that needs the container host: docker.unreachable (exit 1) before
+                // anything is done, not even the state directory's lock or the Rust import.
+                if options.host == .docker && Self.needsHost.contains(cmd.path) { _ = try app.host() }
                 // The first use of a Rust caisson state directory imports it (issue 11 item 1).
                 if !Self.stateless.contains(cmd.path) { try app.importRustStateIfNeeded() }
                 if let frontEnd = frontEnds.first(where: { $0.commands.contains { $0.path == cmd.path } }) {
@@ -211,6 +220,13 @@ public enum CaissonCLI {
     }
 
     /// Commands that do not use the state directory (no import of a Rust state on their account).
+    /// The commands that change or inspect the container host (FORMATS §5: Docker unreachable is
+    /// exit 1 with docker.unreachable, checked before any change). `package build --image` checks
+    /// it itself (`--from-tar` needs no daemon); the read-only commands (service, history,
+    /// package validate) work without it and say what they could not check; `package cleanup`
+    /// still empties staging/ without it, as the Rust tool's did, and lists the rest as a problem.
+    static let needsHost: [[String]] = [["package", "load"], ["rollback"], ["recover"]]
+
     static let stateless: [[String]] = [["demo"], ["sim", "swarm"], ["key", "generate"], ["package", "build"], ["migrate"]]
 
     struct ErrorDocument: Encodable {
@@ -251,13 +267,25 @@ public enum CaissonCLI {
                 throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
             }
             flags.staging = cmd.flag("--stage") ? .always : cmd.flag("--no-stage") ? .never : .auto
+            let receiptDir = cmd.value("--receipt")
+            if receiptDir != nil { _ = try app.deviceID() }  // no device key: say so before loading
             let yes = cmd.flag("--yes")
+            // The Rust tool's blocks in its order: the validation, (the plan,) the prompt, the
+            // image import, the update result.
+            if !out.json { out.line("Validating package...") }
+            let validated = Box<Application.ValidationOutcome?>(nil)
+            app.onValidated = { validated.value = $0 }
             let outcome = try app.load(cmd.positionals[0], flags: flags, confirm: { plan in
-                if !out.json { printPlan(plan, out: out) }
-                if yes { return true }
-                return prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
+                if !out.json {
+                    if let v = validated.value { printValidationText(v, out: out) }
+                    printPlan(plan, out: out)
+                }
+                let go = yes || prompt("Continue and update the service? [y/N]: ", toStderr: out.json)
+                if go && !out.json { out.line("Importing image into Docker...") }
+                return go
             })
             printLoad(outcome, dryRun: flags.dryRun, app: app, out: out)
+            if let receiptDir { writeLoadReceipt(outcome, dryRun: flags.dryRun, directory: receiptDir, app: app, out: out) }
             return outcome.exitCode
 
         case ["package", "cleanup"]:
@@ -266,11 +294,14 @@ public enum CaissonCLI {
                 guard let n = Int(k), n >= 0 else { throw CaissonError("usage.invalid_number", "--keep must be a number of releases (0 or more), not '\(k)'") }
                 keep = n
             }
-            let r = try app.cleanup(keep: keep)
+            let r = try app.cleanup(keep: keep, ignoreInventory: cmd.flag("--ignore-inventory"))
             let rc: Int32 = r.problems.isEmpty ? 0 : 1
             if out.json { out.result(r, status: rc == 0 ? "ok" : "incomplete", issues: r.problems, exitCode: rc); return rc }
             printCleanup(r, out: out)
             return rc
+
+        case ["key", "generate"] where cmd.flag("--device"):
+            return try keyGenerateDevice(cmd, app: app, out: out)
 
         case ["key", "generate"] where cmd.value("--age") != nil:
             guard cmd.positionals.isEmpty else {
@@ -351,7 +382,8 @@ public enum CaissonCLI {
                                                    fromTar: cmd.value("--from-tar"), output: cmd.value("--output"),
                                                    createdAt: cmd.value("--created-at"), signingKey: cmd.value("--sign"),
                                                    signingKeyPassword: ProcessInfo.processInfo.environment["CAISSON_KEY_PASSWORD"],
-                                                   encryption: try encryptionOptions(cmd))
+                                                   encryption: try encryptionOptions(cmd), against: cmd.value("--against"),
+                                                   deviceKey: cmd.value("--device-key"))
             if let c = cmd.value("--compress") {
                 guard let compression = ImageCompression(rawValue: c) else {
                     throw CaissonError("usage.invalid_value", "--compress takes gzip or none, not \(c)")
@@ -363,10 +395,11 @@ public enum CaissonCLI {
             if out.json {
                 out.result(BuildDocument(output: b.output, validation: b.validation.record,
                                          manifest: b.validation.report.manifest.map(ManifestDocument.init),
-                                         signature: b.validation.signature),
+                                         signature: b.validation.signature, thin: b.thin),
                            status: accepted ? "accepted" : "rejected", issues: b.validation.record.issues, exitCode: accepted ? 0 : 2)
             } else {
                 out.line("Wrote \(b.output) (\(Format.bytes(b.validation.record.packageSize ?? 0)))")
+                printThinBuild(b.thin, out: out)
                 out.line("")
                 printValidation(b.validation, out: out)
             }
@@ -550,6 +583,7 @@ public enum CaissonCLI {
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
                 out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults)")
+                out.line("  thin packages: \(summary.thinPackages) (refused, base missing: \(summary.basesMissing))")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
                     out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
@@ -574,6 +608,9 @@ public enum CaissonCLI {
                 printMigration(r, out: out)
             }
             return rc
+
+        case ["inventory", "export"], ["inventory", "verify"], ["receipt", "export"], ["receipt", "verify"]:
+            return try runRoundTrip(cmd, app: app, out: out)
 
         default:
             throw CaissonError("usage.unknown_command", "unknown command")
@@ -695,6 +732,7 @@ public enum CaissonCLI {
         var validation: ValidationRecord
         var manifest: ManifestDocument?
         var signature: Application.SignatureVerdict
+        var thin: Application.ThinBuildSummary? = nil
     }
 
     struct ValidationDocument: Encodable {
@@ -885,9 +923,10 @@ public enum CaissonCLI {
             return
         }
         if let r = o.refusal {
-            out.line("Package validation")
-            out.line("Status: rejected")
-            out.line("- \(r)")
+            var v = o.validation
+            if !v.record.issues.contains(r) { v.record.issues.append(r) }
+            v.record.status = .rejected
+            printValidationText(v, out: out)
             return
         }
         if let i = o.preflightIssue {
@@ -900,18 +939,32 @@ public enum CaissonCLI {
             return
         }
         if dryRun {
+            printValidationText(o.validation, out: out)
             if let p = o.plan { printPlan(p, out: out) }
             out.line("Dry run: nothing was changed.")
             return
         }
+        let manifest = o.validation.report.manifest
         if let i = o.importIssue {
             out.line("Image import")
             out.line("Status: failed")
+            if let m = manifest { out.line("Service: \(m.target.service)"); out.line("Image: \(m.image.reference)") }
             printIssues([i], out: out)
             out.line("Image import failed; the service was not touched.")
             return
         }
-        if let a = o.attempt { printAttempt(a, app: app, out: out) }
+        if let id = o.importedImageID, let m = manifest {
+            out.line("Image import")
+            out.line("Status: imported")
+            out.line("Service: \(m.target.service)")
+            out.line("Image: \(m.image.reference)")
+            out.line("Imported image id: \(id)")
+            out.line("Issues: none")
+        }
+        if let a = o.attempt {
+            out.line("Applying update...")
+            printAttempt(a, app: app, out: out)
+        }
     }
 }
 

@@ -116,6 +116,12 @@ public struct CommandLineParser: Sendable {
         for c in commands where c.path.count <= words.count && Array(words.prefix(c.path.count)) == c.path {
             if match == nil || c.path.count > match!.path.count { match = c }
         }
+        if let cmd = match, cmd.options.contains(where: { $0.name == "--version" }), wantsVersion, !wantsHelp {
+            // A command with its own `--version V` (package build's package version): `-V`, or
+            // `--version` as the command's only argument, is still the tool's version.
+            let own = rest.dropFirst(cmd.path.count)
+            if own.contains("-V") || Array(own) == ["--version"] { return .version }
+        }
         if match?.options.contains(where: { $0.name == "--version" }) != true {
             rest = rest.enumerated().filter { !versionAt.contains($0.offset) }.map(\.element)
             // `--version` works on every command (clap's propagate_version), unless the command

@@ -69,7 +69,7 @@ extension Console {
                     remaining = max(0, Int(t.seconds + Int64(svc.health.timeoutSecs) - now))
                 }
                 doc.in_flight.append(.init(update_id: a.updateID, service: a.serviceName, status: a.status.rawValue,
-                                           step: last?.step, step_detail: last?.detail, health_remaining_secs: remaining))
+                                           step: last?.step, step_detail: last.map { app.operatorText($0.detail) }, health_remaining_secs: remaining))
             }
         }
         doc.last_audit_seq = (try? app.store().lastAuditSeq()) ?? 0

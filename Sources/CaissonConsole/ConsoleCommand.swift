@@ -38,6 +38,10 @@ public enum ConsoleCommand {
         if let p = ProcessInfo.processInfo.environment["CAISSON_CONSOLE_PASSWORD"] {
             password = p
         } else if isatty(0) == 1 {
+            // --json never prompts (issue 11 item 8).
+            if out.json {
+                throw CaissonError("usage.json_needs_input", "--json never prompts: give the password in CAISSON_CONSOLE_PASSWORD or on standard input")
+            }
             guard let first = readHidden("New console password: "), let second = readHidden("Again: ") else {
                 throw CaissonError("console.password_failed", "no password was entered")
             }

@@ -406,6 +406,9 @@ enum Pages {
         case .selfUpdateRollbackStarted: return "Putting the previous Caisson back"
         case .selfUpdateRolledBack: return "The previous Caisson is back"
         case .selfUpdateRollbackFailed: return "Putting the previous Caisson back failed"
+        case .inventoryExported: return "The device's inventory was written (for the stick)"
+        case .receiptWritten: return "An update receipt was written (for the stick)"
+        case .deviceKeyCreated: return "The device's signing key was made"
         }
     }
 
@@ -431,7 +434,7 @@ enum Pages {
         body += "<details class=\"card\"><summary>Technical details</summary><dl class=\"facts\"><dt>Update id</dt><dd><code>\(e(a.updateID))</code></dd>"
         body += "<dt>Image</dt><dd><code>\(e(a.previousImageReference ?? "?"))</code> → <code>\(e(a.targetImageReference))</code></dd>"
         body += "<dt>Status</dt><dd><code>\(e(a.status.rawValue))</code></dd></dl><ol class=\"journal\">"
-        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(j.detail))</li>" }
+        for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(app.operatorText(j.detail)))</li>" }
         body += "</ol></details><p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
         return html(title: "Update \(a.serviceName)", ctx: ctx, console: console, body: body)
     }

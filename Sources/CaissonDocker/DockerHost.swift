@@ -98,6 +98,16 @@ public final class DockerHost: ContainerHost {
         try run { try client.inspectImageIfPresent(reference).map(Self.imageInfo) }
     }
 
+    public func listImages() throws(HostError) -> [ImageInfo] {
+        let ids: [String] = try run { try client.listImageIDs() }
+        var out: [ImageInfo] = []
+        for id in ids {
+            // An image removed between the list and its inspection is simply gone.
+            if let info = try inspectImage(id) { out.append(info) }
+        }
+        return out
+    }
+
     public func tagImage(_ imageID: String, as reference: String) throws(HostError) {
         try run { try client.tagImage(imageID, as: reference) }
     }
@@ -199,7 +209,7 @@ public final class DockerHost: ContainerHost {
                                  labels: image.config.labels,
                                  hasHealthcheck: !test.isEmpty && test.first != "NONE")
         return ImageInfo(id: image.id, repoTags: image.repoTags.sorted(), repoDigests: image.repoDigests.sorted(),
-                         config: config)
+                         config: config, layers: image.layers)
     }
 
     static func containerInfo(_ container: ContainerInspect) -> ContainerInfo {

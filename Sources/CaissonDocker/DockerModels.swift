@@ -125,6 +125,8 @@ public struct ImageInspect: Sendable, Equatable {
     public var size: Int64?
     public var created: String?
     public var config: ContainerConfig
+    /// `RootFS.Layers`: the layer DiffIDs, bottom first.
+    public var layers: [String]
     public var raw: JSONValue
 
     /// `linux/amd64` or `linux/arm64/v8`.
@@ -143,6 +145,7 @@ public struct ImageInspect: Sendable, Equatable {
         size = json["Size"]?.intValue
         created = json["Created"]?.stringValue
         config = ContainerConfig(json: json["Config"] ?? .object([:]))
+        layers = json["RootFS"]?["Layers"]?.stringArrayValue ?? []
         raw = json
     }
 }

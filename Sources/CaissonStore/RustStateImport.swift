@@ -347,6 +347,30 @@ public enum RustStateImport {
                 updatedAt: st.updated_at))
             report.imported.serviceStates += 1
         }
+        // A service whose state file is missing or unreadable keeps its floor: the Rust tool
+        // wrote a service's state only when an update succeeded (a rollback restored it as it
+        // was), so its newest succeeded attempt says what it left active and what it replaced.
+        let stated = Set(states.map(\.service_name))
+        var services: [String] = []
+        for a in attempts where !stated.contains(a.service_name) && !services.contains(a.service_name) { services.append(a.service_name) }
+        for name in services {
+            let mine = attempts.filter { $0.service_name == name }
+            guard let last = mine.last(where: { $0.status == "succeeded" }) else { continue }
+            if try store.serviceState(name) != nil { continue }
+            let updated = mine.last(where: { $0.status == "succeeded" || $0.status == "rolled_back" }).map { $0.finished_at ?? $0.started_at } ?? last.started_at
+            let activeVersion = version(ofCandidate: last.candidate_release_id)
+            try store.setServiceState(ServiceState(
+                serviceName: name, activeCandidateReleaseID: last.candidate_release_id,
+                activeImageReference: last.target_image_reference,
+                activeImageID: candidateByID[last.candidate_release_id]?.imported_image.image_id,
+                previousKnownGoodCandidateReleaseID: last.previous_candidate_release_id,
+                previousKnownGoodImageReference: last.previous_image_reference,
+                previousKnownGoodImageID: last.previous_candidate_release_id.flatMap { candidateByID[$0]?.imported_image.image_id },
+                highestPackageVersion: activeVersion, newestCreatedAt: createdAt(ofCandidate: last.candidate_release_id),
+                updatedAt: updated))
+            report.imported.serviceStates += 1
+            report.notes.append(Issue("import.state_reconstructed", "service \(name) has no readable state file: its state was taken from its newest succeeded update \(last.update_id) (\(last.target_image_reference)\(activeVersion.map { ", package version \($0)" } ?? ""))"))
+        }
 
         // Audit events: one append, those not imported before, then the marker.
         var done: Set<String> = []

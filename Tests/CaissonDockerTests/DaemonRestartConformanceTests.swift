@@ -165,6 +165,7 @@ final class RestartInjectingHost: ContainerHost {
         try before(.tagImage); try inner.tagImage(imageID, as: reference)
     }
     func removeImage(_ reference: String) throws(HostError) { try before(.removeImage); try inner.removeImage(reference) }
+    func listImages() throws(HostError) -> [ImageInfo] { try before(.listImages); return try inner.listImages() }
     func inspectContainer(_ nameOrID: String) throws(HostError) -> ContainerInfo? {
         try before(.inspectContainer); return try inner.inspectContainer(nameOrID)
     }

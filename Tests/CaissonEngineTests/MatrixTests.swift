@@ -342,5 +342,7 @@ import Testing
         for status in ["succeeded", "rolled_back", "failed", "rollback_failed", "none"] {
             #expect((summary.statuses[status] ?? 0) > 0, "no run ended \(status)")
         }
+        // Thin packages (issue 16): loaded where the base is, refused where it went missing.
+        #expect(summary.thinPackages > 1000 && summary.basesMissing > 100)
     }
 }

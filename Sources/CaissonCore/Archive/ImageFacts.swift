@@ -35,6 +35,12 @@ public struct ImageFacts: Equatable, Sendable {
     public var user: String
     /// `config.ExposedPorts` keys (`80/tcp`), sorted.
     public var exposedPorts: [String]
+    /// The file inside image.tar that holds each layer (links followed), in `layers` order;
+    /// empty for a layer the archive does not hold.
+    public var layerFiles: [String] = []
+    /// Positions (in `layers`) of the layers image.tar does not hold: a thin package (issue 16)
+    /// leaves out the layers the device already has. Only accepted when the manifest says so.
+    public var absentLayers: [Int] = []
 
     /// `os/architecture[/variant]`, e.g. `linux/arm64/v8`.
     public var platform: String {

@@ -29,6 +29,15 @@ struct ImageInspector {
     /// Unsafe entries seen: the first message of each code and how many there were.
     private var unsafeNoted: [(code: String, message: String, count: Int)] = []
     private var sha = SHA256()
+    /// Layers `manifest.json` lists that image.tar does not hold (positions), and the issue they
+    /// are when the package is not thin, with how many issues came before it.
+    private(set) var absentLayers: [Int] = []
+    private(set) var absence: Absence?
+
+    struct Absence {
+        var issue: Issue
+        var issueCount: Int
+    }
 
     init(limits: PackageScanLimits) { self.limits = limits }
 
@@ -44,6 +53,19 @@ struct ImageInspector {
         var compression: ImageCompression?
         /// The size of the tar stream inside a compressed image.tar, when fully read.
         var unpackedSize: Int64?
+        /// Some layers are absent (`facts.absentLayers`): unless the package is thin, this issue
+        /// replaces `issues` from `issueCount` on, and there are no facts.
+        var absence: Absence? = nil
+
+        /// The outcome of a package that is not thin: absent layers are an error.
+        func requiringEveryLayer() -> Outcome {
+            guard let absence else { return self }
+            var strict = self
+            strict.facts = nil
+            strict.issues = Array(issues.prefix(absence.issueCount)) + [absence.issue]
+            strict.absence = nil
+            return strict
+        }
     }
 
     /// Reads the current entry of `outer` (image.tar) to its end and inspects it.
@@ -127,7 +149,8 @@ struct ImageInspector {
         let digest = tee.finish()
         let facts = inspector.resolve()
         return Outcome(facts: facts, issues: inspector.issues, archiveDigest: digest, outerFailure: nil,
-                       compression: stream.compression, unpackedSize: stream.bytesOut)
+                       compression: stream.compression, unpackedSize: stream.bytesOut,
+                       absence: facts == nil ? nil : inspector.absence)
     }
 
     // MARK: - Unsafe entries
@@ -349,11 +372,18 @@ struct ImageInspector {
             return nil
         }
         var totalBytes: Int64 = 0
-        var layerRecords: [(path: String, name: String, record: FileRecord)] = []
-        for path in description.layerPaths {
+        var layerRecords: [(path: String, name: String, record: FileRecord)?] = []
+        for (i, path) in description.layerPaths.enumerated() {
             guard let name = resolvePath(path), let record = files[name] else {
-                invalid("image.tar has no layer \(TarFormat.quoted(path))")
-                return nil
+                // Absent: an error unless the package is thin (the scanner decides, knowing the
+                // manifest); what is reported stops here as it always did when it is an error.
+                if absence == nil {
+                    absence = Absence(issue: Issue("image.invalid_archive", "image.tar has no layer \(TarFormat.quoted(path))"),
+                                      issueCount: issues.count)
+                }
+                absentLayers.append(i)
+                layerRecords.append(nil)
+                continue
             }
             totalBytes += record.size
             layerRecords.append((path, name, record))
@@ -363,6 +393,7 @@ struct ImageInspector {
                 "image config lists \(diffIDs.count) layer diff ids but the manifest lists \(layerRecords.count) layers"))
         } else {
             for (i, layer) in layerRecords.enumerated() {
+                guard let layer else { continue }
                 let diffID = diffIDs[i]
                 guard diffID.hasPrefix("sha256:"), let expected = SHA256Digest(hex: diffID.dropFirst(7)) else {
                     invalid("image config diff id \(i + 1) \(TarFormat.quoted(diffID)) is not a sha256 digest")
@@ -399,7 +430,7 @@ struct ImageInspector {
 
         let container = config.config
         let healthTest = container?.healthcheck?.test ?? []
-        return ImageFacts(
+        var facts = ImageFacts(
             layout: layout,
             imageID: configRecord.digest.prefixed,
             repoTags: tags.sorted(),
@@ -416,6 +447,9 @@ struct ImageInspector {
             workingDir: container?.workingDir ?? "",
             user: container?.user ?? "",
             exposedPorts: (container?.exposedPorts ?? [:]).keys.sorted())
+        facts.layerFiles = layerRecords.map { $0?.name ?? "" }
+        facts.absentLayers = absentLayers
+        return facts
     }
 
     private mutating func describe(legacy entries: [DockerSaveManifestEntry]) -> ImageDescription? {

@@ -119,6 +119,11 @@ public struct PackageScanner {
     /// `encryption.no_identity`) and the limits (scrypt work factor).
     public var ageIdentities: [any AgeIdentity] = []
     public var ageOptions = AgeDecryptionOptions()
+    /// Called with the manifest bytes once the whole package is read, when image.tar lacks some
+    /// of its layers: whether the package is thin (issue 16), so absent layers are expected
+    /// (`ImageFacts.absentLayers`, checked by the validator). Otherwise (and without a manifest)
+    /// an absent layer is `image.invalid_archive`, as always.
+    public var toleratesAbsentLayers: ([UInt8]) -> Bool = { _ in false }
 
     public init(limits: PackageScanLimits = PackageScanLimits(),
                 wantImageDigest: @escaping ([UInt8]) -> Bool = { _ in false },
@@ -155,6 +160,8 @@ public struct PackageScanner {
         var imageDigestWanted: Bool?
         var complete = false
         var count = 0
+        // The image's outcome when layers are absent, and where its issues start in scan.issues.
+        var absent: (at: Int, outcome: ImageInspector.Outcome)?
 
         entries: while true {
             let entry: TarEntry
@@ -236,6 +243,7 @@ public struct PackageScanner {
                     scan.issues.append(PackageScanner.issue(for: failure))
                     break entries
                 }
+                if outcome.absence != nil { absent = (scan.issues.count, outcome) }
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 scan.imageTar = .init(size: entry.size, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
@@ -266,6 +274,7 @@ public struct PackageScanner {
                     scan.issues.append(failure.issue)
                     continue
                 }
+                if outcome.absence != nil { absent = (scan.issues.count, outcome) }
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
                 encrypted.sha256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
@@ -288,6 +297,11 @@ public struct PackageScanner {
             }
         }
 
+        if let (at, outcome) = absent, !(scan.manifestBytes.map(toleratesAbsentLayers) ?? false) {
+            let strict = outcome.requiringEveryLayer()
+            scan.issues.replaceSubrange(at..<(at + outcome.issues.count), with: strict.issues)
+            scan.image = nil
+        }
         if complete {
             if !manifestSeen, !explained.contains("manifest.toml") {
                 scan.issues.append(Issue("archive.missing_manifest", "the package has no manifest.toml at its root"))

@@ -82,8 +82,10 @@ public struct SyntheticImage {
     public var env: [String] = []
     public var cmd: [String] = ["/bin/sh"]
     public var healthcheck: [String]? = nil
-    /// Files in the single layer.
+    /// Files in the image's top layer.
     public var files: [(String, [UInt8])] = []
+    /// Layers below it, bottom first (each a list of files): a base the image shares with others.
+    public var baseLayers: [[(String, [UInt8])]] = []
 
     public init(reference: String) {
         self.reference = reference
@@ -91,29 +93,36 @@ public struct SyntheticImage {
 
     /// `(archive bytes, image id)`.
     public func archive() throws -> ([UInt8], String) {
-        var layer = TarArchiveWriter()
-        for (name, data) in files { layer.addFile(name, data) }
-        let layerBytes = layer.finished()
-        let diffID = "sha256:" + SHA256.hash(layerBytes).hex
+        var layers: [(bytes: [UInt8], diffID: String, dir: String)] = []
+        for fileSet in baseLayers + [files] {
+            var layer = TarArchiveWriter()
+            for (name, data) in fileSet { layer.addFile(name, data) }
+            let bytes = layer.finished()
+            let diffID = "sha256:" + SHA256.hash(bytes).hex
+            // The legacy layout names a layer's folder after its chain (distinct per position).
+            let chain = LayerChain.chainIDs(layers.map(\.diffID) + [diffID]).last!
+            layers.append((bytes, diffID, layers.isEmpty ? SHA256.hash(Array(diffID.utf8)).hex : SHA256.hash(Array(chain.utf8)).hex))
+        }
         var config: [String: Any] = [
             "architecture": architecture, "os": os,
             "created": "2026-01-01T00:00:00Z",
-            "rootfs": ["type": "layers", "diff_ids": [diffID]],
+            "rootfs": ["type": "layers", "diff_ids": layers.map(\.diffID)],
         ]
         var c: [String: Any] = ["Env": env, "Cmd": cmd, "Labels": labels]
         if let hc = healthcheck { c["Healthcheck"] = ["Test": hc, "Interval": 1_000_000_000] }
         config["config"] = c
         let configBytes = Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))
         let configHex = SHA256.hash(configBytes).hex
-        let layerDir = SHA256.hash(Array(diffID.utf8)).hex
         let (repo, tag) = Self.split(reference)
-        let manifest: [[String: Any]] = [["Config": "\(configHex).json", "RepoTags": [reference], "Layers": ["\(layerDir)/layer.tar"]]]
-        let repositories: [String: Any] = [repo: [tag: layerDir]]
+        let manifest: [[String: Any]] = [["Config": "\(configHex).json", "RepoTags": [reference], "Layers": layers.map { "\($0.dir)/layer.tar" }]]
+        let repositories: [String: Any] = [repo: [tag: layers.last!.dir]]
         var w = TarArchiveWriter()
-        w.addDirectory(layerDir)
-        w.addFile("\(layerDir)/VERSION", Array("1.0".utf8))
-        w.addFile("\(layerDir)/json", Array(#"{"id":"\#(layerDir)"}"#.utf8))
-        w.addFile("\(layerDir)/layer.tar", layerBytes)
+        for layer in layers {
+            w.addDirectory(layer.dir)
+            w.addFile("\(layer.dir)/VERSION", Array("1.0".utf8))
+            w.addFile("\(layer.dir)/json", Array(#"{"id":"\#(layer.dir)"}"#.utf8))
+            w.addFile("\(layer.dir)/layer.tar", layer.bytes)
+        }
         w.addFile("\(configHex).json", configBytes)
         w.addFile("manifest.json", Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
         w.addFile("repositories", Array(try JSONSerialization.data(withJSONObject: repositories, options: [.sortedKeys])))

@@ -13,6 +13,8 @@ public struct Manifest: Sendable, Equatable, Codable {
     public var minUpdaterVersion: String?
     /// `[encryption]`: the image is `image.tar.age`, an age file of image.tar (issue 15).
     public var encryption: Encryption?
+    /// `[thin]`: image.tar leaves out layers the device holds (issue 16, `Manifest+Thin.swift`).
+    public var thin: Thin?
 
     /// What the signed manifest binds of an encrypted image: the age file itself (its size and
     /// SHA-256); the plaintext is bound by `[image] sha256` and `size` as for a clear package.
@@ -136,7 +138,8 @@ public struct Manifest: Sendable, Equatable, Codable {
                 encryption = Encryption(format: format, sha256: shaNorm, size: esize)
             }
         }
-        issues = r.issues + t.issues + im.issues + issues
+        let (thin, thinIssues) = Self.parseThin(table)
+        issues = r.issues + t.issues + im.issues + issues + thinIssues
         guard let packageType, let packageVersion, let createdAt, let service, let revision, let platform, let reference,
               issues.allSatisfy({ $0.code != "manifest.parse_failed" }) else {
             return (nil, issues)
@@ -177,7 +180,7 @@ public struct Manifest: Sendable, Equatable, Codable {
         let m = Manifest(formatVersion: formatVersion, packageType: packageType, packageVersion: packageVersion,
                          createdAt: createdAt, target: Target(service: service, serviceRevision: revision, platform: platform),
                          image: Image(reference: reference, sha256: shaNorm, size: size), minUpdaterVersion: minUpdater,
-                         encryption: encryption)
+                         encryption: encryption, thin: thin)
         return (m, issues)
     }
 

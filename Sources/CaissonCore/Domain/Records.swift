@@ -355,6 +355,9 @@ public enum AuditKind: String, Sendable, Codable, Equatable, CaseIterable {
     case selfUpdateRollbackStarted = "self_update_rollback_started"
     case selfUpdateRolledBack = "self_update_rolled_back"
     case selfUpdateRollbackFailed = "self_update_rollback_failed"
+    case inventoryExported = "inventory_exported"
+    case receiptWritten = "receipt_written"
+    case deviceKeyCreated = "device_key_created"
 }
 
 /// An audit event as written by the engine or the app; the store assigns its sequence number and

@@ -64,6 +64,11 @@ public protocol ContainerHost: AnyObject {
     /// explicitly disabled; nil: the image's applies (or the host cannot tell). For the preflight.
     func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool?
 
+    /// Every image the runtime holds (untagged and intermediate ones too), with its layers,
+    /// sorted by id: what a device inventory reports and which layer chains are present
+    /// (Docker: `GET /images/json?all=1`, then each inspected).
+    func listImages() throws(HostError) -> [ImageInfo]
+
     /// For the plan and the preflight: free space where images go (see the extension's default).
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
     /// Whether `loadImage` streams the archive and honours `ImagePayload.gate` (default false).
@@ -148,6 +153,12 @@ public struct ImagePayload: Sendable, Equatable {
     /// What the host unpacks: the tar stream's size (the archive's size when not compressed, or
     /// when validation did not read it all).
     public var unpackedBytes: Int64 { max(length, unpackedLength ?? length) }
+    /// The image's layer DiffIDs (bottom first), as its config lists them: what the loaded image
+    /// must report (a host that knows an image's layers checks them).
+    public var diffIDs: [String] = []
+    /// A thin archive (issue 16) leaves out these layers, by ChainID: the runtime must already
+    /// hold them, or the load fails and loads nothing (as `docker load` does).
+    public var requiredChainIDs: [String] = []
 
     public init(path: String, offset: Int64, length: Int64, reference: String,
                 expectedImageID: String, config: ImageConfig) {
@@ -248,12 +259,28 @@ public struct ImageInfo: Sendable, Equatable, Codable {
     public var repoTags: [String]
     public var repoDigests: [String]
     public var config: ImageConfig
+    /// The image's layer DiffIDs, bottom first (Docker: `RootFS.Layers`); empty when unknown.
+    public var layers: [String]
 
-    public init(id: String, repoTags: [String], repoDigests: [String] = [], config: ImageConfig) {
+    public init(id: String, repoTags: [String], repoDigests: [String] = [], config: ImageConfig, layers: [String] = []) {
         self.id = id
         self.repoTags = repoTags
         self.repoDigests = repoDigests
         self.config = config
+        self.layers = layers
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, repoTags, repoDigests, config, layers
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        repoTags = try c.decode([String].self, forKey: .repoTags)
+        repoDigests = try c.decode([String].self, forKey: .repoDigests)
+        config = try c.decode(ImageConfig.self, forKey: .config)
+        layers = try c.decodeIfPresent([String].self, forKey: .layers) ?? []
     }
 }
 

@@ -25,6 +25,8 @@ public struct ValidationReport: Sendable, Equatable {
                                    expectedImageID: f.imageID,
                                    config: ImageConfig(os: f.os, architecture: f.architecture, variant: f.variant,
                                                        labels: labels, hasHealthcheck: f.hasHealthcheck))
+        payload.diffIDs = f.layers
+        payload.requiredChainIDs = m.thin?.requiredChainIDs ?? []
         if let e = scan?.encryptedImage {
             guard let key = e.fileKey else { return nil }
             // The host reads the age file and decrypts it again as it loads.
@@ -82,6 +84,7 @@ public struct PackageValidator {
                                      wantImageDigest: { bytes in Manifest.parse(bytes).0?.image.sha256 != nil },
                                      progress: progress)
         scanner.ageIdentities = ageIdentities
+        scanner.toleratesAbsentLayers = { bytes in Manifest.parse(bytes).0?.thin != nil }
         scanner.ageOptions = AgeDecryptionOptions(maxWorkFactor: catalog.trust.ageMaxWorkFactor)
         let scan = scanner.scan(path: path)
         report.scan = scan
@@ -116,6 +119,7 @@ public struct PackageValidator {
         }
         if let facts = scan.image {
             report.issues += Self.checkImage(facts, manifest: manifest)
+            report.issues += Self.checkThin(facts, manifest: manifest)
         }
         return report
     }
