@@ -378,7 +378,7 @@ extension UpdateScenario {
             // The thin package's import (issue 16) comes between the look for marks and the update.
             let end = processes.first?.endCall ?? host.callCount
             let importErrors = faults.filter { f in
-                f.index > preflightCall && f.index < end && (f.operation == .listImages || f.operation == .loadImage) && (f.fault?.isError ?? false)
+                f.index >= preflightCall && f.index < end && (f.operation == .listImages || f.operation == .loadImage) && (f.fault?.isError ?? false)
             }
             let listFailed = importErrors.contains { $0.operation == .listImages }
             if listFailed { return ("docker.list_failed", "a fault at the thin package's look at the layer store: refused, nothing loaded") }
