@@ -173,7 +173,11 @@ extension UpdateScenario {
             case .otherStateDirLoad:
                 if r.refusal != "lock.service_busy" { out.append("\(name) was not refused with lock.service_busy (\(r.refusal ?? "went ahead"))") }
             case .otherStateDirRecover:
-                break
+                // It cannot recover what it did not run, but must not say there is nothing to
+                // recover while the service carries an unfinished update's marks.
+                if r.marksPresent && r.refusal == nil {
+                    out.append("\(name) said nothing was left to recover while another state directory's update was running")
+                }
             }
         } else if r.marksPresent {
             // The first process died mid-update: another state directory must not take its

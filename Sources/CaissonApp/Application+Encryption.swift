@@ -45,7 +45,7 @@ extension Application {
     }
 
     /// Writes a new X25519 identity to `path`, readable by its owner only from the first byte
-    /// (created 0600 under a temporary name, fsynced, renamed into place).
+    /// (created 0600, never chmod-ed, fsynced; with `force`, written aside and renamed into place).
     public func generateAgeIdentity(path: String, force: Bool) throws -> AgeX25519Identity {
         let target = Self.absolute(path)
         if !force, FileManager.default.fileExists(atPath: target) {
@@ -55,33 +55,8 @@ extension Application {
         do { identity = try AgeX25519Identity.generate(randomness: .system) } catch {
             throw CaissonError("key.generate_failed", "could not generate an age key: \(error.message)")
         }
-        try Self.writeSecretFile(target, contents: Array(identity.fileContents(created: systemClock.timestamp()).utf8), replace: force)
+        try SecretFile.write(target, Array(identity.fileContents(created: systemClock.timestamp()).utf8), mode: 0o600, replace: force)
         return identity
-    }
-
-    /// Creates `path` with mode 0600 from its first byte (a temporary name, O_EXCL, then rename).
-    static func writeSecretFile(_ path: String, contents: [UInt8], replace: Bool) throws {
-        let temp = "\(path).tmp-\(getpid())"
-        unlink(temp)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else {
-            throw CaissonError("key.write_failed", "cannot create \(temp): \(ByteSourceError.describe(errno: errno))")
-        }
-        var ok = fchmod(fd, 0o600) == 0
-        var off = 0
-        while ok, off < contents.count {
-            let n = contents.withUnsafeBytes { write(fd, $0.baseAddress! + off, contents.count - off) }
-            if n < 0, errno == EINTR { continue }
-            ok = n > 0
-            off += max(0, n)
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        if ok, !replace, FileManager.default.fileExists(atPath: path) { ok = false }
-        guard ok, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw CaissonError("key.write_failed", "could not write \(path)")
-        }
     }
 
     // MARK: package decrypt

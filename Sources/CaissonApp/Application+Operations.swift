@@ -45,8 +45,16 @@ extension Application {
     }
 
     /// Takes the state directory's lock for `operation` (`lock.busy` naming the holder).
+    /// A refusal also says where the holder's update is (step, since when).
     func acquireStateLock(_ operation: String) throws -> HeldLock {
-        let lock = try OperationLocks.acquireState(stateLocks, holder: holder(operation))
+        let lock: HeldLock
+        do {
+            lock = try OperationLocks.acquireState(stateLocks, holder: holder(operation))
+        } catch let e as CaissonError where e.code == "lock.busy" {
+            let attempts = ((try? store().inFlightAttempts()) ?? []).map(AttemptInProgress.init)
+            guard !attempts.isEmpty else { throw e }
+            throw CaissonError(e.code, e.message + " In progress: " + attempts.map(\.description).joined(separator: "; ") + ".")
+        }
         heldStateLock = lock
         return lock
     }

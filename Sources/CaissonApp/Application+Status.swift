@@ -134,9 +134,11 @@ extension Application {
         }
     }
 
-    /// What is going on now, from the lock file and the journal; changes nothing.
+    /// What is going on now, from the lock file and the journal; changes nothing. The holder is
+    /// the lock file's description only while its process lives (a SIGKILLed holder's description
+    /// stays in the file, its lock does not).
     public func activity() throws -> Activity {
-        let holder = OperationLock.currentHolder(stateDir: stateDir)
+        let holder = stateLocks.holder(of: OperationLocks.stateLockName)
         let inFlight = try store().inFlightAttempts().map(\.attempt)
         return Activity(holder: holder, inFlight: inFlight)
     }

@@ -151,7 +151,13 @@ extension Console {
         case ("POST", "/operation/go"), ("POST", "/operation/cancel"): return decide(ctx, go: path == "/operation/go")
         case ("POST", "/rollback"): return startRollback(ctx)
         case ("POST", "/audit/verify"): return Pages.auditVerified(self, ctx: ctx)
+        // The stick round trip (issue 16): signed inventory and receipts, downloaded.
+        case ("GET", "/roundtrip"): return Pages.roundTrip(self, ctx: ctx)
+        case ("POST", "/inventory"): return exportInventory(ctx)
+        case ("GET", "/inventory.json"), ("GET", "/inventory.json.minisig"): return downloadInventory(path)
+        case ("POST", "/receipt"): return writeReceipt(ctx)
         default:
+            if method == "GET", path.hasPrefix("/receipts/") { return downloadReceipt(String(path.dropFirst(10))) }
             if method == "GET", path.hasPrefix("/history/") { return Pages.attempt(self, ctx: ctx, id: String(path.dropFirst(9))) }
             return Pages.plain(404, "There is no such page.")
         }

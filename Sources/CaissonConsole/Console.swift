@@ -78,11 +78,10 @@ public final class Console: @unchecked Sendable {
         _ = try app.catalog()
         try FileManager.default.createDirectory(atPath: app.stateDir, withIntermediateDirectories: true)
         _ = try app.store()
-        // Finish what a crash left, when nobody else is working (never under someone's feet).
-        if let lock = try? OperationLock.acquire(stateDir: app.stateDir, operation: "console start", since: clock.timestamp()) {
-            _ = try? app.recoverIfNeeded()
-            lock.release()
-        }
+        // Finish what a crash left, when nobody else is working (never under someone's feet):
+        // the recovery gate takes the state directory's lock itself (taking it here first made the
+        // gate find it busy, by this very process, and recover nothing).
+        _ = try? app.recoverIfNeeded()
         app.removePartialUploads()
         app.finish()
         let server: HTTPServer

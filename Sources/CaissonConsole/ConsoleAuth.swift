@@ -1,3 +1,4 @@
+import CaissonApp
 import CaissonCore
 import COpenSSL
 import Foundation
@@ -223,19 +224,10 @@ final class ConsoleAuth: @unchecked Sendable {
 
     // MARK: Files
 
-    /// Writes a file readable by its owner only, from the first byte, atomically.
+    /// Writes a file readable by its owner only, from the first byte, atomically (`SecretFile`,
+    /// the one writer of Caisson's secrets).
     static func writePrivate(_ path: String, _ bytes: [UInt8]) throws {
-        let tmp = path + ".tmp"
-        unlink(tmp)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CaissonError("console.write_failed", "cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        _ = fsync(fd)
-        close(fd)
-        guard written == bytes.count, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw CaissonError("console.write_failed", "cannot write \(path)")
-        }
+        try SecretFile.write(path, bytes, mode: 0o600, replace: true, failureCode: "console.write_failed")
     }
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

@@ -133,8 +133,13 @@ enum Pages {
             }
             return "<p class=\"alert warn\" role=\"status\">\(e(what)). <a href=\"/operation\">Watch it</a></p>"
         }
-        if let a = try? app.activity(), let holder = a.holder {
-            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (since \(e(when(holder.since)))). <a href=\"/operation\">Watch it</a></p>"
+        if let busy = try? app.operationStatus(), let holder = busy.holder {
+            // Who (pid), since when, and where its update is (step, since when).
+            let steps = busy.attempts.map { a in
+                "\(a.serviceName): \(a.step ?? a.status.rawValue)\(a.stepAt.map { " since " + when($0) } ?? "")"
+            }
+            let doing = steps.isEmpty ? "" : "; " + steps.joined(separator: "; ")
+            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (pid \(holder.pid), since \(e(when(holder.since))))\(e(doing)). <a href=\"/operation\">Watch it</a></p>"
         }
         return ""
     }
@@ -362,6 +367,7 @@ enum Pages {
         let list = (try? app.store().updateAttempts(limit: 50).records) ?? []
         var body = "<h1>History</h1>"
         body += "<form method=\"post\" action=\"/audit/verify\" class=\"inline\">\(csrfField(ctx))<button type=\"submit\" id=\"verify\">Verify the audit log</button></form>"
+        body += " <a href=\"/roundtrip\">Inventory and receipts for the connected side</a>"
         if list.isEmpty { body += "<p>Nothing has been updated on this device yet.</p>" }
         body += "<ul class=\"history\">"
         for a in list {
@@ -435,7 +441,8 @@ enum Pages {
         body += "<dt>Image</dt><dd><code>\(e(a.previousImageReference ?? "?"))</code> → <code>\(e(a.targetImageReference))</code></dd>"
         body += "<dt>Status</dt><dd><code>\(e(a.status.rawValue))</code></dd></dl><ol class=\"journal\">"
         for j in d.journal { body += "<li><code>\(e(j.phase.rawValue)) \(e(j.step))</code> \(e(app.operatorText(j.detail)))</li>" }
-        body += "</ol></details><p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
+        body += "</ol></details><p>\(receiptForm(ctx, updateID: a.updateID)) <a href=\"/roundtrip\">Inventory and receipts</a></p>"
+        body += "<p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
         return html(title: "Update \(a.serviceName)", ctx: ctx, console: console, body: body)
     }
 

@@ -68,7 +68,8 @@ public final class CaissonStore {
     let identity: (device: UInt64, inode: UInt64)
 
     /// Creates `path` as a whole, empty Caisson database (written under another name, then
-    /// renamed into place) when nothing is there; refuses a link or an empty file.
+    /// renamed into place) when nothing is there; refuses a link, an empty file, or a missing one
+    /// whose `-wal`/`-shm` files remain (`store.gone`: it was deleted).
     static func createIfMissing(_ path: String) throws {
         var st = stat()
         if lstat(path, &st) == 0 {
@@ -86,6 +87,16 @@ public final class CaissonStore {
         guard errno == ENOENT else {
             let e = errno
             throw CaissonError("store.open_failed", "cannot examine the state database \(path): \(FileSystem.errnoText(e))")
+        }
+        // SQLite never leaves a write-ahead log without its database: the database was deleted
+        // (by hand, or by a tool cleaning the directory) after a Caisson ended without closing it.
+        // Its history is gone; a fresh store here would also be fed that orphan log.
+        for suffix in ["-wal", "-shm"] where lstat(path + suffix, &st) == 0 {
+            throw CaissonError("store.gone",
+                               "the state database \(path) is missing but its \(suffix) file is there: the database was deleted. "
+                                   + "This device's history, previous known-good releases and downgrade floor went with it. Restore "
+                                   + "the state directory from a backup, or move \(Paths.lastComponent(of: path))\(suffix) aside to start "
+                                   + "a new history knowing that.")
         }
         let fresh = path + ".new"
         unlink(fresh)

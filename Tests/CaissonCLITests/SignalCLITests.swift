@@ -184,6 +184,11 @@ final class Spawned: @unchecked Sendable {
         // Commands that take the operation lock are refused, naming the holder.
         let load = try c.run(["package", "load", "--yes", other])
         #expect(load.status == 1 && load.stderr.contains("[lock.busy]") && load.stderr.contains("pid \(p.pid)"), "\(load.stderr)")
+        // ... and where the update is (its step, since when), as the commands above do.
+        let step = try #require(attempts.first?["step"] as? String)
+        #expect(load.stderr.contains("In progress: update ") && load.stderr.contains(": \(step) since "), "\(load.stderr)")
+        let cleanup = try c.run(["package", "cleanup"])
+        #expect(cleanup.status == 1 && cleanup.stderr.contains("[lock.busy]") && cleanup.stderr.contains(": \(step) since "), "\(cleanup.stderr)")
         // Let it go on.
         FileManager.default.createFile(atPath: c.dir + "/resume", contents: Data())
         let status = p.wait(seconds: 120)

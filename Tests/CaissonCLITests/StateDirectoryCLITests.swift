@@ -77,23 +77,10 @@ import Glibc
         let c = try Caisson()
         let dir = c.dir + "/keys"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let ino = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        #expect(ino >= 0)
-        defer { close(ino) }
-        #expect(inotify_add_watch(ino, dir, UInt32(IN_CREATE | IN_ATTRIB | IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0)
         // With umask 000 a file created without an explicit mode would be readable by everyone.
-        let r = try Spawned("/bin/sh", ["-c", "umask 000; exec '\(Caisson.binary)' key generate keys/release --unencrypted"], cwd: c.dir)
-        #expect(r.wait() == 0, "\(r.stdout) \(r.stderr)")
-        var events: [(name: String, mask: UInt32)] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let n = buffer.withUnsafeMutableBytes { read(ino, $0.baseAddress, $0.count) }
-        var off = 0
-        while n > 0 && off + 16 <= n {
-            let mask = buffer.withUnsafeBytes { $0.load(fromByteOffset: off + 4, as: UInt32.self) }
-            let len = Int(buffer.withUnsafeBytes { $0.load(fromByteOffset: off + 12, as: UInt32.self) })
-            let nameBytes = buffer[(off + 16)..<(off + 16 + len)].prefix { $0 != 0 }
-            events.append((String(decoding: nameBytes, as: UTF8.self), mask))
-            off += 16 + len
+        let events = try Self.fileEvents(in: dir) {
+            let r = try Spawned("/bin/sh", ["-c", "umask 000; exec '\(Caisson.binary)' key generate keys/release --unencrypted"], cwd: c.dir)
+            #expect(r.wait() == 0, "\(r.stdout) \(r.stderr)")
         }
         #expect(events.contains { $0.name == "release.key" && $0.mask & UInt32(IN_CLOSE_WRITE) != 0 }, "\(events)")
         #expect(!events.contains { $0.name == "release.key" && $0.mask & UInt32(IN_ATTRIB) != 0 },
@@ -107,5 +94,81 @@ import Glibc
         #expect(stat(dir + "/release.key", &st) == 0 && st.st_mode & 0o777 == 0o600)
         let refused = try c.run(["key", "generate", "keys/release", "--unencrypted"], sim: false)
         #expect(refused.status == 1 && refused.stderr.contains("[key.exists]"))
+    }
+
+    /// What inotify saw happen to the files of `dir` while `body` ran: (name, mask) in order.
+    static func fileEvents(in dir: String, _ body: () throws -> Void) throws -> [(name: String, mask: UInt32)] {
+        let ino = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        #expect(ino >= 0)
+        defer { close(ino) }
+        #expect(inotify_add_watch(ino, dir, UInt32(IN_CREATE | IN_ATTRIB | IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE)) >= 0)
+        try body()
+        var events: [(name: String, mask: UInt32)] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(ino, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }
+            var off = 0
+            while off + 16 <= n {
+                let mask = buffer.withUnsafeBytes { $0.load(fromByteOffset: off + 4, as: UInt32.self) }
+                let len = Int(buffer.withUnsafeBytes { $0.load(fromByteOffset: off + 12, as: UInt32.self) })
+                let nameBytes = buffer[(off + 16)..<(off + 16 + len)].prefix { $0 != 0 }
+                events.append((String(decoding: nameBytes, as: UTF8.self), mask))
+                off += 16 + len
+            }
+        }
+        return events
+    }
+
+    /// Every secret file Caisson writes is 0600 from its first byte, through one writer
+    /// (`SecretFile`): the age identity of `key generate --age` (its writer used to chmod its
+    /// temporary file after creating it), the console's password hash and sign-in token. With
+    /// umask 000, any file created with a wider mode would need a chmod (IN_ATTRIB) to end 0600.
+    @Test func everySecretFileIsPrivateFromItsFirstByte() throws {
+        let c = try Caisson()
+        let keys = c.dir + "/keys"
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+        func noModeChange(_ events: [(name: String, mask: UInt32)], _ prefix: String) {
+            let mine = events.filter { $0.name.hasPrefix(prefix) || $0.name.hasPrefix("." + prefix) }
+            #expect(mine.contains { $0.mask & UInt32(IN_CREATE) != 0 }, "\(prefix): \(events)")
+            #expect(!mine.contains { $0.mask & UInt32(IN_ATTRIB) != 0 }, "the mode of \(prefix) was changed after it was created: \(mine)")
+        }
+        func mode(_ path: String) -> mode_t {
+            var st = stat()
+            return lstat(path, &st) == 0 ? st.st_mode & 0o7777 : 0
+        }
+        let umask0 = "umask 000; exec '\(Caisson.binary)'"
+        // The age identity.
+        let age = try Self.fileEvents(in: keys) {
+            let r = try Spawned("/bin/sh", ["-c", "\(umask0) key generate --age keys/device.age"], cwd: c.dir)
+            #expect(r.wait() == 0, "\(r.stdout) \(r.stderr)")
+        }
+        noModeChange(age, "device.age")
+        #expect(mode(keys + "/device.age") == 0o600)
+        let again = try Self.fileEvents(in: keys) {
+            let r = try Spawned("/bin/sh", ["-c", "\(umask0) key generate --age keys/device.age --force"], cwd: c.dir)
+            #expect(r.wait() == 0, "\(r.stdout) \(r.stderr)")
+        }
+        noModeChange(again, "device.age")
+        #expect(mode(keys + "/device.age") == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: keys) == ["device.age"], "a temporary file was left behind")
+        // The console's password hash and its one-time sign-in token, in the state directory.
+        #expect(try c.run(["service", "list"]).status == 0)
+        let state = c.dir + "/.caisson-state"
+        let password = try Self.fileEvents(in: state) {
+            let r = try Spawned("/bin/sh", ["-c", "\(umask0) --host sim console password"], cwd: c.dir,
+                                env: ["CAISSON_CONSOLE_PASSWORD": "correct horse battery"])
+            #expect(r.wait() == 0, "\(r.stdout) \(r.stderr)")
+        }
+        noModeChange(password, "console-password")
+        #expect(mode(state + "/console-password") == 0o600)
+        let token = try Self.fileEvents(in: state) {
+            let r = try Spawned("/bin/sh", ["-c", "\(umask0) --host sim console --listen 127.0.0.1:0 --media media"], cwd: c.dir)
+            #expect(r.waitFor("?token="), "\(r.stdout) \(r.stderr)")
+            r.signal(SIGTERM)
+            _ = r.wait()
+        }
+        noModeChange(token, "console-token")
+        #expect(mode(state + "/console-token") == 0o600)
     }
 }

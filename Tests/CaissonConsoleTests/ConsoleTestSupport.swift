@@ -16,13 +16,16 @@ final class TestConsole: @unchecked Sendable {
     var cookie: String?
     var csrf = ""
 
-    init(configure: (inout ConsoleConfig) -> Void = { _ in }, password: String? = nil) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("caisson-console-\(UUID().uuidString.prefix(8))").path
-        media = dir + "/media"
-        _ = try Demo.prepare(dir: media)
+    /// With `dir`, a console of that directory's device (prepared by an earlier `TestConsole`).
+    init(configure: (inout ConsoleConfig) -> Void = { _ in }, password: String? = nil, dir: String? = nil,
+         keepDirectory: Bool = false) throws {
+        self.dir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("caisson-console-\(UUID().uuidString.prefix(8))").path
+        self.keepDirectory = keepDirectory
+        media = self.dir + "/media"
+        if dir == nil { _ = try Demo.prepare(dir: media) }
         var options = AppOptions()
         options.servicesPath = media + "/services.toml"
-        options.stateDir = dir + "/state"
+        options.stateDir = self.dir + "/state"
         options.host = .sim
         if let password { try ConsoleAuth.setPassword(password, stateDir: options.stateDir) }
         var config = ConsoleConfig(options: options)
@@ -39,9 +42,11 @@ final class TestConsole: @unchecked Sendable {
 
     func start() throws -> String { try console.start() }
 
+    let keepDirectory: Bool
+
     deinit {
         console.stop(grace: .seconds(5))
-        try? FileManager.default.removeItem(atPath: dir)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: dir) }
     }
 
     /// Starts and signs in with the one-time token.

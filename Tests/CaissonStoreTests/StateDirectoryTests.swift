@@ -50,6 +50,22 @@ import Glibc
         }
     }
 
+    /// A database deleted after a Caisson ended without closing it (killed, a power cut) leaves
+    /// its -wal and -shm files: the next open refuses (store.gone) rather than start a fresh,
+    /// empty history (and feed it the orphan log).
+    @Test func aDeletedDatabaseWhoseLogRemainsIsNotAFreshStore() throws {
+        try withStore { store, dir in
+            try store.recordValidation(Fixtures.validation("v1"))
+            try store.setServiceState(Fixtures.state("frontend"))
+            // The connection stays open, as a killed process's would have: its log stays.
+            #expect(FileManager.default.fileExists(atPath: dir.databasePath + "-wal"))
+            #expect(unlink(dir.databasePath) == 0)
+            let e = expectCaissonError("store.gone") { _ = try CaissonStore(stateDirectory: dir.stateDir) }
+            #expect(e?.message.contains("was deleted") == true, "\(e?.message ?? "")")
+            #expect(!FileManager.default.fileExists(atPath: dir.databasePath), "a fresh store was created in its place")
+        }
+    }
+
     @Test func aDamagedPageIsCaughtAtOpen() throws {
         try withTempDir { dir in
             do {

@@ -37,7 +37,7 @@ extension Application {
             throw CaissonError("key.exists", "this device already has a key (\(deviceKeyPath)); use --force to replace it (what it signed before then verifies only with the old device.pub)")
         }
         let pair = try KeyPair.generate()
-        try Self.writeSecretFile(deviceKeyPath, contents: Array(pair.secretKey.fileContents().utf8), replace: force)
+        try SecretFile.write(deviceKeyPath, Array(pair.secretKey.fileContents().utf8), mode: 0o600, replace: force)
         try Self.writeFileAtomically(devicePublicKeyPath, Array(pair.publicKey.fileContents.utf8), mode: 0o644)
         let id = try deviceID(create: true)
         try store().appendAudit([AuditEvent(kind: .deviceKeyCreated, at: systemClock.timestamp(),
