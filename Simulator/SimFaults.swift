@@ -6,8 +6,12 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
     case inspectContainer, createContainer, startContainer, stopContainer, renameContainer, removeContainer
     case composeContainers, composeApply
     case listContainers
+    /// Issue 12: failure evidence and health probes.
+    case containerDetails, containerLogs, probe
     /// Listing every image with its layers (issue 16: inventory, preflight of thin packages).
     case listImages
+    /// Reading a compose service's model (its `image:`).
+    case composeModel
 
     /// Position in `allCases` (a dense index for counters).
     public var ordinal: Int {
@@ -26,14 +30,18 @@ public enum SimOperation: String, Sendable, Equatable, Hashable, Codable, CaseIt
         case .composeContainers: return 11
         case .composeApply: return 12
         case .listContainers: return 13
-        case .listImages: return 14
+        case .containerDetails: return 14
+        case .containerLogs: return 15
+        case .probe: return 16
+        case .listImages: return 17
+        case .composeModel: return 18
         }
     }
 
     /// Reads change nothing on the host.
     public var isReadOnly: Bool {
         switch self {
-        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .listImages: return true
+        case .ping, .inspectImage, .inspectContainer, .composeContainers, .listContainers, .containerDetails, .containerLogs, .probe, .listImages, .composeModel: return true
         default: return false
         }
     }
@@ -186,6 +194,7 @@ public struct SwarmState: Sendable, Equatable, Codable {
     }
 
     mutating func draw(_ op: SimOperation) -> FaultKind? {
+        guard op.ordinal < activeSites.count else { return nil }
         let sites = activeSites[op.ordinal]
         guard !sites.isEmpty, rng.chance(config.probability) else { return nil }
         return config.kinds[sites[rng.below(sites.count)]]

@@ -73,6 +73,9 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
     case neverReady
     /// `flap[:s]` (s = 3): `starting` for 2 s, then healthy and unhealthy alternate every s seconds.
     case flap(periodMillis: Int64)
+    /// `oom[:s]` (s = 3): killed by the kernel for memory s seconds after every start (exit code
+    /// 137, `OOMKilled`), like `caisson-test/app:oom` under a `--memory` limit. Health as `crash`.
+    case oom(afterMillis: Int64)
 
     public static let labelKey = "io.caisson.sim.health"
     public static let crashAfterLabelKey = "io.caisson.sim.crash_after_secs"
@@ -108,6 +111,7 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
         case "exit": return .exit(afterMillis: millis ?? 3000)
         case "never-ready": return millis == nil ? .neverReady : nil
         case "flap": return .flap(periodMillis: max(1, millis ?? 3000))
+        case "oom": return .oom(afterMillis: millis ?? 3000)
         default: return nil
         }
     }
@@ -117,6 +121,7 @@ public enum SimBehaviour: Sendable, Equatable, Hashable, Codable {
         switch self {
         case .crash(let ms, let code): return (ms, code)
         case .exit(let ms): return (ms, 0)
+        case .oom(let ms): return (ms, 137)
         case .healthy, .unhealthy, .neverReady, .flap: return nil
         }
     }
@@ -171,10 +176,19 @@ public struct SimContainerConfig: Sendable, Equatable, Hashable, Codable {
     public var networks: [String]
     /// Docker's `StopTimeout` (default 10 s): the grace period when the daemon stops the container.
     public var stopTimeoutSecs: Int
+    /// `HostConfig.NetworkMode` when not the default: `container:<id>` shares that container's
+    /// network namespace (Docker stores the full id, even when given a name). Compose services
+    /// say `service:<name>`, resolved to the service's container when it is created.
+    public var networkMode: String?
+    /// `Config.Hostname` when set: by the operator, or by Docker when the container joins another
+    /// one's network namespace (it takes that container's hostname).
+    public var hostname: String?
 
     public init(env: [String] = [], cmd: [String] = [], restartPolicy: SimRestartPolicy = .no,
                 labels: [String: String] = [:], ports: [String] = [], mounts: [String] = [],
-                networks: [String] = [], stopTimeoutSecs: Int = 10) {
+                networks: [String] = [], stopTimeoutSecs: Int = 10, networkMode: String? = nil, hostname: String? = nil) {
+        self.networkMode = networkMode
+        self.hostname = hostname
         self.env = env
         self.cmd = cmd
         self.restartPolicy = restartPolicy
@@ -249,6 +263,9 @@ public struct SimContainer: Sendable, Equatable, Codable {
     public var manuallyStopped: Bool
     /// Its last run was ended by the daemon going down (nil until then; cleared by any start).
     public var stoppedByDaemon: Bool?
+    /// `container:` network mode: whose network namespace the current run joined, and that
+    /// container's run marker then (its namespace dies with that run).
+    public var joinedNetwork: SimNetworkJoin?
     /// Health frozen when the process is not running (Docker reports `unhealthy` once the
     /// health monitor stops).
     public var frozenHealth: HealthStatus
@@ -257,6 +274,16 @@ public struct SimContainer: Sendable, Equatable, Codable {
     /// Docker's restart-manager back-off (0 = reset; then 100 ms doubling up to 1 min).
     public var backoffMillis: Int64
     public var createdAtMillis: Int64
+    // Issue 12 (optional: state files saved before them still load).
+    /// stdout/stderr as written, the last `SimulatedHost.maxLogLines` lines.
+    public var logs: [LogLine]? = nil
+    /// The last exit was a kill for memory (reset by the next start, as Docker does).
+    public var oomKilled: Bool? = nil
+    /// Docker-style timestamp and virtual ms of the last exit.
+    public var finishedAt: String? = nil
+    public var finishedAtMillis: Int64? = nil
+    /// The address on its network while running (nil: `none` or host networking).
+    public var address: String? = nil
     /// The Compose service the labels make it a (non one-off) container of: derived from
     /// `labels` (which never change after create) when the container is made, not saved.
     var composeMembership: ComposeMembership = .unknown
@@ -289,7 +316,9 @@ public struct SimContainer: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case id, name, imageID, imageReference, config, labels, behaviour, stopMode, flushMillis, hasHealthcheck, hostPorts
         case status, exitCode, restartCount, startedAt, startedAtMillis, hasBeenStartedBefore, manuallyStopped, stoppedByDaemon
+        case joinedNetwork
         case frozenHealth, nextEventMillis, backoffMillis, createdAtMillis
+        case logs, oomKilled, finishedAt, finishedAtMillis, address
     }
 
     /// The `composeKey` that `labels` imply.
@@ -309,7 +338,7 @@ public struct SimContainer: Sendable, Equatable, Codable {
         switch behaviour {
         case .healthy(let after): return age >= after ? .healthy : .starting
         case .unhealthy(let after): return age >= after ? .unhealthy : .starting
-        case .crash: return age >= 2000 ? .healthy : .starting
+        case .crash, .oom: return age >= 2000 ? .healthy : .starting
         case .exit, .neverReady: return .starting
         case .flap(let period):
             guard age >= 2000 else { return .starting }
@@ -320,8 +349,15 @@ public struct SimContainer: Sendable, Equatable, Codable {
     func info(at now: Int64) -> ContainerInfo {
         ContainerInfo(id: id, name: name, imageID: imageID, imageReference: imageReference, status: status,
                       health: health(at: now), restartCount: restartCount, startedAt: startedAt,
-                      exitCode: exitCode, labels: labels, stopTimeoutSecs: config.stopTimeoutSecs)
+                      exitCode: exitCode, labels: labels, stopTimeoutSecs: config.stopTimeoutSecs,
+                      networkMode: config.networkMode ?? "default")
     }
+}
+
+/// The network namespace a `container:` mode container joined when it started.
+public struct SimNetworkJoin: Sendable, Equatable, Hashable, Codable {
+    public var ownerID: String
+    public var ownerStartedAt: String
 }
 
 /// A container SIGKILLed while it was still flushing after SIGTERM: its data is lost. Recorded by
@@ -346,6 +382,8 @@ public struct SimFlushKill: Sendable, Equatable, Codable, CustomStringConvertibl
 public struct SimComposeService: Sendable, Equatable, Codable {
     public var target: ComposeTarget
     public var config: SimContainerConfig
+    /// The `image:` the compose file names (nil: none; older saved states).
+    public var image: String?
 }
 
 /// Everything a simulated daemon holds; `Codable` for `--host sim` persistence.
@@ -380,6 +418,8 @@ public struct SimState: Sendable, Equatable, Codable {
     public var traceDigest: UInt64 = FNV1a64.offsetBasis
     /// Containers killed before their flush (nil: none yet; optional so older saved states load).
     public var flushKills: [SimFlushKill]? = nil
+    /// Containers given a network address so far (the next one is 172.18.x.y from this count).
+    public var addressCount: Int? = nil
 
     public init() {}
 }

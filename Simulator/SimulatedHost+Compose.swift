@@ -65,6 +65,11 @@ extension SimulatedHost {
     }
 
     /// Creates the service's container `<project>-<service>-1` (not started).
+    /// Where the simulated Compose writes the one-off override of an `up` with another image than
+    /// the file's (a temporary file, gone once `up` returns, as DockerHost's).
+    public static let overrideFile = "/tmp/caisson-compose-sim/caisson-override.yaml"
+    public static let composeConfigFilesLabel = "com.docker.compose.project.config_files"
+
     func composeCreate(_ svc: SimComposeService, image: SimImage, imageReference: String,
                        configHash: String? = nil) throws(HostError) -> SimContainer {
         let name = Self.canonicalName(svc.target)
@@ -76,14 +81,31 @@ extension SimulatedHost {
             Self.composeServiceLabel: svc.target.service,
             "com.docker.compose.container-number": "1",
             "com.docker.compose.oneoff": "False",
-            "com.docker.compose.project.config_files": svc.target.file,
+            // An image other than the file's needs an override file: the label names it too.
+            Self.composeConfigFilesLabel: svc.image == nil || svc.image == imageReference ? svc.target.file : svc.target.file + "," + Self.overrideFile,
             Self.composeConfigHashLabel: configHash ?? Self.composeConfigHash(imageReference: imageReference, config: svc.config),
             "com.docker.compose.image": image.id,
         ]
-        let c = makeContainer(name: name, image: image, imageReference: imageReference, config: svc.config,
+        var config = svc.config
+        config.networkMode = try resolvedComposeNetworkMode(svc)
+        let c = makeContainer(name: name, image: image, imageReference: imageReference, config: config,
                               extraLabels: labels)
         insert(c)
         return c
+    }
+
+    /// The operator's routine `docker compose up -d SERVICE`, the compose file as written (its
+    /// own `image:`). Not a call of the updater: neither counted nor faulted. Returns what Compose
+    /// did.
+    @discardableResult
+    public func operatorComposeUp(_ target: ComposeTarget) throws(HostError) -> String {
+        advanceAll()
+        guard let svc = state.compose[Self.composeKey(target)], let image = svc.image else {
+            throw HostError(.failed, "no compose file image for \(target.project)/\(target.service)")
+        }
+        let what = try doComposeApply(target, imageReference: image)
+        note("operator compose up", target.project + "/" + target.service, what)
+        return what
     }
 
     /// Returns what Compose did, for the trace.
@@ -106,8 +128,10 @@ extension SimulatedHost {
         }
         let members = composeMembers(target)
         let hash = Self.composeConfigHash(imageReference: imageReference, config: svc.config)
+        // (Compose also recreates a container whose `service:` network owner was recreated.)
+        let networkMode = try resolvedComposeNetworkMode(svc)
         if members.count == 1, let c = members.first, c.name == Self.canonicalName(target),
-           c.imageID == image.id, c.labels[Self.composeConfigHashLabel] == hash {
+           c.imageID == image.id, c.labels[Self.composeConfigHashLabel] == hash, c.config.networkMode == networkMode {
             if c.status == .running || c.status == .restarting { return "up-to-date" }
             _ = try userStart(c.id)
             return "started " + c.name

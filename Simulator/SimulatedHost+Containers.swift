@@ -74,6 +74,9 @@ extension SimulatedHost {
             let ports = c.hostPorts.joined(separator: ", ")
             throw HostError(.failed, "failed to start container \(c.name): Bind for \(ports) failed: port is already allocated")
         }
+        if let why = joinNetwork(&c) {
+            throw HostError(.failed, "failed to start container \(c.name): \(why)")
+        }
         c.restartCount = 0
         c.manuallyStopped = false
         c.backoffMillis = 0
@@ -147,6 +150,13 @@ extension SimulatedHost {
         }
         var config = t.config
         for (k, v) in labels { config.labels[k] = v }
+        if config.networkMode?.hasPrefix("container:") == true {
+            // As DockerHost's clone: drop what Docker refuses in that mode (the hostname Docker
+            // filled in from the namespace owner at start, published ports).
+            config.hostname = nil
+            config.ports = []
+        }
+        try checkNetworkConfig(&config)
         let c = makeContainer(name: name, image: image, imageReference: imageID, config: config, extraLabels: [:])
         insert(c)
         return c.id

@@ -41,7 +41,8 @@ extension SimulatedHost {
     @discardableResult
     public func runContainer(name: String, imageReference: String, restartPolicy: SimRestartPolicy = .no,
                              labels: [String: String] = [:], env: [String] = [], ports: [String] = [],
-                             stopTimeoutSecs: Int = 10, start: Bool = true) throws(HostError) -> String {
+                             stopTimeoutSecs: Int = 10, networkMode: String? = nil, hostname: String? = nil,
+                             start: Bool = true, networks: [String] = []) throws(HostError) -> String {
         advanceAll()
         guard SimReference.isValidContainerName(name) else {
             throw HostError(.failed, "Invalid container name (\(name))")
@@ -50,8 +51,9 @@ extension SimulatedHost {
         guard case .found(let imageID) = lookupImage(imageReference), let image = state.images[imageID] else {
             throw HostError(.notFound, "No such image: \(imageReference)")
         }
-        let config = SimContainerConfig(env: env, restartPolicy: restartPolicy, labels: labels, ports: ports,
-                                        stopTimeoutSecs: stopTimeoutSecs)
+        var config = SimContainerConfig(env: env, restartPolicy: restartPolicy, labels: labels, ports: ports,
+                                        networks: networks, stopTimeoutSecs: stopTimeoutSecs, networkMode: networkMode, hostname: hostname)
+        try checkNetworkConfig(&config)
         let c = makeContainer(name: name, image: image, imageReference: imageReference, config: config, extraLabels: [:])
         insert(c)
         note("provision container", name, c.id, imageReference, "restart=" + restartPolicy.description)
@@ -65,13 +67,15 @@ extension SimulatedHost {
     public func provisionCompose(target: ComposeTarget, imageReference: String,
                                  restartPolicy: SimRestartPolicy = .unlessStopped, labels: [String: String] = [:],
                                  env: [String] = [], ports: [String] = [], stopTimeoutSecs: Int = 10,
-                                 start: Bool = true) throws(HostError) -> String {
+                                 networkMode: String? = nil, start: Bool = true) throws(HostError) -> String {
         advanceAll()
         guard case .found(let imageID) = lookupImage(imageReference), let image = state.images[imageID] else {
             throw HostError(.notFound, "No such image: \(imageReference)")
         }
         let svc = SimComposeService(target: target, config: SimContainerConfig(
-            env: env, restartPolicy: restartPolicy, labels: labels, ports: ports, stopTimeoutSecs: stopTimeoutSecs))
+            env: env, restartPolicy: restartPolicy, labels: labels, ports: ports, stopTimeoutSecs: stopTimeoutSecs,
+            networkMode: networkMode),
+            image: imageReference)
         state.compose[Self.composeKey(target)] = svc
         let c = try composeCreate(svc, image: image, imageReference: imageReference)
         note("provision compose", target.project + "/" + target.service, c.id, imageReference)

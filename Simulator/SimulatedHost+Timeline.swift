@@ -66,7 +66,7 @@ extension SimulatedHost {
             guard let exit = c.behaviour.selfExit else { c.nextEventMillis = nil; return }
             processExit(&c, at: t, code: exit.code)
         case .restarting:
-            if hostPortConflict(for: c) {
+            if hostPortConflict(for: c) || joinNetwork(&c) != nil {
                 // Docker gives up on this restart (the container stays exited).
                 c.status = .exited
                 c.exitCode = 128
@@ -83,6 +83,7 @@ extension SimulatedHost {
     func processExit(_ c: inout SimContainer, at t: Int64, code: Int) {
         let (diff, overflow) = t.subtractingReportingOverflow(c.startedAtMillis)
         let ran = overflow ? Int64.max : diff
+        exited(&c, at: t, selfExit: true)
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
         if ran >= Self.restartBackoffResetMillis { c.backoffMillis = 0 }
@@ -123,6 +124,7 @@ extension SimulatedHost {
         c.stoppedByDaemon = nil
         c.frozenHealth = c.hasHealthcheck ? .starting : .none
         c.nextEventMillis = c.behaviour.selfExit.map { saturatingAdd(t, max(0, $0.afterMillis)) }
+        started(&c)
     }
 
     /// Stops a running container at the current time, waiting out the grace period if its process
@@ -132,6 +134,7 @@ extension SimulatedHost {
         var exitAt = now
         var code = c.stopMode.exitCodeOnStop
         var killedMidFlush = false
+        var selfExited = false
         if c.stopMode == .ignoreSigterm { exitAt = saturatingAdd(now, max(0, graceMillis)) }
         if c.stopMode == .graceful, let flush = c.flushMillis, flush > 0 {
             // It flushes after SIGTERM; a grace shorter than that ends in SIGKILL mid-flush.
@@ -147,8 +150,10 @@ extension SimulatedHost {
             exitAt = max(t, now)
             code = selfExit.code
             killedMidFlush = false
+            selfExited = true
         }
         if killedMidFlush { recordFlushKill(c, graceMillis: max(0, graceMillis), cause: cause, at: exitAt) }
+        exited(&c, at: exitAt, selfExit: selfExited)
         c.status = .exited
         c.exitCode = code
         c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
@@ -219,6 +224,7 @@ extension SimulatedHost {
                     shutdownEnds = max(shutdownEnds, r.atMillis)
                     if kind == .crash { c.manuallyStopped = true }
                 case .powerCut:
+                    exited(&c, at: now, selfExit: false)
                     c.status = .exited
                     c.exitCode = 255
                     c.frozenHealth = c.hasHealthcheck ? .unhealthy : .none
@@ -238,7 +244,11 @@ extension SimulatedHost {
         clock.sleep(millis: daemonRestartMillis)
         state.daemonRestarts += 1
         let t = clock.nowMillis
-        for id in state.containers.keys.sorted() {
+        // Containers sharing another's network namespace come back after the others.
+        let ids = state.containers.keys.sorted()
+        let order = ids.filter { state.containers[$0]?.config.networkMode?.hasPrefix("container:") != true }
+            + ids.filter { state.containers[$0]?.config.networkMode?.hasPrefix("container:") == true }
+        for id in order {
             guard var c = state.containers[id], c.hasBeenStartedBefore, c.status == .exited else { continue }
             let comesBack: Bool
             switch c.config.restartPolicy {
@@ -248,7 +258,7 @@ extension SimulatedHost {
             case .onFailure(let max): comesBack = c.exitCode != 0 && (max == 0 || c.restartCount < max)
             }
             guard comesBack else { continue }
-            if hostPortConflict(for: c) {
+            if hostPortConflict(for: c) || joinNetwork(&c) != nil {
                 c.exitCode = 128
             } else {
                 c.restartCount = 0

@@ -74,6 +74,10 @@ public final class SimulatedHost: ContainerHost {
         self.clock = VirtualClock(nowMillis: state.nowMillis, originEpochMillis: state.originEpochMillis)
         self.recordTrace = recordTrace
         self.state = state
+        // A state saved before an operation was added has fewer counters.
+        if self.state.operationCounts.count < SimOperation.allCases.count {
+            self.state.operationCounts += Array(repeating: 0, count: SimOperation.allCases.count - self.state.operationCounts.count)
+        }
         recomputeNextEvent()
     }
 
@@ -315,6 +319,54 @@ public final class SimulatedHost: ContainerHost {
 
     public func removeContainer(_ nameOrID: String) throws(HostError) {
         try perform(.removeContainer, nameOrID, body: { () throws(HostError) -> String in try doRemoveContainer(nameOrID) },
+                    fold: Self.fold, summary: { $0 })
+    }
+
+    public func listContainers() throws(HostError) -> [ContainerInfo] {
+        try perform(.listContainers, body: { () throws(HostError) -> [ContainerInfo] in
+                        let now = clock.nowMillis
+                        return state.containers.values.sorted { ($0.name, $0.id) < ($1.name, $1.id) }.map { $0.info(at: now) }
+                    },
+                    fold: Self.fold, summary: { "\($0.count) container(s)" })
+    }
+
+    public func composeServiceFacts(_ target: ComposeTarget) throws(HostError) -> ComposeServiceFacts {
+        try perform(.composeModel, target.project, target.service,
+                    body: { () throws(HostError) -> ComposeServiceFacts in
+                        guard let svc = state.compose[Self.composeKey(target)], svc.target.file == target.file else {
+                            throw HostError(.failed, "compose file \(target.file) (project \(target.project)) has no service \"\(target.service)\"")
+                        }
+                        return ComposeServiceFacts(image: svc.image, networkDependents: composeNetworkDependents(target))
+                    },
+                    fold: { f, h in Self.fold(f.image ?? "-", &h); for d in f.networkDependents { Self.fold(d, &h) } },
+                    summary: { ($0.image ?? "no image") + ($0.networkDependents.isEmpty ? "" : " dependents " + $0.networkDependents.joined(separator: ",")) })
+    }
+
+    public func composeUp(_ target: ComposeTarget, services: [String]) throws(HostError) {
+        try perform(.composeApply, target.project, services.joined(separator: ","), "as-written",
+                    body: { () throws(HostError) -> String in
+                        var done: [String] = []
+                        for name in services {
+                            let t = ComposeTarget(project: target.project, file: target.file, service: name)
+                            guard let svc = state.compose[Self.composeKey(t)] else {
+                                throw HostError(.failed, "no such service: \(name) (project \(target.project))")
+                            }
+                            guard let image = svc.image ?? composeMembers(t).first?.imageReference else {
+                                throw HostError(.failed, "service \(name) has no image")
+                            }
+                            done.append(name + " " + (try doComposeApply(t, imageReference: image)))
+                        }
+                        return done.joined(separator: "; ")
+                    },
+                    fold: Self.fold, summary: { $0 })
+    }
+
+    public func createDependentContainer(name: String, cloning template: String, networkOwner owner: String,
+                                         labels: [String: String]) throws(HostError) -> String {
+        try perform(.createContainer, name, template, "network=container:" + owner, Self.describe(labels),
+                    body: { () throws(HostError) -> String in
+                        try doCreateDependentContainer(name: name, cloning: template, networkOwner: owner, labels: labels)
+                    },
                     fold: Self.fold, summary: { $0 })
     }
 

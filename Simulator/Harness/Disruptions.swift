@@ -128,6 +128,8 @@ extension UpdateScenario {
     /// Calls that change the live service (stop, rename, compose apply) so far.
     var liveServiceChanges: Int {
         host.callCount(of: .stopContainer) + host.callCount(of: .renameContainer) + host.callCount(of: .composeApply)
+            // Compose: the retag of the file's reference (every tag after the update's pin) is one too.
+            + (config.mode == .compose ? max(0, host.callCount(of: .tagImage) - 1) : 0)
     }
 
     func signalViolations() -> [String] {

@@ -40,7 +40,7 @@ public enum HealthReference {
         switch b {
         case .healthy(let after): return age >= after ? .healthy : .starting
         case .unhealthy(let after): return age >= after ? .unhealthy : .starting
-        case .crash: return age >= 2000 ? .healthy : .starting
+        case .crash, .oom: return age >= 2000 ? .healthy : .starting
         case .exit, .neverReady: return .starting
         case .flap(let period):
             if age < 2000 { return .starting }
@@ -51,7 +51,7 @@ public enum HealthReference {
     /// When the process dies by itself after its start, if it does.
     public static func deathMillis(_ b: SimBehaviour) -> Int64? {
         switch b {
-        case .crash(let ms, _), .exit(let ms): return ms
+        case .crash(let ms, _), .exit(let ms), .oom(let ms): return ms
         case .healthy, .unhealthy, .neverReady, .flap: return nil
         }
     }
@@ -74,13 +74,30 @@ public enum HealthReference {
     /// nil when the grid cannot say (the first observation came after a restart: the check has
     /// no baseline restart count then).
     public static func verdict(kind: HealthKind, behaviour b: SimBehaviour, policy: HealthPolicy,
-                               skipped: [Int] = []) -> Verdict {
-        verdictIfKnown(kind: kind, behaviour: b, policy: policy, skipped: skipped)
+                               probe: String = "", skipped: [Int] = []) -> Verdict {
+        verdictIfKnown(kind: kind, behaviour: b, policy: policy, probe: probe, skipped: skipped)
             ?? Verdict(outcome: .fail, atMillis: 0)
     }
 
+    /// Probe kinds (http, tcp, exec): does the scripted answer pass, and does the service answer
+    /// at all (a wrong status or exit code answers; `refused` and `hang` do not)? A check whose
+    /// probes never pass fails at its deadline when something answered, else times out.
+    public static func probeScript(kind: HealthKind, probe: String) -> (passes: Bool, answers: Bool) {
+        switch kind {
+        case .http:
+            guard let status = Int(probe) else { return (false, false) }
+            return ((200...399).contains(status), true)
+        case .tcp: return (probe != "refused" && probe != "hang", probe != "refused" && probe != "hang")
+        case .exec: return (probe == "0", probe != "hang")
+        case .running, .containerHealth: return (true, true)
+        }
+    }
+
+    /// The verdict on the regular grid (probe kinds: a probe that answers at once; a hanging one
+    /// costs its probe timeout per poll, which the oracle bounds instead).
     public static func verdictIfKnown(kind: HealthKind, behaviour b: SimBehaviour, policy: HealthPolicy,
-                                      skipped: [Int] = []) -> Verdict? {
+                                      probe: String = "", skipped: [Int] = []) -> Verdict? {
+        let script = probeScript(kind: kind, probe: probe)
         let poll = Int64(max(1, policy.pollIntervalSecs)) * 1000
         let timeout = Int64(policy.timeoutSecs) * 1000
         let stable = Int64(max(0, min(policy.stableSecs, policy.timeoutSecs))) * 1000
@@ -107,6 +124,13 @@ public enum HealthReference {
             switch kind {
             case .running:
                 if t - firstSeen >= stable { return Verdict(outcome: .pass, atMillis: t) }
+            case .http, .tcp, .exec:
+                if script.passes {
+                    if t - firstSeen >= stable { return Verdict(outcome: .pass, atMillis: t) }
+                } else {
+                    windowOnly = false
+                    if t >= timeout, !first { return Verdict(outcome: script.answers ? .fail : .timedOut, atMillis: t) }
+                }
             case .containerHealth:
                 switch health(b, age: t) {
                 case .unhealthy: return Verdict(outcome: .fail, atMillis: t)
@@ -122,14 +146,15 @@ public enum HealthReference {
     }
 
     /// Must a correct check refuse this release, however its polls fall?
-    public static func mustFail(kind: HealthKind, behaviour b: SimBehaviour, policy: HealthPolicy) -> Bool {
+    public static func mustFail(kind: HealthKind, behaviour b: SimBehaviour, policy: HealthPolicy, probe: String = "") -> Bool {
         let stable = Int64(max(0, min(policy.stableSecs, policy.timeoutSecs))) * 1000
         if let d = deathMillis(b), d < stable { return true }
+        if kind.isProbe { return !probeScript(kind: kind, probe: probe).passes }
         guard kind == .containerHealth else { return false }
         switch b {
         case .unhealthy, .neverReady, .exit: return true
         case .healthy(let after): return after >= Int64(policy.timeoutSecs) * 1000
-        case .crash, .flap: return false
+        case .crash, .flap, .oom: return false
         }
     }
 }

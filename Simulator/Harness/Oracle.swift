@@ -107,22 +107,43 @@ extension SimRestartPolicy {
 }
 
 extension UpdateScenario {
-    /// Docker mode: the forward step that renames the new container to the service name.
-    static let renameInStep = 7
+    /// Docker mode: the forward steps that create the new container and rename it to the service name.
+    static let createStep = 4
+    var renameInStep: Int { 8 + (config.dependent ? 1 : 0) }
 
-    /// The forward path of the machine, one host call per step, from `firstCall` on.
-    var forwardSteps: [(op: SimOperation, code: String, touchesLive: Bool)] {
+    /// The forward path of the machine, one host call per step, from `firstCall` on (the
+    /// service found stopped: it ends with the rename-in and the dependents' recreation).
+    func forwardSteps(leftStopped: Bool = false) -> [(op: SimOperation, code: String, touchesLive: Bool)] {
         switch config.mode {
         case .docker:
-            return [(.inspectContainer, "docker.service_inspect_failed", false), (.inspectImage, "docker.inspect_failed", false),
-                    (.tagImage, "image.pin_failed", false), (.createContainer, "docker.create_failed", false),
-                    // The create by the package's reference checks which image the container got.
-                    (.inspectContainer, "docker.create_failed", false),
-                    (.stopContainer, "docker.stop_failed", true), (.renameContainer, "docker.rename_failed", true),
-                    (.renameContainer, "docker.rename_failed", true), (.startContainer, "docker.start_failed", true)]
+            var steps: [(op: SimOperation, code: String, touchesLive: Bool)] = [
+                (.inspectContainer, "docker.service_inspect_failed", false),
+                // Who shares the service's network namespace.
+                (.listContainers, "docker.service_inspect_failed", false),
+                (.inspectImage, "docker.inspect_failed", false),
+                (.tagImage, "image.pin_failed", false), (.createContainer, "docker.create_failed", false),
+                // The create by the package's reference checks which image the container got.
+                (.inspectContainer, "docker.create_failed", false)]
+            // A running dependent is stopped before the previous container (found stopped: it is down too).
+            if config.dependent && !leftStopped { steps.append((.stopContainer, "docker.stop_failed", true)) }
+            steps += [(.stopContainer, "docker.stop_failed", true), (.renameContainer, "docker.rename_failed", true),
+                      (.renameContainer, "docker.rename_failed", true)]
+            if !leftStopped { steps.append((.startContainer, "docker.start_failed", true)) }
+            if config.dependent {
+                // Moved to the new container: renamed away, recreated joined to it, started if it ran.
+                steps += [(.renameContainer, "docker.rename_failed", true), (.createContainer, "docker.create_failed", true)]
+                if !leftStopped { steps.append((.startContainer, "docker.start_failed", true)) }
+            }
+            return steps
         case .compose:
-            return [(.composeContainers, "compose.image_lookup_failed", false), (.inspectImage, "docker.inspect_failed", false),
-                    (.tagImage, "image.pin_failed", false), (.composeApply, "compose.apply_failed", true)]
+            var steps: [(op: SimOperation, code: String, touchesLive: Bool)] = [
+                (.composeContainers, "compose.image_lookup_failed", false), (.inspectImage, "docker.inspect_failed", false),
+                (.tagImage, "image.pin_failed", false),
+                // The compose file's reference moves to the new image (a later `up` deploys it).
+                (.tagImage, "compose.apply_failed", true),
+                (.composeApply, "compose.apply_failed", true)]
+            if config.dependent { steps.append((.composeApply, "compose.apply_failed", true)) }
+            return steps
         }
     }
 
@@ -160,7 +181,6 @@ extension UpdateScenario {
         var first = processes.first ?? ProcessRecord(firstCall: firstCall, endCall: host.callCount, startMillis: 0, crashed: false,
                                                      error: nil, attemptRecorded: true, attemptTerminal: true)
         first.endCall = own(first.endCall)
-        let steps = forwardSteps
         var notes: [String] = []
 
         // The previous release was found running unless a daemon restart before the very first
@@ -175,7 +195,8 @@ extension UpdateScenario {
         // A Docker service found stopped gets the new release installed and left stopped: the
         // forward path ends with the rename-in (no start, no health check), then the commit.
         let leftStopped = config.mode == .docker && !oldRunning && plan.startStopped != true
-        let renameInCall = firstCall + Self.renameInStep
+        let steps = forwardSteps(leftStopped: leftStopped)
+        let renameInCall = firstCall + renameInStep
         let backupGone = config.outsider == .removesBackup && record({ if case .forceRemove = $0 { return true }; return false }) != nil
         let nameTaken = config.outsider == .takesServiceName && record({ if case .occupyName = $0 { return true }; return false }) != nil
 
@@ -203,7 +224,7 @@ extension UpdateScenario {
             } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts {
                 // The restore starts the known-good release again after a daemon restart stopped it
                 // (or kept it from settling), a bounded number of times.
-                out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback.health_check_failed"]],
+                out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [config.dependent ? ["rollback.health_check_failed", "rollback.start_failed"] : ["rollback.health_check_failed"]],
                                                release: .needsHuman, events: nil, health: base.health,
                                                why: "the daemon went down more often (\(faults.filter { $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }.count)) than the restore may start the previous release again (\(UpdateMachine.maxRestoreRestarts))"))
             }
@@ -270,10 +291,16 @@ extension UpdateScenario {
             let outsiderBefore = nameTaken && renameInCall < cancelCall
             if !forwardErrorBefore && !verdictBefore && !outsiderBefore {
                 if disruption.cancelLiveChanges == 0 {
-                    return Expectation(outcomes: [.init(status: .failed, codes: [["update.cancelled"]], release: .untouched,
-                                                        events: [.updateStarted, .updateFailed], health: nil,
-                                                        why: "stopped by a signal before the first change to the live service: nothing changed")],
-                                       notes: notes)
+                    var outcomes: [Expectation.Outcome] = [.init(status: .failed, codes: [["update.cancelled"]], release: .untouched,
+                                                                 events: [.updateStarted, .updateFailed], health: nil,
+                                                                 why: "stopped by a signal before the first change to the live service: nothing changed")]
+                    if config.dependent {
+                        // (Whether a dependent was stopped by then is not modelled: a restore is allowed.)
+                        outcomes += restoreOutcomes(.init(status: .rolledBack, codes: [["update.cancelled"]], release: oldRelease, events: nil,
+                                                          health: nil, why: "stopped by a signal after its dependents were stopped"),
+                                                    decidedAt: cancelMillis)
+                    }
+                    return Expectation(outcomes: outcomes, notes: notes)
                 }
                 let checking = trail.contains { $0.kind == .healthCheckStarted && $0.millis <= cancelMillis }
                 let base = Expectation.Outcome(status: .rolledBack, codes: [["update.cancelled"]], release: oldRelease,
@@ -289,15 +316,20 @@ extension UpdateScenario {
 
         // --- The first process ran to its end: the forward path, then the health check.
         var branch: (step: Int, kind: FaultKind?)? = nil
-        let forwardCount = leftStopped ? Self.renameInStep + 1 : steps.count
+        let forwardCount = steps.count
         for f in faults where f.index >= firstCall && f.index < firstCall + forwardCount && f.index < first.endCall {
             if let k = f.fault, k.isError { branch = (f.index - firstCall, k); break }
         }
-        if config.outsider == .holdsStagingName, branch.map({ $0.step > 3 }) ?? true { branch = (3, nil) }
-        if nameTaken, branch.map({ $0.step > Self.renameInStep }) ?? true { branch = (Self.renameInStep, nil) }
+        if config.outsider == .holdsStagingName, branch.map({ $0.step > Self.createStep }) ?? true { branch = (Self.createStep, nil) }
+        if nameTaken, branch.map({ $0.step > renameInStep }) ?? true { branch = (renameInStep, nil) }
+        // Another catalog service's container among the compose service's: refused at the first look.
+        let hijacked = config.hijacker && (branch.map { $0.step > 0 } ?? true)
+        if hijacked { branch = (0, nil) }
         if let (step, kind) = branch {
-            let code = steps[step].code
-            let cause = kind.map { "\($0) at \(steps[step].op.rawValue)" } ?? "an outsider's container in the way of \(steps[step].op.rawValue)"
+            let code = hijacked ? "compose.foreign_member" : steps[step].code
+            let cause = kind.map { "\($0) at \(steps[step].op.rawValue)" }
+                ?? (hijacked ? "another catalog service's container carries the compose service's labels"
+                             : "an outsider's container in the way of \(steps[step].op.rawValue)")
             // A step before any change to the live service fails the update; from the stop (or
             // compose apply) on, the previous release is restored.
             if !steps[step].touchesLive {
@@ -365,6 +397,17 @@ extension UpdateScenario {
                                            why: "the new release fails its health check (\(failing.map(\.rawValue).joined(separator: "/")))")
             out += restoreOutcomes(base, decidedAt: verdictAt ?? first.startMillis)
         }
+        if config.dependent, HealthReference.deathMillis(config.behaviour) != nil || faults.contains(where: { $0.fault?.isDaemon ?? false }) {
+            // The dependents' recreation (Compose: their stop may take their flush time) can find
+            // the new release dead or stopped by the daemon: they cannot join its network, and
+            // the update is restored then. (Not modelled exactly: which step meets it.)
+            let codes = config.mode == .compose ? ["compose.apply_failed"] : ["docker.start_failed", "docker.create_failed", "docker.rename_failed"]
+            let base = Expectation.Outcome(status: .rolledBack, codes: [codes], release: oldRelease,
+                                           events: nil, health: nil,
+                                           why: "the new release died (or the daemon stopped it) before its network dependents were recreated against it")
+            out += restoreOutcomes(base, decidedAt: first.startMillis)
+            notes.append("a dying or daemon-stopped new release may be down before its dependents join it")
+        }
         if out.count > 1, let why = window.why { notes.append(why) }
         return Expectation(outcomes: out + signalOutcomes, notes: notes)
     }
@@ -417,6 +460,17 @@ extension UpdateScenario {
     /// The allowed verdicts of the forward health check and when (ms after it started).
     func healthWindow(faults: [SimCall], firstPoll: Int, end: Int, startedAt: Int64?, verdictAt: Int64?,
                       notes: inout [String]) -> HealthWindowBounds {
+        var w = healthWindowFromStart(faults: faults, firstPoll: firstPoll, end: end, startedAt: startedAt, verdictAt: verdictAt, notes: &notes)
+        if config.mode == .compose && config.dependent {
+            // Compose recreates the dependents (their stop takes their flush time) between the
+            // new release's start and the check's: it may be further on (or dead) by then.
+            w.minMillis = 0
+        }
+        return w
+    }
+
+    func healthWindowFromStart(faults: [SimCall], firstPoll: Int, end: Int, startedAt: Int64?, verdictAt: Int64?,
+                               notes: inout [String]) -> HealthWindowBounds {
         let hp = plan.service.health
         let b = config.behaviour
         let timeout = Int64(hp.timeoutSecs) * 1000
@@ -426,7 +480,10 @@ extension UpdateScenario {
         let during = faults.filter { f in
             f.index >= firstPoll && f.index < end && (verdictAt.map { f.atMillis < $0 } ?? true)
         }
-        let reference = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp)
+        let reference = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp, probe: config.probe)
+        // Probe kinds: every poll is an inspection, maybe an address lookup, and a probe that
+        // takes time (a hanging one its whole probe timeout): the polls drift off the grid.
+        let probeSlack: Int64 = config.healthKind.isProbe ? 2 * (Int64(hp.probeTimeoutSecs) * 1000 + poll) : 0
         func window(_ v: HealthReference.Verdict, slack: Int64) -> HealthWindowBounds {
             let outcome: HealthOutcome = v.outcome == .pass ? .passed : v.outcome == .fail ? .failed : .timedOut
             let low: Int64
@@ -440,9 +497,14 @@ extension UpdateScenario {
         }
         // No fault, or only errors that cost no time: the grid holds, the verdict is exact.
         if during.allSatisfy({ $0.fault.map { $0.isError && $0.delayMillis == 0 } ?? true }) {
-            let skipped = during.map { $0.index - firstPoll }
-            if let v = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp, skipped: skipped) {
-                return window(v, slack: 0)
+            if config.healthKind.isProbe {
+                // (A failed call of a poll skips what is left of it: bounded, not on the grid.)
+                if during.isEmpty, let v = reference { return window(v, slack: probeSlack) }
+            } else {
+                let skipped = during.map { $0.index - firstPoll }
+                if let v = HealthReference.verdictIfKnown(kind: config.healthKind, behaviour: b, policy: hp, skipped: skipped) {
+                    return window(v, slack: 0)
+                }
             }
         }
         // Faults moved the polls off the grid: bounds, and open where sampling decides.
@@ -455,6 +517,12 @@ extension UpdateScenario {
             bounds = HealthWindowBounds(outcomes: [.failed], minMillis: 0, maxMillis: max(0, d.atMillis - start) + delay + 2 * poll,
                                         why: "a daemon \(d.fault!) stopped the new container (restart=\(config.policy))")
             if reference?.outcome == .fail || reference?.outcome == .timedOut { bounds.minMillis = 0 }
+            if config.healthKind.isProbe, let v = reference, v.outcome != .pass {
+                // A poll observes first and probes after: a daemon stop during its probe comes
+                // after the observation the verdict (the deadline's) is made on.
+                bounds.outcomes.append(v.outcome == .fail ? .failed : .timedOut)
+                bounds.maxMillis = max(bounds.maxMillis, v.atMillis + delay + probeSlack + 2 * poll)
+            }
             return bounds
         }
         let restartExtension = daemons.last.map { max(0, $0.atMillis - start) + timeout } ?? 0
@@ -463,10 +531,18 @@ extension UpdateScenario {
         }
         // Each inspection that failed is one poll that observed nothing.
         let blind = Int64(during.filter { $0.fault?.isError ?? false }.count) * poll
-        bounds = window(v, slack: poll + delay + blind + restartExtension + (HealthReference.deathMillis(b) ?? 0) + poll)
+        bounds = window(v, slack: poll + delay + blind + restartExtension + (HealthReference.deathMillis(b) ?? 0) + poll
+                            + (config.healthKind.isProbe ? probeSlack + timeout : 0))
+        if config.healthKind.isProbe, !during.isEmpty, !HealthReference.probeScript(kind: config.healthKind, probe: config.probe).passes,
+           HealthReference.deathMillis(b) == nil {
+            // A probe that could not be run answers nothing: it may decide the deadline instead
+            // of the service's own (wrong) answer.
+            bounds.outcomes = [.failed, .timedOut]
+            bounds.why = "host errors during the probes: the deadline may find no answer"
+        }
         // Sampling decides a flapping container, and a death close to the end of the window.
         let bad = HealthReference.firstBadMillis(kind: config.healthKind, behaviour: b, horizon: v.atMillis + poll + delay + restartExtension)
-        if case .flap = b {
+        if case .flap = b, config.healthKind == .containerHealth {
             bounds.outcomes = [.passed, .failed]
             bounds.minMillis = min(stable, bounds.minMillis)
             bounds.why = "delayed polls sample a flapping container's health"
@@ -687,7 +763,10 @@ extension UpdateScenario {
         case .docker:
             members = host.containers(named: "app")
         case .compose:
-            members = ((try? host.doComposeContainers(service.compose!)) ?? []).filter { $0.id != replicaID }
+            // (Another catalog service's container is never a member, whatever its labels.)
+            members = ((try? host.doComposeContainers(service.compose!)) ?? []).filter {
+                $0.id != replicaID && !(config.hijacker && $0.name == Self.hijackerName)
+            }
         }
         let original = originalContainers.first
         switch release {

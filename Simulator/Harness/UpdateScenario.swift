@@ -32,7 +32,7 @@ public final class UpdateScenario {
     public struct Config: Sendable, Hashable, Codable, CustomStringConvertible {
         public var mode: RuntimeMode
         public var healthKind: HealthKind
-        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash[:s], never-ready, flap[:s]...
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash[:s], never-ready, flap[:s], oom[:s]...
         public var newBehaviour: String
         /// Docker's restart policy of the service's containers (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
         public var restartPolicy: String
@@ -42,10 +42,25 @@ public final class UpdateScenario {
         /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
         /// 0: none. A stop with a shorter grace loses data, which the invariants forbid.
         public var flushSecs: Int
+        /// Probe kinds: what the new image answers its probe (`io.caisson.sim.http` for http and
+        /// tcp: `200`, `503`, `hang`, `refused`; `io.caisson.sim.exec` for exec: `0`, `1`, `hang`).
+        /// The old image always answers healthy (`200`, `0`).
+        public var probe: String
+        /// Compose mode: another catalog service's Docker-mode container (`frontend`) whose image
+        /// carries this compose service's `com.docker.compose.*` labels (issue 10 item 9). The
+        /// update must refuse before any change (`compose.foreign_member`) and leave it alone.
+        public var hijacker: Bool = false
+        /// A container `sidecar` shares the service's network namespace (Docker: `--network
+        /// container:app`; Compose: `network_mode: service:app`), and the update is told to
+        /// recreate it (`recreateNetworkDependents`). It must end running with its network.
+        public var dependent: Bool = false
+        /// Docker mode: the service itself runs in another container's network namespace
+        /// (`--network container:netns`), so its clone must drop what Docker refuses there.
+        public var joinsNetwork: Bool = false
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
                     restartPolicy: String = "unless-stopped", outsider: Outsider = .none,
-                    stopTimeoutSecs: Int = 10, flushSecs: Int = 0) {
+                    stopTimeoutSecs: Int = 10, flushSecs: Int = 0, probe: String? = nil) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
@@ -53,13 +68,18 @@ public final class UpdateScenario {
             self.outsider = outsider
             self.stopTimeoutSecs = stopTimeoutSecs
             self.flushSecs = flushSecs
+            self.probe = probe ?? (healthKind == .exec ? "0" : "200")
         }
 
         public var description: String {
             var s = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if healthKind.isProbe { s += "/\(probe)" }
             if restartPolicy != "unless-stopped" { s += "/restart=\(restartPolicy)" }
             if flushSecs > 0 || stopTimeoutSecs != 10 { s += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
             if outsider != .none { s += "/\(outsider.rawValue)" }
+            if hijacker { s += "/hijacker" }
+            if dependent { s += "/dependent" }
+            if joinsNetwork { s += "/joins-network" }
             return s
         }
 
@@ -71,9 +91,22 @@ public final class UpdateScenario {
         public var policy: SimRestartPolicy { SimRestartPolicy(parsing: restartPolicy) ?? .unlessStopped }
         public var behaviour: SimBehaviour { SimBehaviour.parse(newBehaviour) ?? .default }
 
+        /// The new image's process exits by itself (whatever health says).
+        var newExits: Bool { ["crash", "oom", "exit"].contains(newBehaviour.split(separator: ":").first.map(String.init) ?? "") }
+
+        /// Does the new image answer its probe healthily (probe kinds)?
+        var probePasses: Bool {
+            switch healthKind {
+            case .http: return Int(probe).map { (200...399).contains($0) } ?? false
+            case .tcp: return probe != "refused"
+            case .exec: return probe == "0"
+            case .running, .containerHealth: return true
+            }
+        }
+
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
-            if case .pass = HealthReference.verdict(kind: healthKind, behaviour: behaviour, policy: UpdateScenario.healthPolicy(healthKind)).outcome {
+            if case .pass? = HealthReference.verdictIfKnown(kind: healthKind, behaviour: behaviour, policy: healthPolicy, probe: probe)?.outcome {
                 return true
             }
             return false
@@ -81,12 +114,41 @@ public final class UpdateScenario {
 
         /// Must a correct updater refuse the new release, whatever happens?
         public var newReleaseMustFail: Bool {
-            HealthReference.mustFail(kind: healthKind, behaviour: behaviour, policy: UpdateScenario.healthPolicy(healthKind))
+            HealthReference.mustFail(kind: healthKind, behaviour: behaviour, policy: healthPolicy, probe: probe)
         }
-    }
 
-    public static func healthPolicy(_ kind: HealthKind) -> HealthPolicy {
-        HealthPolicy(kind: kind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+        /// The labels of the new image (what the simulator scripts).
+        public var newImageLabels: [String: String] {
+            var labels = ["io.caisson.sim.health": newBehaviour, SimScript.httpLabel: "200", SimScript.execLabel: "0"]
+            switch healthKind {
+            case .http, .tcp: labels[SimScript.httpLabel] = probe
+            case .exec: labels[SimScript.execLabel] = probe
+            case .running, .containerHealth: break
+            }
+            return labels
+        }
+
+        /// The health policy the scenario's catalog gives the service.
+        public var healthPolicy: HealthPolicy {
+            var p = HealthPolicy(kind: healthKind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+            switch healthKind {
+            case .http: p.port = 8080; p.path = "/healthz"
+            case .tcp: p.port = 8080
+            case .exec: p.command = ["/bin/check", "--quick"]
+            case .running, .containerHealth: break
+            }
+            return p
+        }
+
+        /// Every probe answer the simulator scripts for `kind`.
+        public static func probeAnswers(_ kind: HealthKind) -> [String] {
+            switch kind {
+            case .http: return ["200", "503", "hang", "refused"]
+            case .tcp: return ["200", "refused"]
+            case .exec: return ["0", "1", "hang"]
+            case .running, .containerHealth: return [""]
+            }
+        }
     }
 
     /// One planned death of an updater process, at a journal write (counted over the whole run:
@@ -134,6 +196,15 @@ public final class UpdateScenario {
     public let previousState: ServiceState
     public static let newReference = "example/app:2.0.0"
     public static let outsiderReference = "example/other:1"
+    /// Another tag of the previous image (what the service state recorded it as).
+    public static let previousReference = "example/app:1.0.0"
+    /// `Config.dependent`'s container (Docker) or compose service (Compose), and its image.
+    public static let dependentName = "sidecar"
+    public static let sidecarImage = "example/sidecar:1"
+    /// What the compose file of a Compose scenario names as the service's `image:`.
+    public static let composeFileImage = "example/app:current"
+    /// The Docker-mode catalog container of `Config.hijacker`.
+    public static let hijackerName = "frontend"
     public var newReference: String { Self.newReference }
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
@@ -195,11 +266,11 @@ public final class UpdateScenario {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
-            let health = UpdateScenario.healthPolicy(config.healthKind)
+            let health = config.healthPolicy
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
-            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)")
-            _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
-                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 },
+            newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)/\(config.probe)")
+            _ = try? host.addImage(id: oldImageID, tags: ["example/app:current", UpdateScenario.previousReference],
+                          config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy", SimScript.httpLabel: "200", SimScript.execLabel: "0"]) { $1 },
                                               hasHealthcheck: true))
             _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.outsiderReference), tags: [UpdateScenario.outsiderReference],
                                    config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: false))
@@ -209,8 +280,20 @@ public final class UpdateScenario {
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
                                       docker: DockerTarget(containerName: "app", imageReference: "example/app:current"),
                                       health: health)
+                if config.joinsNetwork {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: true))
+                    _ = try? host.runContainer(name: "netns", imageReference: UpdateScenario.sidecarImage, restartPolicy: .always)
+                }
                 oldContainerID = try? host.runContainer(name: "app", imageReference: "example/app:current", restartPolicy: policy,
-                                                        stopTimeoutSecs: config.stopTimeoutSecs)
+                                                        stopTimeoutSecs: config.stopTimeoutSecs,
+                                                        networkMode: config.joinsNetwork ? "container:netns" : nil)
+                if config.dependent {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 }, hasHealthcheck: true))
+                    _ = try? host.runContainer(name: UpdateScenario.dependentName, imageReference: UpdateScenario.sidecarImage,
+                                               restartPolicy: policy, stopTimeoutSecs: config.stopTimeoutSecs, networkMode: "container:app")
+                }
             case .compose:
                 let target = ComposeTarget(project: "stack", file: "/srv/stack/compose.yaml", service: "app")
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .compose,
@@ -218,9 +301,23 @@ public final class UpdateScenario {
                 _ = try? host.provisionCompose(target: target, imageReference: "example/app:current", restartPolicy: policy,
                                                stopTimeoutSecs: config.stopTimeoutSecs)
                 oldContainerID = nil
+                if config.dependent {
+                    _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.sidecarImage), tags: [UpdateScenario.sidecarImage],
+                                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy"]) { $1 }, hasHealthcheck: true))
+                    _ = try? host.provisionCompose(target: ComposeTarget(project: target.project, file: target.file, service: UpdateScenario.dependentName),
+                                                   imageReference: UpdateScenario.sidecarImage, restartPolicy: policy,
+                                                   stopTimeoutSecs: config.stopTimeoutSecs, networkMode: "service:app")
+                }
+                if config.hijacker {
+                    let front = SimulatedHost.fakeImageID("example/front:1")
+                    _ = try? host.addImage(id: front, tags: ["example/front:1"], config: ImageConfig(labels: [
+                        "io.caisson.sim.health": "healthy", SimulatedHost.composeProjectLabel: target.project,
+                        SimulatedHost.composeServiceLabel: target.service], hasHealthcheck: true))
+                    _ = try? host.runContainer(name: UpdateScenario.hijackerName, imageReference: "example/front:1", restartPolicy: .unlessStopped)
+                }
             }
             if config.outsider == .holdsStagingName {
-                let staging = UpdateMachine(plan: UpdateScenario.plan(service: service, newImageID: newImageID, previousState: nil),
+                let staging = UpdateMachine(plan: UpdateScenario.plan(config: config, service: service, newImageID: newImageID, previousState: nil),
                                             startedAt: "").stagingName
                 foreignContainerID = try? host.runContainer(name: staging, imageReference: UpdateScenario.outsiderReference)
             } else {
@@ -229,7 +326,7 @@ public final class UpdateScenario {
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
-            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": config.newBehaviour]) { $1 },
+            let newConfig = ImageConfig(labels: config.extraImageLabels.merging(config.newImageLabels) { $1 },
                                         hasHealthcheck: true)
             if thin {
                 // The base the device's inventory listed; the run loads the thin package itself.
@@ -245,7 +342,7 @@ public final class UpdateScenario {
             host.advanceAll()
             switch config.mode {
             case .docker: originalContainers = host.containers(named: "app")
-            case .compose: originalContainers = (try? host.doComposeContainers(service.compose!)) ?? []
+            case .compose: originalContainers = ((try? host.doComposeContainers(service.compose!)) ?? []).filter { !config.hijacker || $0.name != UpdateScenario.hijackerName }
             }
             state = host.snapshot
             referenceCache = host.referenceCache
@@ -286,14 +383,21 @@ public final class UpdateScenario {
                      updatedAt: "2026-01-10T09:05:00Z")
     }
 
-    static func plan(service: ServiceSpec, newImageID: String, previousState: ServiceState?) -> UpdateMachine.Plan {
-        UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
+    static func plan(config: Config, service: ServiceSpec, newImageID: String, previousState: ServiceState?) -> UpdateMachine.Plan {
+        var p = UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
                            service: service, targetImageReference: newReference, targetImageID: newImageID,
                            packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z", previousState: previousState)
+        if config.hijacker { p.foreignContainerNames = [hijackerName] }
+        if config.mode == .compose { p.composeImageReference = composeFileImage }
+        if config.dependent {
+            p.recreateNetworkDependents = true
+            if config.mode == .compose { p.composeNetworkDependents = [dependentName] }
+        }
+        return p
     }
 
     public var plan: UpdateMachine.Plan {
-        Self.plan(service: service, newImageID: newImageID, previousState: previousState)
+        Self.plan(config: config, service: service, newImageID: newImageID, previousState: previousState)
     }
 
     /// The outsider's actions, as host interventions.
@@ -307,7 +411,8 @@ public final class UpdateScenario {
             // Before the first health poll (inspections before it: the service, the created container).
             return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 2)]
         case .composeReplica:
-            return [SimIntervention(.composeReplica(service.compose!, imageReference: "example/app:current", number: 2), .after,
+            // (By a tag of the previous image that the update's retag of the file's reference does not move.)
+            return [SimIntervention(.composeReplica(service.compose!, imageReference: Self.previousReference, number: 2), .after,
                                     operation: .composeContainers, nth: 1)]
         }
     }
@@ -458,6 +563,27 @@ public final class UpdateScenario {
             out.append("no attempt record")
             return out
         }
+        if config.mode == .compose, let a = recorded, a.status != .rollbackFailed, let target = service.compose {
+            // The outcome lasts: the containers name no temporary file, and the operator's next
+            // routine `docker compose up -d` keeps the release that runs (issue 10 item 10).
+            host.advanceAll()
+            let members = ((try? host.doComposeContainers(target)) ?? []).filter { !config.hijacker || $0.name != Self.hijackerName }
+            if members.count == 1, let c = members.first {
+                if let files = host.simContainer(c.id)?.labels[SimulatedHost.composeConfigFilesLabel], files != target.file {
+                    out.append("the service's container names compose files \(files), not only \(target.file)")
+                }
+                let later = SimulatedHost(state: host.snapshot, recordTrace: false)
+                do {
+                    try later.operatorComposeUp(target)
+                    let after = try later.doComposeContainers(target).filter { !config.hijacker || $0.name != Self.hijackerName }
+                    if after.map(\.imageID) != [c.imageID] {
+                        out.append("a later docker compose up -d puts \(after.map(\.imageID)) in place of \(c.imageID) (status \(a.status.rawValue))")
+                    }
+                } catch {
+                    out.append("a later docker compose up -d fails: \(error.message)")
+                }
+            }
+        }
         // Audit log and host agree.
         if let a = recorded {
             let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
@@ -466,6 +592,45 @@ public final class UpdateScenario {
             if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
             if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
                 out.append("rollback_started without an outcome event")
+            }
+        }
+        if let a = recorded {
+            if config.hijacker {
+                // Refused before any change, and the other service's container left alone.
+                // (A fault at the first listing fails it earlier, with another code: also no change.)
+                if a.status != .failed || host.callCount(of: .composeApply) > 0 {
+                    out.append("a compose service with a foreign member was not refused: \(a.status.rawValue) \(a.issues.map(\.code))")
+                }
+                let front = host.simContainer(Self.hijackerName)
+                if front == nil { out.append("the other service's container \(Self.hijackerName) was removed") }
+                if let f = front, f.imageID != SimulatedHost.fakeImageID("example/front:1") {
+                    out.append("the other service's container \(Self.hijackerName) was recreated on \(f.imageID)")
+                }
+                if let f = front, f.status != .running, f.stoppedByDaemon != true {
+                    out.append("the other service's container \(Self.hijackerName) is \(f.status.rawValue)")
+                }
+            }
+            for issue in a.issues where issue.message.contains("conflicting options") {
+                out.append("the updater asked Docker for what it refuses: \(issue)")
+            }
+            if a.status != .rollbackFailed {
+                // Nobody sharing a network namespace was cut off (issue 10 item 7).
+                for lost in host.containersWithoutNetwork {
+                    out.append("container \(lost.name) runs without its network: the container whose namespace it joined is gone or restarted")
+                }
+                if config.dependent {
+                    let name = config.mode == .docker ? Self.dependentName : "stack-\(Self.dependentName)-1"
+                    let side = host.simContainer(name)
+                    if side == nil { out.append("the container sharing the service's network (\(name)) is gone") }
+                    // (A daemon restart may have left it down, as the service: it then stays down.)
+                    if let s = side, s.status != .running, s.stoppedByDaemon != true, host.daemonRestartCount == 0 {
+                        out.append("the container sharing the service's network (\(name)) is \(s.status.rawValue)")
+                    }
+                    let strays = host.allContainers.filter { $0.name.hasPrefix(Self.dependentName + "-caisson-") }
+                    if !strays.isEmpty, !a.issues.contains(where: { $0.code == "docker.cleanup_failed" || $0.code == "rollback.remove_failed" }) {
+                        out.append("left behind: \(strays.map(\.name))")
+                    }
+                }
             }
         }
         // No container lost its data: every stop gave it the time it needs to flush.
@@ -533,7 +698,7 @@ public struct Swarm {
         public var trace: [String]
     }
 
-    public static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap"]
+    public static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap", "oom"]
     public static let restartPolicies = ["unless-stopped", "always", "no", "on-failure", "on-failure:2"]
     /// The swarm's fault menu: every kind, daemon crashes included.
     public static let faultMenu = FaultKind.extended
@@ -545,17 +710,23 @@ public struct Swarm {
     }
 
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
+    /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
         static let outsiders = UpdateScenario.Outsider.allCases
-        /// Indexed by config (and thin or not), never iterated (no hash-order dependence).
-        var worlds: [UpdateScenario.World?] = Array(repeating: nil, count: 2 * 2 * Swarm.behaviours.count
-                                                    * Swarm.restartPolicies.count * Worlds.outsiders.count * 2 * 2)
+        /// Looked up by config, never iterated (no hash-order dependence).
+        var worlds: [Key: UpdateScenario.World] = [:]
         public init() {}
 
-        mutating func world(_ config: UpdateScenario.Config, thin: Bool, index: Int) -> UpdateScenario.World {
-            if let w = worlds[index] { return w }
+        struct Key: Hashable {
+            var config: UpdateScenario.Config
+            var thin: Bool
+        }
+
+        mutating func world(_ config: UpdateScenario.Config, thin: Bool) -> UpdateScenario.World {
+            let key = Key(config: config, thin: thin)
+            if let w = worlds[key] { return w }
             let w = UpdateScenario.World(config, thin: thin)
-            worlds[index] = w
+            worlds[key] = w
             return w
         }
     }
@@ -570,7 +741,7 @@ public struct Swarm {
     public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
         let docker = rng.chance(0.5)
-        let running = rng.chance(0.5)
+        let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
         let b = rng.below(behaviours.count)
         // Most runs keep Docker's usual policy; the others draw any.
         let p = rng.chance(0.5) ? 0 : rng.below(restartPolicies.count)
@@ -582,16 +753,23 @@ public struct Swarm {
         }
         // Slow-flushing containers: 15 s after SIGTERM, under a 30 s stop timeout.
         let flush = rng.chance(0.25)
-        let config = UpdateScenario.Config(mode: mode, healthKind: running ? .running : .containerHealth,
+        let answers = UpdateScenario.Config.probeAnswers(kind)
+        let probe = answers[rng.below(answers.count)]
+        var config = UpdateScenario.Config(mode: mode, healthKind: kind,
                                            newBehaviour: behaviours[b], restartPolicy: restartPolicies[p],
                                            outsider: Worlds.outsiders[o],
-                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0)
+                                           stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0,
+                                           probe: kind.isProbe ? probe : nil)
+        // Compose: sometimes another catalog service's container carries its labels.
+        config.hijacker = !docker && rng.chance(0.1)
+        // A container sharing the service's network namespace (recreated with it), and Docker
+        // mode: the service itself in another container's namespace (issue 10 item 7).
+        config.dependent = !config.hijacker && rng.chance(0.1)
+        config.joinsNetwork = docker && rng.chance(0.1)
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
-        let index = ((((((docker ? 0 : 2) + (running ? 0 : 1)) * behaviours.count + b) * restartPolicies.count + p)
-            * Worlds.outsiders.count + o) * 2 + (flush ? 1 : 0)) * 2 + (thin != nil ? 1 : 0)
-        let world = worlds.world(config, thin: thin != nil, index: index)
+        let world = worlds.world(config, thin: thin != nil)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
@@ -611,6 +789,22 @@ public struct Swarm {
         return (scenario, scenario.violations())
     }
 
+    /// One run in 20 is a hostile-reference run instead of an update scenario.
+    public static func isHostileReferenceRun(_ runSeed: UInt64) -> Bool {
+        var r = SplitMix64(seed: runSeed ^ 0x4057_113E_5EED_0001)
+        return r.chance(0.05)
+    }
+
+    /// A package for `backend` with a reference drawn from `HostileReferenceScenario.menu`, the
+    /// preflight and update run with random faults armed.
+    public static func runHostileReference(runSeed: UInt64) -> (HostileReferenceScenario, [String]) {
+        var rng = SplitMix64(seed: runSeed ^ 0x4057_113E_5EED_0002)
+        let menuIndex = rng.below(HostileReferenceScenario.menu.count)
+        let h = HostileReferenceScenario(menuIndex: menuIndex, labelIndex: rng.below(HostileReferenceScenario.labelMenu.count), seed: runSeed)
+        h.run(faults: FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended)))
+        return (h, h.violations())
+    }
+
     public static func run(runs: Int, seed: UInt64) -> Summary {
         var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
                               traceDigest: "", firstViolation: nil)
@@ -618,6 +812,22 @@ public struct Swarm {
         var worlds = Worlds()
         for i in 0..<runs {
             let s = runSeed(seed, i)
+            if isHostileReferenceRun(s) {
+                // A package whose reference may be hostile (issue 10 item 8).
+                let (h, problems) = runHostileReference(runSeed: s)
+                let status = h.preflightError != nil ? "preflight_error" : !h.refusal.isEmpty ? "refused" : h.attempt?.status.rawValue ?? "none"
+                summary.statuses[status, default: 0] += 1
+                summary.hostCalls += h.host.callCount
+                digest.add(Int64(bitPattern: h.host.traceDigest))
+                digest.add(status)
+                if !problems.isEmpty {
+                    summary.violations += 1
+                    if summary.firstViolation == nil {
+                        summary.firstViolation = Violation(run: i, seed: s, scenario: "hostile reference \(h.reference)", problems: problems, trace: [])
+                    }
+                }
+                continue
+            }
             let (scenario, problems) = runOne(runSeed: s, worlds: &worlds)
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1

@@ -203,7 +203,7 @@ extension Application {
     func runSelfUpdateMachine(_ plan: SelfUpdateMachine.Plan, store s: CaissonStore) throws -> SelfUpdateRecord {
         let clock = SystemSelfUpdateClock(systemClock)
         var machine = SelfUpdateMachine(plan: plan, startedAt: clock.timestamp())
-        let driver = SelfUpdateDriver(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: s, clock: clock)
+        let driver = SelfUpdateDriver(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: Self.selfUpdateJournal(s), clock: clock)
         driver.onStep = { [weak self] step in self?.onProgress?("  \(step)") }
         return try driver.run(&machine)
     }
@@ -324,7 +324,7 @@ extension Application {
             let context = SelfUpdateRecovery.Context(rollbackPoint: current, stateDirectory: stateDir,
                                                      catalogPath: Self.absolute(options.servicesPath),
                                                      storeSchemaVersion: try s.currentSchemaVersion(), newID: { [ids] in ids.next() })
-            _ = try SelfUpdateRecovery.run(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: s,
+            _ = try SelfUpdateRecovery.run(system: LocalSelfUpdateSystem(store: s, stateDirectory: stateDir), journal: Self.selfUpdateJournal(s),
                                            clock: SystemSelfUpdateClock(systemClock), context: context,
                                            onStep: { [weak self] step in self?.onProgress?("  recovery: \(step)") })
         }
@@ -466,6 +466,45 @@ extension Application {
         #endif
         return false
     }
+
+    /// Test hook, debug builds only: N from `CAISSON_TEST_FAULT=VERSION:PREFIXN` for this version.
+    public static func testFaultNumber(_ prefix: String) -> Int? {
+        #if DEBUG
+        guard let spec = ProcessInfo.processInfo.environment["CAISSON_TEST_FAULT"] else { return nil }
+        for item in spec.split(separator: ",") {
+            let parts = item.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0] == version, parts[1].hasPrefix(prefix) { return Int(parts[1].dropFirst(prefix.count)) }
+        }
+        #endif
+        return nil
+    }
+}
+
+extension Application {
+    /// The store as the self-update journal (in debug builds, maybe wrapped by the kill hook).
+    static func selfUpdateJournal(_ s: CaissonStore) -> any SelfUpdateJournal {
+        if let n = testFaultNumber("kill-after-write-") { return DyingSelfUpdateJournal(s, killAfterWrite: n) }
+        return s
+    }
+}
+
+/// Test hook (`CAISSON_TEST_FAULT=VERSION:kill-after-write-N`, debug builds): the self-update
+/// process is killed (SIGKILL: no cleanup, no flush) right after its N-th (0-based) durable journal
+/// write, like a power cut or an OOM kill; the next command must finish or undo the self-update.
+final class DyingSelfUpdateJournal: SelfUpdateJournal {
+    let inner: any SelfUpdateJournal
+    let killAfterWrite: Int
+    var writes = 0
+    init(_ inner: any SelfUpdateJournal, killAfterWrite: Int) {
+        self.inner = inner
+        self.killAfterWrite = killAfterWrite
+    }
+    func write(_ write: SelfUpdateJournalWrite) throws {
+        try inner.write(write)
+        if writes == killAfterWrite { kill(getpid(), SIGKILL) }
+        writes += 1
+    }
+    func inFlightSelfUpdates() throws -> [InFlightSelfUpdate] { try inner.inFlightSelfUpdates() }
 }
 
 final class SystemSelfUpdateClock: SelfUpdateClock {

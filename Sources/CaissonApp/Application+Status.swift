@@ -156,6 +156,11 @@ extension Application {
         public var events: [StoredAuditEvent]
         public var journal: [StoredJournalEntry]
         public var validation: ValidationRecord?
+        /// Failure evidence (issue 12): what the failed containers left behind (state, health
+        /// log, log tail with secrets redacted), empty when the update did not fail.
+        public var evidence: [FailureEvidence] = []
+        /// Evidence records that could not be read back, as sentences.
+        public var notes: [String] = []
     }
 
     public func attemptDetail(_ id: String) throws -> AttemptDetail? {
@@ -168,7 +173,9 @@ extension Application {
             var seen = Set<Int64>()
             events = events.filter { seen.insert($0.seq).inserted }
         }
+        let evidence = try s.failureEvidence(updateID: a.updateID)
         return AttemptDetail(attempt: a, events: events, journal: try s.journalEntries(updateID: a.updateID).records,
-                             validation: try a.validationAttemptID.flatMap { try s.validation($0) })
+                             validation: try a.validationAttemptID.flatMap { try s.validation($0) },
+                             evidence: evidence.records, notes: evidence.unreadable.map(\.message))
     }
 }

@@ -23,9 +23,19 @@ extension Application {
     /// `feed` throws (the client went away); the partial file is removed on every failure.
     public func receiveUpload(name: String, length: Int64,
                               feed: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> UploadedPackage {
-        guard name.hasSuffix(".edgepkg"), !name.contains("/"), !name.hasPrefix(".") else {
-            throw CaissonError("package.invalid_extension", "an uploaded package must be a .edgepkg file")
+        try Self.checkUploadName(name)
+        return try receiveUpload(maxLength: length, exact: true) { sink in
+            try withoutActuallyEscaping(sink) { try feed($0) }
+            return name
         }
+    }
+
+    /// Like `receiveUpload(name:length:feed:)` for a body that carries the package among other
+    /// things (a browser's `multipart/form-data` form): at most `maxLength` bytes, and `feed`
+    /// returns the package's file name once it has pushed them all. With `exact`, exactly
+    /// `maxLength` bytes must come.
+    public func receiveUpload(maxLength length: Int64, exact: Bool,
+                              feed: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> String) throws -> UploadedPackage {
         let dir = uploadDir
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -40,10 +50,6 @@ extension Application {
                                    "not enough free space to receive the package: \(Format.bytes(free)) free, the package needs \(Format.bytes(length)) plus a reserve of \(Format.bytes(reserve))")
             }
         }
-        var dest = dir + "/" + name
-        if FileManager.default.fileExists(atPath: dest) {
-            dest = dir + "/" + String(name.dropLast(8)) + "-" + String(ids.next().prefix(8)) + ".edgepkg"
-        }
         let partial = dir + "/." + String(ids.next().prefix(8)) + ".partial"
         let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -55,8 +61,9 @@ extension Application {
         }
         var hasher = SHA256()
         var received: Int64 = 0
+        var dest = ""
         do {
-            try feed { chunk in
+            let name = try feed { chunk in
                 received += Int64(chunk.count)
                 guard received <= length else {
                     throw CaissonError("upload.incomplete", "the upload sent more than the \(length) bytes it announced")
@@ -74,7 +81,8 @@ extension Application {
                 }
                 hasher.update(chunk)
             }
-            guard received == length else {
+            try Self.checkUploadName(name)
+            guard !exact || received == length else {
                 throw CaissonError("upload.incomplete", "the upload ended after \(received) of \(length) bytes; nothing was kept")
             }
             guard fsync(fd) == 0 else {
@@ -82,6 +90,10 @@ extension Application {
             }
             close(fd)
             open = false
+            dest = dir + "/" + name
+            if FileManager.default.fileExists(atPath: dest) {
+                dest = dir + "/" + String(name.dropLast(8)) + "-" + String(ids.next().prefix(8)) + ".edgepkg"
+            }
             guard rename(partial, dest) == 0 else {
                 throw CaissonError("staging.copy_failed", "cannot keep the upload as \(dest): \(ByteSourceError.describe(errno: errno))")
             }
@@ -91,6 +103,13 @@ extension Application {
             throw error
         }
         return UploadedPackage(path: dest, size: received, sha256: hasher.hex)
+    }
+
+    /// An upload's file name: a `.edgepkg` file directly in the upload folder.
+    public static func checkUploadName(_ name: String) throws {
+        guard name.hasSuffix(".edgepkg"), !name.contains("/"), !name.hasPrefix(".") else {
+            throw CaissonError("package.invalid_extension", "an uploaded package must be a .edgepkg file")
+        }
     }
 
     /// Removes partial uploads left by a console that stopped mid-upload.

@@ -54,6 +54,19 @@ extension Application {
 
     public func foresee(service: ServiceSpec, image: ImageConfig, reference: String, flags: LoadFlags,
                         host: any ContainerHost) -> Foresight {
+        // The references the package may set (issue 10 item 8), the host's side: the compose
+        // file's image, other catalog services' compose images, containers outside the service.
+        // A host that cannot answer stops the update (it is not a pass).
+        if let catalog = try? catalog() {
+            switch Result(catching: { () throws(HostError) -> [Issue] in
+                try ReferencePolicy.checkOnHost(reference: reference, service: service, catalog: catalog, host: host)
+            }) {
+            case .success(let issues):
+                if let first = issues.first { return Foresight(refusal: first) }
+            case .failure(let e):
+                return Foresight(preflight: Issue("docker.inspect_failed", "could not check which containers use \(reference): \(e.message); nothing was changed"))
+            }
+        }
         var running = false
         switch service.runtimeMode {
         case .docker:
@@ -72,6 +85,11 @@ extension Application {
                 return Foresight(preflight: Issue("compose.image_lookup_failed", "compose service \(t.service) of project \(t.project) has no container; start it once with docker compose before updating; nothing was changed"))
             case .success(let cs):
                 running = cs.contains { $0.isRunning }
+                // The update moves the tag the compose file names (so that it lasts): a digest
+                // cannot be moved, and the next `docker compose up` would put that image back.
+                if let image = (try? host.composeServiceFacts(t))?.image, image.contains("@") {
+                    return Foresight(preflight: Issue("compose.image_pinned_by_digest", "compose service \(t.service) names its image by digest (\(image)) in \(t.file): an update could not last, the next docker compose up would put that image back; name it by a tag; nothing was changed"))
+                }
                 if !running && !flags.start {
                     return Foresight(preflight: Issue("update.service_stopped", "compose service \(t.service) is stopped and Compose would start it to update it; update with --start to update and start it; nothing was changed"))
                 }

@@ -16,6 +16,10 @@ public struct AppOptions: Sendable {
     public var host: HostKind = .docker
     /// Where host-wide service locks live (`CAISSON_LOCK_DIR`; nil: `/run/caisson/locks`).
     public var lockDirectory: String?
+    /// With `--host sim`: real seconds that pass for each simulated second the update waits
+    /// (health checks). 0 (the default): simulated time passes at once. The console sets 1, so a
+    /// person watching sees the health check's countdown as on a real device.
+    public var simPace: Double = 0
     public init() {}
 
     /// The defaults a device sets once in its environment: `CAISSON_STATE_DIR` (an absolute
@@ -92,7 +96,7 @@ public final class Application {
     public func clock() throws -> any UpdateClock {
         if options.host == .sim {
             _ = try host()
-            return SimCLIClock(virtual: simHost!.clock, system: systemClock)
+            return SimCLIClock(virtual: simHost!.clock, system: systemClock, pace: options.simPace)
         }
         // Waits (health polls) end early on a signal, so the update machine hears of it at once.
         return SignalAwareClock(base: systemClock)
@@ -138,7 +142,7 @@ public final class Application {
             let ref: String
             switch s.runtimeMode {
             case .docker: ref = s.docker!.imageReference
-            case .compose: ref = "caisson-sim/\(s.name):current"
+            case .compose: ref = Self.simComposeServices(file: s.compose!.file)[s.compose!.service]?.image ?? "caisson-sim/\(s.name):current"
             }
             let id = SimulatedHost.fakeImageID(ref)
             do {
@@ -150,6 +154,7 @@ public final class Application {
                     _ = try h.runContainer(name: s.docker!.containerName, imageReference: ref, restartPolicy: .unlessStopped)
                 case .compose:
                     _ = try h.provisionCompose(target: s.compose!, imageReference: ref)
+                    try provisionSimComposeDependents(h, of: s.compose!)
                 }
             } catch {
                 throw CaissonError("sim.provision_failed", "could not provision service \(s.name) on the simulated host: \(error.message)")
@@ -228,12 +233,16 @@ public final class Application {
         public var freeDiskState: Int64?
         /// Free space where the runtime stores images (Docker's data root), and what the load needs.
         public var imageStorage: ImageStorage?
+        /// Containers (Docker) or compose services sharing the service's network namespace.
+        public var networkDependents: [String] = []
     }
 
     public struct LoadOutcome: Sendable {
         public var validation: ValidationOutcome
         public var plan: LoadPlan?
         public var attempt: UpdateAttempt?
+        /// What the failed containers left behind (issue 12), when the update did not succeed.
+        public var evidence: [FailureEvidence] = []
         public var declined = false
         public var importIssue: Issue?
         /// The id Docker gave the loaded image (the Rust tool's `Image import` block shows it).
@@ -266,6 +275,8 @@ public final class Application {
         /// Send the image to a host that streams archives while validation runs, holding the end
         /// of the upload until the update goes ahead (see `PipelinedUpload`).
         public var overlapUpload = true
+        /// Recreate the containers sharing the service's network namespace (else refuse).
+        public var recreateDependents = false
         public init() {}
     }
 
@@ -359,7 +370,8 @@ public final class Application {
         // One update of this service at a time on the host, whatever the state directory.
         let serviceLock = try guardService(service, operation: "package load \(path)")
         defer { serviceLock.release() }
-        // What can be seen to fail before anything changes (no image loaded yet, no downtime).
+        // What can be seen to fail before anything changes (no image loaded yet, no downtime):
+        // among it the references the package may set (issue 10 item 8), the upload still held.
         let foresight = foresee(service: service, image: payload.config, reference: payload.reference, flags: flags, host: host)
         if let refusal = foresight.refusal {
             try reject(&outcome.validation, refusal)
@@ -370,8 +382,15 @@ public final class Application {
             outcome.preflightIssue = p
             return outcome
         }
-        let plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host, start: flags.start)
+        let composeImage = try composeImageReference(of: service)
+        var plan = try makePlan(service: service, manifest: manifest, payload: payload, state: state, host: host, start: flags.start)
+        let dependents = try networkDependents(of: service, host: host)
+        let dependentsRefusal = Self.dependentsPlan(&plan, dependents: dependents, recreate: flags.recreateDependents)
         outcome.plan = plan
+        if let dependentsRefusal {
+            outcome.preflightIssue = dependentsRefusal
+            return outcome
+        }
         if let st = plan.imageStorage, !st.isEnough {
             // Preflight: refuse before anything changes.
             outcome.preflightIssue = Issue("docker.insufficient_space", "not enough free space in \(st.path) to load the image: \(Format.bytes(st.freeBytes)) free, about \(Format.bytes(st.neededBytes)) needed")
@@ -485,13 +504,20 @@ public final class Application {
                                        repoDigests: info.repoDigests, architecture: info.config.architecture, os: info.config.os,
                                        validationAttemptID: validation.record.validationAttemptID,
                                        packageCreatedAt: Timestamps.normalize(manifest.createdAt), createdAt: systemClock.timestamp())
-        let machinePlan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: release.candidateReleaseID,
+        var machinePlan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: release.candidateReleaseID,
                                              validationAttemptID: validation.record.validationAttemptID, service: service,
                                              targetImageReference: payload.reference, targetImageID: info.id,
                                              packageVersion: manifest.packageVersion,
                                              packageCreatedAt: Timestamps.normalize(manifest.createdAt), previousState: state,
                                              startStopped: flags.start)
+        machinePlan.foreignContainerNames = try foreignContainerNames(of: service)
+        machinePlan.composeImageReference = composeImage
+        machinePlan.recreateNetworkDependents = flags.recreateDependents
+        if service.runtimeMode == .compose { machinePlan.composeNetworkDependents = dependents }
         outcome.attempt = try runMachine(machinePlan, release: release)
+        if let a = outcome.attempt, a.status != .succeeded {
+            outcome.evidence = (try? store().failureEvidence(updateID: a.updateID).records) ?? []
+        }
         return outcome
     }
 
@@ -519,7 +545,7 @@ public final class Application {
         var stopGrace: Int?
         var running = true
         var steps: [String] = []
-        let health = "health check (\(service.health.kind.rawValue), up to \(service.health.timeoutSecs)s)"
+        let health = "health check (\(service.health.summary))"
         switch service.runtimeMode {
         case .docker:
             let name = service.docker!.containerName
@@ -580,6 +606,22 @@ public final class Application {
         return plan
     }
 
+    /// The container names of the catalog's other Docker-mode services (never members of a
+    /// Compose service, whatever labels they carry).
+    func foreignContainerNames(of service: ServiceSpec) throws -> [String] {
+        try catalog().services.filter { $0.name != service.name }.compactMap { $0.docker?.containerName }.sorted()
+    }
+
+    /// Compose: the `image:` the service's compose file names (the reference an update moves).
+    func composeImageReference(of service: ServiceSpec) throws -> String? {
+        guard service.runtimeMode == .compose, let target = service.compose else { return nil }
+        do {
+            return try host().composeServiceFacts(target).image
+        } catch let error as HostError {
+            throw CaissonError("compose.image_lookup_failed", "could not read the compose model of \(service.name): \(error.message); nothing was changed")
+        }
+    }
+
     func runMachine(_ plan: UpdateMachine.Plan, release: CandidateRelease?) throws -> UpdateAttempt {
         let clock = FirstSleepHook(inner: try clock(), hook: { [weak self] in self?.debugPause("health") })
         var machine = UpdateMachine(plan: plan, startedAt: clock.timestamp())
@@ -605,7 +647,7 @@ public final class Application {
 
     // MARK: Rollback
 
-    public func rollback(service name: String, confirm: (String) -> Bool) throws -> UpdateAttempt? {
+    public func rollback(service name: String, recreateDependents: Bool = false, confirm: (String) -> Bool) throws -> UpdateAttempt? {
         let lock = try acquireStateLock("rollback \(name)")
         defer { lock.release() }
         try recoverIfNeeded()
@@ -638,11 +680,15 @@ public final class Application {
             reference = prevID
         }
         let restored = try state.previousKnownGoodCandidateReleaseID.flatMap { try store().candidateRelease($0) }
-        let plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
+        var plan = UpdateMachine.Plan(updateID: ids.next(), candidateReleaseID: state.previousKnownGoodCandidateReleaseID ?? "unknown",
                                       validationAttemptID: nil, service: service,
                                       targetImageReference: reference, targetImageID: prevID,
                                       packageVersion: restored?.packageVersion, packageCreatedAt: restored?.packageCreatedAt,
                                       kind: "rollback", previousState: state)
+        plan.foreignContainerNames = try foreignContainerNames(of: service)
+        plan.composeImageReference = try composeImageReference(of: service)
+        plan.recreateNetworkDependents = recreateDependents
+        if service.runtimeMode == .compose { plan.composeNetworkDependents = try networkDependents(of: service, host: host) }
         // A backup kept by an update whose health check failed with automatic rollback off: the
         // rollback replaces what runs, so that backup is no longer anyone's way back.
         let kept = try keptBackup(service: name)
@@ -692,12 +738,37 @@ public final class Application {
             public var timeoutSecs: Int
             public var pollIntervalSecs: Int
             public var stableSecs: Int
+            /// Probe kinds only (issue 12): what is probed and one probe's deadline.
+            public var port: Int?
+            public var path: String?
+            public var expectStatus: [Int]?
+            public var command: [String]?
+            public var probeTimeoutSecs: Int?
+            /// One line: the kind, what it probes, and its timings.
+            public var summary: String
+
+            public init(_ h: HealthPolicy) {
+                kind = h.kind.rawValue
+                timeoutSecs = h.timeoutSecs
+                pollIntervalSecs = h.pollIntervalSecs
+                stableSecs = h.stableSecs
+                summary = h.summary
+                switch h.kind {
+                case .http: port = h.port; path = h.path; expectStatus = h.expectStatus
+                case .tcp: port = h.port
+                case .exec: command = h.command
+                case .running, .containerHealth: break
+                }
+                if h.kind.isProbe { probeTimeoutSecs = h.probeTimeoutSecs }
+            }
 
             enum CodingKeys: String, CodingKey {
-                case kind
+                case kind, port, path, command, summary
                 case timeoutSecs = "timeout_secs"
                 case pollIntervalSecs = "poll_interval_secs"
                 case stableSecs = "stable_secs"
+                case expectStatus = "expect_status"
+                case probeTimeoutSecs = "probe_timeout_secs"
             }
         }
 
@@ -711,6 +782,8 @@ public final class Application {
         public var state: ServiceState?
         /// The newest update attempt of the service (any kind), if any.
         public var lastUpdate: UpdateAttempt?
+        /// What runs now, and how it differs from `state` (nil when not asked for).
+        public var live: LiveState?
 
         enum CodingKeys: String, CodingKey {
             case name
@@ -719,12 +792,13 @@ public final class Application {
             case platform, target
             case healthCheck = "health_check"
             case automaticRollback = "automatic_rollback"
-            case state
+            case state, live
             case lastUpdate = "last_update"
         }
     }
 
-    public func services() throws -> [ServiceView] {
+    /// The catalog's services with their recorded state and (when `live`) what runs now.
+    public func services(live: Bool = true) throws -> [ServiceView] {
         let catalog = try catalog()
         let s = try store()
         return try catalog.services.map { svc in
@@ -737,14 +811,15 @@ public final class Application {
                 target = ServiceView.Target(kind: "compose", project: svc.compose!.project, file: svc.compose!.file,
                                             service: svc.compose!.service)
             }
+            let state = try s.serviceState(svc.name)
             let h = svc.health
             return ServiceView(name: svc.name, runtimeMode: svc.runtimeMode.rawValue, serviceRevision: svc.serviceRevision,
                                platform: svc.platform, target: target,
-                               healthCheck: ServiceView.HealthCheck(kind: h.kind.rawValue, timeoutSecs: h.timeoutSecs,
-                                                                    pollIntervalSecs: h.pollIntervalSecs, stableSecs: h.stableSecs),
+                               healthCheck: ServiceView.HealthCheck(h),
                                automaticRollback: svc.automaticRollback,
-                               state: try s.serviceState(svc.name),
-                               lastUpdate: try s.updateAttempts(service: svc.name, limit: 1).records.first)
+                               state: state,
+                               lastUpdate: try s.updateAttempts(service: svc.name, limit: 1).records.first,
+                               live: live ? liveState(of: svc, state: state) : nil)
         }
     }
 
@@ -794,13 +869,27 @@ public final class Application {
 final class SimCLIClock: UpdateClock {
     let virtual: VirtualClock
     let system: SystemClock
-    init(virtual: VirtualClock, system: SystemClock) {
+    /// Real seconds per simulated second of waiting (0: none).
+    let pace: Double
+    init(virtual: VirtualClock, system: SystemClock, pace: Double = 0) {
         self.virtual = virtual
         self.system = system
+        self.pace = pace
     }
     var nowMillis: Int64 { virtual.nowMillis }
     func timestamp() -> String { system.timestamp() }
-    func sleep(millis: Int64) { virtual.sleep(millis: millis) }
+    func sleep(millis: Int64) {
+        if pace > 0, millis > 0 {
+            // At most a minute of real time per wait, in short naps (a signal is heard between them).
+            var left = min(Double(millis) * pace, 60_000)
+            while left > 0 {
+                let nap = min(left, 100)
+                usleep(useconds_t(nap * 1000))
+                left -= nap
+            }
+        }
+        virtual.sleep(millis: millis)
+    }
 }
 
 public enum Format {

@@ -1,5 +1,6 @@
 import CaissonCore
 import CaissonStore
+import CaissonSimulator
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -300,11 +301,41 @@ extension CaissonCLI {
     /// The command tree with the self-update commands and `package build --updater`.
     static func withSelfUpdate(_ commands: [CommandSpec]) -> [CommandSpec] {
         commands.map { c in
+            if c.path == ["sim", "swarm"] {
+                var b = c
+                b.options.append(OptionSpec("--self-update", help: "Swarm the self-update machine instead (issue 14): fake new executables, failing calls, crashes, power cuts, rollbacks"))
+                return b
+            }
             guard c.path == ["package", "build"] else { return c }
             var b = c
             b.options += updaterBuildOptions
             b.discussion += "\nWith --updater PATH: an updater package of a caisson executable instead (see caisson self-update)."
             return b
         } + selfUpdateCommands
+    }
+}
+
+extension CaissonCLI {
+    /// `caisson sim swarm --self-update`: `SelfUpdateSwarm` (the simulated install).
+    static func runSelfUpdateSwarm(_ cmd: ParsedCommand, out: Output) throws -> Int32 {
+        let runs = Int(cmd.value("--runs") ?? "1000") ?? -1
+        let seed = UInt64(cmd.value("--seed") ?? "1")
+        guard runs > 0, let seed else { throw CaissonError("usage.invalid_number", "--runs and --seed take non-negative integers") }
+        let s = SelfUpdateSwarm.run(runs: runs, seed: seed)
+        let rc: Int32 = s.violations == 0 ? 0 : 1
+        if out.json {
+            out.result(s, status: s.violations == 0 ? "ok" : "violations",
+                       issues: s.firstViolation.map { v in v.problems.map { Issue("swarm.violation", $0) } } ?? [], exitCode: rc)
+            return rc
+        }
+        out.line("Self-update swarm: \(s.runs) runs, seed \(s.seed), \(s.violations) violation(s)")
+        out.line("  outcomes: " + s.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        out.line("  crashes recovered: \(s.crashes); failing calls: \(s.faults); rollbacks: \(s.rollbacks)")
+        out.line("  trace digest \(s.traceDigest)")
+        if let v = s.firstViolation {
+            out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
+            for p in v.problems { out.line("- \(p)") }
+        }
+        return rc
     }
 }

@@ -53,6 +53,7 @@ extension CaissonCLI {
             let last = v.lastUpdate.map { statusLabel($0.status) } ?? "none yet"
             out.line("- \(v.name) | runtime: \(v.runtimeMode) | active image: \(activeImageLabel(v, app: app)) | last update: \(last)")
             if let version = v.state?.highestPackageVersion { out.line("  package version: \(version)") }
+            if let live = v.live { printLive(live, out: out, indent: "  live ") }
         }
         if views.isEmpty { out.line("No services are defined in the current service catalog.") }
     }
@@ -97,6 +98,10 @@ extension CaissonCLI {
         out.line("Health check settings: timeout \(h.timeoutSecs)s, poll every \(h.pollIntervalSecs)s, stable for \(h.stableSecs)s")
         out.line("Automatic rollback: \(v.automaticRollback ? "on" : "off")")
         if let a = v.lastUpdate { out.line("Last update id: \(a.updateID)") }
+        if let live = v.live {
+            out.line("Live:")
+            printLive(live, out: out, indent: "    ")
+        }
     }
 
     static func printHistoryList(_ list: RecordList<UpdateAttempt>, app: Application, out: Output) {

@@ -28,7 +28,7 @@ public enum CaissonCLI {
                               OptionSpec("--allow-downgrade", help: "Judge as `package load --allow-downgrade` would"),
                               OptionSpec("--start", help: "Judge as `package load --start` would")]),
         CommandSpec(["package", "load"], summary: "Validate a package and update its service",
-                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).",
+                    discussion: "Copies the package off the medium into the state directory (then says you may remove it),\nwhen it is on another filesystem than the state directory (--stage: always; --no-stage: never),\nvalidates it, shows what will happen, asks for confirmation, loads the image, swaps the\nservice, health-checks it and rolls back automatically if it is not healthy.\nNot enough free space to copy the package: exit 1 with [staging.insufficient_space] (the reserve\nkept free is CAISSON_STAGING_RESERVE_BYTES, default 32 MiB). A read error while copying: exit 2.\nThe package changed after validation (modified or replaced): exit 2 with [package.changed].\nCtrl-C / SIGTERM: at the prompt or before the update begins, exit 3 ([update.cancelled]); during\nthe swap or health check the previous release is restored (exit 4); a second one within 3 s\nexits at once and leaves it to `caisson recover`. Another Caisson changing the service: exit 1\n([lock.busy], [lock.service_busy], [update.foreign_attempt]).\nA reference outside the service's repository, a Caisson pin, or a tag another service or container\nuses: exit 2 with [image.reference_outside_service], [image.reference_reserved], [image.reference_in_use];\nimage labels of the com.docker.compose.* or io.caisson.* families: exit 2 with [image.reserved_label].\nContainers sharing the service's network namespace: exit 1 with [update.network_dependents],\nunless --recreate-dependents.",
                     positionals: [("PKG", "The .edgepkg file", false)],
                     options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
                               OptionSpec("--dry-run", help: "Show the plan and stop"),
@@ -37,6 +37,7 @@ public enum CaissonCLI {
                               OptionSpec("--start", help: "Start the service after the update even if it is stopped now (else it stays stopped)"),
                               OptionSpec("--stage", help: "Always copy the package into the state directory first"),
                               OptionSpec("--no-stage", help: "Never copy it: load from where it is (keep the medium in)"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the new container (else the update refuses)"),
                               OptionSpec("--receipt", value: "DIR", help: "Write the signed receipt of this load into DIR (e.g. the stick), whatever its outcome")]),
         CommandSpec(["package", "cleanup"], summary: "Remove staged packages, old images and leftover backup containers",
                     discussion: "Keeps the active and the previous known-good image of every service (and their pins), and\nwhatever an unfinished update still needs. Takes the operation lock; records a package_cleanup\naudit event. Exit 0, or 1 if something could not be removed (listed).",
@@ -73,13 +74,14 @@ public enum CaissonCLI {
         CommandSpec(["history", "list"], summary: "List update attempts, newest first",
                     options: [OptionSpec("--service", value: "NAME", help: "Only this service"),
                               OptionSpec("--limit", value: "N", help: "At most N attempts (default 20; 0 lists none)")]),
-        CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events",
+        CommandSpec(["history", "show"], summary: "Show one update attempt with its audit events and failure evidence",
                     positionals: [("UPDATE_ID", "The update id (or a unique prefix of 8+ characters)", false)]),
         CommandSpec(["history", "verify"], summary: "Check the state database, the audit log and the records for damage, edits or deletions",
                     discussion: "Runs SQLite's integrity check on the state database, re-computes the audit log's hash chain\nand the record chain that covers every update attempt and service state (the previous\nknown-good releases and the downgrade floor). Exit 0 intact, 1 otherwise."),
         CommandSpec(["rollback"], summary: "Return a service to its previous known-good release",
                     positionals: [("SERVICE", "The service name", false)],
-                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation")]),
+                    options: [OptionSpec("--yes", short: "-y", help: "Do not ask for confirmation"),
+                              OptionSpec("--recreate-dependents", help: "Recreate the containers sharing the service's network namespace against the restored container (else the rollback refuses)")]),
         CommandSpec(["migrate"], summary: "Import the records of the Rust caisson kept in the state directory",
                     discussion: "Imports the Rust caisson 0.1.0's JSON records (service-states, update-attempts, validation-records,\nimage-import-records, candidate-releases, audit/events.jsonl) into Caisson's store with their ids,\ntimestamps and statuses; its audit events start the hash chain, marked as imported. Done by itself on\nthe first use of such a directory; run it again to add what is new (nothing is imported twice, the\nstore's own newer state is kept). The JSON files are left as they are. Unreadable records are listed\nand skipped. Exit 0, or 1 when something was skipped."),
         CommandSpec(["recover"], summary: "Finish or roll back any update interrupted by a crash (every command also does this first)",
@@ -89,7 +91,8 @@ public enum CaissonCLI {
                               OptionSpec("--prepare", value: "DIR", help: "Only write the demo's catalog and packages into DIR (to try the console: caisson --services DIR/services.toml --host sim console --media DIR)")]),
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
                     options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
-                              OptionSpec("--seed", value: "S", help: "Seed (default 1)")]),
+                              OptionSpec("--seed", value: "S", help: "Seed (default 1)"),
+                              OptionSpec("--run-seed", value: "R", help: "Replay the one run of that run seed (a violation names it) with its scenario, expected outcome, problems and trace")]),
     ]
 
     static var parser: CommandLineParser { parser(frontEnds: []) }
@@ -193,8 +196,8 @@ public enum CaissonCLI {
                 for i in report.skipped + report.notes { FileHandle.standardError.write(Data("- \(i)\n".utf8)) }
             }
             do {
-                if cmd.flag("--json") && !cmd.flag("--yes") && !cmd.flag("--dry-run")
-                    && (cmd.path == ["package", "load"] || cmd.path == ["rollback"]) {
+                if cmd.flag("--json") && !cmd.flag("--yes") && !cmd.flag("--dry-run") && cmd.value("--confirm") == nil
+                    && (cmd.path == ["package", "load"] || cmd.path == ["rollback"] || cmd.path == ["self-update"]) {
                     throw CaissonError("usage.json_needs_yes", "--json never prompts: add --yes to '\(cmd.path.joined(separator: " "))' (or --dry-run to see the plan)")
                 }
                 // A command that needs the container host: docker.unreachable (exit 1) before
@@ -262,6 +265,7 @@ public enum CaissonCLI {
             flags.dryRun = cmd.flag("--dry-run")
             flags.reinstall = cmd.flag("--reinstall")
             flags.allowDowngrade = cmd.flag("--allow-downgrade")
+            flags.recreateDependents = cmd.flag("--recreate-dependents")
             flags.start = cmd.flag("--start")
             if cmd.flag("--stage") && cmd.flag("--no-stage") {
                 throw CaissonError("usage.invalid", "--stage and --no-stage cannot be used together")
@@ -443,22 +447,19 @@ public enum CaissonCLI {
 
         case ["history", "show"]:
             showInProgress(try app.recoverIfNeeded(), out: out)
-            let store = try app.store()
-            guard let a = try store.updateAttempt(cmd.positionals[0]) else {
+            guard let detail = try app.attemptDetail(cmd.positionals[0]) else {
                 if let rc = try showSelfUpdate(cmd.positionals[0], app: app, out: out) { return rc }
                 throw CaissonError("history.unknown_id", "no update attempt has id \(cmd.positionals[0])")
             }
-            // The attempt's events and those of its validation and image import, in log order.
-            var stored = try store.auditEvents(updateID: a.updateID).records
-            if let v = a.validationAttemptID {
-                stored += try store.auditEvents(validationID: v).records.filter { e in !stored.contains { $0.seq == e.seq } }
-            }
-            let events = stored.sorted { $0.seq < $1.seq }.map(\.event)
+            let events = detail.events.map(\.event)
             if out.json {
-                out.result(AttemptDocument(attempt: a, auditEvents: events), status: "ok", exitCode: 0)
+                out.result(AttemptDocument(attempt: detail.attempt, auditEvents: events, evidence: detail.evidence),
+                           status: "ok", exitCode: 0)
                 return 0
             }
-            printHistoryShow(a, events: events, app: app, out: out)
+            printHistoryShow(detail.attempt, events: events, app: app, out: out)
+            printEvidence(detail.evidence, out: out)
+            for n in detail.notes { out.line("  note: \(n)") }
             return 0
 
         case ["history", "verify"]:
@@ -498,7 +499,7 @@ public enum CaissonCLI {
 
         case ["rollback"]:
             let yes = cmd.flag("--yes")
-            guard let a = try app.rollback(service: cmd.positionals[0], confirm: { question in
+            guard let a = try app.rollback(service: cmd.positionals[0], recreateDependents: cmd.flag("--recreate-dependents"), confirm: { question in
                 if yes { return true }
                 if out.json { out.notice(question, always: true) } else { out.line(question) }
                 return prompt("Continue and roll back the service? [y/N]: ", toStderr: out.json)
@@ -565,6 +566,30 @@ public enum CaissonCLI {
             }
             return try Demo.run(say: { out.line($0) }, keep: cmd.flag("--keep"))
 
+        case ["sim", "swarm"] where cmd.flag("--self-update"):
+            return try runSelfUpdateSwarm(cmd, out: out)
+
+        case ["sim", "swarm"] where cmd.value("--run-seed") != nil:
+            guard let runSeed = UInt64(cmd.value("--run-seed") ?? "") else {
+                throw CaissonError("usage.invalid_number", "--run-seed takes a non-negative integer")
+            }
+            let (scenario, problems) = Swarm.runOne(runSeed: runSeed, recordTrace: true)
+            let rc: Int32 = problems.isEmpty ? 0 : 1
+            if out.json {
+                out.result(["scenario": scenario.config.description, "status": scenario.attempt?.status.rawValue ?? "none",
+                            "expected": scenario.lastExpectation?.description ?? ""],
+                           status: problems.isEmpty ? "ok" : "violations", issues: problems.map { Issue("swarm.violation", $0) }, exitCode: rc)
+            } else {
+                out.line("Run seed \(runSeed): \(scenario.config)\(scenario.thinImport.map { "/\($0)" } ?? "")")
+                out.line("  ended: \(scenario.attempt?.status.rawValue ?? "no record") \(scenario.attempt?.issues.map(\.code) ?? [])")
+                out.line("  expected: \(scenario.lastExpectation?.description ?? "?")")
+                for n in scenario.lastExpectation?.notes ?? [] { out.line("  note: \(n)") }
+                for p in problems { out.line("- \(p)") }
+                out.line("Trace:")
+                for t in scenario.host.trace { out.line("  \(t)") }
+            }
+            return rc
+
         case ["sim", "swarm"]:
             let runs = Int(cmd.value("--runs") ?? "1000") ?? -1
             let seed = UInt64(cmd.value("--seed") ?? "1")
@@ -586,7 +611,7 @@ public enum CaissonCLI {
                 out.line("  thin packages: \(summary.thinPackages) (refused, base missing: \(summary.basesMissing))")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
-                    out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
+                    out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario)); replay: caisson --host sim sim swarm --run-seed \(v.seed)")
                     for p in v.problems { out.line("- \(p)") }
                     out.line("Trace:")
                     for t in v.trace { out.line("  \(t)") }
@@ -620,8 +645,10 @@ public enum CaissonCLI {
     struct AttemptDocument: Encodable {
         var attempt: UpdateAttempt
         var auditEvents: [AuditEvent]
+        /// Failure evidence (issue 12).
+        var evidence: [FailureEvidence]
         enum CodingKeys: String, CodingKey {
-            case attempt
+            case attempt, evidence
             case auditEvents = "audit_events"
         }
     }
@@ -793,6 +820,8 @@ public enum CaissonCLI {
         var signature: Application.SignatureVerdict
         var plan: PlanDocument?
         var attempt: UpdateAttempt?
+        /// Failure evidence (issue 12): what the failed containers left behind.
+        var evidence: [FailureEvidence]
     }
 
     static func exitCode(for status: UpdateStatus) -> Int32 { status.exitCode }
@@ -875,6 +904,18 @@ public enum CaissonCLI {
         printValidationText(v, out: out)
     }
 
+    /// What runs now: one line per container, then any drift from what Caisson recorded.
+    static func printLive(_ live: Application.LiveState, out: Output, indent: String) {
+        if let error = live.error {
+            out.line("\(indent)live state unavailable: \(error)")
+            return
+        }
+        for c in live.containers {
+            out.line("\(indent)\(c.name): \(c.status)\(c.health == "none" ? "" : ", \(c.health)"), image \(c.imageReference) (\(Format.shortID(c.imageID)))\(c.since.map { ", since \($0)" } ?? "")")
+        }
+        for d in live.drift { out.line("\(indent)DRIFT: \(d)") }
+    }
+
     static func printPlan(_ p: Application.LoadPlan, out: Output) {
         out.line("")
         out.line("Update plan")
@@ -886,6 +927,7 @@ public enum CaissonCLI {
         if p.staysStopped { out.line("The service is stopped: the new release is installed but not started (use --start to start it).") }
         out.line("Bytes to load: \(Format.bytes(p.bytesToLoad))")
         if let g = p.stopGraceSecs { out.line("Stop timeout: \(g)s between SIGTERM and SIGKILL for the current container") }
+        if !p.networkDependents.isEmpty { out.line("Sharing its network: \(p.networkDependents.joined(separator: ", "))") }
         if let f = p.freeDiskState { out.line("Free disk (state directory): \(Format.bytes(f))") }
         if let st = p.imageStorage {
             out.line("Free disk (image storage \(st.path)): \(Format.bytes(st.freeBytes)), the load needs about \(Format.bytes(st.neededBytes))")
@@ -909,7 +951,7 @@ public enum CaissonCLI {
             else if o.importIssue != nil { status = "import_failed" }
             else { status = o.attempt?.status.rawValue ?? "unknown" }
             out.result(LoadDocument(validation: o.validation.record, signature: o.validation.signature,
-                                    plan: o.plan.map(PlanDocument.init), attempt: o.attempt),
+                                    plan: o.plan.map(PlanDocument.init), attempt: o.attempt, evidence: o.evidence),
                        status: status, issues: issues, exitCode: o.exitCode)
             return
         }
@@ -964,6 +1006,10 @@ public enum CaissonCLI {
         if let a = o.attempt {
             out.line("Applying update...")
             printAttempt(a, app: app, out: out)
+            if !o.evidence.isEmpty {
+                printEvidence(o.evidence, out: out, tailLines: 10)
+                out.line("All of it: caisson history show \(a.updateID)")
+            }
         }
     }
 }

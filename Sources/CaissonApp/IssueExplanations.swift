@@ -36,6 +36,11 @@ public enum IssueExplanations {
         "lock.busy": .init(meaning: "Another update is running on this device.", action: "Wait for it to finish, then try again."),
         "rollback.no_previous_release": .init(meaning: "There is no earlier version to go back to.", action: "Nothing can be rolled back for this service."),
         "rollback.image_missing": .init(meaning: "The earlier version is no longer stored on this device.", action: "Install that version again from its package instead."),
+        "image.reference_outside_service": .init(meaning: "The package would rename software that belongs to another service or is outside this service.", action: "Do not install it. Ask the publisher for the package made for this service."),
+        "image.reference_reserved": .init(meaning: "The package would overwrite a name Caisson keeps to go back to earlier versions.", action: "Do not install it. Report the package to its publisher."),
+        "image.reference_in_use": .init(meaning: "The package would change the software another service runs.", action: "Do not install it. Ask the publisher for the package made for this service."),
+        "image.reserved_label": .init(meaning: "The package's software pretends to belong to another service or to Caisson.", action: "Do not install it. Report the package to its publisher."),
+        "update.network_dependents": .init(meaning: "Other containers share this service's network and would lose it in the update.", action: "Nothing was changed. To update anyway and recreate them with it, use the command line with --recreate-dependents."),
         "console.path_refused": .init(meaning: "That file is not on a USB stick or in the uploads.", action: "Choose a package from the list."),
     ]
 

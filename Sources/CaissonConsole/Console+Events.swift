@@ -37,13 +37,16 @@ extension Console {
             var health_remaining_secs: Int?
         }
         var op: Op?
+        /// Another process's operation (this console runs none): who, which step, since when.
+        var other: OtherDocument?
         var holder: String?
         var in_flight: [InFlight]
         var last_audit_seq: Int64
     }
 
     func currentState(app: Application) -> StateDocument {
-        var doc = StateDocument(op: nil, holder: nil, in_flight: [], last_audit_seq: 0)
+        var doc = StateDocument(op: nil, other: nil, holder: nil, in_flight: [], last_audit_seq: 0)
+        doc.other = otherOperation(app).map(Self.otherDocument)
         if let op = operation {
             let s = op.snapshot
             let kind: String
@@ -65,8 +68,11 @@ extension Console {
                 if a.status == .healthChecking, let started = (try? store?.auditEvents(updateID: a.updateID).records)??
                     .last(where: { $0.event.kind == .healthCheckStarted })?.event.at,
                    let t = Timestamps.parse(started), let svc = catalog?.service(named: a.serviceName) {
-                    let now = Int64(Date().timeIntervalSince1970)
-                    remaining = max(0, Int(t.seconds + Int64(svc.health.timeoutSecs) - now))
+                    // On the simulator, simulated seconds pass at `simPace` real seconds each.
+                    let elapsed = Date().timeIntervalSince1970 - Double(t.seconds)
+                    let pace = config.options.host == .sim ? config.options.simPace : 1
+                    let simulated = pace > 0 ? elapsed / pace : 0
+                    remaining = max(0, Int((Double(svc.health.timeoutSecs) - simulated).rounded(.up)))
                 }
                 doc.in_flight.append(.init(update_id: a.updateID, service: a.serviceName, status: a.status.rawValue,
                                            step: last?.step, step_detail: last.map { app.operatorText($0.detail) }, health_remaining_secs: remaining))

@@ -125,8 +125,11 @@ extension Console {
                     return Pages.plain(413, "The form is too large.")
                 }
             }
+            // The upload form without JavaScript sends its token inside the multipart body,
+            // ahead of the file: checked there before a byte of the file is kept.
+            let multipartUpload = path == "/upload" && MultipartStream.boundary(contentType: head.header("Content-Type")) != nil
             let sent = ctx.field("csrf") ?? head.header("X-CSRF-Token") ?? ""
-            guard ConsoleAuth.equal(sent, session.csrf) else {
+            guard multipartUpload || ConsoleAuth.equal(sent, session.csrf) else {
                 return Pages.plain(403, "Forbidden: this form is out of date or did not come from the console. Reload the page and try again.")
             }
         } else if method != "GET" && method != "HEAD" {
@@ -206,6 +209,9 @@ extension Console {
             return Pages.message(self, ctx: ctx, status: 404, title: "Package not found",
                                  text: "That package is not on a USB stick or in the uploads any more. Go back and look again.")
         }
+        if let other = otherOperation(Application(options: config.options)) {
+            return refusedBusy(ctx, other, action: "update from package \(package.name)")
+        }
         guard begin(.update(packageName: package.name, path: package.path, upload: package.source == "upload"),
                     session: ctx.session!, peer: ctx.peer) != nil else {
             return Pages.message(self, ctx: ctx, status: 409, title: "Another update is in progress",
@@ -217,6 +223,9 @@ extension Console {
     func startRollback(_ ctx: Context) -> HTTPServerResponse {
         guard let service = ctx.field("service"), (try? Application(options: config.options).catalog().service(named: service)) != nil else {
             return Pages.message(self, ctx: ctx, status: 404, title: "No such service", text: "That service is not on this device.")
+        }
+        if let other = otherOperation(Application(options: config.options)) {
+            return refusedBusy(ctx, other, action: "roll \(service) back to its previous version")
         }
         guard begin(.rollback(service: service), session: ctx.session!, peer: ctx.peer) != nil else {
             return Pages.message(self, ctx: ctx, status: 409, title: "Another update is in progress",
@@ -244,6 +253,9 @@ extension Console {
 
     func upload(_ ctx: Context) -> HTTPServerResponse {
         let request = ctx.request
+        if let boundary = MultipartStream.boundary(contentType: request.head.header("Content-Type")) {
+            return formUpload(ctx, boundary: boundary)
+        }
         guard let length = request.bodyFraming.declaredLength, !request.bodyFraming.isChunked else {
             return Pages.json(411, ["error": "console.length_required", "message": "an upload must say its size (Content-Length)"])
         }

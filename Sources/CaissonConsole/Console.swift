@@ -23,6 +23,9 @@ public struct ConsoleConfig: Sendable {
     public var maxFormBytes: UInt64 = 16 * 1024
     /// Uploads (packages): bounded by free disk first, and by this.
     public var maxUploadBytes: Int64 = 64 << 30
+    /// On the simulator: real seconds per simulated second of waiting (the health check's
+    /// countdown runs as on a device). `CAISSON_SIM_PACE` sets it; 0: no waiting.
+    public var simPace: Double = 1
 
     public init(options: AppOptions) { self.options = options }
 
@@ -60,6 +63,8 @@ public final class Console: @unchecked Sendable {
     public private(set) var loginToken = ""
 
     public init(config: ConsoleConfig) throws {
+        var config = config
+        if config.options.host == .sim { config.options.simPace = max(0, min(config.simPace, 10)) }
         self.config = config
         let app = Application(options: config.options)
         self.auth = ConsoleAuth(stateDir: app.stateDir)

@@ -121,7 +121,26 @@ code{font-size:.9em;background:#eef0f3;padding:0 .2rem;border-radius:3px}
     var op = s.op;
     if (phase === "none" || phase === "external") {
       if (op && op.phase !== "finished") { reload(); return; }
-      if (phase === "external" && s.in_flight.length === 0 && !s.holder) { reload(); return; }
+      // Another Caisson process: follow it while it works, reload when it starts or is over.
+      if (phase === "none" && s.other) { reload(); return; }
+      if (phase === "external" && !s.other) { reload(); return; }
+      if (s.other) {
+        var o = s.other;
+        if (o.attempts.length && !document.getElementById("other-step")) { reload(); return; }
+        var ow = document.getElementById("other-words");
+        if (ow) { ow.textContent = o.words; }
+        var os = document.getElementById("other-step");
+        if (os && o.attempts.length) {
+          var a = o.attempts[0];
+          var left = null;
+          for (var k = 0; k < s.in_flight.length; k++) {
+            if (s.in_flight[k].update_id === a.update_id) { left = s.in_flight[k].health_remaining_secs; }
+          }
+          os.textContent = a.service + ": " + a.words + (left != null ? " (up to " + left + " s left)" : "");
+        }
+        var oss = document.getElementById("other-step-since");
+        if (oss && o.attempts.length && o.attempts[0].step_at) { oss.textContent = o.attempts[0].step_at.replace("T", " ").replace("Z", " UTC"); }
+      }
       var js = document.getElementById("journal-step");
       if (js && s.in_flight.length) { js.textContent = s.in_flight[0].step_detail || s.in_flight[0].status; }
       return;

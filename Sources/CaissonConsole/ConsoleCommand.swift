@@ -53,10 +53,35 @@ public enum ConsoleCommand {
         }
         try ConsoleAuth.setPassword(password, stateDir: app.stateDir)
         try? app.auditFrontEndAction("console password set from the command line (pid \(getpid()))")
-        if out.json { out.document(["password_file": ConsoleAuth.passwordPath(app.stateDir)]) } else {
+        if out.json { out.document(PasswordDocument(password_file: ConsoleAuth.passwordPath(app.stateDir))) } else {
             out.line("Console password set (\(ConsoleAuth.passwordPath(app.stateDir))).")
         }
         return 0
+    }
+
+    /// `caisson console password --json`.
+    struct PasswordDocument: Encodable {
+        var password_file: String
+        var status = "ok"
+        var issues: [[String: String]] = []
+        var exit_code = 0
+    }
+
+    /// `caisson console --json`: the first line of standard output once it listens.
+    struct ServingDocument: Encodable {
+        /// The address to open, with the one-time sign-in token.
+        var url: String
+        /// The same without the token.
+        var address: String
+        var listen: String
+        var port: Int
+        /// Where the token is also written (mode 0600).
+        var token_file: String
+        /// Beyond loopback: signing in needs the console password.
+        var password_required: Bool
+        var status = "serving"
+        var issues: [[String: String]] = []
+        var exit_code = 0
     }
 
     static func readHidden(_ prompt: String) -> String? {
@@ -85,6 +110,12 @@ public enum ConsoleCommand {
         let media = cmd.values("--media")
         if !media.isEmpty { config.mediaRoots = media }
         config.allowedHosts = cmd.values("--allow-host")
+        if let pace = ProcessInfo.processInfo.environment["CAISSON_SIM_PACE"] {
+            guard let p = Double(pace), p >= 0, p <= 10 else {
+                throw CaissonError("usage.invalid", "CAISSON_SIM_PACE takes real seconds per simulated second, from 0 to 10, not '\(pace)'")
+            }
+            config.simPace = p
+        }
         // Signals are taken by a waiting thread, never delivered to whatever runs.
         var set = sigset_t()
         sigemptyset(&set)
@@ -93,7 +124,15 @@ public enum ConsoleCommand {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let console = try Console(config: config)
         let url = try console.start()
-        out.line(url)
+        if out.json {
+            // One document, on one line (the first of standard output), as soon as it listens.
+            let base = String(url.split(separator: "?").first ?? "")
+            out.line(JSONCoding.string(ServingDocument(url: url, address: base, listen: config.listenHost, port: Int(console.port),
+                                                       token_file: app.stateDir + "/" + ConsoleAuth.tokenFile,
+                                                       password_required: !config.isLoopback), pretty: false))
+        } else {
+            out.line(url)
+        }
         out.progress("Caisson console on \(url.split(separator: "?").first ?? "")  (Ctrl-C to stop)")
         if !config.isLoopback {
             out.progress("Listening beyond this device: sign-in needs the console password. There is no TLS; prefer an SSH tunnel.")

@@ -37,9 +37,13 @@ enum Pages {
             <button type="submit" class="link">Sign out</button></form></nav>
             """
         }
+        // Without JavaScript (no live events), a page following work in progress reloads itself.
+        let phase = attributes["phase"] ?? ""
+        let refresh = attributes["live"] == "1" && ["preparing", "running", "external"].contains(phase)
+            ? "<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>" : ""
         let page = """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">\(refresh)
         <title>\(e(title)) · Caisson</title><link rel="stylesheet" href="/app.css"><script src="/app.js" defer></script></head>
         <body\(attrs)><a class="skip" href="#main">Skip to the content</a>
         <header class="top"><span class="brand">Caisson</span>\(nav)</header>
@@ -133,13 +137,8 @@ enum Pages {
             }
             return "<p class=\"alert warn\" role=\"status\">\(e(what)). <a href=\"/operation\">Watch it</a></p>"
         }
-        if let busy = try? app.operationStatus(), let holder = busy.holder {
-            // Who (pid), since when, and where its update is (step, since when).
-            let steps = busy.attempts.map { a in
-                "\(a.serviceName): \(a.step ?? a.status.rawValue)\(a.stepAt.map { " since " + when($0) } ?? "")"
-            }
-            let doing = steps.isEmpty ? "" : "; " + steps.joined(separator: "; ")
-            return "<p class=\"alert warn\" role=\"status\">Another Caisson is working on this device: \(e(holder.operation)) (pid \(holder.pid), since \(e(when(holder.since))))\(e(doing)). <a href=\"/operation\">Watch it</a></p>"
+        if let other = console.otherOperation(app) {
+            return Console.otherBanner(Console.otherDocument(other))
         }
         return ""
     }
@@ -149,6 +148,7 @@ enum Pages {
         let device = app.deviceStatus()
         let services = (try? app.serviceStatuses()) ?? []
         let packages = console.media.scan()
+        let other = console.otherOperation(app)
         var body = activityBanner(console, app: app)
         body += """
         <h1>\(e(device.name))</h1>
@@ -171,7 +171,7 @@ enum Pages {
             } else {
                 body += "<div class=\"muted\">Never updated here.</div>"
             }
-            if s.canRollBack {
+            if s.canRollBack && other == nil {
                 body += "<div><a class=\"button\" href=\"/rollback?service=\(e(s.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s.name))\">Go back to the previous version\(s.previousVersion.map { " (\(e($0)))" } ?? "")</a></div>"
             }
             body += "</li>"
@@ -187,21 +187,23 @@ enum Pages {
                 body += """
                 <li><form method="post" action="/check">\(csrfField(ctx))<input type="hidden" name="package" value="\(e(p.id))">\
                 <span class="name">\(e(p.name))</span> <span class="muted">\(e(whereText)), \(e(Format.bytes(p.size)))</span> \
-                <button type="submit" class="primary">Check this package</button></form></li>
+                <button type="submit" class="primary"\(other == nil ? "" : " disabled")>Check this package</button></form></li>
                 """
             }
             body += "</ul>"
         }
         body += """
-        <form id="upload" class="upload" method="post" action="/upload" enctype="application/octet-stream">
+        <form id="upload" class="upload" method="post" action="/upload" enctype="multipart/form-data">\(csrfField(ctx))
         <label for="upload-file">Upload a package from this computer</label>
-        <input type="file" id="upload-file" name="file" accept=".edgepkg">
+        <input type="file" id="upload-file" name="file" accept=".edgepkg" required>
         <button type="submit">Upload</button>
         <progress id="upload-progress" max="100" value="0" hidden aria-label="Upload progress"></progress>
         <p id="upload-status" role="status" aria-live="polite"></p>
         </form></section>
         """
-        return html(title: device.name, ctx: ctx, console: console, body: body)
+        // While another process works, the page follows it and reloads when it is over.
+        let live = other == nil ? [:] : ["live": "1", "phase": "external", "after": "\((try? app.store().lastAuditSeq()) ?? 0)"]
+        return html(title: device.name, ctx: ctx, console: console, body: body, attributes: live)
     }
 
     // MARK: Operation
@@ -216,13 +218,18 @@ enum Pages {
         return out + "</ul>"
     }
 
-    static func checks(_ v: Application.ValidationOutcome?, plan: Application.LoadPlan?) -> String {
+    static func checks(_ v: Application.ValidationOutcome?, plan: Application.LoadPlan?, app: Application) -> String {
         guard let v else { return "" }
         var out = "<ul class=\"checks\">"
         let ok = v.report.status == .accepted
         out += "<li class=\"\(ok ? "good" : "bad")\">\(ok ? "The package is complete and undamaged" : "The package did not pass its checks")</li>"
         if let m = v.report.manifest {
-            out += "<li class=\"good\">Made for this device's service <strong>\(e(m.target.service))</strong></li>"
+            // A tick only for a service this device has (a hostile or wrong package names another).
+            if (try? app.catalog().service(named: m.target.service)) != nil {
+                out += "<li class=\"good\">Made for this device's service <strong>\(e(m.target.service))</strong></li>"
+            } else {
+                out += "<li class=\"bad\">Made for a service this device does not have: <strong>\(e(m.target.service))</strong></li>"
+            }
         }
         if let sig = v.report.signature {
             out += "<li class=\"good\">Signed by a trusted publisher (key \(e(sig.keyID)))</li>"
@@ -241,12 +248,15 @@ enum Pages {
         var attrs = ["after": "\(state.last_audit_seq)", "live": "1"]
         guard let op = console.operation else {
             var body = "<h1>Updates</h1>"
-            if !state.in_flight.isEmpty || state.holder != nil {
-                body += "<p class=\"alert warn\" role=\"status\">An update is in progress on this device\(state.holder.map { ": " + e($0) } ?? "").</p>"
+            if let other = state.other {
+                body += Console.otherBanner(other)
+                attrs["phase"] = "external"
+            } else if !state.in_flight.isEmpty {
+                body += "<p class=\"alert warn\" role=\"status\">An update was interrupted; Caisson finishes it safely at its next start.</p>"
                 for f in state.in_flight {
                     body += "<p>\(e(f.service)): <span id=\"journal-step\">\(e(f.step_detail ?? f.status))</span></p>"
                 }
-                attrs["phase"] = "external"
+                attrs["phase"] = "none"
             } else {
                 body += "<p>No update is running from this console.</p>"
                 if let last = try? app.store().updateAttempts(limit: 1).records.first {
@@ -279,7 +289,7 @@ enum Pages {
             body += stick
         case .confirming:
             body += stick
-            body += "<section class=\"card\" aria-labelledby=\"verdict\"><h2 id=\"verdict\">The package is valid</h2>\(checks(s.validation, plan: s.plan))</section>"
+            body += "<section class=\"card\" aria-labelledby=\"verdict\"><h2 id=\"verdict\">The package is valid</h2>\(checks(s.validation, plan: s.plan, app: app))</section>"
             if let p = s.plan {
                 body += """
                 <section class="card" aria-labelledby="plan"><h2 id="plan">What will happen</h2>
@@ -311,7 +321,7 @@ enum Pages {
             let r = s.result!
             let tone = r.outcome == "updated" ? "good" : (r.outcome == "declined" ? "muted" : "bad")
             body += "<section class=\"card result \(tone)\" aria-labelledby=\"result\"><h2 id=\"result\" data-outcome=\"\(e(r.outcome))\">\(e(r.headline))</h2><p>\(e(r.detail))</p>"
-            if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil) }
+            if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil, app: app) }
             body += issueList(r.issues)
             if let a = r.attempt {
                 if let h = a.healthCheck { body += "<p class=\"muted\">Health check: \(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))), \(e(h.message))</p>" }

@@ -15,6 +15,8 @@ public struct ComposeModel: Sendable, Equatable {
         public var hasBuild: Bool
         /// `profiles:` (a service with profiles only appears when one is enabled).
         public var profiles: [String]
+        /// `network_mode:` (e.g. `service:app`, `host`), nil when unset.
+        public var networkMode: String? = nil
         /// `healthcheck:`: true when the file sets one, false when it disables it (`disable: true`
         /// or a test of `NONE`), nil when the image's applies.
         public var healthcheck: Bool?
@@ -87,9 +89,11 @@ public struct ComposeModel: Sendable, Equatable {
                     let test = h["test"]?.stringArrayValue ?? h["test"]?.stringValue.map { [$0] }
                     healthcheck = !(h["disable"]?.boolValue == true || test?.first == "NONE")
                 }
-                services[key] = Service(name: key, image: try text("image"), containerName: try text("container_name"),
-                                        hasBuild: build != nil && build != .null,
-                                        profiles: entry["profiles"]?.stringArrayValue ?? [], healthcheck: healthcheck)
+                var service = Service(name: key, image: try text("image"), containerName: try text("container_name"),
+                                      hasBuild: build != nil && build != .null,
+                                      profiles: entry["profiles"]?.stringArrayValue ?? [], healthcheck: healthcheck)
+                service.networkMode = try text("network_mode")
+                services[key] = service
             }
         case let other?:
             throw HostError(.failed, "the compose project model's `services` is not an object: \(other)")

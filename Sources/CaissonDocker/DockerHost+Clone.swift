@@ -22,10 +22,16 @@ public struct ContainerClonePlan: Sendable, Equatable {
         public var endpointConfig: JSONValue
     }
 
+    /// - Parameter networkOwner: join that container's network namespace (`container:<id>`)
+    ///   instead of the template's network settings.
     public static func make(template: ContainerInspect, oldImage: ImageInspect?, image: String,
-                            labels: [String: String]) -> ContainerClonePlan {
+                            labels: [String: String], networkOwner: String? = nil) -> ContainerClonePlan {
         var config = template.config.raw.objectValue ?? [:]
-        let hostConfig = template.hostConfig.objectValue ?? [:]
+        var hostConfig = template.hostConfig.objectValue ?? [:]
+        if let networkOwner { hostConfig["NetworkMode"] = .string("container:" + networkOwner) }
+        if (hostConfig["NetworkMode"]?.stringValue ?? "").hasPrefix("container:") {
+            dropWhatContainerNetworkModeRefuses(config: &config, hostConfig: &hostConfig)
+        }
         let imageConfig = oldImage?.config.raw.objectValue
 
         config["Image"] = .string(image)
@@ -104,6 +110,17 @@ public struct ContainerClonePlan: Sendable, Equatable {
             }
         }
         return ContainerClonePlan(body: .object(config), extraNetworks: extra, copiedImageDefaults: oldImage == nil)
+    }
+
+    /// In `container:` network mode Docker refuses a hostname, a MAC address, exposed or
+    /// published ports, DNS settings, extra hosts and links ("conflicting options"), yet fills
+    /// the hostname in itself (the namespace owner's) when such a container starts: a verbatim
+    /// clone of one could never be created. The namespace owner provides all of them.
+    static func dropWhatContainerNetworkModeRefuses(config: inout [String: JSONValue], hostConfig: inout [String: JSONValue]) {
+        for key in ["Hostname", "Domainname", "MacAddress", "ExposedPorts"] { config.removeValue(forKey: key) }
+        for key in ["PortBindings", "PublishAllPorts", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "Links"] {
+            hostConfig.removeValue(forKey: key)
+        }
     }
 
     /// Null and empty lists mean the same ("none given").

@@ -93,6 +93,28 @@ extension DockerHost {
 
     // MARK: - ContainerHost (Compose mode)
 
+    public func composeServiceFacts(_ target: ComposeTarget) throws(HostError) -> ComposeServiceFacts {
+        let (model, service) = try composeService(target)
+        let dependents = model.serviceNames.filter { model.services[$0]?.networkMode == "service:\(service.name)" }
+        return ComposeServiceFacts(image: service.image, networkDependents: dependents)
+    }
+
+    public func composeUp(_ target: ComposeTarget, services: [String]) throws(HostError) {
+        guard !services.isEmpty else { return }
+        let file = Self.absolutePath(target.file)
+        let (model, _) = try composeService(target)
+        try Self.withScratchFolder { directory throws(HostError) in
+            let logPath = directory + "/compose.log"
+            let arguments = ["-p", model.name, "-f", file, "up", "-d", "--no-deps", "--no-build", "--pull", "never"] + services
+            let what = "docker compose up \(services.joined(separator: " ")) (project \(model.name))"
+            switch try runCompose(arguments, directory: Self.folder(of: file), stdoutPath: logPath, stderrPath: nil, timeout: compose.timeout) {
+            case .exited(0): return
+            case .exited(let code): throw HostError(.failed, "\(what) failed with exit status \(code): \(Self.tail(of: logPath))")
+            case .timedOut: throw HostError(.indeterminate, "\(what) did not finish within \(compose.timeout.shortDescription) and was stopped: \(Self.tail(of: logPath))")
+            }
+        }
+    }
+
     /// The service's containers (by Compose's project/service labels, with the project name the
     /// model reports; one-off `run` containers excluded), inspected, sorted by name. Fails
     /// clearly when the file has no such service, or when a foreign container holds the
@@ -119,25 +141,31 @@ extension DockerHost {
         return result
     }
 
-    /// `docker compose -p P -f FILE -f OVERRIDE up -d --no-deps --no-build --pull never SERVICE`
-    /// in the file's folder, the override pinning only the service's image. The project model is
+    /// `docker compose -p P -f FILE [-f OVERRIDE] up -d --no-deps --no-build --pull never SERVICE`
+    /// in the file's folder; the override pins only the service's image, and is left out when
+    /// `imageReference` is the file's own `image:`. The project model is
     /// read first: a missing file or service fails before anything changes. Never pulls
     /// (air-gapped): the image must be loaded already. A non-zero exit is `.failed` (with
     /// Compose's last output lines); a timeout kills Compose and is `.indeterminate`.
     public func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError) {
         let file = Self.absolutePath(target.file)
-        let (model, _) = try composeService(target)
+        let (model, service) = try composeService(target)
+        // The file's own image (the update moved that tag): apply the file as it is, so the
+        // container's labels name no temporary file and a later `up` finds nothing to change.
+        let asWritten = service.image == imageReference
         try Self.withScratchFolder { directory throws(HostError) in
             let override = directory + "/caisson-override.yaml"
             let logPath = directory + "/compose.log"
-            do {
-                try Self.overrideYAML(service: target.service, image: imageReference)
-                    .write(toFile: override, atomically: true, encoding: .utf8)
-            } catch {
-                throw HostError(.failed, "cannot write the compose override \(override): \(error)")
+            if !asWritten {
+                do {
+                    try Self.overrideYAML(service: target.service, image: imageReference)
+                        .write(toFile: override, atomically: true, encoding: .utf8)
+                } catch {
+                    throw HostError(.failed, "cannot write the compose override \(override): \(error)")
+                }
             }
-            let arguments = ["-p", model.name, "-f", file, "-f", override,
-                             "up", "-d", "--no-deps", "--no-build", "--pull", "never", target.service]
+            let arguments = ["-p", model.name, "-f", file] + (asWritten ? [] : ["-f", override])
+                + ["up", "-d", "--no-deps", "--no-build", "--pull", "never", target.service]
             let outcome = try runCompose(arguments, directory: Self.folder(of: file), stdoutPath: logPath, stderrPath: nil,
                                          timeout: compose.timeout)
             switch outcome {

@@ -148,6 +148,17 @@ public final class DockerHost: ContainerHost {
         return id
     }
 
+    public func createDependentContainer(name: String, cloning template: String, networkOwner owner: String,
+                                         labels: [String: String]) throws(HostError) -> String {
+        let plan: ContainerClonePlan = try run {
+            let old = try client.inspectContainer(template)
+            let ownerID = try client.inspectContainer(owner).id
+            let image = try client.inspectImageIfPresent(old.image)
+            return ContainerClonePlan.make(template: old, oldImage: image, image: old.image, labels: labels, networkOwner: ownerID)
+        }
+        return try run { try client.createContainer(name: name, body: plan.body).id }
+    }
+
     public func startContainer(_ nameOrID: String) throws(HostError) {
         try run { _ = try client.startContainer(nameOrID) }
     }
@@ -190,6 +201,17 @@ public final class DockerHost: ContainerHost {
         }
     }
 
+    public func listContainers() throws(HostError) -> [ContainerInfo] {
+        try run {
+            var result: [ContainerInfo] = []
+            for summary in try client.listContainers(all: true) {
+                // A container removed between list and inspect is simply gone.
+                if let container = try client.inspectContainerIfPresent(summary.id) { result.append(Self.containerInfo(container)) }
+            }
+            return result.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
+        }
+    }
+
     public func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
         do {
             // Without force: Docker refuses (409) a running container instead of killing it.
@@ -221,7 +243,8 @@ public final class DockerHost: ContainerHost {
                              startedAt: container.state.startedAt ?? "",
                              exitCode: Int(clamping: container.state.exitCode ?? 0),
                              labels: container.config.labels,
-                             stopTimeoutSecs: container.config.stopTimeout.map { Int(clamping: $0) })
+                             stopTimeoutSecs: container.config.stopTimeout.map { Int(clamping: $0) },
+                             networkMode: container.hostConfig["NetworkMode"]?.stringValue)
     }
 
     // MARK: - Free space

@@ -184,16 +184,21 @@ extension CaissonStore: SelfUpdateJournal {
         do { try FileSystem.makeDirectory(dir) } catch {
             throw SystemCallError(errno: EIO, operation: "mkdir", path: dir, message: "\(error)")
         }
+        // Into a temporary name, renamed once complete and durable: `path` existing means a whole
+        // copy (a kill in the middle of VACUUM INTO leaves only the temporary file).
+        let partial = path + ".partial"
+        unlink(partial)
         do throws(SQLiteError) {
             let db = try SQLiteDatabase(path: livePath, create: false)
             defer { db.close() }
-            try db.run("VACUUM INTO ?", [.text(path)])
+            try db.run("VACUUM INTO ?", [.text(partial)])
         } catch {
-            unlink(path)
+            unlink(partial)
             throw SystemCallError(errno: error.primaryCode == SQLITE_FULL ? ENOSPC : EIO, operation: "copy the store to", path: path,
                                   message: error.description)
         }
-        try fsyncFile(path)
+        try fsyncFile(partial)
+        if Glibc.rename(partial, path) != 0 { throw SystemCallError(errno: errno, operation: "rename", path: path) }
         try fsyncFile(dir)
     }
 

@@ -40,6 +40,7 @@ extension CaissonStore: UpdateJournal {
                 if let release = write.candidateRelease { try upsertCandidateRelease(release) }
                 if let state = write.serviceState { try upsertServiceState(state) }
                 try appendAuditInTransaction(write.events)
+                for e in write.evidence { try insertEvidence(e, updateID: write.attempt.updateID) }
             }
         }
     }

@@ -156,6 +156,19 @@ enum Schema {
                 UNIQUE (self_update_id, seq)
             );
             """),
+        // v5: failure evidence (issue 12): a failed container's state and log tail, captured
+        // before it was removed, kept beside its attempt (older attempts simply have none).
+        Migration(version: 5, sql: """
+            CREATE TABLE failure_evidence (
+                row_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                update_id TEXT NOT NULL REFERENCES update_attempts (update_id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                container_name TEXT NOT NULL,
+                captured_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            );
+            CREATE INDEX failure_evidence_update ON failure_evidence (update_id, row_id);
+            """),
     ]
 
     static var currentVersion: Int { effective.last?.version ?? 0 }

@@ -59,8 +59,10 @@ class Console:
             return -9
 
 
-def browser(size="desktop"):
+def browser(size="desktop", javascript=True):
     opts = Options()
+    if not javascript:
+        opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
               "--force-device-scale-factor=1", "--disable-extensions", "--no-first-run"]:
@@ -196,6 +198,11 @@ def flows(caisson, label, services, state, media, host, good, bad, evil, service
             shot(driver, screenshots, "plan")
             # The button can be reached and pressed from the keyboard.
             go.send_keys(Keys.ENTER)
+            if label == "sim":
+                # The simulator's health check runs in real time in the console: it counts down.
+                cd = wait(driver, lambda d: re.search(r"up to (\d+) s", d.find_element(By.ID, "countdown").text)
+                          if d.find_elements(By.ID, "countdown") else None, 60)
+                assert 0 < int(cd.group(1)) <= 30, cd.group(0)
             outcome, headline = result(driver)
             assert outcome == "updated", (outcome, headline)
             assert "Updated and healthy" in headline
@@ -300,6 +307,96 @@ def login_flow(caisson, services, state, media, screenshots):
         console.stop()
 
 
+def hostile_flow(caisson, services, state, media_root, good_path, outside_dir, screenshots):
+    """Packages built to attack the page and the device: markup in the file name and in every
+    manifest field, a member escaping the package, a symlink leading off the stick."""
+    import tarfile
+    import io
+    stick = os.path.join(media_root, "hostile")
+    os.makedirs(stick)
+    payload = "<img src=x onerror=\"document.title='pwned'\">"
+    with tarfile.open(good_path) as src:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+    manifest = {m.name: data for m, data in members}["manifest.toml"].decode()
+    manifest = re.sub(r'package_version = ".*"', 'package_version = "1.9.0<script>document.title=\'pwned\'</script>"', manifest)
+    manifest = re.sub(r'service = ".*"', 'service = "frontend\\"><svg onload=alert(1)>"', manifest, count=1)
+    hostile = os.path.join(stick, payload.replace("/", "") + ".edgepkg")
+    with tarfile.open(hostile, "w", format=tarfile.USTAR_FORMAT) as out:
+        for m, data in members:
+            data = manifest.encode() if m.name == "manifest.toml" else data
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+        evil = b"escaped\n"
+        info = tarfile.TarInfo("../../escape.txt")
+        info.size = len(evil)
+        out.addfile(info, io.BytesIO(evil))
+    # A symlink on the stick to a package elsewhere on the device: never offered.
+    outside = os.path.join(outside_dir, "outside.edgepkg")
+    shutil.copy(good_path, outside)
+    os.symlink(outside, os.path.join(stick, "linked-outside.edgepkg"))
+    console = Console(caisson, services, state, media_root)
+    driver = browser()
+    try:
+        @test("sim: a hostile package is shown as text, rejected, and nothing escapes")
+        def hostile_package():
+            sign_in(driver, console)
+            names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "ul.packages .name")]
+            assert payload + ".edgepkg" in names, names
+            assert "linked-outside.edgepkg" not in names, names
+            assert driver.execute_script("return document.images.length") == 0
+            row = driver.find_element(By.XPATH, "//li[.//span[@class='name' and starts-with(text(), '<img')]]")
+            row.find_element(By.TAG_NAME, "button").click()
+            outcome, _ = result(driver)
+            assert outcome == "rejected", outcome
+            body = text(driver)
+            assert "Nothing was changed" in body
+            # No tick for the service it names: this device has no such service.
+            assert "Made for a service this device does not have: frontend\"><svg onload=alert(1)>" in body, body[:800]
+            assert "Made for this device's service" not in body
+            # The name is in the title as text; a script that ran would have made it exactly "pwned".
+            assert driver.title != "pwned" and driver.title.endswith("· Caisson"), driver.title
+            counts = driver.execute_script(
+                "return [document.images.length, document.querySelectorAll('svg').length, "
+                "Array.from(document.scripts).filter(function (s) { return !/\\/app\\.js$/.test(s.src); }).length]")
+            assert counts == [0, 0, 0], counts
+            for root in (media_root, os.path.dirname(media_root), os.path.dirname(state)):
+                assert not os.path.exists(os.path.join(root, "escape.txt")), root
+            check_page(driver, "hostile")
+            shot(driver, screenshots, "hostile")
+            # Asking for the symlink by its id is refused too (the server maps ids only from a scan).
+            driver.get(console.base + "/")
+            assert driver.title != "pwned", driver.title
+        hostile_package()
+    finally:
+        driver.quit()
+        console.stop()
+
+
+def nojs_flow(caisson, services, state, media_root, package_path):
+    """The whole update with JavaScript switched off: the upload form, the check, the button."""
+    console = Console(caisson, services, state, media_root)
+    driver = browser(javascript=False)
+    try:
+        @test("sim: without JavaScript, upload a package with the form and update from it")
+        def nojs():
+            sign_in(driver, console)
+            driver.find_element(By.ID, "upload-file").send_keys(package_path)
+            driver.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
+            wait(driver, EC.presence_of_element_located((By.ID, "upload-result")))
+            assert "Package uploaded" in text(driver), text(driver)[:300]
+            check_page(driver, "uploaded")
+            driver.find_element(By.XPATH, "//button[text()='Check this package']").click()
+            # The page reloads itself (noscript refresh) until the plan is shown.
+            wait(driver, EC.element_to_be_clickable((By.ID, "go")), 120).click()
+            outcome, headline = result(driver)
+            assert outcome == "updated", (outcome, headline)
+        nojs()
+    finally:
+        driver.quit()
+        console.stop()
+
+
 def docker_setup(caisson, root):
     """A docker-mode service on the private daemon, and packages built from the test images."""
     docker = lambda *a: subprocess.run(["docker", *a], check=True, capture_output=True, text=True).stdout.strip()
@@ -370,6 +467,21 @@ def main():
         flows(caisson, "sim", os.path.join(media, "services.toml"), os.path.join(root, "state"), media_root, "sim",
               "frontend-1.1.0.edgepkg", "frontend-1.2.0.edgepkg", "frontend-evil.edgepkg", "frontend", args.screenshots)
         login_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-login"), media_root, args.screenshots)
+        # The demo's catalog and packages, copied aside (the flows above changed nothing in them).
+        aside = os.path.join(root, "aside")
+        shutil.copytree(media, aside)
+        hostile_media = tempfile.mkdtemp(prefix="caisson-browser-hostile-", dir=shm)
+        try:
+            hostile_flow(caisson, os.path.join(aside, "services.toml"), os.path.join(root, "state-hostile"), hostile_media,
+                         os.path.join(aside, "frontend-1.1.0.edgepkg"), root, args.screenshots)
+        finally:
+            shutil.rmtree(hostile_media, ignore_errors=True)
+        empty_media = tempfile.mkdtemp(prefix="caisson-browser-empty-", dir=shm)
+        try:
+            nojs_flow(caisson, os.path.join(aside, "services.toml"), os.path.join(root, "state-nojs"), empty_media,
+                      os.path.join(aside, "frontend-1.1.0.edgepkg"))
+        finally:
+            shutil.rmtree(empty_media, ignore_errors=True)
         if args.docker:
             droot = tempfile.mkdtemp(prefix="caisson-browser-real-", dir=shm)
             services, dmedia, cleanup = docker_setup(caisson, droot)

@@ -22,6 +22,9 @@ struct Caisson {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("caisson-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Self.catalog.write(toFile: dir + "/services.toml", atomically: true, encoding: .utf8)
+        // The compose file of `backend` (the simulator provisions the image it names).
+        try FileManager.default.createDirectory(atPath: dir + "/compose", withIntermediateDirectories: true)
+        try "services:\n  backend:\n    image: example/backend:current\n".write(toFile: dir + "/compose/backend.yaml", atomically: true, encoding: .utf8)
     }
 
     static let catalog = """
@@ -83,10 +86,10 @@ struct Caisson {
     /// Writes a package for `frontend` whose image behaves as `behaviour` in the simulator.
     func package(_ name: String, version: String, behaviour: String = "healthy", tag: String? = nil,
                  service: String = "frontend", createdAt: String = "2026-03-16T18:30:00Z",
-                 healthcheck: Bool = true) throws -> String {
+                 labels: [String: String] = [:], healthcheck: Bool = true) throws -> String {
         let ref = "example/\(service):\(version)"
         var img = SyntheticImage(reference: tag ?? ref)
-        img.labels = ["io.caisson.sim.health": behaviour]
+        img.labels = ["io.caisson.sim.health": behaviour].merging(labels) { $1 }
         img.healthcheck = healthcheck ? ["CMD", "/bin/true"] : nil
         img.files = [("VERSION", Array(version.utf8))]
         let (bytes, _) = try img.archive()

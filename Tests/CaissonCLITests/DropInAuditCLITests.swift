@@ -129,6 +129,23 @@ import Testing
         #expect((tj.json?["signature"] as? [String: Any])?["key_id"] as? String == keyID)
     }
 
+    /// Item 8: `--json` never prompts: every command that asks needs `--yes` (or `--dry-run`).
+    @Test func jsonNeedsYesOnEveryCommandThatAsks() throws {
+        let c = try Caisson()
+        let pkg = try c.package("a.edgepkg", version: "1.1.0")
+        for args in [["package", "load", pkg], ["rollback", "frontend"], ["self-update", pkg], ["self-update", "--rollback"]] {
+            let r = try c.run(args + ["--json"], stdin: "y\n")
+            #expect(r.status == 1, "\(args): \(r.stdout) \(r.stderr)")
+            #expect((r.json?["error"] as? [String: Any])?["code"] as? String == "usage.json_needs_yes", "\(args): \(r.stdout)")
+            #expect(!r.stderr.contains("[y/N]"), "\(args) asked: \(r.stderr)")
+        }
+        #expect(try Self.attemptsCount(c) == 0)
+    }
+
+    static func attemptsCount(_ c: Caisson) throws -> Int {
+        (try c.run(["history", "list", "--json"]).json?["attempts"] as? [Any])?.count ?? -1
+    }
+
     /// Item 8: `--json` never prompts, the console password included (on a terminal it needs
     /// CAISSON_CONSOLE_PASSWORD or standard input).
     @Test func consolePasswordWithJSONNeverPrompts() throws {

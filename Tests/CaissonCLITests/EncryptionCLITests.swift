@@ -221,7 +221,7 @@ import Testing
         runtime_mode = "docker"
         [services.docker]
         container_name = "\(name)"
-        image_reference = "caisson-test/app:1"
+        image_reference = "caisson-enc/app:1"
         [services.health_check]
         kind = "running"
         timeout_secs = 20

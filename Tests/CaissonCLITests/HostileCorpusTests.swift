@@ -41,7 +41,7 @@ struct HostileParts: Sendable {
     /// A genuine `docker save` archive; `inner` adds entries before its end marker.
     func image(_ inner: ((inout RawTar) -> Void)? = nil) throws -> (bytes: [UInt8], id: String) {
         var img = SyntheticImage(reference: reference)
-        img.labels = ["io.caisson.sim.health": "healthy", "io.caisson.test.case": label]
+        img.labels = ["io.caisson.sim.health": "healthy", "org.example.test-case": label]
         img.healthcheck = ["CMD", "/bin/true"]
         img.files = [("VERSION", Array(version.utf8))]
         let (bytes, id) = try img.archive()
@@ -603,7 +603,7 @@ struct HostileRun {
         for _ in 0..<(layerSize >> 20) { sha.update(zeros) }
         let diffID = "sha256:" + sha.finalizeDigest().hex
         let config: [String: Any] = ["architecture": "amd64", "os": "linux",
-                                     "config": ["Labels": ["io.caisson.test.case": parts.label],
+                                     "config": ["Labels": ["org.example.test-case": parts.label],
                                                 "Healthcheck": ["Test": ["CMD", "/bin/true"]]],
                                      "rootfs": ["type": "layers", "diff_ids": [diffID]]]
         let configBytes = Array(try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]))

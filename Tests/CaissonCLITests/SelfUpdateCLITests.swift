@@ -30,6 +30,36 @@ import Testing
             try trusted.write(toFile: c.dir + "/services.toml", atomically: true, encoding: .utf8)
         }
 
+        /// A fresh install directory with `template`'s key, catalog and packages (no store).
+        init(copying template: Install, files: [String]) throws {
+            c = try Caisson()
+            try FileManager.default.createDirectory(atPath: c.dir + "/bin", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Caisson.binary, toPath: c.dir + "/bin/caisson")
+            installedVersion = template.installedVersion
+            for f in ["services.toml"] + files {
+                try? FileManager.default.removeItem(atPath: c.dir + "/" + f)
+                try FileManager.default.copyItem(atPath: template.c.dir + "/" + f, toPath: c.dir + "/" + f)
+            }
+        }
+
+        /// Runs the executable `exe` (not necessarily this build) in the install's directory.
+        func run(exe: String, _ args: [String], env: [String: String] = [:]) throws -> Caisson.Result {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.currentDirectoryURL = URL(fileURLWithPath: c.dir)
+            p.arguments = ["--host", "sim"] + args
+            if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            let e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return Caisson.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        }
+
         static func version(of exe: String) throws -> String {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
@@ -255,6 +285,109 @@ import Testing
         let h = try i.c.run(["history", "list"], env: env)
         #expect(h.status == 0, "\(h.stdout) \(h.stderr)")
         #expect(h.stdout.contains("rolled_back") || h.stdout.contains("rollback"), "\(h.stdout)")
+    }
+
+    /// The self-update process is SIGKILLed right after each of its journal writes in turn (a
+    /// debug-build hook, `CAISSON_TEST_FAULT=VERSION:kill-after-write-N`), then the next command
+    /// (alternately the old and whatever executable is installed) recovers. At every point the
+    /// install path holds a working Caisson (the old or the new one), and after recovery the
+    /// self-update is finished (new one installed, old one kept) or undone (old one, no leftovers).
+    @Test func aKillAfterEveryJournalWriteLeavesAWorkingCaisson() throws {
+        let template = try Install()
+        let new = try template.stamped(Self.newVersion, "caisson-new")
+        #expect(try template.package(new, version: Self.newVersion, name: "u.edgepkg").status == 0)
+        let oldSHA = try template.sha(template.installPath)
+        let newSHA = try template.sha(new)
+        var outcomes: [String: Int] = [:]
+        var k = 0
+        while k < 100 {
+            let i = try Install(copying: template, files: ["release.key", "u.edgepkg"])
+            let r = try i.selfUpdate("u.edgepkg", env: ["CAISSON_TEST_FAULT": "\(i.installedVersion):kill-after-write-\(k)"])
+            if r.status != 9 {
+                // Past the last write: it ran to its end.
+                #expect(r.status == 0, "k=\(k): \(r.stdout) \(r.stderr)")
+                break
+            }
+            // Killed: the install path still holds a complete, working Caisson.
+            let v = try Install.version(of: i.installPath)
+            #expect(v == i.installedVersion || v == Self.newVersion, "k=\(k): \(v)")
+            // The next command recovers (from either executable).
+            let exe = k % 2 == 0 ? Caisson.binary : i.installPath
+            let h = try i.run(exe: exe, ["history", "list", "--json"])
+            #expect(h.status == 0, "k=\(k): \(h.stdout) \(h.stderr)")
+            let list = (try? JSONSerialization.jsonObject(with: Data(h.stdout.utf8))) as? [String: Any]
+            let statuses = ((list?["self_updates"] as? [[String: Any]]) ?? []).compactMap { $0["status"] as? String }
+            #expect(statuses.count == 1, "k=\(k): \(h.stdout)")
+            let status = statuses.first ?? "?"
+            outcomes[status, default: 0] += 1
+            let sha = try i.sha(i.installPath)
+            let files = try FileManager.default.contentsOfDirectory(atPath: i.c.dir + "/bin").sorted()
+            switch status {
+            case "succeeded":
+                #expect(sha == newSHA, "k=\(k)")
+                #expect(files == ["caisson", "caisson.previous"], "k=\(k): \(files)")
+                #expect(try i.sha(i.previousPath) == oldSHA, "k=\(k)")
+            case "failed", "rolled_back":
+                #expect(sha == oldSHA, "k=\(k): \(status)")
+                #expect(files.allSatisfy { !$0.hasPrefix(".") }, "k=\(k): \(files)")
+            default:
+                Issue.record("k=\(k): self-update ended \(status)")
+            }
+            try? FileManager.default.removeItem(atPath: i.c.dir)
+            k += 1
+        }
+        #expect(k > 10, "the self-update journals more than \(k) writes")
+        #expect(k < 100)
+        // Both ways out were taken: undone before the swap, finished after it.
+        #expect((outcomes["failed"] ?? 0) > 0 && (outcomes["succeeded"] ?? 0) > 0, "\(outcomes)")
+        print("self-update kill points: \(k), outcomes \(outcomes.sorted { $0.key < $1.key })")
+    }
+
+    /// `self-update --rollback` by the old executable, after the new one migrated the store,
+    /// SIGKILLed after each of its journal writes in turn; the next command (alternately the old
+    /// one and whatever is installed) finishes it: the old executable back, the store it reads.
+    @Test func aKillAfterEveryJournalWriteOfARollbackIsFinished() throws {
+        let i = try Install()
+        let env = ["CAISSON_TEST_EXTRA_SCHEMA": Self.newVersion]
+        let before = try i.sha(i.installPath)
+        let new = try i.stamped(Self.newVersion, "caisson-new")
+        #expect(try i.package(new, version: Self.newVersion, name: "u.edgepkg").status == 0)
+        #expect(try i.selfUpdate("u.edgepkg", env: env).status == 0)
+        // The updated directory, restored before each kill point (the paths in it are absolute).
+        let saved = i.c.dir + ".saved"
+        try FileManager.default.copyItem(atPath: i.c.dir, toPath: saved)
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        var k = 0
+        var killed = 0
+        while k < 60 {
+            try FileManager.default.removeItem(atPath: i.c.dir)
+            try FileManager.default.copyItem(atPath: saved, toPath: i.c.dir)
+            let r = try i.c.run(["self-update", "--rollback", "--yes", "--json"],
+                                env: env.merging(["CAISSON_TEST_FAULT": "\(i.installedVersion):kill-after-write-\(k)"]) { $1 })
+            if r.status != 9 {
+                #expect(r.status == 0, "k=\(k): \(r.stdout) \(r.stderr)")
+                break
+            }
+            killed += 1
+            let v = try Install.version(of: i.installPath)
+            #expect(v == i.installedVersion || v == Self.newVersion, "k=\(k): \(v)")
+            let exe = k % 2 == 0 ? Caisson.binary : i.installPath
+            let h = try i.run(exe: exe, ["history", "list", "--json"], env: env)
+            #expect(h.status == 0, "k=\(k): \(h.stdout) \(h.stderr)")
+            #expect(try i.sha(i.installPath) == before, "k=\(k): the old executable is not back")
+            let list = (try? JSONSerialization.jsonObject(with: Data(h.stdout.utf8))) as? [String: Any]
+            let records = (list?["self_updates"] as? [[String: Any]]) ?? []
+            #expect(records.contains { $0["kind"] as? String == "rollback" && $0["status"] as? String == "rolled_back" },
+                    "k=\(k): \(h.stdout)")
+            #expect(!records.contains { !["succeeded", "failed", "rolled_back"].contains($0["status"] as? String ?? "?") },
+                    "k=\(k): \(h.stdout)")
+            // Nothing left to roll back.
+            let again = try i.c.run(["self-update", "--rollback", "--yes"], env: env)
+            #expect(again.stderr.contains("self_update.no_rollback_point"), "k=\(k): \(again.stdout) \(again.stderr)")
+            k += 1
+        }
+        #expect(killed > 5 && k < 60, "\(killed) kill points")
+        print("self-update --rollback kill points: \(killed)")
     }
 
     @Test func helpAndUsage() throws {

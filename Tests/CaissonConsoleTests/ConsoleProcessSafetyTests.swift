@@ -76,15 +76,15 @@ import Glibc
         let signIn = try first.request("GET", target)
         first.cookie = signIn.cookie(ConsoleAuth.cookieName)
         let home = try first.request("GET", "/").bodyText
-        #expect(home.contains("Another Caisson is working on this device: package load"), "\(home)")
-        #expect(home.contains("(pid \(load.pid), since"), "the page does not name the live process: \(home)")
+        #expect(home.contains("Another Caisson program is working on this device") && home.contains("Installing an update from frontend-1.1.0.edgepkg"), "\(home)")
+        #expect(home.contains("Process <span id=\"other-pid\">\(load.pid)</span>, since"), "the page does not name the live process: \(home)")
         let step = try #require(try first.app().store().inFlightAttempts().first?.lastStep)
-        #expect(home.contains("frontend: \(step) since"), "the page does not say where the update is (\(step)): \(home)")
+        #expect(home.contains("step <code>\(step)</code>") && home.contains("<span id=\"other-step-since\">"), "the page does not say where the update is (\(step)): \(home)")
         // The process dies (a power cut, kill -9): its lock goes, its description stays in the
         // lock file; the console no longer calls it "working".
         load.kill9()
         let after = try first.request("GET", "/").bodyText
-        #expect(!after.contains("Another Caisson is working on this device"), "a dead process is shown as working: \(after)")
+        #expect(!after.contains("Another Caisson program is working on this device"), "a dead process is shown as working: \(after)")
         #expect(try first.app().store().inFlightAttempts().count == 1)
         first.console.stop(grace: .seconds(5))
         // The next console start finishes the interrupted update from its journal.

@@ -31,6 +31,7 @@ final class TestConsole: @unchecked Sendable {
         var config = ConsoleConfig(options: options)
         config.port = 0
         config.mediaRoots = [media]
+        config.simPace = 0
         configure(&config)
         console = try Console(config: config)
     }

@@ -172,6 +172,7 @@ import Glibc
         try c.wait(for: .finished)
         let page = try c.request("GET", "/operation").bodyText
         #expect(page.contains("This package was not accepted") && page.contains("image.unexpected_tags"))
+        #expect(page.contains("Made for this device's service <strong>frontend</strong>"))
         #expect(page.contains(IssueExplanations.explain("image.unexpected_tags").meaning.replacingOccurrences(of: "'", with: "&#39;")))
         #expect(try c.app().store().updateAttempts().records.count == before)
     }
@@ -187,15 +188,24 @@ import Glibc
         _ = try c.post("/operation/cancel", form: ["op": try #require(c.console.operation).id])
         try c.wait(for: .finished)
         #expect(c.console.operation?.snapshot.result?.outcome == "declined")
-        let lock = try OperationLock.acquire(stateDir: c.stateDir, operation: "package load elsewhere", since: "2026-01-01T00:00:00Z")
+        let lock = try OperationLock.acquire(stateDir: c.stateDir, operation: "package load /elsewhere/x.edgepkg", since: "2026-01-01T00:00:00Z")
         defer { lock.release() }
-        _ = try c.post("/check", form: ["package": try c.packageID("frontend-1.1.0.edgepkg")])
+        let refused = try c.post("/check", form: ["package": try c.packageID("frontend-1.1.0.edgepkg")])
+        #expect(refused.status == 409 && refused.bodyText.contains("Nothing was changed"))
+        #expect(c.console.operation?.snapshot.result?.outcome == "declined", "no new operation started")
+        #expect(try c.app().store().updateAttempts().records.isEmpty)
+        // Meanwhile the home page shows the other operation, read-only.
+        let home = try c.request("GET", "/").bodyText
+        #expect(home.contains("Another Caisson program is working on this device") && home.contains("Installing an update from x.edgepkg"))
+        #expect(home.contains("Process <span id=\"other-pid\">\(getpid())</span>, since <span id=\"other-since\">2026-01-01 00:00:00 UTC</span>"))
+        // Should another process take the lock between the page and the operation, the store's lock refuses it.
+        let session = try #require(c.console.auth.session(cookie: c.cookie))
+        _ = try #require(c.console.begin(.update(packageName: "frontend-1.1.0.edgepkg", path: c.media + "/frontend-1.1.0.edgepkg", upload: false),
+                                         session: session, peer: "127.0.0.1"))
         try c.wait(for: .finished)
         let r = try #require(c.console.operation?.snapshot.result)
         #expect(r.outcome == "refused" && r.issues.first?.code == "lock.busy")
         #expect(try c.app().store().updateAttempts().records.isEmpty)
-        // Meanwhile the home page shows the other operation, read-only.
-        #expect(try c.request("GET", "/").bodyText.contains("Another Caisson is working on this device: package load elsewhere"))
     }
 
     @Test func aSecondBrowserWatchesButCannotAnswer() throws {

@@ -162,27 +162,45 @@ final class SimulatorWorld: ConformanceWorld {
         sim = SimulatedHost(seed: 7, clock: VirtualClock(), recordTrace: false)
     }
 
-    /// The labels (and healthcheck presence) of the real caisson-test/app images.
+    /// The labels (and healthcheck presence) of the real caisson-test/app images
+    /// (`ProbeConformanceTests` checks them against the images built on the daemon).
     static func config(_ variant: String) -> ImageConfig {
-        var labels = ["org.opencontainers.image.title": "caisson-test-app", "io.caisson.sim.healthcheck": "cmd"]
+        var labels = ["org.opencontainers.image.title": "caisson-test-app", "io.caisson.sim.healthcheck": "cmd",
+                      "io.caisson.sim.http": "200", "io.caisson.sim.exec": "0"]
         var healthcheck = true
+        func log(_ version: String, _ message: String, port: String = "8080") {
+            labels["io.caisson.sim.log"] = "app: version \(version) serving on :\(port) (hello from \(message))"
+        }
         switch variant {
-        case "1", "2": labels["io.caisson.sim.health"] = "healthy"
-        case "unhealthy": labels["io.caisson.sim.health"] = "unhealthy"
+        case "1", "stubborn": labels["io.caisson.sim.health"] = "healthy"; log("1", "1")
+        case "2":
+            labels["io.caisson.sim.health"] = "healthy"
+            labels["io.caisson.sim.port"] = "8082"
+            log("2", "2", port: "8082")
+        case "unhealthy": labels["io.caisson.sim.health"] = "unhealthy"; log("3", "unhealthy")
         case "crash":
             labels["io.caisson.sim.health"] = "crash"
             labels["io.caisson.sim.crash_after_secs"] = "3"
             labels["io.caisson.sim.exit_code"] = "3"
+            labels["io.caisson.sim.exit_log"] = "app: crashing after 3s (exit 3)"
+            log("4", "crash")
         case "nohealth":
             labels["io.caisson.sim.health"] = "healthy"
             labels["io.caisson.sim.healthcheck"] = "none"
             healthcheck = false
-        case "never-ready": labels["io.caisson.sim.health"] = "never-ready"
-        case "stubborn":
-            labels["io.caisson.sim.health"] = "healthy"
-            labels["io.caisson.sim.stop"] = "ignore-sigterm"
+            log("5", "nohealth")
+        case "never-ready": labels["io.caisson.sim.health"] = "never-ready"; log("6", "never-ready")
+        case "http-503": labels["io.caisson.sim.health"] = "healthy"; labels["io.caisson.sim.http"] = "503"; log("8", "http-503")
+        case "http-hang": labels["io.caisson.sim.health"] = "healthy"; labels["io.caisson.sim.http"] = "hang"; log("9", "http-hang")
+        case "http-never": labels["io.caisson.sim.health"] = "healthy"; labels["io.caisson.sim.http"] = "refused"; log("10", "http-never")
+        case "exec-fail": labels["io.caisson.sim.health"] = "healthy"; labels["io.caisson.sim.exec"] = "1"; log("11", "exec-fail")
+        case "oom":
+            labels["io.caisson.sim.health"] = "oom:2"
+            labels["io.caisson.sim.exit_log"] = "app: allocating memory"
+            log("12", "oom")
         default: break
         }
+        if variant == "stubborn" { labels["io.caisson.sim.stop"] = "ignore-sigterm" }
         return ImageConfig(labels: labels, hasHealthcheck: healthcheck)
     }
 

@@ -172,6 +172,11 @@ final class RestartInjectingHost: ContainerHost {
     func createContainer(name: String, cloning template: String, imageID: String, labels: [String: String]) throws(HostError) -> String {
         try before(.createContainer); return try inner.createContainer(name: name, cloning: template, imageID: imageID, labels: labels)
     }
+    func createDependentContainer(name: String, cloning template: String, networkOwner owner: String,
+                                  labels: [String: String]) throws(HostError) -> String {
+        try before(.createContainer)
+        return try inner.createDependentContainer(name: name, cloning: template, networkOwner: owner, labels: labels)
+    }
     func startContainer(_ nameOrID: String) throws(HostError) { try before(.startContainer); try inner.startContainer(nameOrID) }
     func stopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError) {
         try before(.stopContainer); try inner.stopContainer(nameOrID, graceSecs: graceSecs)
@@ -186,11 +191,27 @@ final class RestartInjectingHost: ContainerHost {
     func removeStoppedContainer(_ nameOrID: String) throws(HostError) {
         try before(.removeContainer); try inner.removeStoppedContainer(nameOrID)
     }
+    func listContainers() throws(HostError) -> [ContainerInfo] { try before(.listContainers); return try inner.listContainers() }
+    func composeServiceFacts(_ target: ComposeTarget) throws(HostError) -> ComposeServiceFacts {
+        try before(.composeModel); return try inner.composeServiceFacts(target)
+    }
+    func composeUp(_ target: ComposeTarget, services: [String]) throws(HostError) {
+        try before(.composeApply); try inner.composeUp(target, services: services)
+    }
     func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo] {
         try before(.composeContainers); return try inner.composeContainers(target)
     }
     func composeApply(_ target: ComposeTarget, imageReference: String) throws(HostError) {
         try before(.composeApply); try inner.composeApply(target, imageReference: imageReference)
+    }
+    func containerDetails(_ nameOrID: String) throws(HostError) -> ContainerDetails? {
+        try before(.containerDetails); return try inner.containerDetails(nameOrID)
+    }
+    func containerLogs(_ nameOrID: String, limit: LogLimit) throws(HostError) -> LogTail {
+        try before(.containerLogs); return try inner.containerLogs(nameOrID, limit: limit)
+    }
+    func probe(_ request: ProbeRequest, timeoutMillis: Int64) throws(HostError) -> ProbeAnswer {
+        try before(.probe); return try inner.probe(request, timeoutMillis: timeoutMillis)
     }
 }
 

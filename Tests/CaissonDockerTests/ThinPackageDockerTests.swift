@@ -30,7 +30,8 @@ struct ThinPackageDockerTests {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir + "/stick", withIntermediateDirectories: true)
         let container = "caisson-thin-\(tag)"
-        let current = "caisson-thin/current:\(tag)"
+        // In the app's own repository: a package may only set references there (issue 10 item 8).
+        let current = "caisson-test/app:thin-current-\(tag)"
         defer {
             RealDocker.removeContainers(prefix: container)
             _ = try? RealDocker.docker(["rmi", current])

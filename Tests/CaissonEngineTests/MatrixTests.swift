@@ -3,20 +3,29 @@ import CaissonSimulator
 import Testing
 
 /// The apply/rollback matrix (issues 3 and 17): every fault kind at every host call of an update,
-/// both runtime modes, both health kinds, every image behaviour; a crash of the updater at every
+/// both runtime modes, every health kind (for the probe kinds, every scripted answer), every image behaviour; a crash of the updater at every
 /// journal write (and a second one during its recovery), followed by recovery, with and without
 /// faults during the recovery; every restart policy under daemon restarts and crashes; outsiders
 /// holding the service's names. Each run is judged by the exact outcome its scenario implies
 /// (`UpdateScenario.expectation()`), not only by invariants. A failing case is reported with how
 /// to reproduce it and the sweep goes on (at most `reportLimit` cases are spelled out).
 @Suite struct MatrixTests {
-    static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap"]
+    static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap", "oom"]
     static let configs: [UpdateScenario.Config] = {
         var out: [UpdateScenario.Config] = []
         for mode in RuntimeMode.allCases {
             for kind in HealthKind.allCases {
-                for b in behaviours {
-                    out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b))
+                if kind.isProbe {
+                    // Every scripted probe answer, from a process that keeps running and one that crashes.
+                    for b in ["healthy", "crash"] {
+                        for answer in UpdateScenario.Config.probeAnswers(kind) {
+                            out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b, probe: answer))
+                        }
+                    }
+                } else {
+                    for b in behaviours {
+                        out.append(UpdateScenario.Config(mode: mode, healthKind: kind, newBehaviour: b))
+                    }
                 }
             }
         }

@@ -6,6 +6,14 @@ import Testing
 struct SimulatorFaultTests {
     typealias F = SimFixture
 
+    /// Fault sites are drawn in `allCases` order and looked up by `ordinal`: the two must agree,
+    /// or one operation's faults land on another (a merge once swapped two of them).
+    @Test func everyOperationsOrdinalIsItsPositionInAllCases() {
+        for (i, op) in SimOperation.allCases.enumerated() {
+            #expect(op.ordinal == i, "\(op) has ordinal \(op.ordinal) at position \(i)")
+        }
+    }
+
     /// A small Docker-mode update, the way the update machine drives a host; stops at the first error.
     static func update(_ host: SimulatedHost) -> HostError? {
         simError {

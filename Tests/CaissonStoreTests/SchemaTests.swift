@@ -87,6 +87,8 @@ import Testing
             #expect(try store.updateAttempt(attempt.updateID) == attempt)
             #expect(try store.journalEntries(updateID: attempt.updateID).records.map(\.step) == ["create_new"])
             #expect(try store.validation("val-1") == validation)
+            // Attempts from before failure evidence existed (v3) read back with none.
+            #expect(try store.failureEvidence(updateID: attempt.updateID).records.isEmpty)
             #expect(try store.verifyAuditChain() == AuditChainReport(checked: 1, firstBreak: nil))
             // The v2 table works and new writes chain on.
             try store.recordStagedPackage(StagedPackage(packageID: "p1", path: "/s/p1.edgepkg", stagedAt: "2026-03-16T18:00:00Z"))

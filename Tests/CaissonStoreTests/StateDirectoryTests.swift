@@ -181,7 +181,7 @@ import Glibc
                 store.close()
             }
             let raw = try SQLiteDatabase(path: dir.databasePath)
-            try raw.execute("DROP TABLE record_chain; DROP TABLE record_chain_head; DROP TABLE self_update_journal; DROP TABLE self_updates; PRAGMA user_version = 2")
+            try raw.execute("DROP TABLE record_chain; DROP TABLE record_chain_head; DROP TABLE self_update_journal; DROP TABLE self_updates; DROP TABLE failure_evidence; PRAGMA user_version = 2")
             raw.close()
             let store = try CaissonStore(stateDirectory: dir.stateDir)
             defer { store.close() }

@@ -195,22 +195,7 @@ public struct Catalog: Sendable, Equatable {
         }
         var health = HealthPolicy()
         if let h = try sub("health_check") {
-            if let k = h["kind"] {
-                guard case .string(let ks) = k, let kind = HealthKind(rawValue: ks) else {
-                    throw err("health_check.kind", "must be \"running\" or \"container_health\"")
-                }
-                health.kind = kind
-            }
-            health.timeoutSecs = try positive(h, "timeout_secs", "health_check.timeout_secs", default: 30)
-            health.pollIntervalSecs = try positive(h, "poll_interval_secs", "health_check.poll_interval_secs", default: 1)
-            if h["stable_secs"] != nil {
-                health.stableSecs = try positive(h, "stable_secs", "health_check.stable_secs", default: 5, allowZero: true)
-                guard health.stableSecs <= health.timeoutSecs else {
-                    throw err("health_check.stable_secs", "the stability window (\(health.stableSecs)s) must fit in timeout_secs (\(health.timeoutSecs)s)")
-                }
-            } else {
-                health.stableSecs = min(5, health.timeoutSecs)
-            }
+            health = try parseHealthCheck(h, err: err, positive: positive)
         }
         var automatic = true
         if let r = try sub("rollback"), let a = r["automatic"] {
@@ -219,6 +204,98 @@ public struct Catalog: Sendable, Equatable {
         }
         return ServiceSpec(name: name, serviceRevision: revision, platform: platform, runtimeMode: mode,
                            docker: docker, compose: compose, health: health, automaticRollback: automatic)
+    }
+}
+
+extension Catalog {
+    /// `[services.health_check]`: the kind, its probe fields (FORMATS §3 plus issue 12's http,
+    /// tcp and exec), and the timings. A field that does not apply to the kind is an error, so a
+    /// check that was meant to probe never silently degrades to "running".
+    static func parseHealthCheck(_ h: TOMLTable, err: (String, String) -> CaissonError,
+                                 positive: (TOMLTable, String, String, Int, Bool) throws(CaissonError) -> Int) throws(CaissonError) -> HealthPolicy {
+        var health = HealthPolicy()
+        if let k = h["kind"] {
+            let kinds = HealthKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            guard case .string(let ks) = k else { throw err("health_check.kind", "must be one of \(kinds), found \(k.typeDescription)") }
+            guard let kind = HealthKind(rawValue: ks) else { throw err("health_check.kind", "must be one of \(kinds), found \"\(ks)\"") }
+            health.kind = kind
+        }
+        health.timeoutSecs = try positive(h, "timeout_secs", "health_check.timeout_secs", 30, false)
+        health.pollIntervalSecs = try positive(h, "poll_interval_secs", "health_check.poll_interval_secs", 1, false)
+        if h["stable_secs"] != nil {
+            health.stableSecs = try positive(h, "stable_secs", "health_check.stable_secs", 5, true)
+            guard health.stableSecs <= health.timeoutSecs else {
+                throw err("health_check.stable_secs", "the stability window (\(health.stableSecs)s) must fit in timeout_secs (\(health.timeoutSecs)s)")
+            }
+        } else {
+            health.stableSecs = min(5, health.timeoutSecs)
+        }
+        let kind = health.kind
+        func only(_ key: String, _ kinds: [HealthKind]) throws(CaissonError) {
+            if h[key] != nil && !kinds.contains(kind) {
+                let names = kinds.map(\.rawValue).joined(separator: " and ")
+                throw err("health_check.\(key)", "applies only to \(names) checks, not to kind \"\(kind.rawValue)\"")
+            }
+        }
+        try only("port", [.http, .tcp])
+        try only("path", [.http])
+        try only("expect_status", [.http])
+        try only("command", [.exec])
+        try only("probe_timeout_secs", [.http, .tcp, .exec])
+
+        if kind == .http || kind == .tcp {
+            guard let v = h["port"] else {
+                throw err("health_check.port", "missing: \(kind == .http ? "an http" : "a tcp") check needs the container port to probe")
+            }
+            guard case .integer(let p) = v else { throw err("health_check.port", "must be an integer, found \(v.typeDescription)") }
+            guard (1...65_535).contains(p) else { throw err("health_check.port", "must be a port number from 1 to 65535, found \(p)") }
+            health.port = Int(p)
+        }
+        if kind == .http {
+            if let v = h["path"] {
+                guard case .string(let path) = v else { throw err("health_check.path", "must be a string, found \(v.typeDescription)") }
+                guard path.hasPrefix("/") else { throw err("health_check.path", "must start with \"/\", found \"\(path)\"") }
+                guard path.utf8.count <= 2048, path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                    throw err("health_check.path", "must be at most 2048 printable ASCII characters without spaces (percent-encode others)")
+                }
+                health.path = path
+            }
+            if let v = h["expect_status"] {
+                guard case .array(let items) = v else { throw err("health_check.expect_status", "must be an array of HTTP status codes, found \(v.typeDescription)") }
+                guard !items.isEmpty else { throw err("health_check.expect_status", "must not be empty (leave it out to accept any 2xx or 3xx)") }
+                var codes: [Int] = []
+                for (i, item) in items.enumerated() {
+                    guard case .integer(let c) = item, (100...599).contains(c) else {
+                        throw err("health_check.expect_status[\(i)]", "must be an HTTP status code from 100 to 599")
+                    }
+                    codes.append(Int(c))
+                }
+                health.expectStatus = codes
+            }
+        }
+        if kind == .exec {
+            guard let v = h["command"] else {
+                throw err("health_check.command", "missing: an exec check needs the command to run inside the container")
+            }
+            guard case .array(let items) = v else { throw err("health_check.command", "must be an array of strings (the program and its arguments), found \(v.typeDescription)") }
+            guard !items.isEmpty else { throw err("health_check.command", "must not be empty") }
+            var command: [String] = []
+            for (i, item) in items.enumerated() {
+                guard case .string(let arg) = item else { throw err("health_check.command[\(i)]", "must be a string, found \(item.typeDescription)") }
+                guard !arg.utf8.contains(0) else { throw err("health_check.command[\(i)]", "must not contain a NUL character") }
+                command.append(arg)
+            }
+            guard !command[0].trimmingSpaces.isEmpty else { throw err("health_check.command[0]", "the program must not be empty") }
+            health.command = command
+        }
+        if kind.isProbe {
+            let d = min(2, health.timeoutSecs)
+            health.probeTimeoutSecs = try positive(h, "probe_timeout_secs", "health_check.probe_timeout_secs", d, false)
+            guard health.probeTimeoutSecs <= health.timeoutSecs else {
+                throw err("health_check.probe_timeout_secs", "one probe's deadline (\(health.probeTimeoutSecs)s) must fit in timeout_secs (\(health.timeoutSecs)s)")
+            }
+        }
+        return health
     }
 }
 

@@ -10,12 +10,20 @@
 /// RestartCount does not) starts the stability window over instead of failing.
 /// - When `expectedImageID` is set (Compose), containers not yet on that image keep the check
 ///   pending; if they never get there it times out saying which image runs.
+/// - `http`, `tcp`, `exec` (issue 12): every container must be running as for `running`, and
+///   its probe must answer healthy at every poll through the stability window (measured from the
+///   first healthy answer of the current streak; an unhealthy answer starts it over). `observe`
+///   answers `.probe(ids)`; the machine runs the probes, `recordProbe` takes each answer and
+///   `judgeProbes` gives the verdict. At the deadline the check failed if the service answered
+///   (a wrong status, a non-zero exit) and timed out if nothing answered (refused, no answer).
 public struct HealthTracker: Sendable, Codable, Equatable {
     public enum Verdict: Sendable, Equatable {
         case pending
         case passed(String)
         case failed(String)
         case timedOut(String)
+        /// Probe kinds: every container runs; probe these (ids), then `judgeProbes`.
+        case probe([String])
     }
 
     struct Seen: Sendable, Codable, Equatable {
@@ -23,6 +31,25 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         var firstRunningMillis: Int64
         var startedAt: String
         var restartCount: Int
+        var name: String = ""
+        /// Probe kinds: since when every probe answered healthy (nil: the last one did not).
+        var probeOKSince: Int64? = nil
+        var probes: Int = 0
+        /// The address resolved for this run of the container (`addressResolved`: asked).
+        var address: String? = nil
+        var addressResolved = false
+        var lastTarget = ""
+        var lastAnswer: ProbeAnswer? = nil
+        /// The last probe could not be run (a host error): no verdict on the service.
+        var lastWasHostError = false
+
+        init(id: String, firstRunningMillis: Int64, startedAt: String, restartCount: Int, name: String = "") {
+            self.id = id
+            self.firstRunningMillis = firstRunningMillis
+            self.startedAt = startedAt
+            self.restartCount = restartCount
+            self.name = name
+        }
     }
 
     public var policy: HealthPolicy
@@ -35,6 +62,26 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     var inWindowOnly = false
     /// Whether `observe` has been called before (the first look never times out).
     var observedOnce = false
+    /// The current poll is the first one (set by `observe`, read by `judgeProbes`).
+    var firstPoll = false
+    /// Probe kinds: the containers `observe` asked to probe in this poll.
+    var probing: [String] = []
+    /// When `observe` last saw the containers: a probe streak counts only up to then (a slow
+    /// probe that answers well after the container died proves nothing about the time between).
+    var observedAtMillis: Int64 = 0
+    /// The last `.timedOut` of `judgeProbes` came from probes that could not be run (host
+    /// errors), not from the service: like a failed inspection, no verdict on it.
+    public private(set) var noVerdict = false
+    /// The containers of the last observation with their image ids (failure evidence targets).
+    public private(set) var lastObserved: [Observed] = []
+
+    public struct Observed: Sendable, Codable, Equatable {
+        public var id: String
+        public var imageID: String
+        public var status: ContainerStatus
+        public var health: HealthStatus
+        public var isRunning: Bool { status == .running }
+    }
     /// When a container was last seen restarted without a crash (a daemon restart): the timeout
     /// then runs from there, since the restart reset its health through no fault of its own
     /// (bounded: one extension per daemon restart actually observed).
@@ -48,6 +95,7 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         case notRunning(name: String, status: ContainerStatus)
         case healthStarting(name: String)
         case inWindow(name: String, healthy: Bool, upMillis: Int64, windowMillis: Int64)
+        case probeFailing(name: String, target: String, answer: ProbeAnswer, probes: Int)
 
         var description: String {
             switch self {
@@ -61,6 +109,8 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 return healthy
                     ? "container \(name) is healthy, running for \(up / 1000)s of the \(window / 1000)s stability window"
                     : "container \(name) running for \(up / 1000)s of the \(window / 1000)s stability window"
+            case .probeFailing(_, let target, let answer, let probes):
+                return "\(target) → \(answer.text) after \(probes) probe\(probes == 1 ? "" : "s")"
             }
         }
     }
@@ -79,6 +129,10 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         inWindowOnly = false
         let firstObservation = !observedOnce
         observedOnce = true
+        firstPoll = firstObservation
+        observedAtMillis = now
+        probing = []
+        lastObserved = containers.map { Observed(id: $0.id, imageID: $0.imageID, status: $0.status, health: $0.health) }
         let verdict = evaluate(containers, expectedImageID: expectedImageID, now: now)
         // A container already good and only finishing its stability window gets to finish it
         // (bounded: the window is at most `stableSecs` from when we first saw it good), so a
@@ -128,14 +182,17 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 }
                 if seen[i].startedAt != c.startedAt {
                     // Restarted without a crash (a daemon restart): the stability window starts over.
-                    seen[i] = Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount)
+                    seen[i] = Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount, name: c.name)
                     lastBenignRestartMillis = now
                 }
             } else {
-                seen.append(Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount))
+                seen.append(Seen(id: c.id, firstRunningMillis: now, startedAt: c.startedAt, restartCount: c.restartCount, name: c.name))
             }
             guard let s = seen.first(where: { $0.id == c.id }) else { continue }
             switch policy.kind {
+            case .http, .tcp, .exec:
+                // Judged by the probes the machine runs next (`judgeProbes`).
+                probing.append(c.id)
             case .running:
                 let up = now - s.firstRunningMillis
                 if up >= effectiveStableMillis {
@@ -167,9 +224,100 @@ public struct HealthTracker: Sendable, Codable, Equatable {
                 }
             }
         }
+        if policy.kind.isProbe {
+            // Every container runs (nothing pending above): the probes decide.
+            if allPassed { return .probe(probing) }
+            probing = []
+            return .pending
+        }
         if allPassed { return .passed(passMessages.joined(separator: "; ")) }
         inWindowOnly = windowOnly
         return .pending
+    }
+
+    // MARK: Probes
+
+    /// The address to probe `id` at, once resolved for its current run (`nil` inside: it has none).
+    public func resolvedAddress(_ id: String) -> String?? {
+        guard let s = seen.first(where: { $0.id == id }), s.addressResolved else { return nil }
+        return .some(s.address)
+    }
+
+    public mutating func setAddress(_ address: String?, for id: String) {
+        guard let i = seen.firstIndex(where: { $0.id == id }) else { return }
+        seen[i].address = address
+        seen[i].addressResolved = true
+    }
+
+    /// One probe's answer, at `now` (when it came back).
+    public mutating func recordProbe(_ id: String, target: String, answer: ProbeAnswer, now: Int64) {
+        guard let i = seen.firstIndex(where: { $0.id == id }) else { return }
+        seen[i].probes += 1
+        seen[i].lastWasHostError = false
+        seen[i].lastTarget = target
+        seen[i].lastAnswer = answer
+        if policy.isHealthy(answer) {
+            if seen[i].probeOKSince == nil { seen[i].probeOKSince = now }
+        } else {
+            seen[i].probeOKSince = nil
+            // A container that answers badly no longer needs its address re-used blindly: an
+            // answer of "nothing there" may mean the address moved.
+            if !answer.isAnswer { seen[i].addressResolved = false }
+        }
+    }
+
+    /// A probe that could not be run at all (the daemon failed or timed out): no verdict on the
+    /// service, so the streak is neither broken nor extended, and (as for a failed inspection)
+    /// the deadline gets a bounded grace of twice the timeout.
+    public mutating func recordProbeError(_ id: String, target: String, message: String) {
+        guard let i = seen.firstIndex(where: { $0.id == id }) else { return }
+        seen[i].lastTarget = target
+        if seen[i].probeOKSince == nil { seen[i].lastAnswer = .error(message) }
+        seen[i].lastWasHostError = true
+        seen[i].addressResolved = false
+    }
+
+    /// The verdict once every container asked for by `observe` was probed.
+    public mutating func judgeProbes(now: Int64) -> Verdict {
+        inWindowOnly = false
+        var allPassed = true
+        var windowOnly = true
+        var messages: [String] = []
+        var failing: (seen: Seen, prefix: String)? = nil
+        let several = probing.count > 1
+        for id in probing {
+            guard let s = seen.first(where: { $0.id == id }) else { continue }
+            let prefix = several ? "container \(s.name): " : ""
+            if let since = s.probeOKSince {
+                let up = max(0, observedAtMillis - since)
+                if up >= effectiveStableMillis {
+                    messages.append("\(prefix)\(s.lastTarget) → \(s.lastAnswer?.text ?? "?"), healthy for \(up / 1000)s (\(s.probes) probe\(s.probes == 1 ? "" : "s"))")
+                } else {
+                    allPassed = false
+                    pending = .inWindow(name: s.name, healthy: true, upMillis: up, windowMillis: effectiveStableMillis)
+                }
+            } else {
+                allPassed = false
+                windowOnly = false
+                if failing == nil { failing = (s, prefix) }
+            }
+        }
+        if let (s, prefix) = failing {
+            pending = .probeFailing(name: s.name, target: prefix + s.lastTarget, answer: s.lastAnswer ?? .error("not probed"), probes: s.probes)
+        }
+        if allPassed { return .passed(messages.joined(separator: "; ")) }
+        inWindowOnly = windowOnly
+        let timeoutFrom = max(startMillis, lastBenignRestartMillis ?? startMillis)
+        guard now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly, !firstPoll else { return .pending }
+        if let f = failing, f.seen.lastWasHostError {
+            if now - timeoutFrom < Int64(policy.timeoutSecs) * 2000 { return .pending }
+            // Still no verdict on the service, only on the daemon.
+            noVerdict = true
+        }
+        if let f = failing, let answer = f.seen.lastAnswer, answer.isAnswer {
+            return .failed(lastPending)
+        }
+        return .timedOut(lastPending)
     }
 }
 

@@ -109,6 +109,8 @@ public struct JournalWrite: Sendable, Equatable {
     public var events: [AuditEvent]
     public var serviceState: ServiceState?
     public var candidateRelease: CandidateRelease?
+    /// Failure evidence captured since the last write (stored once, beside the attempt).
+    public var evidence: [FailureEvidence] = []
 
     public init(attempt: UpdateAttempt, entry: JournalEntry? = nil, events: [AuditEvent] = [],
                 serviceState: ServiceState? = nil, candidateRelease: CandidateRelease? = nil) {
@@ -164,6 +166,8 @@ public final class InMemoryJournal: UpdateJournal {
     @exclusivity(unchecked) public private(set) var events: [AuditEvent] = []
     @exclusivity(unchecked) public private(set) var states: [ServiceState] = []
     @exclusivity(unchecked) public private(set) var releases: [CandidateRelease] = []
+    /// Every failure evidence written, in order.
+    @exclusivity(unchecked) public private(set) var evidence: [FailureEvidence] = []
     /// Number of writes so far (crash points are counted in writes).
     @exclusivity(unchecked) public private(set) var writeCount = 0
     /// When set, the write with this index (0-based) throws `SimulatedCrash` *after* being
@@ -212,6 +216,7 @@ public final class InMemoryJournal: UpdateJournal {
             if keepEntries { entries.append((write.attempt.updateID, e)) }
         }
         events.append(contentsOf: write.events)
+        if !write.evidence.isEmpty { evidence.append(contentsOf: write.evidence) }
         if let s = write.serviceState {
             if let i = states.firstIndex(where: { $0.serviceName == s.serviceName }) { states[i] = s } else { states.append(s) }
         }

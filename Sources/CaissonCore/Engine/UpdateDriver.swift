@@ -27,6 +27,10 @@ public final class UpdateDriver {
     public var candidateRelease: CandidateRelease?
     /// Upper bound on machine steps (a guard against a machine bug looping forever).
     public var maxSteps = 100_000
+    /// How much of a failed container's log the evidence keeps.
+    public var logLimit = LogLimit.default
+    /// The attempt being driven (for evidence records).
+    private var updateID: String?
     /// True once the operator asked to stop (asked before every action; delivered once).
     public var isCancelRequested: (() -> Bool)?
     /// Called when the stop request is delivered, with what the machine does about it.
@@ -58,6 +62,7 @@ public final class UpdateDriver {
     /// Drive a new attempt to its terminal status.
     @discardableResult
     public func run(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
+        updateID = machine.plan.updateID
         // Room for the journal first: a full disk fails here, before anything is touched.
         try journal.reserveSpace()
         try persist(&machine, entry: (.note, "start", .text("attempt started")), release: candidateRelease)
@@ -67,6 +72,7 @@ public final class UpdateDriver {
     /// Drive a recovered attempt (see `UpdateMachine.recovering`) to its terminal status.
     @discardableResult
     public func resume(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
+        updateID = machine.plan.updateID
         try persist(&machine, entry: (.note, "recover", .text("recovery started after an interrupted attempt")))
         return try drive(&machine, first: .start)
     }
@@ -135,10 +141,13 @@ public final class UpdateDriver {
     private func persist(_ machine: inout UpdateMachine, entry: (JournalPhase, String, JournalEntry.Detail),
                          state: ServiceState? = nil, release: CandidateRelease? = nil) throws {
         let events = machine.takeEvents()
+        let evidence = machine.takeEvidence()
         let e = JournalEntry(phase: entry.0, step: entry.1, lazyDetail: entry.2, machine: machine, at: clock.timestamp())
+        var write = JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
+                                 serviceState: state, candidateRelease: release)
+        write.evidence = evidence
         do {
-            try journal.write(JournalWrite(sharedAttempt: machine.sharedAttempt, entry: e, events: events,
-                                           serviceState: state, candidateRelease: release))
+            try journal.write(write)
             lastDurable = machine
         } catch let crash as SimulatedCrash {
             throw crash
@@ -180,11 +189,25 @@ public final class UpdateDriver {
             case .removeStoppedContainer(let id):
                 try host.removeStoppedContainer(id)
                 return .done
+            case .listContainers:
+                return .containers(try host.listContainers())
+            case .createDependentContainer(let name, let template, let owner, let labels):
+                return .created(try host.createDependentContainer(name: name, cloning: template, networkOwner: owner, labels: labels))
+            case .composeUp(let target, let services):
+                try host.composeUp(target, services: services)
+                return .done
             case .composeContainers(let target):
                 return .containers(try host.composeContainers(target))
             case .composeApply(let target, let ref):
                 try host.composeApply(target, imageReference: ref)
                 return .done
+            case .containerDetails(let id):
+                return .details(try host.containerDetails(id))
+            case .probe(let request, let timeout):
+                return .probe(try host.probe(request, timeoutMillis: timeout))
+            case .captureEvidence(let id, let role):
+                return .evidence(FailureEvidence.capture(from: host, container: id, role: role,
+                                                         updateID: updateID ?? "", at: clock.timestamp(), limit: logLimit))
             }
         } catch {
             return .error(error)
@@ -203,6 +226,9 @@ extension UpdateMachine.Reply {
         case .container(let c): return c.map { "\($0.name) \($0.status.rawValue)" } ?? "not found"
         case .image(let i): return i.map { shortID($0.id) } ?? "not found"
         case .containers(let cs): return "\(cs.count) container(s)"
+        case .details(let d): return d.map { "\($0.info.name) \($0.probeAddress ?? "no address")" } ?? "not found"
+        case .probe(let a): return a.text
+        case .evidence(let e): return "evidence of \(e.containerName): \(e.logTail.count) log line(s)"
         }
     }
 }

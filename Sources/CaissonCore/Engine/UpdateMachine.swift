@@ -35,6 +35,23 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         /// stop timeout (`docker run --stop-timeout`), else Docker's default, as `docker stop`
         /// does; a container that needs 30 s to flush must get them. Set only to override it.
         public var stopGraceSecs: Int?
+        /// The container names of the catalog's Docker-mode services (other than this one). A
+        /// Compose service's membership (by `com.docker.compose.*` labels) ignores them: a
+        /// container of another catalog service is never this service's, whatever its labels.
+        public var foreignContainerNames: [String]?
+        /// Compose: the `image:` the compose file gives the service. When it is a tag, the update
+        /// points it at the new image (by id) and applies the file as it is, with no override, so
+        /// a later routine `docker compose up -d` keeps the new release; the restore points it
+        /// back at the previous image. nil (or a digest reference): the image is pinned with an
+        /// override file for the one `up`, as the Rust tool did (it does not last).
+        public var composeImageReference: String?
+        /// Go ahead when containers share the service's network namespace (`--network
+        /// container:NAME`; Compose `network_mode: service:X`): recreate them against the new
+        /// container, and restore them on rollback. Without it the update refuses
+        /// (`update.network_dependents`) before any change.
+        public var recreateNetworkDependents: Bool?
+        /// Compose: the project's services sharing this one's network namespace (from the model).
+        public var composeNetworkDependents: [String]?
         /// Start the new release even when the service was stopped before the update (`--start`).
         /// Otherwise a stopped service gets the new release installed but left stopped. Optional
         /// so journal snapshots written before it existed still decode (nil: false).
@@ -74,13 +91,22 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case removeContainer(String)
         /// A remove that never kills: refused (`.conflict`) when the container runs.
         case removeStoppedContainer(String)
+        case listContainers
+        case createDependentContainer(name: String, template: String, owner: String, labels: [String: String])
+        case composeUp(ComposeTarget, services: [String])
         case composeContainers(ComposeTarget)
         case composeApply(ComposeTarget, imageReference: String)
+        /// The container's addresses (for an http/tcp probe).
+        case containerDetails(String)
+        /// One health probe (issue 12).
+        case probe(ProbeRequest, timeoutMillis: Int64)
+        /// Read a failed container's state and log tail before it goes (see `FailureEvidence`).
+        case captureEvidence(container: String, role: FailureEvidence.Role)
 
         /// Side effects are journaled (intent before, outcome after); inspections are not.
         public var isMutating: Bool {
             switch self {
-            case .inspectContainer, .inspectImage, .composeContainers: return false
+            case .inspectContainer, .inspectImage, .composeContainers, .listContainers, .containerDetails, .probe, .captureEvidence: return false
             default: return true
             }
         }
@@ -95,8 +121,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             case .stopContainer: return "stop_container"
             case .renameContainer: return "rename_container"
             case .removeContainer, .removeStoppedContainer: return "remove_container"
+            case .listContainers: return "list_containers"
+            case .createDependentContainer: return "create_container"
+            case .composeUp: return "compose_up"
             case .composeContainers: return "compose_containers"
             case .composeApply: return "compose_apply"
+            case .containerDetails: return "container_details"
+            case .probe: return "probe"
+            case .captureEvidence: return "capture_evidence"
             }
         }
 
@@ -116,10 +148,20 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 s += "stop container "; s.appendShortID(c); s += " (grace "; s += String(g); s += "s)"
             case .renameContainer(let c, let to): s += "rename container "; s.appendShortID(c); s += " to "; s += to
             case .removeContainer(let c), .removeStoppedContainer(let c): s += "remove container "; s.appendShortID(c)
+            case .listContainers: s += "list containers"
+            case .createDependentContainer(let name, let template, let owner, _):
+                s += "create container "; s += name; s += " from "; s.appendShortID(template)
+                s += " sharing the network of "; s.appendShortID(owner)
+            case .composeUp(let t, let services):
+                s += "compose up "; s += t.project; s += "/"; s += services.joined(separator: ",")
             case .composeContainers(let t):
                 s += "list containers of compose service "; s += t.project; s += "/"; s += t.service
             case .composeApply(let t, let ref):
                 s += "compose up "; s += t.project; s += "/"; s += t.service; s += " with image "; s += ref
+            case .containerDetails(let c): s += "inspect the addresses of container "; s.appendShortID(c)
+            case .probe(let r, _): s += "probe "; s += r.target
+            case .captureEvidence(let c, let role):
+                s += "capture evidence of the "; s += role == .new ? "new" : "previous"; s += " container "; s.appendShortID(c)
             }
             return s
         }
@@ -132,6 +174,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case created(String)
         case done
         case error(HostError)
+        case details(ContainerDetails?)
+        case probe(ProbeAnswer)
+        case evidence(FailureEvidence)
     }
 
     public enum Action: Sendable, Equatable {
@@ -158,19 +203,26 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         // Forward, Docker mode.
         case inspectOld, inspectTarget, pin, createNew, stopOld, renameOldAway, renameNewIn, startNew
         // Forward, Compose mode.
-        case composeApply
-        // Health of the new release (both modes).
-        case healthWait, healthPoll
+        case composeRetag, composeApply
+        // Health of the new release (both modes); probe kinds resolve an address, then probe.
+        case healthWait, healthPoll, healthAddress, healthProbe
         case commitRemoveBackup
         /// Commit: the backup is inspected and, when a daemon restart brought it back
         /// (`--restart always`), stopped with its stop timeout before it is removed.
         case commitInspectBackup, commitStopBackup
         // Restore (both modes): R1..R6 for Docker, compose re-apply for Compose.
         case restoreInspectName, restoreRemoveIntruder, restoreInspectOld, restoreRenameOld,
-             restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply
+             restoreStartOld, restoreInspectLeftover, restoreRemoveLeftover, restoreComposeApply, restoreComposeRetag
         /// Our running containers are stopped with their own stop timeout before they are removed.
         case restoreStopIntruder, restoreInspectNew, restoreStopLeftover
-        case restoreHealthWait, restoreHealthPoll
+        /// Containers sharing the service's network namespace (UpdateMachine+Dependents.swift).
+        case listDependents, stopDependent, renameDependentAway, createDependent, startDependent
+        case composeDependents, commitStopDependent, commitRemoveDependent
+        case restoreDepInspectName, restoreDepStopClone, restoreDepRemoveClone, restoreDepInspectOriginal,
+             restoreDepRenameBack, restoreDepInspectState, restoreDepStopStale, restoreDepStart, restoreComposeDependents
+        case restoreHealthWait, restoreHealthPoll, restoreHealthAddress, restoreHealthProbe
+        /// Reading failed containers' state and logs before they go (`FailureEvidence`).
+        case captureEvidence
         /// Recovery of an attempt that died before touching anything: close it as failed.
         case abandon
         case done
@@ -182,7 +234,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     public var plan: Plan { planBox.value }
     /// The attempt record, shared with the journal writes that carry it (copied on change).
     private(set) var sharedAttempt: CopyOnWrite<UpdateAttempt>
-    public private(set) var attempt: UpdateAttempt {
+    public internal(set) var attempt: UpdateAttempt {
         _read { yield sharedAttempt.value }
         _modify { yield &sharedAttempt.value }
     }
@@ -210,6 +262,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var restoreRestarts: Int?
     /// Times the commit found the backup running again at its removal (optional: see above).
     var commitRetries: Int?
+    /// Containers sharing the previous container's network namespace (nil until listed).
+    var dependents: [Dependent]?
+    /// The dependent the current step is about.
+    var dependentIndex: Int?
+    /// A dependent was stopped: the restore must put them back.
+    var dependentsTouched: Bool?
+    /// The restored previous container's current run (dependents must have joined it).
+    var serviceStartedAt: String?
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
     /// Set by `recovering`: the audit log of the interrupted attempt still lacks the ending of its
@@ -219,8 +279,19 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var recoveryOwesHealthVerdict: Bool?
     var recoveryOwesRollbackStart: Bool?
     var pendingEvents: [AuditEvent] = []
+    // Transient (not journaled: a recovered machine restores, it never resumes these).
+    /// Probe kinds: the containers still to probe in this poll.
+    var probeQueue: [String] = []
+    /// Containers whose evidence is still to capture, and what to do once it is captured.
+    var evidenceQueue: [String] = []
+    var evidenceRole = FailureEvidence.Role.new
+    var afterEvidence: AfterEvidence?
+    /// Containers whose evidence was captured (never twice).
+    var evidenceTaken: [String] = []
+    /// Evidence captured since the last `takeEvidence()`; the driver stores it.
+    var pendingEvidence: [FailureEvidence] = []
     /// Set when the durable state changed in a way that must be journaled before the next action.
-    public private(set) var needsPersist = false
+    public internal(set) var needsPersist = false
     /// The service state to write with the final record (on commit).
     public private(set) var newServiceState: ServiceState?
 
@@ -282,6 +353,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     public var isRestoring: Bool { phase.rawValue.hasPrefix("restore") }
     public var status: UpdateStatus { attempt.status }
 
+    /// Evidence captured since the last call; the driver writes it with the next journal write.
+    public mutating func takeEvidence() -> [FailureEvidence] {
+        defer { pendingEvidence.removeAll() }
+        return pendingEvidence
+    }
+
     /// Events produced since the last `takeEvents()`; the driver journals them.
     public mutating func takeEvents() -> [AuditEvent] {
         defer { pendingEvents.removeAll(); needsPersist = false }
@@ -306,7 +383,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         let saidInterrupted = m.attempt.issues.contains { $0.code == "update.interrupted" }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
-        } else if !m.touchedLive && [.inspectOld, .inspectTarget, .pin, .abandon].contains(m.phase) {
+        } else if !m.touchedLive && [.inspectOld, .listDependents, .inspectTarget, .pin, .abandon].contains(m.phase) {
             // Died before creating or stopping anything (a pin tag is harmless): nothing to
             // restore. (`.abandon`: an earlier recovery decided so and died before finishing.)
             if !saidInterrupted {
@@ -383,19 +460,30 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                                               imageID: plan.targetImageID, labels: [Self.updateLabel: plan.updateID],
                                               reference: reference))
             }
-            phase = .composeApply
             touchedLive = true
             needsPersist = true
+            if let reference = durableComposeReference {
+                // From here on any `docker compose up` deploys the new release: restore-worthy.
+                phase = .composeRetag
+                return .call(.tagImage(id: plan.targetImageID, reference: reference))
+            }
+            phase = .composeApply
             return .call(.composeApply(plan.service.compose!, imageReference: plan.targetImageReference))
+
+        case (.composeRetag, .reply(let reply)):
+            if case .error(let e) = reply {
+                return startRestore(Issue("compose.apply_failed", "could not point \(durableComposeReference ?? "") at the new image \(shortID(plan.targetImageID)): \(e.message)"), timestamp)
+            }
+            phase = .composeApply
+            return .call(.composeApply(plan.service.compose!, imageReference: durableComposeReference ?? plan.targetImageReference))
 
         case (.createNew, .reply(let reply)):
             switch reply {
             case .created(let id):
                 newContainerID = id
-                phase = .stopOld
                 touchedLive = true
                 needsPersist = true
-                return .call(.stopContainer(oldContainerID!, graceSecs: oldStopGraceSecs))
+                return stopNextDependent(from: 0)
             case .error(let e):
                 return startRestore(Issue("docker.create_failed", "could not create the new container \(stagingName): \(e.message)"), timestamp)
             default:
@@ -420,21 +508,29 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             if case .error(let e) = reply {
                 return startRestore(Issue("docker.rename_failed", "could not rename the new container to \(serviceContainerName): \(e.message)"), timestamp)
             }
-            if !oldWasRunning && plan.startStopped != true {
-                return commitLeftStopped(timestamp)
+            if leavesServiceStopped {
+                // Its dependents are recreated against the new container all the same (not
+                // started: their namespace owner stays stopped), else the commit would remove
+                // them with the previous container.
+                return recreateNextDependent(from: 0, now: now, timestamp)
             }
             phase = .startNew
             return .call(.startContainer(newContainerID!))
 
         case (.startNew, .reply(let reply)):
             if case .error(let e) = reply {
-                return startRestore(Issue("docker.start_failed", "could not start the new container: \(e.message)"), timestamp)
+                let issue = Issue("docker.start_failed", "could not start the new container: \(e.message)")
+                return captureEvidence(of: newContainerID.map { [$0] } ?? [], role: .new, then: .restore(issue), timestamp)
             }
-            return beginHealth(now: now, timestamp)
+            return recreateNextDependent(from: 0, now: now, timestamp)
 
         case (.composeApply, .reply(let reply)):
             if case .error(let e) = reply {
                 return startRestore(Issue("compose.apply_failed", "docker compose could not apply \(plan.targetImageReference): \(e.message)"), timestamp)
+            }
+            if let deps = plan.composeNetworkDependents, !deps.isEmpty {
+                phase = .composeDependents
+                return .call(.composeUp(plan.service.compose!, services: deps))
             }
             return beginHealth(now: now, timestamp)
 
@@ -445,6 +541,15 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case (.healthPoll, .reply(let reply)):
             return afterHealthPoll(reply, now: now, timestamp)
 
+        case (.healthAddress, .reply(let reply)), (.restoreHealthAddress, .reply(let reply)):
+            return afterAddress(reply, now: now, timestamp)
+
+        case (.healthProbe, .reply(let reply)), (.restoreHealthProbe, .reply(let reply)):
+            return afterProbe(reply, now: now, timestamp)
+
+        case (.captureEvidence, .reply(let reply)):
+            return afterEvidenceReply(reply, now: now, timestamp)
+
         case (.commitRemoveBackup, .start), (.commitRemoveBackup, .woke):
             // Recovery resumes here after a passed health check.
             return commitBackup(timestamp)
@@ -453,7 +558,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             guard let old = oldContainerID else { return commit(timestamp) }
             switch reply {
             case .container(nil):
-                return commit(timestamp)
+                return commitNextDependent(from: 0, timestamp)
             case .container(let c?) where c.isRunning || c.status == .restarting:
                 phase = .commitStopBackup
                 return .call(.stopContainer(old, graceSecs: c.stopGraceSecs))
@@ -476,7 +581,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             if case .error(let e) = reply {
                 // Never force-remove a running container (SIGKILL): keep it for cleanup.
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be stopped: \(e.message); `caisson package cleanup` will retry"))
-                return commit(timestamp)
+                return commitNextDependent(from: 0, timestamp)
             }
             phase = .commitRemoveBackup
             return .call(.removeStoppedContainer(oldContainerID ?? backupName))
@@ -491,7 +596,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             if case .error(let e) = reply {
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be removed: \(e.message); `caisson package cleanup` will retry"))
             }
-            return commit(timestamp)
+            return commitNextDependent(from: 0, timestamp)
 
         // MARK: Restore, Docker mode
         case (.restoreInspectName, .start), (.restoreInspectName, .woke):
@@ -584,7 +689,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 phase = .restoreInspectNew
                 return .call(.inspectContainer(id))
             }
-            return restoreHealthBegin(now: now, timestamp)
+            return restoreNextDependent(from: 0, now: now, timestamp)
 
         case (.restoreInspectNew, .reply(let reply)):
             switch reply {
@@ -592,7 +697,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 return removeOurs(c, stopPhase: .restoreStopLeftover, removePhase: .restoreRemoveLeftover)
             case .container:
                 newContainerID = nil
-                return restoreHealthBegin(now: now, timestamp)
+                return restoreNextDependent(from: 0, now: now, timestamp)
             case .error(let e):
                 return restoreRetry(Issue("rollback.inspect_failed", "could not inspect the new container: \(e.message)"), timestamp)
             default:
@@ -616,7 +721,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
             newContainerID = nil
             removingID = nil
-            return restoreHealthBegin(now: now, timestamp)
+            return restoreNextDependent(from: 0, now: now, timestamp)
 
         // MARK: Restore, Compose mode
         case (.restoreComposeApply, .start), (.restoreComposeApply, .woke):
@@ -625,14 +730,22 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
                 // Recovery of an attempt that never reached compose apply: nothing was changed.
                 return finish(.failed, timestamp)
             }
-            guard let pin = pinReference, let target = plan.service.compose else {
-                return restoreFailed(Issue("rollback.compose_apply_failed", "the previous image was never pinned; nothing to restore to"), timestamp)
+            return restoreComposeStart(timestamp)
+
+        case (.restoreComposeRetag, .reply(let reply)):
+            if case .error(let e) = reply {
+                return restoreRetry(Issue("rollback.compose_apply_failed", "could not point \(durableComposeReference ?? "") back at the previous image \(shortID(oldImageID ?? "")): \(e.message)"), timestamp)
             }
-            return .call(.composeApply(target, imageReference: pin))
+            phase = .restoreComposeApply
+            return .call(.composeApply(plan.service.compose!, imageReference: durableComposeReference ?? pinReference ?? ""))
 
         case (.restoreComposeApply, .reply(let reply)):
             if case .error(let e) = reply {
                 return restoreRetry(Issue("rollback.compose_apply_failed", "docker compose could not restore \(pinReference ?? ""): \(e.message)"), timestamp)
+            }
+            if let deps = plan.composeNetworkDependents, !deps.isEmpty {
+                phase = .restoreComposeDependents
+                return .call(.composeUp(plan.service.compose!, services: deps))
             }
             return restoreHealthBegin(now: now, timestamp)
 
@@ -642,6 +755,13 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         case (.restoreHealthPoll, .reply(let reply)):
             return afterRestoreHealthPoll(reply, now: now, timestamp)
+
+        case (.listDependents, _), (.stopDependent, _), (.renameDependentAway, _), (.createDependent, _),
+             (.startDependent, _), (.composeDependents, _), (.commitStopDependent, _), (.commitRemoveDependent, _),
+             (.restoreDepInspectName, _), (.restoreDepStopClone, _), (.restoreDepRemoveClone, _), (.restoreDepInspectOriginal, _),
+             (.restoreDepRenameBack, _), (.restoreDepInspectState, _), (.restoreDepStopStale, _), (.restoreDepStart, _),
+             (.restoreComposeDependents, _):
+            return nextDependents(input, now: now, timestamp)
 
         case (.abandon, _):
             return finish(.failed, timestamp)
@@ -661,17 +781,20 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     private mutating func cancelled(now: Int64, _ timestamp: String) -> Action {
         let reason = "stopped by the operator (interrupt or terminate signal)"
         switch phase {
-        case .inspectOld, .inspectTarget, .pin:
+        case .inspectOld, .listDependents, .inspectTarget, .pin:
             // Nothing touched (a pin tag is harmless).
             attempt.issues.append(Issue("update.cancelled", "\(reason) before the service was changed; nothing was changed"))
             return finish(.failed, timestamp)
-        case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll:
-            if phase == .stopOld || phase == .composeApply {
+        case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll,
+             .healthAddress, .healthProbe,
+             .composeRetag, .stopDependent, .renameDependentAway, .createDependent, .startDependent, .composeDependents:
+            if (phase == .stopOld && dependentsTouched != true) || phase == .composeRetag
+                || (phase == .composeApply && durableComposeReference == nil) {
                 // The cancel replaces the first change to the live service (the stop, the
-                // compose apply): it never ran, the service is untouched.
+                // compose file's retag or apply): it never ran, the service is untouched.
                 touchedLive = false
             }
-            if phase == .healthWait || phase == .healthPoll {
+            if phase == .healthWait || phase == .healthPoll || phase == .healthAddress || phase == .healthProbe {
                 // The health check ends here, without a verdict of its own: it is not kept.
                 let msg = "\(reason) during the health check; the release is not kept"
                 attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
@@ -683,17 +806,29 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The new release passed its health check: finish the commit (from a fresh look at
             // the backup).
             return commitBackup(timestamp)
+        case .commitStopDependent, .commitRemoveDependent:
+            return commitNextDependent(from: dependentIndex ?? 0, timestamp)
+        case .restoreDepInspectName, .restoreDepStopClone, .restoreDepRemoveClone, .restoreDepInspectOriginal,
+             .restoreDepRenameBack, .restoreDepInspectState, .restoreDepStopStale, .restoreDepStart:
+            // Converges from what the host looks like (it inspects by name first).
+            return restoreNextDependent(from: dependentIndex ?? 0, now: now, timestamp)
         case .restoreInspectName, .restoreRemoveIntruder, .restoreInspectOld, .restoreRenameOld, .restoreStartOld,
              .restoreInspectLeftover, .restoreRemoveLeftover, .restoreStopIntruder, .restoreInspectNew, .restoreStopLeftover:
             // Already restoring: start the round over from what the host looks like.
             restoreStartIssued = false
             phase = .restoreInspectName
             return .call(.inspectContainer(serviceContainerName))
-        case .restoreComposeApply:
+        case .restoreComposeApply, .restoreComposeRetag, .restoreComposeDependents:
+            phase = .restoreComposeApply
             return next(.start, now: now, timestamp: timestamp)
-        case .restoreHealthWait, .restoreHealthPoll:
+        case .restoreHealthWait, .restoreHealthPoll, .restoreHealthAddress, .restoreHealthProbe:
             phase = .restoreHealthPoll
             return restoreHealthObservation()
+        case .captureEvidence:
+            // Reading evidence changes nothing: skip what is left of it and go on to what
+            // follows (the restore, or the end of the attempt).
+            evidenceQueue = []
+            return nextEvidence(timestamp)
         case .abandon:
             return finish(.failed, timestamp)
         case .done:
@@ -703,7 +838,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     // MARK: Forward helpers
 
-    private mutating func afterInspectOld(_ reply: Reply, _ timestamp: String) -> Action {
+    mutating func afterInspectOld(_ reply: Reply, _ timestamp: String) -> Action {
         switch reply {
         case .container(let c?):
             oldContainerID = c.id
@@ -715,7 +850,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             attempt.previousImageID = c.imageID
         case .container(nil):
             return fail(Issue("docker.service_inspect_failed", "container \(serviceContainerName) of service \(plan.service.name) does not exist on this host"), timestamp)
-        case .containers(let cs):
+        case .containers(let all):
+            let foreign = all.filter(isForeign)
+            if !foreign.isEmpty {
+                // Compose finds a service's containers by these labels: `up` would recreate or
+                // remove the other service's container. Refuse before anything changes.
+                return fail(Issue("compose.foreign_member", "container\(foreign.count == 1 ? "" : "s") \(foreign.map(\.name).joined(separator: ", ")) of another catalog service carr\(foreign.count == 1 ? "ies" : "y") the labels of compose service \(plan.service.compose?.project ?? "")/\(plan.service.compose?.service ?? ""); docker compose would recreate or remove \(foreign.count == 1 ? "it" : "them"). Recreate \(foreign.count == 1 ? "it" : "them") without com.docker.compose.* labels first; nothing was changed"), timestamp)
+            }
+            let cs = all
             guard let first = cs.first else {
                 return fail(Issue("compose.image_lookup_failed", "compose service \(plan.service.compose?.service ?? plan.service.name) has no container; start it once with docker compose before updating"), timestamp)
             }
@@ -733,6 +875,19 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // Already running exactly this image: nothing to change.
             attempt.issues.append(Issue("update.already_running", "service \(plan.service.name) already runs image \(shortID(plan.targetImageID))"))
         }
+        if plan.service.runtimeMode == .docker {
+            // Who shares its network namespace (they must move with it, or the update refuses).
+            phase = .listDependents
+            needsPersist = true
+            return .call(.listContainers)
+        }
+        if let deps = plan.composeNetworkDependents, !deps.isEmpty, plan.recreateNetworkDependents != true {
+            return fail(Self.dependentsRefusal(deps, of: "compose service \(plan.service.compose?.service ?? plan.service.name)", how: "network_mode: service:\(plan.service.compose?.service ?? "")"), timestamp)
+        }
+        return proceedToTarget()
+    }
+
+    mutating func proceedToTarget() -> Action {
         phase = .inspectTarget
         needsPersist = true
         return .call(.inspectImage(plan.targetImageReference))
@@ -740,12 +895,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// A container created by an earlier update runs its image by id; name it by the reference
     /// the service state remembers for that id.
-    private func knownReference(for c: ContainerInfo) -> String {
+    func knownReference(for c: ContainerInfo) -> String {
         if let st = plan.previousState, st.activeImageID == c.imageID, let ref = st.activeImageReference { return ref }
         return c.imageReference
     }
 
-    private mutating func beginHealth(now: Int64, _ timestamp: String) -> Action {
+    mutating func beginHealth(now: Int64, _ timestamp: String) -> Action {
         attempt.status = .healthChecking
         health = HealthTracker(policy: plan.service.health, startMillis: now)
         event(.healthCheckStarted, timestamp, "health check (\(plan.service.health.kind.rawValue)) of \(plan.service.name) started")
@@ -753,7 +908,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return healthObservation()
     }
 
-    private func healthObservation() -> Action {
+    func healthObservation() -> Action {
         if plan.service.runtimeMode == .docker {
             return .call(.inspectContainer(newContainerID ?? serviceContainerName))
         }
@@ -763,17 +918,17 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// What a health poll's reply says: containers to judge, or (for a failed or timed-out
     /// inspection, which is no verdict on the service) a wait before the next poll, within a
     /// bounded grace of twice the health timeout; past it, the error.
-    private enum PollReading {
+    enum PollReading {
         case observed([ContainerInfo])
         case wait(Action)
         case failed(HostError)
         case unexpected
     }
 
-    private mutating func read(_ reply: Reply, now: Int64, waitPhase: Phase) -> PollReading {
+    mutating func read(_ reply: Reply, now: Int64, waitPhase: Phase) -> PollReading {
         switch reply {
         case .container(let c): return .observed(c.map { [$0] } ?? [])
-        case .containers(let cs): return .observed(cs)
+        case .containers(let cs): return .observed(cs.filter { !isForeign($0) })
         case .error(let e):
             if let h = health, now - h.startMillis < Int64(plan.service.health.timeoutSecs) * 2000 {
                 phase = waitPhase
@@ -784,7 +939,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private mutating func afterHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
+    mutating func afterHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
         let observed: [ContainerInfo]
         switch read(reply, now: now, waitPhase: .healthWait) {
         case .observed(let cs): observed = cs
@@ -800,7 +955,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
         let verdict = tracker.observe(observed, expectedImageID: expected, now: now)
         health = tracker
+        return forwardVerdict(verdict, now: now, timestamp)
+    }
+
+    /// What the new release's health verdict leads to.
+    mutating func forwardVerdict(_ verdict: HealthTracker.Verdict, now: Int64, _ timestamp: String) -> Action {
         switch verdict {
+        case .probe(let ids):
+            return startProbes(ids, now: now, timestamp)
         case .pending:
             phase = .healthWait
             return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
@@ -818,24 +980,21 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private mutating func healthFailed(_ outcome: HealthOutcome, _ msg: String, now: Int64, _ timestamp: String) -> Action {
+    mutating func healthFailed(_ outcome: HealthOutcome, _ msg: String, now: Int64, _ timestamp: String) -> Action {
         attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: outcome, message: msg, checkedAt: timestamp)
         event(.healthCheckFailed, timestamp, msg)
         let issue = Issue(outcome == .timedOut ? "health_check.timed_out" : "health_check.failed", msg)
         if !plan.service.automaticRollback {
             attempt.issues.append(issue)
             attempt.issues.append(Issue("rollback.disabled", "automatic rollback is off for \(plan.service.name); the new release stays in place and the backup is kept for `caisson rollback`"))
-            // What runs now is the new release: the state says so, and the release it replaced
-            // becomes the one `caisson rollback` returns to.
-            newServiceState = stateAfterSwap(timestamp)
-            return finish(.failed, timestamp)
+            return captureEvidence(of: newReleaseContainers, role: .new, then: .finishFailed, timestamp)
         }
-        return startRestore(issue, timestamp)
+        return captureEvidence(of: newReleaseContainers, role: .new, then: .restore(issue), timestamp)
     }
 
     /// Docker mode: look at the backup before removing it (a daemon restart may have started
     /// it again); Compose: nothing to remove.
-    private mutating func commitBackup(_ timestamp: String) -> Action {
+    mutating func commitBackup(_ timestamp: String) -> Action {
         if plan.service.runtimeMode == .docker, let old = oldContainerID {
             phase = .commitInspectBackup
             return .call(.inspectContainer(old))
@@ -843,13 +1002,20 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return commit(timestamp)
     }
 
-    private mutating func commit(_ timestamp: String) -> Action {
+    mutating func commit(_ timestamp: String) -> Action {
         newServiceState = stateAfterSwap(timestamp)
         event(.updateCommitted, timestamp, "\(plan.service.name) now runs \(plan.targetImageReference) (\(shortID(plan.targetImageID)))")
         return finish(.succeeded, timestamp)
     }
 
     /// The service state once the target release is the one in place.
+    /// Automatic rollback off, once the evidence is captured: what runs now is the new release,
+    /// the state says so, and the release it replaced becomes the one `caisson rollback` returns to.
+    mutating func finishKeepingNewRelease(_ timestamp: String) -> Action {
+        newServiceState = stateAfterSwap(timestamp)
+        return finish(.failed, timestamp)
+    }
+
     private func stateAfterSwap(_ timestamp: String) -> ServiceState {
         let prev = plan.previousState
         var state = ServiceState(serviceName: plan.service.name, updatedAt: timestamp)
@@ -878,7 +1044,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// The service was stopped before the update and `--start` was not given: the new release is
     /// in place but not started, so there is nothing to health-check. Committed like a pass
     /// (the backup goes); recovery finishes the commit.
-    private mutating func commitLeftStopped(_ timestamp: String) -> Action {
+    /// Docker mode: the service was stopped and `--start` was not given.
+    var leavesServiceStopped: Bool { plan.service.runtimeMode == .docker && !oldWasRunning && plan.startStopped != true }
+
+    mutating func commitLeftStopped(_ timestamp: String) -> Action {
         attempt.issues.append(Issue("update.left_stopped", "\(serviceContainerName) was stopped before the update: the new release is installed but not started (update with --start to start it)"))
         healthPassed = true
         phase = .commitRemoveBackup
@@ -888,7 +1057,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     // MARK: Restore helpers
 
-    private mutating func enterRestoreBookkeeping(reason: Issue) {
+    mutating func enterRestoreBookkeeping(reason: Issue) {
         attempt.issues.append(reason)
         if touchedLive {
             attempt.status = .rollbackStarted
@@ -896,7 +1065,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         needsPersist = true
     }
 
-    private mutating func startRestore(_ reason: Issue, _ timestamp: String) -> Action {
+    mutating func startRestore(_ reason: Issue, _ timestamp: String) -> Action {
         enterRestoreBookkeeping(reason: reason)
         if touchedLive {
             event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: \(reason.message)")
@@ -910,10 +1079,30 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         if !touchedLive {
             return finish(.failed, timestamp)
         }
-        guard let pin = pinReference else {
-            return restoreFailed(Issue("rollback.compose_apply_failed", "the previous image was never pinned"), timestamp)
+        return restoreComposeStart(timestamp)
+    }
+
+    /// The compose file's reference when the update moves it (a tag, not a digest).
+    var durableComposeReference: String? {
+        guard plan.service.runtimeMode == .compose, let r = plan.composeImageReference, !r.isEmpty, !r.contains("@") else { return nil }
+        return r
+    }
+
+    /// Compose restore: point the compose file's reference back at the previous image (by id)
+    /// and apply the file as it is; without one, apply the pin through an override.
+    mutating func restoreComposeStart(_ timestamp: String) -> Action {
+        guard let target = plan.service.compose else {
+            return restoreFailed(Issue("rollback.compose_apply_failed", "service \(plan.service.name) has no [services.compose] table"), timestamp)
         }
-        return .call(.composeApply(plan.service.compose!, imageReference: pin))
+        if let reference = durableComposeReference, let old = oldImageID {
+            phase = .restoreComposeRetag
+            return .call(.tagImage(id: old, reference: reference))
+        }
+        phase = .restoreComposeApply
+        guard let pin = pinReference else {
+            return restoreFailed(Issue("rollback.compose_apply_failed", "the previous image was never pinned; nothing to restore to"), timestamp)
+        }
+        return .call(.composeApply(target, imageReference: pin))
     }
 
     /// A recovery that restores writes what the audit log of the interrupted attempt lacks: the
@@ -932,9 +1121,15 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private func isOurs(_ c: ContainerInfo) -> Bool {
+    func isOurs(_ c: ContainerInfo) -> Bool {
         if let id = newContainerID, c.id == id { return true }
         return c.labels[Self.updateLabel] == plan.updateID
+    }
+
+    /// A container of another catalog (Docker-mode) service, whatever labels it carries.
+    func isForeign(_ c: ContainerInfo) -> Bool {
+        guard let names = plan.foreignContainerNames, !names.isEmpty else { return false }
+        return names.contains(c.name)
     }
 
     /// The grace for stopping the previous container: the plan's override, else its own stop
@@ -944,7 +1139,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     /// Removes a container this update created. A running one is stopped first with its own
     /// stop timeout: a force-remove is a SIGKILL, and the new release may be writing the
     /// service's data.
-    private mutating func removeOurs(_ c: ContainerInfo, stopPhase: Phase, removePhase: Phase) -> Action {
+    mutating func removeOurs(_ c: ContainerInfo, stopPhase: Phase, removePhase: Phase) -> Action {
         removingID = c.id
         needsPersist = true
         // A restarting one too: it may be running again by the time the remove arrives.
@@ -956,8 +1151,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.removeStoppedContainer(c.id))
     }
 
-    private mutating func ensureOldRunning(_ c: ContainerInfo, _ timestamp: String) -> Action {
+    mutating func ensureOldRunning(_ c: ContainerInfo, _ timestamp: String) -> Action {
         phase = .restoreStartOld
+        if c.isRunning { serviceStartedAt = c.startedAt }
         if oldWasRunning && !c.isRunning && !restoreStartIssued {
             restoreStartIssued = true
             needsPersist = true
@@ -968,7 +1164,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.inspectContainer(stagingName))
     }
 
-    private mutating func restoreRetry(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func restoreRetry(_ issue: Issue, _ timestamp: String) -> Action {
         restoreRound += 1
         restoreStartIssued = false
         needsPersist = true
@@ -984,7 +1180,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .sleep(millis: Self.restoreBackoffMillis(round: restoreRound))
     }
 
-    private mutating func restoreHealthBegin(now: Int64, _ timestamp: String) -> Action {
+    mutating func restoreHealthBegin(now: Int64, _ timestamp: String) -> Action {
         if !touchedLive {
             // The live service was never touched: nothing to check, nothing was changed.
             return finish(.failed, timestamp)
@@ -1002,14 +1198,14 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return restoreHealthObservation()
     }
 
-    private func restoreHealthObservation() -> Action {
+    func restoreHealthObservation() -> Action {
         if plan.service.runtimeMode == .docker {
             return .call(.inspectContainer(oldContainerID ?? serviceContainerName))
         }
         return .call(.composeContainers(plan.service.compose!))
     }
 
-    private mutating func afterRestoreHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
+    mutating func afterRestoreHealthPoll(_ reply: Reply, now: Int64, _ timestamp: String) -> Action {
         let observed: [ContainerInfo]
         switch read(reply, now: now, waitPhase: .restoreHealthWait) {
         case .observed(let cs): observed = cs
@@ -1022,10 +1218,21 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         var tracker = health ?? HealthTracker(policy: plan.service.health, startMillis: now)
         let verdict = tracker.observe(observed, expectedImageID: oldImageID, now: now)
         health = tracker
+        return restoreVerdict(verdict, now: now, timestamp)
+    }
+
+    /// What the restored release's health verdict leads to.
+    mutating func restoreVerdict(_ verdict: HealthTracker.Verdict, now: Int64, _ timestamp: String) -> Action {
+        let observed = health?.lastObserved ?? []
         switch verdict {
+        case .probe(let ids):
+            return startProbes(ids, now: now, timestamp)
         case .pending:
             phase = .restoreHealthWait
             return .sleep(millis: Int64(plan.service.health.pollIntervalSecs) * 1000)
+        case .timedOut(let msg) where health?.noVerdict == true:
+            // The probes could not be run (the daemon failed): start the restore round over.
+            return restoreRetry(Issue("rollback.health_check_failed", "the restored release could not be probed: \(msg)"), timestamp)
         case .passed(let msg):
             attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: msg, checkedAt: timestamp)
             event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored and healthy: \(msg)")
@@ -1050,7 +1257,17 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         }
     }
 
-    private mutating func restoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func restoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
+        if afterEvidence == nil {
+            let previous = previousReleaseContainers
+            if !previous.isEmpty {
+                return captureEvidence(of: previous, role: .previous, then: .restoreFailed(issue), timestamp)
+            }
+        }
+        return endRestoreFailed(issue, timestamp)
+    }
+
+    mutating func endRestoreFailed(_ issue: Issue, _ timestamp: String) -> Action {
         attempt.issues.append(issue)
         event(.rollbackFailed, timestamp, issue.message)
         return finish(.rollbackFailed, timestamp)
@@ -1058,12 +1275,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     // MARK: Endings
 
-    private mutating func fail(_ issue: Issue, _ timestamp: String) -> Action {
+    mutating func fail(_ issue: Issue, _ timestamp: String) -> Action {
         attempt.issues.append(issue)
         return finish(.failed, timestamp)
     }
 
-    private mutating func finish(_ status: UpdateStatus, _ timestamp: String) -> Action {
+    mutating func finish(_ status: UpdateStatus, _ timestamp: String) -> Action {
         attempt.status = status
         attempt.finishedAt = timestamp
         if status == .failed {
@@ -1074,7 +1291,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .finished
     }
 
-    private mutating func unexpected(_ reply: Reply?, _ timestamp: String, input: Input? = nil) -> Action {
+    mutating func unexpected(_ reply: Reply?, _ timestamp: String, input: Input? = nil) -> Action {
         // A programming error in the driver; never leave the attempt in flight because of it.
         let what = reply.map { "\($0)" } ?? input.map { "\($0)" } ?? "?"
         let issue = Issue("update.internal_error", "unexpected \(what) in phase \(phase.rawValue)")
@@ -1084,7 +1301,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return startRestore(issue, timestamp)
     }
 
-    private mutating func event(_ kind: AuditKind, _ at: String, _ message: String) {
+    mutating func event(_ kind: AuditKind, _ at: String, _ message: String) {
         pendingEvents.append(AuditEvent(kind: kind, at: at, serviceName: plan.service.name,
                                         updateID: plan.updateID, validationAttemptID: plan.validationAttemptID,
                                         message: message))
@@ -1121,7 +1338,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     // Codable: everything but the transient fields.
     enum CodingKeys: String, CodingKey {
         case planBox = "plan", sharedAttempt = "attempt", phase, oldContainerID, oldContainerName, oldWasRunning, oldImageID,
-             oldStopTimeoutSecs, removingID, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreRestarts, commitRetries, restoreStartIssued,
+             oldStopTimeoutSecs, removingID, dependents, dependentIndex, dependentsTouched, serviceStartedAt, pinReference, newContainerID, touchedLive, healthPassed, restoreRound, restoreRestarts, commitRetries, restoreStartIssued,
              newServiceState
     }
 }

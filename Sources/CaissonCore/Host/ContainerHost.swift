@@ -8,6 +8,9 @@
 ///
 /// Calls are synchronous: the update machine runs one step at a time, so the simulator needs no
 /// concurrency at all and a seed fully determines a run.
+///
+/// Evidence and probes (`containerDetails`, `containerLogs`, `probe`) are reads: they never change
+/// what runs (an exec probe runs a command inside the container, nothing more).
 public protocol ContainerHost: AnyObject {
     /// Is the runtime reachable? Returns a short description (e.g. "Docker 28.2.2, API 1.47").
     func ping() throws(HostError) -> String
@@ -36,6 +39,12 @@ public protocol ContainerHost: AnyObject {
     /// defaults. `labels` are added to the new container (the updater marks what it created).
     func createContainer(name: String, cloning template: String, imageID: String,
                          labels: [String: String]) throws(HostError) -> String
+    /// Create (not start) a copy of `template` (its image and configuration) that shares the
+    /// network namespace of container `owner` (`--network container:<owner>`), without what
+    /// Docker refuses in that mode (a hostname, published or exposed ports, DNS settings, links).
+    /// For the containers that shared the namespace of a container being replaced.
+    func createDependentContainer(name: String, cloning template: String, networkOwner owner: String,
+                                  labels: [String: String]) throws(HostError) -> String
     func startContainer(_ nameOrID: String) throws(HostError)
     /// Stop with a grace period (SIGTERM, then SIGKILL after `graceSecs`). Already stopped is success.
     func stopContainer(_ nameOrID: String, graceSecs: Int) throws(HostError)
@@ -50,7 +59,18 @@ public protocol ContainerHost: AnyObject {
     /// (`NAME-caisson-new-…`, `NAME-caisson-rollback-…`, `io.caisson.update-id`).
     func listContainers(namePrefixes: [String], label: String?) throws(HostError) -> [ContainerInfo]
 
+    /// Every container on the host (running or not), sorted by name.
+    func listContainers() throws(HostError) -> [ContainerInfo]
+
     // MARK: Compose mode
+
+    /// What the compose file says of the service (its `image:`, the services sharing its network
+    /// namespace). Reads the project model; changes nothing.
+    func composeServiceFacts(_ target: ComposeTarget) throws(HostError) -> ComposeServiceFacts
+    /// `docker compose -p P -f FILE up -d --no-deps SERVICES...`, the file as written: Compose
+    /// recreates those whose configuration changed (a service sharing a recreated service's
+    /// network namespace, `network_mode: service:X`, is joined to the new container).
+    func composeUp(_ target: ComposeTarget, services: [String]) throws(HostError)
 
     /// The containers currently belonging to the compose service, sorted by name.
     func composeContainers(_ target: ComposeTarget) throws(HostError) -> [ContainerInfo]
@@ -63,6 +83,16 @@ public protocol ContainerHost: AnyObject {
     /// an update carries it over) or a Compose `healthcheck:`. True: one is set; false: it is
     /// explicitly disabled; nil: the image's applies (or the host cannot tell). For the preflight.
     func configuredHealthcheck(for service: ServiceSpec) throws(HostError) -> Bool?
+    // MARK: Evidence and probes (issue 12)
+
+    /// The container's full state, network addresses and environment; `nil` when it does not
+    /// exist. (Docker: one `GET /containers/{id}/json`.)
+    func containerDetails(_ nameOrID: String) throws(HostError) -> ContainerDetails?
+    /// The end of the container's log, stdout and stderr demultiplexed, within `limit`.
+    func containerLogs(_ nameOrID: String, limit: LogLimit) throws(HostError) -> LogTail
+    /// Run one health probe: http/tcp from the device to a container address, exec inside a
+    /// container. Never waits much past `timeoutMillis`: a probe that hangs answers `.noAnswer`.
+    func probe(_ request: ProbeRequest, timeoutMillis: Int64) throws(HostError) -> ProbeAnswer
 
     /// Every image the runtime holds (untagged and intermediate ones too), with its layers,
     /// sorted by id: what a device inventory reports and which layer chains are present
@@ -73,6 +103,19 @@ public protocol ContainerHost: AnyObject {
     func imageStorage(forArchiveBytes length: Int64) -> ImageStorage?
     /// Whether `loadImage` streams the archive and honours `ImagePayload.gate` (default false).
     var streamsImageArchives: Bool { get }
+}
+
+/// What a compose file says of one service.
+public struct ComposeServiceFacts: Sendable, Equatable, Codable {
+    /// `image:` after interpolation; nil for a build-only service.
+    public var image: String?
+    /// Other services of the project with `network_mode: service:<this one>`, sorted.
+    public var networkDependents: [String]
+
+    public init(image: String?, networkDependents: [String] = []) {
+        self.image = image
+        self.networkDependents = networkDependents
+    }
 }
 
 /// Where the runtime keeps images, how much room is left, and how much a load would need.
@@ -313,6 +356,9 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     /// SIGKILL (`docker run --stop-timeout`, Compose `stop_grace_period`); nil when unset, which
     /// means Docker's default (`ContainerInfo.defaultStopTimeoutSecs`).
     public var stopTimeoutSecs: Int?
+    /// Docker's `HostConfig.NetworkMode` (`default`, `bridge`, `host`, `none`, a network name, or
+    /// `container:<id>`: it shares that container's network namespace); nil when unknown.
+    public var networkMode: String?
 
     /// Docker's stop timeout when a container sets none.
     public static let defaultStopTimeoutSecs = 10
@@ -323,7 +369,7 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public init(id: String, name: String, imageID: String, imageReference: String,
                 status: ContainerStatus, health: HealthStatus, restartCount: Int = 0,
                 startedAt: String = "", exitCode: Int = 0, labels: [String: String] = [:],
-                stopTimeoutSecs: Int? = nil) {
+                stopTimeoutSecs: Int? = nil, networkMode: String? = nil) {
         self.id = id
         self.name = name
         self.imageID = imageID
@@ -335,6 +381,14 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.exitCode = exitCode
         self.labels = labels
         self.stopTimeoutSecs = stopTimeoutSecs
+        self.networkMode = networkMode
+    }
+
+    /// The container whose network namespace this one shares (`container:<id or name>`).
+    public var networkOwner: String? {
+        guard let mode = networkMode, mode.hasPrefix("container:") else { return nil }
+        let owner = String(mode.dropFirst("container:".count))
+        return owner.isEmpty ? nil : owner
     }
 
     public var isRunning: Bool { status == .running }

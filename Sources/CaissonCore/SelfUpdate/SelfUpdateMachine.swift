@@ -201,7 +201,7 @@ public struct SelfUpdateMachine: Sendable, Codable, Equatable {
         case undoPreviousTemp, undoStaged, undoSync, undoWork, undoPoint
         // Rollback (by --rollback, or after a failed first run).
         case rbMarkPoint, rbInspectInstalled, rbInspectPrevious, rbInspectPreviousTemp, rbClearRestoreTemp, rbLink,
-             rbCopy, rbRename, rbSync, rbSchema, rbSetAside, rbRestore, rbClearPoint, rbCleanup, rbDisarm, rbRemoveRestoreTemp
+             rbCopy, rbRename, rbSync, rbSchema, rbClearAside, rbSetAside, rbRestore, rbClearPoint, rbCleanup, rbDisarm, rbRemoveRestoreTemp
         case done
     }
 
@@ -267,7 +267,7 @@ public struct SelfUpdateMachine: Sendable, Codable, Equatable {
         case .undoPreviousTemp, .undoStaged, .undoSync, .undoWork, .undoPoint:
             m.step = .undoPreviousTemp
         case .rbMarkPoint, .rbInspectInstalled, .rbInspectPrevious, .rbInspectPreviousTemp, .rbClearRestoreTemp, .rbLink,
-             .rbCopy, .rbRename, .rbSync, .rbSchema, .rbSetAside, .rbRestore, .rbClearPoint, .rbCleanup:
+             .rbCopy, .rbRename, .rbSync, .rbSchema, .rbClearAside, .rbSetAside, .rbRestore, .rbClearPoint, .rbCleanup:
             m.step = .rbMarkPoint
         case .rbDisarm, .rbRemoveRestoreTemp:
             m.step = .rbDisarm
@@ -615,14 +615,23 @@ public struct SelfUpdateMachine: Sendable, Codable, Equatable {
             guard let reply else { return .call(.storeSchemaVersion) }
             switch reply {
             case .schema(let v) where v > point!.snapshotSchemaVersion:
-                step = .rbSetAside
-                return .call(.copyStore(to: plan.replacedStorePath, recordAfterRestore: nil))
+                // The live store is still the newer one: a set-aside copy already there is a copy
+                // of it that an interrupted rollback began (maybe partial). Make it anew.
+                step = .rbClearAside
+                return .call(.removeFile(plan.replacedStorePath))
             case .failed(let e):
                 return rollbackFailed(Self.issue(e, "reading the store's schema version"), now: now)
             default:
                 step = .rbClearPoint
                 return .call(.writeRollbackPoint(nil))
             }
+        case .rbClearAside:
+            guard let reply else { return .call(.removeFile(plan.replacedStorePath)) }
+            if case .failed(let e) = reply {
+                return rollbackFailed(Self.issue(e, "setting the newer store aside before restoring the snapshot"), now: now)
+            }
+            step = .rbSetAside
+            return .call(.copyStore(to: plan.replacedStorePath, recordAfterRestore: nil))
         case .rbSetAside:
             guard let reply else { return .call(.copyStore(to: plan.replacedStorePath, recordAfterRestore: nil)) }
             if case .failed(let e) = reply {

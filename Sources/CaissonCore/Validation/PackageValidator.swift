@@ -104,6 +104,10 @@ public struct PackageValidator {
         report.issues += manifest.check(against: catalog, updaterVersion: updaterVersion)
         report.service = catalog.service(named: manifest.target.service)
         report.issues += Self.checkEncryption(scan, manifest: manifest, trust: catalog.trust)
+        if let service = report.service {
+            // Which references a package for this service may set (issue 10 item 8).
+            report.issues += ReferencePolicy.check(reference: manifest.image.reference, service: service, catalog: catalog)
+        }
 
         if let t = scan.imageTar {
             if let want = manifest.image.size, want != t.size {
@@ -164,6 +168,7 @@ public struct PackageValidator {
                 issues.append(Issue("image.unexpected_tags", "image.tar would tag \(got); a package for \(manifest.target.service) may only tag \(expected)"))
             }
         }
+        issues += ReferencePolicy.labelIssues(facts.labels.map(\.key))
         if !platformMatches(facts, manifest.target.platform) {
             issues.append(Issue("image.platform_mismatch", "the image is built for \(facts.platform) but the package targets \(manifest.target.platform)"))
         }

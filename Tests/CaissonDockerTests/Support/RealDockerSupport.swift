@@ -108,7 +108,8 @@ extension RealDocker {
         try command("docker", args, stdin: stdin, cwd: cwd, dockerHost: host)
     }
 
-    static let testVariants = ["1", "2", "unhealthy", "crash", "nohealth", "never-ready"]
+    static let testVariants = ["1", "2", "unhealthy", "crash", "nohealth", "never-ready",
+                               "http-503", "http-hang", "http-never", "exec-fail", "oom"]
 
     /// The caisson-test/app images exist (built by scripts/make-test-images, run once if missing),
     /// plus `caisson-test/app:stubborn` (app:1 whose PID 1 ignores SIGTERM), built here.
