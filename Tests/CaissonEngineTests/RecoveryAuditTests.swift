@@ -49,6 +49,69 @@ struct RecoveryAuditTests {
         #expect(s.violations() == [])
     }
 
+    /// Died after the failed verdict was journaled, while the failure evidence was being read
+    /// (the status still `health_checking`): the recovery closes nothing twice; the check keeps
+    /// its own verdict (it used to log a second `health_check_failed`, "interrupted").
+    @Test(arguments: RuntimeMode.allCases)
+    func aVerdictJournaledBeforeTheEvidenceIsNotOwedAgain(_ mode: RuntimeMode) throws {
+        let config = UpdateScenario.Config(mode: mode, healthKind: .running, newBehaviour: "oom")
+        let clean = UpdateScenario(config)
+        clean.run()
+        let point = try #require(clean.journal.entries.firstIndex {
+            $0.entry.machine.attempt.status == .healthChecking && $0.entry.machine.attempt.healthCheck != nil
+        })
+        let s = UpdateScenario(config)
+        s.run(crashAtWrite: point, crashBeforeWrite: false)
+        #expect(s.attempt?.status == .rolledBack)
+        #expect(Self.kinds(s) == [.updateStarted, .healthCheckStarted, .healthCheckFailed, .rollbackStarted, .rollbackSucceeded])
+        #expect(s.attempt?.healthCheck?.outcome == .failed)
+        #expect(s.attempt?.healthCheck?.message.contains("interrupted") == false)
+        #expect(s.violations() == [])
+    }
+
+    /// A probe that could not be run on the poll that would end the stability window (here: the
+    /// daemon crashed during it and took the container down) is no pass: the check used to pass
+    /// on the observation made before the probe, and committed a release that was not running.
+    @Test func aProbeHostErrorIsNoPass() {
+        let policy = HealthPolicy(kind: .exec, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+        var t = HealthTracker(policy: policy, startMillis: 0)
+        let up = ContainerInfo(id: "c", name: "app", imageID: "i", imageReference: "r", status: .running, health: .none, startedAt: "s1")
+        for ms in stride(from: Int64(0), through: 4000, by: 1000) {
+            #expect(t.observe([up], expectedImageID: nil, now: ms) == .probe(["c"]))
+            t.recordProbe("c", target: "exec", answer: .exited(code: 0, output: ""), now: ms)
+            #expect(t.judgeProbes(now: ms) == .pending)
+        }
+        #expect(t.observe([up], expectedImageID: nil, now: 5000) == .probe(["c"]))
+        t.recordProbeError("c", target: "exec", message: "Container c is not running")
+        #expect(t.judgeProbes(now: 21_000) == .pending)
+        let down = ContainerInfo(id: "c", name: "app", imageID: "i", imageReference: "r", status: .exited, health: .none, startedAt: "s1")
+        if case .failed = t.observe([down], expectedImageID: nil, now: 22_000) {} else { Issue.record("an exited container must fail the check") }
+    }
+
+    /// A daemon that keeps restarting the container (every 4 s, inside the 5 s stability
+    /// window) cannot keep the check pending forever: it times out by three times the timeout
+    /// (it used to extend its deadline at every restart, and the update looped to its step limit).
+    @Test(arguments: [HealthKind.running, .exec])
+    func restartsForeverStillEndTheCheck(_ kind: HealthKind) {
+        let policy = HealthPolicy(kind: kind, timeoutSecs: 30, pollIntervalSecs: 1, stableSecs: 5)
+        var t = HealthTracker(policy: policy, startMillis: 0)
+        var verdict = HealthTracker.Verdict.pending
+        var ms: Int64 = 0
+        while ms <= 200_000 {
+            let c = ContainerInfo(id: "c", name: "app", imageID: "i", imageReference: "r", status: .running, health: .none,
+                                  startedAt: "run-\(ms / 4000)")
+            verdict = t.observe([c], expectedImageID: nil, now: ms)
+            if case .probe = verdict {
+                t.recordProbe("c", target: "exec", answer: .exited(code: 0, output: ""), now: ms)
+                verdict = t.judgeProbes(now: ms)
+            }
+            if verdict != .pending { break }
+            ms += 1000
+        }
+        guard case .timedOut = verdict else { Issue.record("still \(verdict) at \(ms) ms"); return }
+        #expect(ms <= 91_000)
+    }
+
     /// The first recovery dies after writing its own snapshot (status `rollback_started`), before
     /// logging the event: the next one still owes it, and logs it once.
     @Test func aRecoveryThatDiesStillOwesRollbackStarted() throws {

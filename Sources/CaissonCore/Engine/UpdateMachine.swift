@@ -396,7 +396,8 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             m.restoreStartIssued = false
             // The durable status says what the audit log holds: `health_checking` means a health
             // check started and has no verdict; `rollback_started` was written with its event.
-            m.recoveryOwesHealthVerdict = attempt.status == .healthChecking
+            // (A verdict already journaled, e.g. before its failure evidence was read, is not owed again.)
+            m.recoveryOwesHealthVerdict = attempt.status == .healthChecking && m.attempt.healthCheck == nil
             m.recoveryOwesRollbackStart = m.touchedLive && attempt.status != .rollbackStarted
             if saidInterrupted {
                 if m.touchedLive { m.attempt.status = .rollbackStarted }
