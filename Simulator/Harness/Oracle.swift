@@ -186,8 +186,10 @@ extension UpdateScenario {
         // The previous release was found running unless a daemon restart before the very first
         // call took it down under a policy that does not bring it back.
         var oldRunning = true
-        if let f = faults.first(where: { $0.index >= preflightCall && $0.index <= firstCall && ($0.fault?.isDaemon ?? false) }),
-           let k = f.fault, !policy.comesBack(after: k) {
+        // (Any of them: a later graceful restart does not bring back what a crash left down.)
+        if let f = faults.first(where: { f in
+            f.index >= preflightCall && f.index <= firstCall && (f.fault.map { $0.isDaemon && !policy.comesBack(after: $0) } ?? false)
+        }), let k = f.fault {
             oldRunning = false
             notes.append("a daemon \(k) before the first call left the previous release down (restart=\(policy))")
         }
@@ -221,7 +223,10 @@ extension UpdateScenario {
             if restoreErrors >= UpdateMachine.maxRestoreRounds {
                 out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback."]], release: .needsHuman, events: nil,
                                                health: base.health, why: "the restore met \(restoreErrors) host errors, one per round at least"))
-            } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts {
+            } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts
+                        || faults.filter({ $0.atMillis >= from }).reduce(Int64(0), { $0 + ($1.fault?.delayMillis ?? 0) })
+                            >= Int64(plan.service.health.timeoutSecs) * 1000 {
+                // (Or slow calls ate the restored release's own health check: it ends unhealthy.)
                 // The restore starts the known-good release again after a daemon restart stopped it
                 // (or kept it from settling), a bounded number of times.
                 out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [config.dependent ? ["rollback.health_check_failed", "rollback.start_failed"] : ["rollback.health_check_failed"]],
@@ -229,6 +234,18 @@ extension UpdateScenario {
                                                why: "the daemon went down more often (\(faults.filter { $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }.count)) than the restore may start the previous release again (\(UpdateMachine.maxRestoreRestarts))"))
             }
             return out
+        }
+
+        // The dependents' recreation (Compose: their stop may take their flush time) can find
+        // the new release dead or stopped by the daemon: they cannot join its network, and the
+        // update is restored then. (Not modelled exactly: which step meets it.)
+        var dependentsMeetDeadRelease: [Expectation.Outcome] = []
+        if config.dependent, HealthReference.deathMillis(config.behaviour) != nil || faults.contains(where: { $0.fault?.isDaemon ?? false }) {
+            let codes = config.mode == .compose ? ["compose.apply_failed"] : ["docker.start_failed", "docker.create_failed", "docker.rename_failed"]
+            let base = Expectation.Outcome(status: .rolledBack, codes: [codes], release: oldRelease,
+                                           events: nil, health: nil,
+                                           why: "the new release died (or the daemon stopped it) before its network dependents were recreated against it")
+            dependentsMeetDeadRelease = restoreOutcomes(base, decidedAt: first.startMillis)
         }
 
         // --- Refused before the attempt began: no record, nothing changed.
@@ -261,9 +278,16 @@ extension UpdateScenario {
                                                why: "died after a change to the live service was journaled: recovery restores the previous release")
                 return Expectation(outcomes: restoreOutcomes(base, decidedAt: first.startMillis), notes: notes)
             }
-            return Expectation(outcomes: [.init(status: .failed, codes: interrupted, release: .untouched, events: nil, health: nil,
-                                                why: "died before any change to the live service was journaled: nothing to restore")],
-                               notes: notes)
+            var outcomes: [Expectation.Outcome] = [.init(status: .failed, codes: interrupted, release: .untouched, events: nil, health: nil,
+                                                         why: "died before any change to the live service was journaled: nothing to restore")]
+            if config.dependent {
+                // A stop of a dependent may have been decided (the machine counts it as touching
+                // the service) without its call: the recovery may restore an untouched service.
+                outcomes += restoreOutcomes(.init(status: .rolledBack, codes: interrupted, release: oldRelease, events: nil, health: nil,
+                                                  why: "died when a dependent's stop was decided: recovery restores"),
+                                            decidedAt: first.startMillis)
+            }
+            return Expectation(outcomes: outcomes, notes: notes)
         }
 
         var signalOutcomes: [Expectation.Outcome] = []
@@ -294,6 +318,7 @@ extension UpdateScenario {
                     var outcomes: [Expectation.Outcome] = [.init(status: .failed, codes: [["update.cancelled"]], release: .untouched,
                                                                  events: [.updateStarted, .updateFailed], health: nil,
                                                                  why: "stopped by a signal before the first change to the live service: nothing changed")]
+                    outcomes += dependentsMeetDeadRelease
                     if config.dependent {
                         // (Whether a dependent was stopped by then is not modelled: a restore is allowed.)
                         outcomes += restoreOutcomes(.init(status: .rolledBack, codes: [["update.cancelled"]], release: oldRelease, events: nil,
@@ -308,7 +333,7 @@ extension UpdateScenario {
                                                    + [.rollbackStarted, .rollbackSucceeded],
                                                health: checking ? Expectation.HealthWindow(outcomes: [.failed], minMillis: 0, maxMillis: .max) : nil,
                                                why: "stopped by a signal during the swap or the health check: the previous release is restored")
-                if !failRace { return Expectation(outcomes: restoreOutcomes(base, decidedAt: cancelMillis), notes: notes) }
+                if !failRace { return Expectation(outcomes: restoreOutcomes(base, decidedAt: cancelMillis) + dependentsMeetDeadRelease, notes: notes) }
                 signalOutcomes = restoreOutcomes(base, decidedAt: cancelMillis)
                 notes.append("the signal reached the machine in the step its health check failed: either ends the check")
             }
@@ -325,8 +350,12 @@ extension UpdateScenario {
         // Another catalog service's container among the compose service's: refused at the first look.
         let hijacked = config.hijacker && (branch.map { $0.step > 0 } ?? true)
         if hijacked { branch = (0, nil) }
+        // Dependents without the go-ahead: refused once they are found (Docker: the listing).
+        let dependentsStep = config.mode == .docker ? 1 : 0
+        let dependentsRefused = !hijacked && config.dependent && !config.dependentGoAhead && (branch.map { $0.step > dependentsStep } ?? true)
+        if dependentsRefused { branch = (dependentsStep, nil) }
         if let (step, kind) = branch {
-            let code = hijacked ? "compose.foreign_member" : steps[step].code
+            let code = hijacked ? "compose.foreign_member" : dependentsRefused ? "update.network_dependents" : steps[step].code
             let cause = kind.map { "\($0) at \(steps[step].op.rawValue)" }
                 ?? (hijacked ? "another catalog service's container carries the compose service's labels"
                              : "an outsider's container in the way of \(steps[step].op.rawValue)")
@@ -397,15 +426,8 @@ extension UpdateScenario {
                                            why: "the new release fails its health check (\(failing.map(\.rawValue).joined(separator: "/")))")
             out += restoreOutcomes(base, decidedAt: verdictAt ?? first.startMillis)
         }
-        if config.dependent, HealthReference.deathMillis(config.behaviour) != nil || faults.contains(where: { $0.fault?.isDaemon ?? false }) {
-            // The dependents' recreation (Compose: their stop may take their flush time) can find
-            // the new release dead or stopped by the daemon: they cannot join its network, and
-            // the update is restored then. (Not modelled exactly: which step meets it.)
-            let codes = config.mode == .compose ? ["compose.apply_failed"] : ["docker.start_failed", "docker.create_failed", "docker.rename_failed"]
-            let base = Expectation.Outcome(status: .rolledBack, codes: [codes], release: oldRelease,
-                                           events: nil, health: nil,
-                                           why: "the new release died (or the daemon stopped it) before its network dependents were recreated against it")
-            out += restoreOutcomes(base, decidedAt: first.startMillis)
+        if !dependentsMeetDeadRelease.isEmpty {
+            out += dependentsMeetDeadRelease
             notes.append("a dying or daemon-stopped new release may be down before its dependents join it")
         }
         if out.count > 1, let why = window.why { notes.append(why) }
@@ -461,9 +483,9 @@ extension UpdateScenario {
     func healthWindow(faults: [SimCall], firstPoll: Int, end: Int, startedAt: Int64?, verdictAt: Int64?,
                       notes: inout [String]) -> HealthWindowBounds {
         var w = healthWindowFromStart(faults: faults, firstPoll: firstPoll, end: end, startedAt: startedAt, verdictAt: verdictAt, notes: &notes)
-        if config.mode == .compose && config.dependent {
-            // Compose recreates the dependents (their stop takes their flush time) between the
-            // new release's start and the check's: it may be further on (or dead) by then.
+        if config.dependent {
+            // The dependents are recreated (Compose: their stop takes their flush time) between
+            // the new release's start and the check's: it may be further on (or dead) by then.
             w.minMillis = 0
         }
         return w
@@ -517,11 +539,12 @@ extension UpdateScenario {
             bounds = HealthWindowBounds(outcomes: [.failed], minMillis: 0, maxMillis: max(0, d.atMillis - start) + delay + 2 * poll,
                                         why: "a daemon \(d.fault!) stopped the new container (restart=\(config.policy))")
             if reference?.outcome == .fail || reference?.outcome == .timedOut { bounds.minMillis = 0 }
-            if config.healthKind.isProbe, let v = reference, v.outcome != .pass {
+            if config.healthKind.isProbe, let v = reference {
                 // A poll observes first and probes after: a daemon stop during its probe comes
-                // after the observation the verdict (the deadline's) is made on.
-                bounds.outcomes.append(v.outcome == .fail ? .failed : .timedOut)
-                bounds.maxMillis = max(bounds.maxMillis, v.atMillis + delay + probeSlack + 2 * poll)
+                // after the observation, and the probe then finds no address (no answer): at the
+                // deadline that is a timeout.
+                if !bounds.outcomes.contains(.timedOut) { bounds.outcomes.append(.timedOut) }
+                bounds.maxMillis = max(bounds.maxMillis, v.atMillis + delay + probeSlack + 2 * poll + timeout)
             }
             return bounds
         }

@@ -54,6 +54,9 @@ public final class UpdateScenario {
         /// container:app`; Compose: `network_mode: service:app`), and the update is told to
         /// recreate it (`recreateNetworkDependents`). It must end running with its network.
         public var dependent: Bool = false
+        /// With `dependent`: the update is told to recreate it (`--recreate-dependents`); without
+        /// that go-ahead it must refuse before any change (`update.network_dependents`).
+        public var dependentGoAhead: Bool = true
         /// Docker mode: the service itself runs in another container's network namespace
         /// (`--network container:netns`), so its clone must drop what Docker refuses there.
         public var joinsNetwork: Bool = false
@@ -78,7 +81,7 @@ public final class UpdateScenario {
             if flushSecs > 0 || stopTimeoutSecs != 10 { s += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
             if outsider != .none { s += "/\(outsider.rawValue)" }
             if hijacker { s += "/hijacker" }
-            if dependent { s += "/dependent" }
+            if dependent { s += dependentGoAhead ? "/dependent" : "/dependent-refused" }
             if joinsNetwork { s += "/joins-network" }
             return s
         }
@@ -390,7 +393,7 @@ public final class UpdateScenario {
         if config.hijacker { p.foreignContainerNames = [hijackerName] }
         if config.mode == .compose { p.composeImageReference = composeFileImage }
         if config.dependent {
-            p.recreateNetworkDependents = true
+            p.recreateNetworkDependents = config.dependentGoAhead ? true : nil
             if config.mode == .compose { p.composeNetworkDependents = [dependentName] }
         }
         return p

@@ -289,8 +289,12 @@ import Testing
     /// Recovery reads what the store would: the snapshot through its JSON encoding (transient
     /// state, like the health tracker's observations, does not survive it).
     @Test func recoveryReadsSnapshotsThroughTheStoresEncoding() throws {
-        let s = UpdateScenario(.init(mode: .docker, healthKind: .containerHealth))
-        s.journal.crashAtWrite = 15   // the health check has begun
+        let config = UpdateScenario.Config(mode: .docker, healthKind: .containerHealth)
+        let clean = UpdateScenario(config)
+        clean.run()
+        let s = UpdateScenario(config)
+        // Late in the health check (its tracker has observations).
+        s.journal.crashAtWrite = try #require(clean.journal.entries.lastIndex { $0.entry.machine.attempt.status == .healthChecking })
         var machine = UpdateMachine(plan: s.plan, startedAt: s.host.clock.timestamp())
         #expect(throws: SimulatedCrash.self) { try UpdateDriver(host: s.host, journal: s.durable, clock: s.host.clock).run(&machine) }
         let memory = try #require(try s.journal.inFlightAttempts().first?.machine)
