@@ -109,11 +109,10 @@ extension SimRestartPolicy {
 extension UpdateScenario {
     /// Docker mode: the forward steps that create the new container and rename it to the service name.
     static let createStep = 4
-    var renameInStep: Int { 8 + (config.dependent ? 1 : 0) }
 
     /// The forward path of the machine, one host call per step, from `firstCall` on (the
     /// service found stopped: it ends with the rename-in and the dependents' recreation).
-    func forwardSteps(leftStopped: Bool = false) -> [(op: SimOperation, code: String, touchesLive: Bool)] {
+    func forwardSteps(leftStopped: Bool = false, dependentDown: Bool = false) -> [(op: SimOperation, code: String, touchesLive: Bool)] {
         switch config.mode {
         case .docker:
             var steps: [(op: SimOperation, code: String, touchesLive: Bool)] = [
@@ -125,14 +124,14 @@ extension UpdateScenario {
                 // The create by the package's reference checks which image the container got.
                 (.inspectContainer, "docker.create_failed", false)]
             // A running dependent is stopped before the previous container (found stopped: it is down too).
-            if config.dependent && !leftStopped { steps.append((.stopContainer, "docker.stop_failed", true)) }
+            if config.dependent && !leftStopped && !dependentDown { steps.append((.stopContainer, "docker.stop_failed", true)) }
             steps += [(.stopContainer, "docker.stop_failed", true), (.renameContainer, "docker.rename_failed", true),
                       (.renameContainer, "docker.rename_failed", true)]
             if !leftStopped { steps.append((.startContainer, "docker.start_failed", true)) }
             if config.dependent {
                 // Moved to the new container: renamed away, recreated joined to it, started if it ran.
                 steps += [(.renameContainer, "docker.rename_failed", true), (.createContainer, "docker.create_failed", true)]
-                if !leftStopped { steps.append((.startContainer, "docker.start_failed", true)) }
+                if !leftStopped && !dependentDown { steps.append((.startContainer, "docker.start_failed", true)) }
             }
             return steps
         case .compose:
@@ -197,7 +196,13 @@ extension UpdateScenario {
         // A Docker service found stopped gets the new release installed and left stopped: the
         // forward path ends with the rename-in (no start, no health check), then the commit.
         let leftStopped = config.mode == .docker && !oldRunning && plan.startStopped != true
-        let steps = forwardSteps(leftStopped: leftStopped)
+        // A dependent the daemon took down before the update listed it is neither stopped nor started.
+        let dependentDown = config.mode == .docker && faults.contains { f in
+            f.index >= preflightCall && f.index <= firstCall + 1 && (f.fault.map { $0.isDaemon && !policy.comesBack(after: $0) } ?? false)
+        }
+        let steps = forwardSteps(leftStopped: leftStopped, dependentDown: dependentDown)
+        // Docker: the step that renames the new container to the service name (the second rename).
+        let renameInStep = steps.indices.filter { steps[$0].op == .renameContainer }.dropFirst().first ?? 8
         let renameInCall = firstCall + renameInStep
         let backupGone = config.outsider == .removesBackup && record({ if case .forceRemove = $0 { return true }; return false }) != nil
         let nameTaken = config.outsider == .takesServiceName && record({ if case .occupyName = $0 { return true }; return false }) != nil
