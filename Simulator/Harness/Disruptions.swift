@@ -32,12 +32,18 @@ public struct StorageFault: Sendable, Codable, Equatable {
     public var reserveWrites: Int
     /// The disk is already too full when the update starts: the reserve cannot be made.
     public var reserveFails: Bool
+    /// The disk is still full when the next process recovers (a power cut or `kill -9` on a full
+    /// disk, then the boot-time recovery unit): only what is left of the reserve can be written.
+    /// Room comes back only after that recovery.
+    public var stillFullAtRecovery: Bool
 
-    public init(kind: Kind = .diskFull, fromWrite: Int, reserveWrites: Int = 0, reserveFails: Bool = false) {
+    public init(kind: Kind = .diskFull, fromWrite: Int, reserveWrites: Int = 0, reserveFails: Bool = false,
+                stillFullAtRecovery: Bool = false) {
         self.kind = kind
         self.fromWrite = fromWrite
         self.reserveWrites = reserveWrites
         self.reserveFails = reserveFails
+        self.stillFullAtRecovery = stillFullAtRecovery
     }
 
     var error: CaissonError {
@@ -72,6 +78,19 @@ struct DisruptionState {
     var failedWrites = 0
     /// The update's attempt was still unfinished in the journal when its process ended.
     var inFlightAtExit = false
+    /// What the recovery on a still-full disk did (`StorageFault.stillFullAtRecovery`).
+    var fullDiskRecovery: FullDiskRecovery?
+}
+
+/// The next process's recovery while the state disk is still full.
+struct FullDiskRecovery {
+    /// The error it failed with, when it could not run at all.
+    var failure: CaissonError?
+    var report: Recovery.Report?
+    /// Host invariants right after it (before room comes back and the record is finished).
+    var hostProblems: [String] = []
+    /// Journal writes it could not make.
+    var failedWrites = 0
 }
 
 extension UpdateScenario {
@@ -123,6 +142,55 @@ extension UpdateScenario {
         // With a full disk the store cannot record the end: only a process that stopped
         // mid-update (rather than finishing or restoring) is wrong.
         disruption.inFlightAtExit = crashed || processes.first?.error != nil || inProcessAttempt.map { !$0.status.isTerminal } ?? false
+    }
+
+    /// A power cut (or `kill -9`) left an attempt unfinished on a disk that is still full: the
+    /// next process (the boot-time unit, `caisson recover`) must still bring the service back to
+    /// a known release, going on without the journal, and say the record is incomplete.
+    func recoverOnFullDisk(faultsDuringRecovery: Bool) {
+        guard let storage = disruption.storage, storage.stillFullAtRecovery,
+              let inFlight = try? journal.inFlightAttempts(), !inFlight.isEmpty else { return }
+        journal.crashAtWrite = nil
+        // Every write fails but what is left of the reserve.
+        journal.failFromWrite = journal.writeCount
+        journal.reserveFails = false
+        if !faultsDuringRecovery { host.faultPlan = .none }
+        let failedBefore = journal.failedWrites
+        let next = holder(Self.recoveryPID, "recover")
+        var r = FullDiskRecovery()
+        do {
+            r.report = try RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: journal,
+                                            host: { host }, clock: { host.clock }).report
+        } catch {
+            r.failure = error as? CaissonError ?? CaissonError("error", "\(error)")
+        }
+        r.failedWrites = journal.failedWrites - failedBefore
+        if let a = r.report?.recovered.first(where: { $0.updateID == plan.updateID }) {
+            r.hostProblems = hostViolations(for: a)
+        } else if r.failure == nil, (try? journal.inFlightAttempts())?.contains(where: { $0.attempt.updateID == plan.updateID }) == true {
+            r.hostProblems = ["recovery on a still-full disk left the update unfinished without saying what it did"]
+        }
+        disruption.fullDiskRecovery = r
+        // Room again (someone ran `package cleanup`): the next command finishes the record.
+        journal.failFromWrite = nil
+    }
+
+    func fullDiskRecoveryViolations() -> [String] {
+        guard let r = disruption.fullDiskRecovery else { return [] }
+        var out: [String] = []
+        if let f = r.failure {
+            out.append("recovery on a still-full state disk could not run (\(f.code)): the interrupted update stays as it was until space is freed")
+        }
+        out += r.hostProblems.map { "after recovery on a still-full state disk: \($0)" }
+        if r.failedWrites > 0, let report = r.report {
+            if !report.problems.contains(where: { $0.code.hasPrefix("store.") }) {
+                out.append("recovery on a still-full state disk could not write its record but did not say so")
+            }
+            for a in report.recovered where !a.issues.contains(where: { $0.code.hasPrefix("store.") }) {
+                out.append("attempt \(a.updateID) recovered on a still-full disk does not say its record is incomplete")
+            }
+        }
+        return out
     }
 
     /// Calls that change the live service (stop, rename, compose apply) so far.
@@ -206,8 +274,10 @@ public struct Disruptions: Sendable, Equatable {
         }
         if rng.chance(0.1) {
             let reserves = [0, 1, 3, 1_000]
-            d.storage = StorageFault(kind: rng.chance(0.7) ? .diskFull : .gone, fromWrite: rng.below(30),
-                                     reserveWrites: reserves[rng.below(reserves.count)], reserveFails: rng.chance(0.1))
+            let kind: StorageFault.Kind = rng.chance(0.7) ? .diskFull : .gone
+            d.storage = StorageFault(kind: kind, fromWrite: rng.below(30),
+                                     reserveWrites: reserves[rng.below(reserves.count)], reserveFails: rng.chance(0.1),
+                                     stillFullAtRecovery: kind == .diskFull && rng.chance(0.5))
         }
         return d
     }
@@ -218,4 +288,10 @@ extension UpdateScenario {
     public var signalled: Bool { disruption.firstSignalAt != nil }
     /// The storage fault refused at least one write (or the reserve).
     public var storageFaulted: Bool { disruption.failedWrites > 0 || (disruption.storage?.reserveFails ?? false) }
+    /// A recovery ran while the state disk was still full: what it reported, or why it could not run.
+    public var fullDiskRecoveryOutcome: Result<Recovery.Report, CaissonError>? {
+        guard let r = disruption.fullDiskRecovery else { return nil }
+        if let f = r.failure { return .failure(f) }
+        return r.report.map { .success($0) }
+    }
 }

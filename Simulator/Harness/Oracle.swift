@@ -459,6 +459,14 @@ extension UpdateScenario {
                 return ("docker.load_failed", "the thin load failed (its base vanished, or a fault at the load): the update does not begin")
             }
         }
+        if let enc = encryptedImport {
+            // The encrypted package's validation and load (issue 15) come before the update.
+            if let want = enc.expectedRefusal { return (want, "a \(enc) package: refused before the update, nothing loaded") }
+            let end = processes.first?.endCall ?? host.callCount
+            if faults.contains(where: { f in f.index >= preflightCall && f.index < end && f.operation == .loadImage && (f.fault?.isError ?? false) }) {
+                return ("docker.load_failed", "a fault at the encrypted package's load: the update does not begin")
+            }
+        }
         if config.outsider == .holdsStagingName {
             return ("update.foreign_attempt", "a container not in this journal holds the staging name: another Caisson's mark, refused")
         }
@@ -476,6 +484,21 @@ extension UpdateScenario {
         var minMillis: Int64
         var maxMillis: Int64
         var why: String? = nil
+    }
+
+    /// What the host must look like for attempt `a` (nil: none was recorded), judged by its
+    /// status alone (the recovery on a still-full disk, `Disruptions.swift`, asks this).
+    func hostViolations(for a: UpdateAttempt?) -> [String] {
+        guard let a else { return releaseViolations(.untouched, attempt: nil) }
+        switch a.status {
+        case .succeeded:
+            return releaseViolations(a.issues.contains { $0.code == "update.left_stopped" } ? .newLeftStopped : .new(mayBeDown: true), attempt: a)
+        case .rolledBack:
+            let running = (config.mode == .docker ? host.containers(named: "app").first?.isRunning : nil) ?? true
+            return releaseViolations(.old(running: running), attempt: a)
+        default:
+            return []
+        }
     }
 
     /// Did a daemon restart after the health verdict stop the new release for good?

@@ -135,9 +135,13 @@ extension UpdateScenario {
                     try ForeignMarks.refuse(service: service, host: host, journal: otherJournal)
                     report.refusal = nil
                 } else {
+                    // What `caisson recover` does there: its own journal, then the host's other Caissons.
                     let r = try Recovery.run(host: host, journal: otherJournal, clock: host.clock, serviceLocks: hostLocks, holder: other)
                     report.recovered = r.recovered
-                    report.refusal = try ForeignMarks.find(service: service, host: host, journal: otherJournal).isEmpty ? nil : "update.foreign_attempt"
+                    let survey = try ForeignMarks.survey(services: [service], serviceLocks: hostLocks, stateDirectory: other.stateDirectory,
+                                                         host: host, journal: otherJournal)
+                    if let live = survey.live.first { report.reportedInProgress = OperationInProgress(holder: live, attempts: []) }
+                    report.refusal = survey.leftovers.first?.code
                 }
             } catch {
                 report.refusal = (error as? CaissonError)?.code ?? "error"
@@ -174,9 +178,10 @@ extension UpdateScenario {
                 if r.refusal != "lock.service_busy" { out.append("\(name) was not refused with lock.service_busy (\(r.refusal ?? "went ahead"))") }
             case .otherStateDirRecover:
                 // It cannot recover what it did not run, but must not say there is nothing to
-                // recover while the service carries an unfinished update's marks.
-                if r.marksPresent && r.refusal == nil {
-                    out.append("\(name) said nothing was left to recover while another state directory's update was running")
+                // recover while another state directory's update runs (marks or not: Compose
+                // leaves none): it shows that process, by its host-wide lock.
+                if r.reportedInProgress?.holder?.pid != Self.firstPID {
+                    out.append("\(name) did not show the running update of another state directory (pid \(Self.firstPID))\(r.marksPresent && r.refusal == nil ? " and said nothing was left to recover" : "")")
                 }
             }
         } else if r.marksPresent {

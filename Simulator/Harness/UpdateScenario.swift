@@ -246,6 +246,11 @@ public final class UpdateScenario {
     /// The thin package's plan, once its import ran, and whether it loaded.
     public internal(set) var thinImport: ThinImportPlan?
     public internal(set) var thinLoaded = false
+    /// Issue 15: the new image still to load from an encrypted package (nil: loaded with the
+    /// world, or thin); its config, the plan once its import ran, and whether it loaded.
+    public let encryptedImageConfig: ImageConfig?
+    public internal(set) var encryptedImport: EncryptedImportPlan?
+    public internal(set) var encryptedLoaded = false
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -263,9 +268,12 @@ public final class UpdateScenario {
         /// Thin (issue 16): the new image is not loaded yet; this is its thin archive, which relies
         /// on the base `ThinImportPlan.baseReference` the world holds.
         public let thinPayload: ImagePayload?
+        /// Encrypted (issue 15): the new image is not loaded yet; it comes from the encrypted
+        /// package on the stick (`EncryptedStick`), with this config.
+        public let encryptedImageConfig: ImageConfig?
         let referenceCache: ReferenceCache
 
-        public init(_ config: Config, thin: Bool = false) {
+        public init(_ config: Config, thin: Bool = false, encrypted: Bool = false) {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
@@ -336,11 +344,17 @@ public final class UpdateScenario {
                 _ = try? host.addImage(id: ThinImportPlan.baseImageID, tags: [ThinImportPlan.baseReference],
                                        sizeBytes: 300 << 20, layers: [ThinImportPlan.baseLayer])
                 thinPayload = ThinImportPlan.payload(newImageID: newImageID, behaviour: config.newBehaviour, config: newConfig)
+                encryptedImageConfig = nil
+            } else if encrypted {
+                // The run decrypts and loads the new image itself.
+                thinPayload = nil
+                encryptedImageConfig = newConfig
             } else {
                 let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
                                            expectedImageID: newImageID, config: newConfig)
                 _ = try? host.loadImage(payload, progress: { _ in })
                 thinPayload = nil
+                encryptedImageConfig = nil
             }
             host.advanceAll()
             switch config.mode {
@@ -370,6 +384,7 @@ public final class UpdateScenario {
         originalContainers = world.originalContainers
         foreignContainerID = world.foreignContainerID
         thinPayload = world.thinPayload
+        encryptedImageConfig = world.encryptedImageConfig
         ids = SeededIDGenerator(seed: seed)
         durable = ScenarioJournal(base: journal, clock: host.clock)
         previousState = Self.previousState(oldImageID: world.oldImageID)
@@ -432,9 +447,11 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
                     faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
-                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil,
+                    encrypted: EncryptedImportPlan? = nil) -> UpdateAttempt? {
         run(faults: faults, crashes: crashAtWrite.map { [CrashPoint(write: $0, before: crashBeforeWrite)] } ?? [],
-            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage, thin: thin)
+            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage, thin: thin,
+            encrypted: encrypted)
     }
 
     /// Run the update with `faults` armed and the updater dying at each of `crashes` (in write
@@ -449,7 +466,7 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false,
                     secondProcess: SecondProcessPlan? = nil, signal: SignalPlan? = nil,
-                    storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
+                    storage: StorageFault? = nil, thin: ThinImportPlan? = nil, encrypted: EncryptedImportPlan? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         host.interventions = interventions()
         runFaults = faults
@@ -477,6 +494,8 @@ public final class UpdateScenario {
                 try ForeignMarks.refuse(service: service, host: host, journal: durable)
                 // A thin package: its preflight and load come before the update (issue 16).
                 if let thin { try importThin(thin) }
+                // An encrypted package: validated (decrypted to its end) and loaded first (issue 15).
+                if let encrypted { try importEncrypted(encrypted) }
                 firstCall = host.callCount
                 var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
                 let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
@@ -500,6 +519,8 @@ public final class UpdateScenario {
             secondProcessSawInFlight = !((try? journal.inFlightAttempts()) ?? []).isEmpty
             secondProcessReport = runSecondProcess(sp.command)
         }
+        // A disk still full when the next process recovers: it must bring the service back anyway.
+        recoverOnFullDisk(faultsDuringRecovery: faultsDuringRecovery)
         if storage != nil {
             // The next command has room again.
             journal.failFromWrite = nil
@@ -561,6 +582,8 @@ public final class UpdateScenario {
         out += signalViolations()
         out += storageViolations()
         out += thinViolations()
+        out += fullDiskRecoveryViolations()
+        out += encryptedViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
@@ -674,6 +697,12 @@ public struct Swarm {
         /// its base was gone (`package.base_missing`).
         public var thinPackages = 0
         public var basesMissing = 0
+        /// Runs where the next process recovered while the state disk was still full.
+        public var fullDiskRecoveries = 0
+        /// Runs whose new release came encrypted (issue 15), and those refused because the age
+        /// file was damaged, cut short, for another device, or changed after validation.
+        public var encryptedPackages = 0
+        public var encryptedRefused = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -690,6 +719,9 @@ public struct Swarm {
             case storageFaults = "storage_faults"
             case thinPackages = "thin_packages"
             case basesMissing = "bases_missing"
+            case fullDiskRecoveries = "full_disk_recoveries"
+            case encryptedPackages = "encrypted_packages"
+            case encryptedRefused = "encrypted_refused"
         }
     }
 
@@ -723,25 +755,29 @@ public struct Swarm {
         struct Key: Hashable {
             var config: UpdateScenario.Config
             var thin: Bool
+            var encrypted = false
         }
 
-        mutating func world(_ config: UpdateScenario.Config, thin: Bool) -> UpdateScenario.World {
-            let key = Key(config: config, thin: thin)
+        mutating func world(_ config: UpdateScenario.Config, thin: Bool = false, encrypted: Bool = false) -> UpdateScenario.World {
+            let key = Key(config: config, thin: thin, encrypted: encrypted)
             if let w = worlds[key] { return w }
-            let w = UpdateScenario.World(config, thin: thin)
+            let w = UpdateScenario.World(config, thin: thin, encrypted: encrypted)
             worlds[key] = w
             return w
         }
     }
 
     /// One run, fully determined by `runSeed`.
-    public static func runOne(runSeed: UInt64, recordTrace: Bool = false) -> (UpdateScenario, [String]) {
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var worlds = Worlds()
-        return runOne(runSeed: runSeed, recordTrace: recordTrace, worlds: &worlds)
+        return runOne(runSeed: runSeed, recordTrace: recordTrace, worlds: &worlds, disruptions: disruptions)
     }
 
-    /// One run, fully determined by `runSeed` (`worlds` only saves provisioning work).
-    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds) -> (UpdateScenario, [String]) {
+    /// One run, fully determined by `runSeed` (`worlds` only saves provisioning work). Without
+    /// `disruptions`, the issue-10 disruptions (a second process, signals, a full state disk) are
+    /// drawn but not applied: the same runs otherwise (a baseline for their cost).
+    public static func runOne(runSeed: UInt64, recordTrace: Bool = false, worlds: inout Worlds,
+                              disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var rng = SplitMix64(seed: runSeed)
         let docker = rng.chance(0.5)
         let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
@@ -772,7 +808,10 @@ public struct Swarm {
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
-        let world = worlds.world(config, thin: thin != nil)
+        // An encrypted package (issue 15) when it is not thin, from its own stream.
+        var encryptedDraw = SplitMix64(seed: runSeed ^ 0x656E_6372_7970_7465)
+        let encrypted = thin == nil ? EncryptedImportPlan.draw(&encryptedDraw) : nil
+        let world = worlds.world(config, thin: thin != nil, encrypted: encrypted != nil)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
@@ -786,9 +825,9 @@ public struct Swarm {
         }
         let recoveryFaults = !crashes.isEmpty && rng.chance(0.3)
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
-        let d = Disruptions.draw(&rng)
+        let d = disruptions ? Disruptions.draw(&rng) : { _ = Disruptions.draw(&rng); return Disruptions() }()
         scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults,
-                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin)
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin, encrypted: encrypted)
         return (scenario, scenario.violations())
     }
 
@@ -808,7 +847,7 @@ public struct Swarm {
         return (h, h.violations())
     }
 
-    public static func run(runs: Int, seed: UInt64) -> Summary {
+    public static func run(runs: Int, seed: UInt64, disruptions: Bool = true) -> Summary {
         var summary = Summary(runs: runs, seed: seed, violations: 0, statuses: [:], crashes: 0, hostCalls: 0,
                               traceDigest: "", firstViolation: nil)
         var digest = FNV1a64()
@@ -831,7 +870,7 @@ public struct Swarm {
                 }
                 continue
             }
-            let (scenario, problems) = runOne(runSeed: s, worlds: &worlds)
+            let (scenario, problems) = runOne(runSeed: s, worlds: &worlds, disruptions: disruptions)
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
@@ -844,6 +883,11 @@ public struct Swarm {
             if scenario.storageFaulted { summary.storageFaults += 1 }
             if scenario.thinImport != nil { summary.thinPackages += 1 }
             if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
+            if scenario.fullDiskRecoveryOutcome != nil { summary.fullDiskRecoveries += 1 }
+            if let e = scenario.encryptedImport {
+                summary.encryptedPackages += 1
+                if e.expectedRefusal != nil, scenario.refusal?.code == e.expectedRefusal { summary.encryptedRefused += 1 }
+            }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
@@ -851,8 +895,9 @@ public struct Swarm {
                 summary.violations += 1
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
-                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds)
-                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
+                    let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds, disruptions: disruptions)
+                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? "")
+                                                           + (scenario.encryptedImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
                 }
             }

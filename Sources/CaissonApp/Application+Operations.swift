@@ -104,14 +104,11 @@ extension Application {
         return outcome
     }
 
-    /// For `recover`: another state directory's unfinished marks on this host's catalog services
-    /// (Docker mode), which this state directory cannot recover.
-    public func foreignAttempts() throws -> [Issue] {
-        var out: [Issue] = []
-        for service in try catalog().services where service.runtimeMode == .docker {
-            let marks = try ForeignMarks.find(service: service, host: host(), journal: store())
-            if !marks.isEmpty { out.append(Issue("update.foreign_attempt", ForeignMarks.message(service: service, marks: marks))) }
-        }
-        return out
+    /// For `recover`: what other Caissons (other state directories) do on this host's catalog
+    /// services: the ones changing a service now (its host-wide lock's live holder), and the
+    /// unfinished marks (Docker mode) of one that is gone, which this state directory cannot recover.
+    public func foreignActivity() throws -> (live: [LockHolder], leftovers: [Issue]) {
+        try ForeignMarks.survey(services: catalog().services, serviceLocks: hostLocks(), stateDirectory: stateDir,
+                                host: host(), journal: store())
     }
 }

@@ -92,6 +92,7 @@ public enum CaissonCLI {
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
                     options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
                               OptionSpec("--seed", value: "S", help: "Seed (default 1)"),
+                              OptionSpec("--no-disruptions", help: "Draw but do not apply the updater's real-world disruptions (a second Caisson process, signals, a full state disk): the same runs otherwise, a baseline for their cost"),
                               OptionSpec("--run-seed", value: "R", help: "Replay the one run of that run seed (a violation names it) with its scenario, expected outcome, problems and trace")]),
     ]
 
@@ -527,15 +528,23 @@ public enum CaissonCLI {
                 return 0
             }
             var report = gate.report
-            // Another state directory's unfinished update cannot be recovered from here: say so.
-            if let foreign = try? app.foreignAttempts() { report.problems += foreign }
+            // Another state directory's update cannot be recovered from here: one that runs is
+            // shown (its process, by the service's host-wide lock), one left unfinished is a problem.
+            let foreign = try? app.foreignActivity()
+            report.problems += foreign?.leftovers ?? []
+            let elsewhere = foreign?.live ?? []
             if out.json {
                 let rc: Int32 = report.problems.isEmpty ? 0 : 5
-                out.result(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: nil),
-                           status: rc == 0 ? "ok" : "needs_attention", issues: report.problems, exitCode: rc)
+                let busy = elsewhere.first.map { OperationInProgress(holder: $0, attempts: []) }
+                out.result(RecoverDocument(recovered: report.recovered, problems: report.problems, inProgress: busy),
+                           status: rc != 0 ? "needs_attention" : busy != nil && report.recovered.isEmpty ? "in_progress" : "ok",
+                           issues: report.problems, exitCode: rc)
                 return rc
             }
-            if report.recovered.isEmpty && report.problems.isEmpty {
+            for h in elsewhere {
+                out.line("In progress elsewhere: another Caisson on this host is changing a service now, with another state directory: \(h.description). Nothing was changed; run `caisson recover` with that state directory if it stops.")
+            }
+            if report.recovered.isEmpty && report.problems.isEmpty && elsewhere.isEmpty {
                 out.line("Nothing to recover: no update was interrupted.")
             }
             for a in report.recovered {
@@ -595,7 +604,7 @@ public enum CaissonCLI {
             let seed = UInt64(cmd.value("--seed") ?? "1")
             guard runs > 0, let seed else { throw CaissonError("usage.invalid_number", "--runs and --seed take non-negative integers") }
             let start = ContinuousClock.now
-            var summary = Swarm.run(runs: runs, seed: seed)
+            var summary = Swarm.run(runs: runs, seed: seed, disruptions: !cmd.flag("--no-disruptions"))
             let elapsed = ContinuousClock.now - start
             let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             summary.runsPerSecond = secs > 0 ? (Double(runs) / secs).rounded() : nil
@@ -607,8 +616,9 @@ public enum CaissonCLI {
                 out.line("Swarm: \(summary.runs) runs, seed \(summary.seed), \(summary.violations) violation(s)")
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
-                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults)")
                 out.line("  thin packages: \(summary.thinPackages) (refused, base missing: \(summary.basesMissing))")
+                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults) (recovered while still full: \(summary.fullDiskRecoveries))")
+                out.line("  encrypted packages: \(summary.encryptedPackages) (refused, damaged, cut short, another device's or changed after validation: \(summary.encryptedRefused))")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
                     out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario)); replay: caisson --host sim sim swarm --run-seed \(v.seed)")

@@ -171,4 +171,31 @@ import Glibc
         noModeChange(token, "console-token")
         #expect(mode(state + "/console-token") == 0o600)
     }
+
+    /// Issue 10 item 11, "check integrity at open (quick check) and in `history verify`": an
+    /// index that no longer matches its table passes SQLite's quick check (every command's open
+    /// goes on) but `history verify` runs the full integrity check and says the database is
+    /// damaged (exit 1).
+    @Test func historyVerifyFindsDamageTheQuickCheckLetsThrough() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.3")
+        #expect(try c.run(["package", "load", "--yes", pkg]).status == 0)
+        #expect(try c.run(["history", "verify"]).status == 0)
+        let db = c.dir + "/.caisson-state/caisson.db"
+        func sqlite(_ sql: String) throws -> String {
+            let p = try Spawned("/usr/bin/env", ["sqlite3", db, sql], cwd: c.dir)
+            #expect(p.wait() == 0, "\(sql): \(p.stderr)")
+            return p.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // The index of attempts by status now claims to index service names: its entries no
+        // longer match the table.
+        _ = try sqlite("PRAGMA writable_schema=ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX update_attempts_status ON update_attempts (service_name)' WHERE name = 'update_attempts_status';")
+        #expect(try sqlite("PRAGMA quick_check") == "ok", "the damage must be one the quick check at open lets through")
+        #expect(try c.run(["history", "list"]).status == 0, "the quick check at open refused it")
+        let v = try c.run(["history", "verify"])
+        #expect(v.status == 1, "\(v.stdout) \(v.stderr)")
+        #expect(v.stdout.contains("Database: DAMAGED") && v.stdout.contains("missing from index update_attempts_status"), "\(v.stdout)")
+        let j = try c.run(["history", "verify", "--json"])
+        #expect(j.status == 1 && j.stdout.contains("store.corrupt"), "\(j.stdout)")
+    }
 }

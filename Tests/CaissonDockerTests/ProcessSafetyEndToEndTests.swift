@@ -177,6 +177,13 @@ struct ProcessSafetyEndToEndTests {
         // Live: the host-wide lock.
         let busy = try inOther(["package", "load", "--yes", pkg])
         #expect(busy.status == 1 && busy.stderr.contains("[lock.service_busy]") && busy.stderr.contains("pid \(p.pid)"), "\(busy.stderr)")
+        // Its `recover` shows the running update (not "nothing to recover") and changes nothing.
+        let live = try #require(w.info(w.container))
+        let watching = try inOther(["recover"])
+        #expect(watching.status == 0 && watching.stdout.contains("In progress elsewhere") && watching.stdout.contains("pid \(p.pid)"),
+                "\(watching.stdout) \(watching.stderr)")
+        #expect(!watching.stdout.contains("Nothing to recover"))
+        #expect(w.info(w.container)?.id == live.id)
         // Killed: its marks.
         p.signal(SIGKILL)
         _ = p.wait()
@@ -269,5 +276,43 @@ struct FullStateDiskEndToEndTests {
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         #expect(try w.history().first?.status == "rolled_back")
         #expect(w.info(w.container)?.id == before.id)
+    }
+
+    /// "`recover` could not run until space was freed": a power cut (`kill -9`) during the health
+    /// check on a full state disk, and the next `recover` (the boot unit) finds it still full. It
+    /// restores the previous release without the journal, says the record waits for room (exit
+    /// 5), and once there is room a second `recover` brings the history up to date.
+    @Test func recoverOnAStillFullDiskRestoresTheService() throws {
+        guard RealDocker.usable("recover on a full state disk") else { return }
+        let w = try EndToEndTests.World("fd3")
+        let state = w.dir + "/state"
+        guard try Self.mountTmpfs(state, mib: 16) else { w.cleanup(); return }
+        defer { Self.unmount(state); w.cleanup() }
+        try w.startFrontend()
+        let before = try #require(w.info(w.container))
+        let pkg = try w.package("frontend-2.edgepkg", service: "frontend", version: "2.0.0", source: "caisson-test/app:2")
+        let p = try BackgroundCaisson(w, ["package", "load", "--yes", "--no-stage", pkg], pauseAt: "health")
+        #expect(p.waitFor("caisson-debug: paused at health"), "\(p.stderr)")
+        #expect(w.info(w.container)?.id != before.id, "the unverified release should be live")
+        p.signal(SIGKILL)
+        _ = p.wait()
+        // The disk is full, its reserve eaten by someone else.
+        unlink(state + "/journal.reserve")
+        Self.fill(state)
+        let r = try w.caisson(["recover"])
+        #expect(r.status == 5, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("rolled_back") && r.stdout.contains("[store.disk_full]") && r.stdout.contains("run `caisson recover` again"),
+                "\(r.stdout) \(r.stderr)")
+        #expect(!r.stdout.contains("disk I/O error") && !r.stderr.contains("disk I/O error"))
+        // The previous release runs, nothing of the update is left on the host.
+        let after = try #require(w.info(w.container))
+        #expect(after.id == before.id && after.isRunning, "the unverified release was left live")
+        #expect(RealDocker.containerNames(prefix: w.container + "-caisson-").isEmpty)
+        // With room again, the record is brought up to date; the host stays as it is.
+        unlink(state + "/fill")
+        let again = try w.caisson(["recover"])
+        #expect(again.status == 0, "\(again.stdout) \(again.stderr)")
+        #expect(try w.history().first?.status == "rolled_back")
+        #expect(w.info(w.container)?.id == before.id && w.info(w.container)?.isRunning == true)
     }
 }

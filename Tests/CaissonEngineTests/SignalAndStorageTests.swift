@@ -76,6 +76,37 @@ import Testing
         #expect(sawIssue)
     }
 
+    /// A power cut (or `kill -9`) while the state disk is full, and the next process (the boot
+    /// unit, `caisson recover`) still finds it full: it must bring the service back without the
+    /// journal and say its record waits for room, not fail and leave an unverified release live
+    /// until someone frees space ("`recover` could not run until space was freed").
+    @Test("recovery on a still-full state disk restores the service and says the record waits for room", arguments: configs)
+    func recoveryOnAStillFullDisk(_ config: UpdateScenario.Config) throws {
+        let clean = UpdateScenario(config)
+        clean.run()
+        var sawUnrecorded = false
+        for index in 1..<clean.journal.writeCount {
+            for reserve in [0, 1] {
+                let s = UpdateScenario(config)
+                // The disk fills at write `index` and the process dies there.
+                s.run(crashAtWrite: index, crashBeforeWrite: true,
+                      storage: StorageFault(fromWrite: index, reserveWrites: reserve, stillFullAtRecovery: true))
+                let what = "disk full and a power cut at write \(index), reserve \(reserve)"
+                #expect(s.crashed, "\(what)")
+                #expect(s.violations() == [], "\(what)")
+                let outcome = try #require(s.fullDiskRecoveryOutcome, "\(what): no recovery ran on the full disk")
+                if case .failure(let e) = outcome { Testing.Issue.record("\(what): recovery failed: \(e.code) \(e.message)") }
+                if case .success(let report) = outcome, report.problems.contains(where: { $0.code == "store.disk_full" }) {
+                    sawUnrecorded = true
+                    #expect(report.recovered.allSatisfy { $0.status.isTerminal && $0.issues.contains { $0.code == "store.disk_full" } }, "\(what)")
+                }
+                // With room again, the next command finished the record.
+                #expect(try s.journal.inFlightAttempts().isEmpty, "\(what)")
+            }
+        }
+        #expect(sawUnrecorded)
+    }
+
     @Test(arguments: configs) func diskTooFullForTheReserveChangesNothing(_ config: UpdateScenario.Config) throws {
         let s = UpdateScenario(config)
         let before = s.host.mutatingCallCount
@@ -94,5 +125,6 @@ extension SignalAndStorageTests {
         #expect(summary.secondProcesses > 50)
         #expect(summary.signals > 50)
         #expect(summary.storageFaults > 30)
+        #expect(summary.fullDiskRecoveries > 5)
     }
 }

@@ -48,6 +48,36 @@ public enum ForeignMarks {
     }
 }
 
+extension ForeignMarks {
+    /// Another live Caisson changing `service` right now (the holder of its host-wide lock),
+    /// when that process works with another state directory than `stateDirectory`: what
+    /// `recover` shows instead of "nothing to recover" (its marks are that process's, not
+    /// leftovers; in Compose mode there are no marks at all, only the lock).
+    public static func liveElsewhere(service: ServiceSpec, serviceLocks: any LockSpace, stateDirectory: String?) -> LockHolder? {
+        guard let h = serviceLocks.holder(of: OperationLocks.serviceLockName(service)) else { return nil }
+        if let mine = stateDirectory, h.stateDirectory == mine { return nil }
+        return h
+    }
+
+    /// For `recover` in this state directory: every catalog service another live Caisson is
+    /// changing now (in progress, left alone), and the unfinished marks of one that is gone
+    /// (`update.foreign_attempt`: this state directory cannot recover them).
+    public static func survey(services: [ServiceSpec], serviceLocks: any LockSpace, stateDirectory: String?,
+                              host: any ContainerHost, journal: any UpdateJournal) throws -> (live: [LockHolder], leftovers: [Issue]) {
+        var live: [LockHolder] = []
+        var leftovers: [Issue] = []
+        for service in services {
+            if let h = liveElsewhere(service: service, serviceLocks: serviceLocks, stateDirectory: stateDirectory) {
+                live.append(h)
+                continue
+            }
+            let marks = try find(service: service, host: host, journal: journal)
+            if !marks.isEmpty { leftovers.append(Issue("update.foreign_attempt", message(service: service, marks: marks))) }
+        }
+        return (live, leftovers)
+    }
+}
+
 extension Error {
     /// The sentence to show an operator.
     var message: String {

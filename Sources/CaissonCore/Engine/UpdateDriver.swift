@@ -70,12 +70,25 @@ public final class UpdateDriver {
     }
 
     /// Drive a recovered attempt (see `UpdateMachine.recovering`) to its terminal status.
+    ///
+    /// The snapshot it starts from is durable already: a journal that cannot be written at all
+    /// (the state disk still full after a power cut) does not stop it. It restores (or finishes)
+    /// without the journal and says the record is incomplete (`journalFailure`), rather than
+    /// leave an unverified release live until someone frees space.
     @discardableResult
     public func resume(_ machine: inout UpdateMachine) throws -> UpdateAttempt {
         updateID = machine.plan.updateID
-        try persist(&machine, entry: (.note, "recover", .text("recovery started after an interrupted attempt")))
+        resumedFrom = machine
+        do {
+            try persist(&machine, entry: (.note, "recover", .text("recovery started after an interrupted attempt")))
+        } catch let failed as JournalWriteFailed {
+            return try goOnWithoutJournal(&machine, failed.error)
+        }
         return try drive(&machine, first: .start)
     }
+
+    /// The machine `resume` started from (durable: it was read from the journal).
+    private var resumedFrom: UpdateMachine?
 
     /// A journal write failed after the first durable one.
     private struct JournalWriteFailed: Error {
@@ -86,17 +99,26 @@ public final class UpdateDriver {
         do {
             return try driveSteps(&machine, first: first)
         } catch let failed as JournalWriteFailed {
-            // Do now what recovery would do from the last durable snapshot; write what we can.
-            guard let durable = lastDurable else { throw failed.error }
-            journalFailure = failed.error
-            machine = UpdateMachine.recovering(durable, attempt: durable.attempt)
-            var attempt = try driveSteps(&machine, first: .start)
-            attempt.issues.append(Issue(failed.error.code, "the update journal could not be written after the update began (\(failed.error.message)); Caisson went on without it and "
-                + (attempt.status == .succeeded ? "finished the update, whose health check had passed"
-                   : attempt.status == .rollbackFailed ? "could not restore the previous release"
-                   : "restored the previous release") + "; this record may be incomplete until `caisson recover` runs with room on the state directory's disk"))
-            return attempt
+            return try goOnWithoutJournal(&machine, failed.error)
         }
+    }
+
+    /// Do now what recovery would do from the last durable snapshot; write what we can.
+    private func goOnWithoutJournal(_ machine: inout UpdateMachine, _ error: CaissonError) throws -> UpdateAttempt {
+        if let durable = lastDurable {
+            machine = UpdateMachine.recovering(durable, attempt: durable.attempt)
+        } else if let resumed = resumedFrom {
+            machine = resumed
+        } else {
+            throw error
+        }
+        journalFailure = error
+        var attempt = try driveSteps(&machine, first: .start)
+        attempt.issues.append(Issue(error.code, "the update journal could not be written after the update began (\(error.message)); Caisson went on without it and "
+            + (attempt.status == .succeeded ? "finished the update, whose health check had passed"
+               : attempt.status == .rollbackFailed ? "could not restore the previous release"
+               : "restored the previous release") + "; this record may be incomplete until `caisson recover` runs with room on the state directory's disk"))
+        return attempt
     }
 
     private func driveSteps(_ machine: inout UpdateMachine, first: UpdateMachine.Input) throws -> UpdateAttempt {
@@ -155,7 +177,7 @@ public final class UpdateDriver {
             // Already going on without the journal: this write is lost too.
             if journalFailure != nil { return }
             let e = error as? CaissonError ?? CaissonError("store.write_failed", "\(error)")
-            if lastDurable == nil { throw e }
+            if lastDurable == nil && resumedFrom == nil { throw e }
             throw JournalWriteFailed(error: e)
         }
     }
@@ -263,7 +285,13 @@ public enum Recovery {
                 a.status = .failed
                 a.finishedAt = clock.timestamp()
                 a.issues.append(Issue("update.interrupted", "the updater stopped before changing anything"))
-                try journal.write(JournalWrite(attempt: a, events: [AuditEvent(kind: .updateFailed, at: clock.timestamp(), serviceName: a.serviceName, updateID: a.updateID, message: "interrupted before any change")]))
+                do {
+                    try journal.write(JournalWrite(attempt: a, events: [AuditEvent(kind: .updateFailed, at: clock.timestamp(), serviceName: a.serviceName, updateID: a.updateID, message: "interrupted before any change")]))
+                } catch let e as CaissonError where e.code.hasPrefix("store.") {
+                    // Nothing to do on the host; only the record waits for room.
+                    a.issues.append(Issue(e.code, "this record could not be written (\(e.message))"))
+                    report.problems.append(Self.unrecorded(a, e))
+                }
                 report.recovered.append(a)
                 continue
             }
@@ -283,7 +311,14 @@ public enum Recovery {
             if let maxSteps { driver.maxSteps = maxSteps }
             let result = try driver.resume(&machine)
             report.recovered.append(result)
+            if let e = driver.journalFailure { report.problems.append(Self.unrecorded(result, e)) }
         }
         return report
+    }
+
+    /// The problem of an attempt recovered on the host whose record could not be written.
+    static func unrecorded(_ a: UpdateAttempt, _ e: CaissonError) -> Issue {
+        Issue(e.code, "update \(a.updateID) of \(a.serviceName) was recovered (\(a.status.rawValue)) but its record could not be written: \(e.message). "
+            + "Free space on the state directory's disk (for example `caisson package cleanup`) and run `caisson recover` again to bring the history up to date.")
     }
 }

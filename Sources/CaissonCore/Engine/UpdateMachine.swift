@@ -379,6 +379,11 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The final record was written; nothing left to do but make the status terminal.
             return m
         }
+        if m.phase == .abandon {
+            // Recovered once already (a recovery that went on without the journal is recovered
+            // again from its own durable snapshot): nothing was touched, nothing to restore.
+            return m
+        }
         // A recovery that died too left its own snapshot: say "interrupted" once.
         let saidInterrupted = m.attempt.issues.contains { $0.code == "update.interrupted" }
         if m.healthPassed {
