@@ -749,7 +749,8 @@ extension UpdateScenario {
                 out.append("rolled back without a passed health check of the restored release")
             }
             // A restored release that runs is judged like a new one: at least the stability window.
-            if o.release == .old(running: true),
+            // (After a recovery on a still-full disk, a later process only writes the record.)
+            if o.release == .old(running: true), disruption.fullDiskRecovery == nil,
                let s = trail.first(where: { $0.kind == .rollbackStarted })?.millis,
                let v = trail.first(where: { $0.kind == .rollbackSucceeded })?.millis {
                 let stable = Int64(max(0, min(plan.service.health.stableSecs, plan.service.health.timeoutSecs))) * 1000
