@@ -53,7 +53,7 @@ public final class ScenarioJournal: UpdateJournal {
         if !leftStoppedDurable, write.attempt.issues.contains(where: { $0.code == "update.left_stopped" }) {
             leftStoppedDurable = true
         }
-        if !liveIntentDurable, let e = write.entry, e.phase == .intent, Self.isLiveChange(e.step) {
+        if !liveIntentDurable, let e = write.entry, e.phase == .intent, Self.isLiveChange(e.step) || (e.step == "tag_image" && e.machine.touchedLive) {
             liveIntentDurable = true
         }
     }
