@@ -35,8 +35,13 @@ public final class SimulatedHost: ContainerHost {
     @exclusivity(unchecked) public var recordTrace: Bool
     /// Keep `calls` (cheap; turn off for very long single-host runs).
     @exclusivity(unchecked) public var recordCalls: Bool = true
-    @exclusivity(unchecked) public private(set) var trace: [String] = []
+    @exclusivity(unchecked) public internal(set) var trace: [String] = []
     @exclusivity(unchecked) public private(set) var calls: [SimCall] = []
+    /// Every call an injected fault hit, always kept (faults are rare: the oracles read it).
+    @exclusivity(unchecked) public private(set) var faultLog: [SimCall] = []
+    /// Outsiders acting on the host at given calls (see `SimIntervention`), and what they did.
+    @exclusivity(unchecked) public var interventions: [SimIntervention] = []
+    @exclusivity(unchecked) public internal(set) var interventionLog: [SimInterventionRecord] = []
     /// How long a daemon restart takes, on top of stopping the running containers.
     public var daemonRestartMillis: Int64 = 1_000
     /// What `ping` answers.
@@ -114,6 +119,7 @@ public final class SimulatedHost: ContainerHost {
     public func clearRecords() {
         trace.removeAll(keepingCapacity: true)
         calls.removeAll(keepingCapacity: true)
+        faultLog.removeAll(keepingCapacity: true)
     }
 
     func decideFault(_ op: SimOperation, index: Int, operationIndex: Int) -> FaultKind? {
@@ -188,6 +194,7 @@ public final class SimulatedHost: ContainerHost {
             error = HostError(.unreachable, "Cannot connect to the Docker daemon (simulated)")
         }
 
+        if !interventions.isEmpty { intervene(.before, op, index, opIndex) }
         var result: T? = nil
         if applied {
             do throws(HostError) {
@@ -200,6 +207,7 @@ public final class SimulatedHost: ContainerHost {
             }
         }
 
+        if !interventions.isEmpty { intervene(.after, op, index, opIndex) }
         if let error {
             digest(error.kind.rawValue)
             digest(error.message)
@@ -232,6 +240,9 @@ public final class SimulatedHost: ContainerHost {
         }
         if recordCalls {
             calls.append(SimCall(index: index, operation: op, operationIndex: opIndex, atMillis: at, fault: fault, error: kind))
+        }
+        if fault != nil {
+            faultLog.append(SimCall(index: index, operation: op, operationIndex: opIndex, atMillis: at, fault: fault, error: kind))
         }
     }
 

@@ -63,6 +63,15 @@ struct DisruptionState {
     /// The process was killed by the second signal.
     var killedBySecondSignal = false
     var cancelEffect: UpdateDriver.CancelEffect?
+    /// When the stop request reached the machine: host call count, virtual time, and the calls
+    /// changing the live service made by then (the harness's own observation of the host).
+    var cancelCall: Int?
+    var cancelMillis: Int64?
+    var cancelLiveChanges = 0
+    /// This update's audit events durable when the stop request reached the machine.
+    var cancelDurableEvents = 0
+    /// Live-service changes before the update began (the world's own).
+    var liveChangesAtStart = 0
     /// Host calls that change the live service, made by the updater's own process.
     var liveChanges = 0
     /// Writes the storage fault refused.
@@ -115,11 +124,16 @@ extension UpdateScenario {
 
     func armCancel(_ driver: UpdateDriver) {
         driver.isCancelRequested = { [unowned self] in self.disruption.firstSignalAt != nil }
-        driver.onCancel = { [unowned self] effect in self.disruption.cancelEffect = effect }
+        disruption.liveChangesAtStart = liveServiceChanges
+        driver.onCancel = { [unowned self] effect in
+            self.disruption.cancelEffect = effect
+            self.disruption.cancelCall = self.host.callCount
+            self.disruption.cancelMillis = self.host.clock.nowMillis
+            self.disruption.cancelLiveChanges = self.liveServiceChanges - self.disruption.liveChangesAtStart
+            self.disruption.cancelDurableEvents = self.journal.events.filter { $0.updateID == self.plan.updateID }.count
+        }
     }
 
-    /// After a storage fault the updater's process went on without the journal; the next
-    /// command (with room again) recovers whatever the journal left unfinished.
     /// The updater's process has ended (returned, refused or died): what it left.
     func noteProcessExit() {
         guard disruption.signal != nil || disruption.storage != nil else { return }
@@ -127,18 +141,7 @@ extension UpdateScenario {
         disruption.failedWrites = journal.failedWrites
         // With a full disk the store cannot record the end: only a process that stopped
         // mid-update (rather than finishing or restoring) is wrong.
-        disruption.inFlightAtExit = crashed || inProcessAttempt.map { !$0.status.isTerminal } ?? false
-    }
-
-    func recoverAfterStorageFault() {
-        // A new process: the updater's planned crash point is not its own.
-        journal.crashAtWrite = nil
-        journal.failFromWrite = nil
-        journal.reserveFails = false
-        host.faultPlan = .none
-        let next = holder(Self.recoveryPID, "recover")
-        recoveryReport = (try? RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: journal,
-                                                host: { host }, clock: { host.clock }))?.report
+        disruption.inFlightAtExit = crashed || processes.first?.error != nil || inProcessAttempt.map { !$0.status.isTerminal } ?? false
     }
 
     /// A power cut (or `kill -9`) left an attempt unfinished on a disk that is still full: the
@@ -193,6 +196,8 @@ extension UpdateScenario {
     /// Calls that change the live service (stop, rename, compose apply) so far.
     var liveServiceChanges: Int {
         host.callCount(of: .stopContainer) + host.callCount(of: .renameContainer) + host.callCount(of: .composeApply)
+            // Compose: the retag of the file's reference (every tag after the update's pin) is one too.
+            + (config.mode == .compose ? max(0, host.callCount(of: .tagImage) - 1) : 0)
     }
 
     func signalViolations() -> [String] {

@@ -92,6 +92,8 @@ extension UpdateScenario {
 
     /// Runs `command` as another process, now (between two steps of the first process).
     func runSecondProcess(_ command: SecondCommand) -> SecondProcessReport {
+        let callsBefore = host.callCount
+        defer { secondProcessCalls = callsBefore..<host.callCount }
         let mutatingBefore = host.mutatingCallCount
         let writesBefore = journal.writeCount
         let firstAlive = stateLocks.holder(of: OperationLocks.stateLockName)?.pid == Self.firstPID
@@ -105,7 +107,7 @@ extension UpdateScenario {
         switch command {
         case .serviceList, .historyList, .validate, .recover:
             do {
-                let outcome = try RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: me, journal: journal,
+                let outcome = try RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: me, journal: durable,
                                                    host: { host }, clock: { host.clock })
                 report.reportedInProgress = outcome.inProgress
                 report.recovered = outcome.report.recovered

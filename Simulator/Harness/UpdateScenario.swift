@@ -1,16 +1,42 @@
 import CaissonCore
 
 /// One update of one service on a fresh simulated host: the unit of the apply/rollback matrix and
-/// of the swarm. Provisions a service running its old image, loads a new image whose behaviour
-/// comes from its `io.caisson.sim.health` label, runs the update machine with the given faults
-/// and crash point, recovers like the next `caisson` command would, and checks the invariants.
+/// of the swarm. Provisions a service running its old image (with a service state recording that
+/// release), loads a new image whose behaviour comes from its `io.caisson.sim.health` label, runs
+/// the update machine with the given faults, crash points and outsiders, recovers like the next
+/// `caisson` command would (as often as it takes), and judges the run: the invariants of DESIGN.md
+/// and the exact expected outcome the scenario implies (`expectation()`, Oracle.swift).
 public final class UpdateScenario {
+    /// Someone else acting on the host during the update (see `SimIntervention`).
+    public enum Outsider: String, Sendable, Equatable, Codable, CaseIterable {
+        case none
+        /// Docker: an unrelated container already holds the name Caisson stages the new one under.
+        case holdsStagingName = "holds-staging-name"
+        /// Docker: right after Caisson renames the old container away, someone else's container
+        /// takes the service's name (a watchdog, `docker run --name app`).
+        case takesServiceName = "takes-service-name"
+        /// Docker: the backup container is force-removed by someone at the first health poll.
+        case removesBackup = "removes-backup"
+        /// Compose: a stray replica of the service on the old image appears at the first poll.
+        case composeReplica = "compose-replica"
+
+        public func applies(to mode: RuntimeMode) -> Bool {
+            switch self {
+            case .none: return true
+            case .holdsStagingName, .takesServiceName, .removesBackup: return mode == .docker
+            case .composeReplica: return mode == .compose
+            }
+        }
+    }
+
     public struct Config: Sendable, Hashable, Codable, CustomStringConvertible {
         public var mode: RuntimeMode
         public var healthKind: HealthKind
-        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash, never-ready, flap, oom.
+        /// `io.caisson.sim.health` of the new image: healthy, unhealthy, crash[:s], never-ready, flap[:s], oom[:s]...
         public var newBehaviour: String
+        /// Docker's restart policy of the service's containers (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
         public var restartPolicy: String
+        public var outsider: Outsider
         /// The service container's stop timeout (`--stop-timeout`; Compose `stop_grace_period`).
         public var stopTimeoutSecs: Int
         /// Seconds both images need after SIGTERM to flush their data (`io.caisson.sim.flush_secs`);
@@ -28,37 +54,45 @@ public final class UpdateScenario {
         /// container:app`; Compose: `network_mode: service:app`), and the update is told to
         /// recreate it (`recreateNetworkDependents`). It must end running with its network.
         public var dependent: Bool = false
+        /// With `dependent`: the update is told to recreate it (`--recreate-dependents`); without
+        /// that go-ahead it must refuse before any change (`update.network_dependents`).
+        public var dependentGoAhead: Bool = true
         /// Docker mode: the service itself runs in another container's network namespace
         /// (`--network container:netns`), so its clone must drop what Docker refuses there.
         public var joinsNetwork: Bool = false
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
-                    restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0,
-                    probe: String? = nil) {
+                    restartPolicy: String = "unless-stopped", outsider: Outsider = .none,
+                    stopTimeoutSecs: Int = 10, flushSecs: Int = 0, probe: String? = nil) {
             self.mode = mode
             self.healthKind = healthKind
             self.newBehaviour = newBehaviour
             self.restartPolicy = restartPolicy
+            self.outsider = outsider
             self.stopTimeoutSecs = stopTimeoutSecs
             self.flushSecs = flushSecs
             self.probe = probe ?? (healthKind == .exec ? "0" : "200")
         }
 
         public var description: String {
-            var d = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
-            if healthKind.isProbe { d += "/\(probe)" }
-            if restartPolicy != "unless-stopped" { d += "/restart=\(restartPolicy)" }
-            if flushSecs > 0 || stopTimeoutSecs != 10 { d += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
-            if hijacker { d += "/hijacker" }
-            if dependent { d += "/dependent" }
-            if joinsNetwork { d += "/joins-network" }
-            return d
+            var s = "\(mode.rawValue)/\(healthKind.rawValue)/\(newBehaviour)"
+            if healthKind.isProbe { s += "/\(probe)" }
+            if restartPolicy != "unless-stopped" { s += "/restart=\(restartPolicy)" }
+            if flushSecs > 0 || stopTimeoutSecs != 10 { s += "/flush=\(flushSecs)s,stop-timeout=\(stopTimeoutSecs)s" }
+            if outsider != .none { s += "/\(outsider.rawValue)" }
+            if hijacker { s += "/hijacker" }
+            if dependent { s += dependentGoAhead ? "/dependent" : "/dependent-refused" }
+            if joinsNetwork { s += "/joins-network" }
+            return s
         }
 
         /// The labels every image of the scenario carries besides its health script.
         var extraImageLabels: [String: String] {
             flushSecs > 0 ? [SimStopMode.flushLabelKey: String(flushSecs)] : [:]
         }
+
+        public var policy: SimRestartPolicy { SimRestartPolicy(parsing: restartPolicy) ?? .unlessStopped }
+        public var behaviour: SimBehaviour { SimBehaviour.parse(newBehaviour) ?? .default }
 
         /// The new image's process exits by itself (whatever health says).
         var newExits: Bool { ["crash", "oom", "exit"].contains(newBehaviour.split(separator: ":").first.map(String.init) ?? "") }
@@ -75,22 +109,15 @@ public final class UpdateScenario {
 
         /// Would a correct updater keep the new release (absent faults)?
         public var newReleaseShouldPass: Bool {
-            switch healthKind {
-            // `running` cannot see Docker health: only an exit or restart fails it.
-            case .running: return !newExits
-            case .containerHealth: return newBehaviour == "healthy"
-            // Probes see neither Docker health nor anything but their answer and the process.
-            case .http, .tcp, .exec: return !newExits && probePasses
+            if case .pass? = HealthReference.verdictIfKnown(kind: healthKind, behaviour: behaviour, policy: healthPolicy, probe: probe)?.outcome {
+                return true
             }
+            return false
         }
 
         /// Must a correct updater refuse the new release, whatever happens?
         public var newReleaseMustFail: Bool {
-            switch healthKind {
-            case .running: return newExits
-            case .containerHealth: return newBehaviour != "healthy" && newBehaviour != "flap"
-            case .http, .tcp, .exec: return newExits || !probePasses
-            }
+            HealthReference.mustFail(kind: healthKind, behaviour: behaviour, policy: healthPolicy, probe: probe)
         }
 
         /// The labels of the new image (what the simulator scripts).
@@ -127,14 +154,53 @@ public final class UpdateScenario {
         }
     }
 
+    /// One planned death of an updater process, at a journal write (counted over the whole run:
+    /// the first process's writes, then each recovering process's).
+    public struct CrashPoint: Sendable, Equatable, Codable {
+        public var write: Int
+        /// Instead of the write (true) or right after it became durable (false).
+        public var before: Bool
+        public init(write: Int, before: Bool) {
+            self.write = write
+            self.before = before
+        }
+    }
+
+    /// What one updater process (the update, then each recovery) did.
+    public struct ProcessRecord: Sendable, Equatable {
+        /// Host call index of its first and one past its last call.
+        public var firstCall: Int
+        public var endCall: Int
+        public var startMillis: Int64
+        /// Died at a planned crash point.
+        public var crashed: Bool
+        /// Failed with an error that is not a planned crash (always a violation).
+        public var error: String?
+        /// At its end: was the update's attempt recorded, and was its status terminal?
+        public var attemptRecorded: Bool
+        public var attemptTerminal: Bool
+    }
+
     public let config: Config
     public let host: SimulatedHost
+    /// The attempts, entries, events and service states every process of the run wrote.
     public let journal = InMemoryJournal()
+    /// `journal` as the processes use it: reads for recovery go through the store's encoding.
+    public let durable: ScenarioJournal
     public let service: ServiceSpec
     public let oldImageID: String
     public let newImageID: String
     public let oldContainerID: String?
+    /// The service's container(s) before the update (Docker: the old container; Compose: its member).
+    public let originalContainers: [ContainerInfo]
+    /// The container an outsider holds the staging name with (`holdsStagingName`).
+    public let foreignContainerID: String?
+    /// The service state before the update (the release it runs, the downgrade floor).
+    public let previousState: ServiceState
     public static let newReference = "example/app:2.0.0"
+    public static let outsiderReference = "example/other:1"
+    /// Another tag of the previous image (what the service state recorded it as).
+    public static let previousReference = "example/app:1.0.0"
     /// `Config.dependent`'s container (Docker) or compose service (Compose), and its image.
     public static let dependentName = "sidecar"
     public static let sidecarImage = "example/sidecar:1"
@@ -145,10 +211,22 @@ public final class UpdateScenario {
     public var newReference: String { Self.newReference }
     let ids: SeededIDGenerator
     public private(set) var attempt: UpdateAttempt?
+    /// A planned crash killed at least one process.
     public private(set) var crashed = false
-    /// The crash was a planned one (`crashAtWrite`, a second signal), not an error.
-    public private(set) var crashedByPlan = false
     public internal(set) var recoveryReport: Recovery.Report?
+    public private(set) var processes: [ProcessRecord] = []
+    /// Host call index where the update began (the world's own calls, e.g. the image load, come before).
+    public private(set) var firstCall = 0
+    /// Host call index of the update's preflight (the look for another state directory's marks).
+    public private(set) var preflightCall = 0
+    public private(set) var runFaults = FaultPlan.none
+    public private(set) var faultsDuringRecovery = false
+    /// The step limit of every updater process (`UpdateDriver.maxSteps`).
+    public var maxSteps = 100_000
+    /// The expectation the last `violations()` judged the run by.
+    public internal(set) var lastExpectation: Expectation?
+    /// Only planned crashes (crash points, a second signal) count as crashes here.
+    public var crashedByPlan: Bool { crashed }
     /// The state directory's locks and the host's `/run` (host-wide service locks).
     public let stateLocks = SimLockSpace()
     public let hostLocks = SimLockSpace()
@@ -157,6 +235,8 @@ public final class UpdateScenario {
     /// What a second Caisson process did, when one ran (`SecondProcessPlan`).
     public internal(set) var secondProcessReport: SecondProcessReport?
     var secondProcessSawInFlight = false
+    /// The host calls the second process made.
+    var secondProcessCalls: Range<Int>?
     /// Signals and storage faults (see `Disruptions.swift`).
     var disruption = DisruptionState()
     /// The attempt as the updater's own process returned it (without later recovery).
@@ -183,6 +263,8 @@ public final class UpdateScenario {
         public let oldImageID: String
         public let newImageID: String
         public let oldContainerID: String?
+        public let originalContainers: [ContainerInfo]
+        public let foreignContainerID: String?
         /// Thin (issue 16): the new image is not loaded yet; this is its thin archive, which relies
         /// on the base `ThinImportPlan.baseReference` the world holds.
         public let thinPayload: ImagePayload?
@@ -198,10 +280,12 @@ public final class UpdateScenario {
             let health = config.healthPolicy
             oldImageID = SimulatedHost.fakeImageID("example/app:1.0.0")
             newImageID = SimulatedHost.fakeImageID("example/app:2.0.0/\(config.newBehaviour)/\(config.probe)")
-            _ = try? host.addImage(id: oldImageID, tags: ["example/app:current"],
+            _ = try? host.addImage(id: oldImageID, tags: ["example/app:current", UpdateScenario.previousReference],
                           config: ImageConfig(labels: config.extraImageLabels.merging(["io.caisson.sim.health": "healthy", SimScript.httpLabel: "200", SimScript.execLabel: "0"]) { $1 },
                                               hasHealthcheck: true))
-            let policy = SimRestartPolicy(parsing: config.restartPolicy) ?? .unlessStopped
+            _ = try? host.addImage(id: SimulatedHost.fakeImageID(UpdateScenario.outsiderReference), tags: [UpdateScenario.outsiderReference],
+                                   config: ImageConfig(labels: ["io.caisson.sim.health": "healthy"], hasHealthcheck: false))
+            let policy = config.policy
             switch config.mode {
             case .docker:
                 service = ServiceSpec(name: "app", serviceRevision: "app-v1", platform: "linux/amd64", runtimeMode: .docker,
@@ -243,6 +327,13 @@ public final class UpdateScenario {
                     _ = try? host.runContainer(name: UpdateScenario.hijackerName, imageReference: "example/front:1", restartPolicy: .unlessStopped)
                 }
             }
+            if config.outsider == .holdsStagingName {
+                let staging = UpdateMachine(plan: UpdateScenario.plan(config: config, service: service, newImageID: newImageID, previousState: nil),
+                                            startedAt: "").stagingName
+                foreignContainerID = try? host.runContainer(name: staging, imageReference: UpdateScenario.outsiderReference)
+            } else {
+                foreignContainerID = nil
+            }
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
             // The image is loaded before the update machine runs (import is its own step).
@@ -266,6 +357,10 @@ public final class UpdateScenario {
                 encryptedImageConfig = nil
             }
             host.advanceAll()
+            switch config.mode {
+            case .docker: originalContainers = host.containers(named: "app")
+            case .compose: originalContainers = ((try? host.doComposeContainers(service.compose!)) ?? []).filter { !config.hijacker || $0.name != UpdateScenario.hijackerName }
+            }
             state = host.snapshot
             referenceCache = host.referenceCache
         }
@@ -286,22 +381,58 @@ public final class UpdateScenario {
         oldImageID = world.oldImageID
         newImageID = world.newImageID
         oldContainerID = world.oldContainerID
+        originalContainers = world.originalContainers
+        foreignContainerID = world.foreignContainerID
         thinPayload = world.thinPayload
         encryptedImageConfig = world.encryptedImageConfig
         ids = SeededIDGenerator(seed: seed)
+        durable = ScenarioJournal(base: journal, clock: host.clock)
+        previousState = Self.previousState(oldImageID: world.oldImageID)
+        journal.setServiceState(previousState)
+    }
+
+    /// The release the service runs before the update, as Caisson recorded it when it installed it.
+    static func previousState(oldImageID: String) -> ServiceState {
+        ServiceState(serviceName: "app", activeCandidateReleaseID: "cr-1", activeImageReference: "example/app:1.0.0",
+                     activeImageID: oldImageID, previousKnownGoodCandidateReleaseID: "cr-0",
+                     previousKnownGoodImageReference: "example/app:0.9.0",
+                     previousKnownGoodImageID: SimulatedHost.fakeImageID("example/app:0.9.0"),
+                     highestPackageVersion: "1.0.0", newestCreatedAt: "2026-01-10T09:00:00Z",
+                     updatedAt: "2026-01-10T09:05:00Z")
+    }
+
+    static func plan(config: Config, service: ServiceSpec, newImageID: String, previousState: ServiceState?) -> UpdateMachine.Plan {
+        var p = UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
+                           service: service, targetImageReference: newReference, targetImageID: newImageID,
+                           packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z", previousState: previousState)
+        if config.hijacker { p.foreignContainerNames = [hijackerName] }
+        if config.mode == .compose { p.composeImageReference = composeFileImage }
+        if config.dependent {
+            p.recreateNetworkDependents = config.dependentGoAhead ? true : nil
+            if config.mode == .compose { p.composeNetworkDependents = [dependentName] }
+        }
+        return p
     }
 
     public var plan: UpdateMachine.Plan {
-        var p = UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
-                           service: service, targetImageReference: newReference, targetImageID: newImageID,
-                           packageVersion: "2.0.0", packageCreatedAt: "2026-03-16T18:30:00Z")
-        if config.hijacker { p.foreignContainerNames = [Self.hijackerName] }
-        if config.mode == .compose { p.composeImageReference = Self.composeFileImage }
-        if config.dependent {
-            p.recreateNetworkDependents = true
-            if config.mode == .compose { p.composeNetworkDependents = [Self.dependentName] }
+        Self.plan(config: config, service: service, newImageID: newImageID, previousState: previousState)
+    }
+
+    /// The outsider's actions, as host interventions.
+    func interventions() -> [SimIntervention] {
+        let m = UpdateMachine(plan: plan, startedAt: "")
+        switch config.outsider {
+        case .none, .holdsStagingName: return []
+        case .takesServiceName:
+            return [SimIntervention(.occupyName("app", imageReference: Self.outsiderReference), .after, operation: .renameContainer, nth: 0)]
+        case .removesBackup:
+            // Before the first health poll (inspections before it: the service, the created container).
+            return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 2)]
+        case .composeReplica:
+            // (By a tag of the previous image that the update's retag of the file's reference does not move.)
+            return [SimIntervention(.composeReplica(service.compose!, imageReference: Self.previousReference, number: 2), .after,
+                                    operation: .composeContainers, nth: 1)]
         }
-        return p
     }
 
     /// Run the update with `faults` armed; if the journal write number `crashAtWrite` "kills" the
@@ -318,67 +449,131 @@ public final class UpdateScenario {
                     faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
                     signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil,
                     encrypted: EncryptedImportPlan? = nil) -> UpdateAttempt? {
+        run(faults: faults, crashes: crashAtWrite.map { [CrashPoint(write: $0, before: crashBeforeWrite)] } ?? [],
+            faultsDuringRecovery: faultsDuringRecovery, secondProcess: secondProcess, signal: signal, storage: storage, thin: thin,
+            encrypted: encrypted)
+    }
+
+    /// Run the update with `faults` armed and the updater dying at each of `crashes` (in write
+    /// order; a point may fall in a recovery). After every death the next command recovers
+    /// (through `RecoveryGate`, under the locks, as every command does) — with the faults still
+    /// armed when `faultsDuringRecovery`, else against a calm host — until no attempt is left in
+    /// flight. Only a planned crash counts as a crash: any other error of an updater process (a
+    /// machine looping to its step limit, a journal it cannot read) is recorded in `processes`
+    /// and is a violation. `secondProcess`, `signal` and `storage` are the disruptions of
+    /// `Disruptions.swift`; after a storage fault the next command (with room again) recovers.
+    /// `thin`: the new release comes as a thin package, imported (preflight, load) before the update.
+    @discardableResult
+    public func run(faults: FaultPlan, crashes: [CrashPoint], faultsDuringRecovery: Bool = false,
+                    secondProcess: SecondProcessPlan? = nil, signal: SignalPlan? = nil,
+                    storage: StorageFault? = nil, thin: ThinImportPlan? = nil, encrypted: EncryptedImportPlan? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
-        journal.crashAtWrite = crashAtWrite
-        journal.crashBeforeWrite = crashBeforeWrite
+        host.interventions = interventions()
+        runFaults = faults
+        self.faultsDuringRecovery = faultsDuringRecovery
+        preflightCall = host.callCount
+        firstCall = host.callCount
+        var pending = crashes.sorted { $0.write < $1.write }[...]
+        func armNextCrash() {
+            while let p = pending.first, p.write < journal.writeCount { pending.removeFirst() }
+            journal.crashAtWrite = pending.first?.write
+            journal.crashBeforeWrite = pending.first?.before ?? false
+        }
+        armNextCrash()
         armDisruptions(secondProcess: secondProcess, signal: signal, storage: storage)
         let me = holder(Self.firstPID, "package load")
-        do {
-            let stateLock = try OperationLocks.acquireState(stateLocks, holder: me)
-            let serviceLock = try OperationLocks.acquireService(hostLocks, service: service, holder: me)
-            defer {
-                serviceLock.release()
-                stateLock.release()
+        var died = process {
+            do {
+                let stateLock = try OperationLocks.acquireState(stateLocks, holder: me)
+                let serviceLock = try OperationLocks.acquireService(hostLocks, service: service, holder: me)
+                defer {
+                    serviceLock.release()
+                    stateLock.release()
+                }
+                preflightCall = host.callCount
+                try ForeignMarks.refuse(service: service, host: host, journal: durable)
+                // A thin package: its preflight and load come before the update (issue 16).
+                if let thin { try importThin(thin) }
+                // An encrypted package: validated (decrypted to its end) and loaded first (issue 15).
+                if let encrypted { try importEncrypted(encrypted) }
+                firstCall = host.callCount
+                var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
+                let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
+                driver.maxSteps = maxSteps
+                if signal != nil { armCancel(driver) }
+                attempt = try driver.run(&machine)
+                inProcessAttempt = attempt
+            } catch let e as CaissonError where !journal.attempts.contains(where: { $0.updateID == plan.updateID }) {
+                // Refused (marks, locks, no room for the journal) before anything of the attempt was durable.
+                refusal = e
             }
-            try ForeignMarks.refuse(service: service, host: host, journal: journal)
-            // A thin package: its preflight and load come before the update (issue 16).
-            if let thin { try importThin(thin) }
-            // An encrypted package: validated (decrypted to its end) and loaded first (issue 15).
-            if let encrypted { try importEncrypted(encrypted) }
-            var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
-            let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
-            if signal != nil { armCancel(driver) }
-            attempt = try driver.run(&machine)
-            inProcessAttempt = attempt
-        } catch let e as CaissonError where !journal.attempts.contains(where: { $0.updateID == plan.updateID }) {
-            // Refused (marks, locks, no room for the journal) before anything of the attempt was durable.
-            refusal = e
-        } catch is SimulatedCrash {
-            crashed = true
-            crashedByPlan = true
-        } catch {
-            crashed = true
         }
         journal.afterWrite = nil
         noteProcessExit()
         // The process is gone: the kernel drops its locks.
         stateLocks.releaseAll(pid: Self.firstPID)
         hostLocks.releaseAll(pid: Self.firstPID)
-        if let sp = secondProcess, sp.afterCrash, crashed {
+        if died || storage != nil, !faultsDuringRecovery { host.faultPlan = .none }
+        if let sp = secondProcess, sp.afterCrash, died {
+            armNextCrash()
             secondProcessSawInFlight = !((try? journal.inFlightAttempts()) ?? []).isEmpty
             secondProcessReport = runSecondProcess(sp.command)
         }
         // A disk still full when the next process recovers: it must bring the service back anyway.
         recoverOnFullDisk(faultsDuringRecovery: faultsDuringRecovery)
-        if storage != nil, !crashed {
-            // The next command, once there is room again, recovers what the journal could not finish.
-            recoverAfterStorageFault()
-        }
-        if crashed {
-            journal.crashAtWrite = nil
+        if storage != nil {
+            // The next command has room again.
             journal.failFromWrite = nil
-            if !faultsDuringRecovery { host.faultPlan = .none }
-            let next = holder(Self.recoveryPID, "recover")
-            recoveryReport = (try? RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: journal,
-                                                    host: { host }, clock: { host.clock }))?.report
-            attempt = journal.attempts.first { $0.updateID == plan.updateID }
+            journal.reserveFails = false
         }
+        // Each later command recovers first; a recovery may die too (at a later crash point).
+        var rounds = 0
+        var recover = died || processes.last?.error != nil || (storage != nil && refusal == nil)
+        while recover, rounds <= crashes.count {
+            rounds += 1
+            armNextCrash()
+            let next = holder(Self.recoveryPID + Int32(rounds - 1), "recover")
+            died = process {
+                recoveryReport = try RecoveryGate.run(stateLocks: stateLocks, serviceLocks: hostLocks, holder: next, journal: durable,
+                                                      host: { host }, clock: { host.clock }, maxSteps: maxSteps).report
+            }
+            stateLocks.releaseAll(pid: next.pid)
+            hostLocks.releaseAll(pid: next.pid)
+            recover = died || processes.last?.error != nil
+        }
+        journal.crashAtWrite = nil
+        attempt = journal.attempts.first { $0.updateID == plan.updateID }
         return attempt
     }
 
-    /// Every invariant of DESIGN.md "The simulator", as sentences; empty when all hold.
+    /// Runs one updater process; returns whether it died at a planned crash point.
+    private func process(_ body: () throws -> Void) -> Bool {
+        let first = host.callCount
+        let start = host.clock.nowMillis
+        var died = false
+        var failure: String? = nil
+        do {
+            try body()
+        } catch is SimulatedCrash {
+            died = true
+            crashed = true
+        } catch {
+            failure = "\(error)"
+        }
+        let a = journal.attempts.first { $0.updateID == plan.updateID }
+        processes.append(ProcessRecord(firstCall: first, endCall: host.callCount, startMillis: start, crashed: died,
+                                       error: failure, attemptRecorded: a != nil, attemptTerminal: a?.status.isTerminal ?? false))
+        return died
+    }
+
+    /// Every invariant of DESIGN.md "The simulator" and every mismatch with the scenario's
+    /// expected outcome, as sentences; empty when all hold.
     public func violations() -> [String] {
         var out: [String] = []
+        for p in processes {
+            if let e = p.error { out.append("an updater process failed with an error that is not a planned crash: \(e)") }
+        }
+        out += durable.encodingProblems
         let attempts = journal.attempts
         for a in attempts where !a.status.isTerminal {
             out.append("attempt \(a.updateID) ended in non-terminal status \(a.status.rawValue)")
@@ -394,162 +589,88 @@ public final class UpdateScenario {
             out.append("no attempt record")
             return out
         }
-        guard let a = recorded else {
-            out += hostViolations(for: nil)
-            return out
+        if config.mode == .compose, let a = recorded, a.status != .rollbackFailed, let target = service.compose {
+            // The outcome lasts: the containers name no temporary file, and the operator's next
+            // routine `docker compose up -d` keeps the release that runs (issue 10 item 10).
+            host.advanceAll()
+            let members = ((try? host.doComposeContainers(target)) ?? []).filter { !config.hijacker || $0.name != Self.hijackerName }
+            if members.count == 1, let c = members.first {
+                if let files = host.simContainer(c.id)?.labels[SimulatedHost.composeConfigFilesLabel], files != target.file {
+                    out.append("the service's container names compose files \(files), not only \(target.file)")
+                }
+                let later = SimulatedHost(state: host.snapshot, recordTrace: false)
+                do {
+                    try later.operatorComposeUp(target)
+                    let after = try later.doComposeContainers(target).filter { !config.hijacker || $0.name != Self.hijackerName }
+                    if after.map(\.imageID) != [c.imageID] {
+                        out.append("a later docker compose up -d puts \(after.map(\.imageID)) in place of \(c.imageID) (status \(a.status.rawValue))")
+                    }
+                } catch {
+                    out.append("a later docker compose up -d fails: \(error.message)")
+                }
+            }
         }
-        out += hostViolations(for: a)
         // Audit log and host agree.
-        let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
-        if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
-        if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
-        if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
-        if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
-            out.append("rollback_started without an outcome event")
+        if let a = recorded {
+            let kinds = journal.events.filter { $0.updateID == a.updateID }.map(\.kind)
+            if a.status == .succeeded && !kinds.contains(.updateCommitted) { out.append("succeeded without update_committed event") }
+            if a.status == .rolledBack && !kinds.contains(.rollbackSucceeded) { out.append("rolled_back without rollback_succeeded event") }
+            if a.status != .succeeded && kinds.contains(.updateCommitted) { out.append("update_committed logged but status is \(a.status.rawValue)") }
+            if kinds.contains(.rollbackStarted) && !(kinds.contains(.rollbackSucceeded) || kinds.contains(.rollbackFailed)) {
+                out.append("rollback_started without an outcome event")
+            }
+        }
+        if let a = recorded {
+            if config.hijacker {
+                // Refused before any change, and the other service's container left alone.
+                // (A fault at the first listing fails it earlier, with another code: also no change.)
+                if a.status != .failed || host.callCount(of: .composeApply) > 0 {
+                    out.append("a compose service with a foreign member was not refused: \(a.status.rawValue) \(a.issues.map(\.code))")
+                }
+                let front = host.simContainer(Self.hijackerName)
+                if front == nil { out.append("the other service's container \(Self.hijackerName) was removed") }
+                if let f = front, f.imageID != SimulatedHost.fakeImageID("example/front:1") {
+                    out.append("the other service's container \(Self.hijackerName) was recreated on \(f.imageID)")
+                }
+                if let f = front, f.status != .running, f.stoppedByDaemon != true {
+                    out.append("the other service's container \(Self.hijackerName) is \(f.status.rawValue)")
+                }
+            }
+            for issue in a.issues where issue.message.contains("conflicting options") {
+                out.append("the updater asked Docker for what it refuses: \(issue)")
+            }
+            if a.status != .rollbackFailed {
+                // Nobody sharing a network namespace was cut off (issue 10 item 7).
+                for lost in host.containersWithoutNetwork {
+                    out.append("container \(lost.name) runs without its network: the container whose namespace it joined is gone or restarted")
+                }
+                if config.dependent {
+                    let name = config.mode == .docker ? Self.dependentName : "stack-\(Self.dependentName)-1"
+                    let side = host.simContainer(name)
+                    if side == nil { out.append("the container sharing the service's network (\(name)) is gone") }
+                    // (A daemon restart may have left it down, as the service: it then stays down.)
+                    if let s = side, s.status != .running, s.stoppedByDaemon != true, host.daemonRestartCount == 0 {
+                        out.append("the container sharing the service's network (\(name)) is \(s.status.rawValue)")
+                    }
+                    let strays = host.allContainers.filter { $0.name.hasPrefix(Self.dependentName + "-caisson-") }
+                    if !strays.isEmpty, !a.issues.contains(where: { $0.code == "docker.cleanup_failed" || $0.code == "rollback.remove_failed" }) {
+                        out.append("left behind: \(strays.map(\.name))")
+                    }
+                }
+            }
         }
         // No container lost its data: every stop gave it the time it needs to flush.
         for kill in host.flushKills { out.append(kill.description) }
-        // Nothing of ours left behind under the staging name on a clean outcome.
-        if a.status != .rollbackFailed, config.mode == .docker {
-            let leftovers = host.allContainers.filter { $0.name.utf8.containsSequence("-caisson-new-".utf8) }
-            if !leftovers.isEmpty && !a.issues.contains(where: { $0.code == "rollback.remove_failed" }) {
-                out.append("staging container left behind: \(leftovers.map(\.name))")
-            }
-        }
-        return out
-    }
-
-    /// What the host must look like for attempt `a` (nil: none was recorded), as sentences.
-    func hostViolations(for a: UpdateAttempt?) -> [String] {
-        var out: [String] = []
-        // Let the host settle a moment so "running" means running, not "about to crash".
-        let running: [ContainerInfo]
-        switch config.mode {
-        case .docker:
-            let named = host.containers(named: "app")
-            if named.count != 1 {
-                out.append("\(named.count) containers are named app (must be exactly 1)")
-                return out
-            }
-            running = named
-        case .compose:
-            // Observe the host directly, like `containers(named:)`: the checker is not the
-            // updater, so the armed fault plan must not make it see an empty service.
-            host.advanceAll()
-            do {
-                // Another catalog service's container is never a member, whatever its labels.
-                running = try host.doComposeContainers(service.compose!).filter { !config.hijacker || $0.name != Self.hijackerName }
-            } catch {
-                out.append("compose service app cannot be listed: \(error.message)")
-                return out
-            }
-            if running.count != 1 {
-                out.append("\(running.count) containers belong to compose service app (must be exactly 1)")
-                return out
-            }
-        }
-        var c = running[0]
-        let onNew = c.imageID == newImageID
-        let onOld = c.imageID == oldImageID
-        // Stopped by a daemon restart after the verdict (the health check saw it up), under a
-        // policy that keeps it down: Docker's doing, not the updater's; judge the rest.
-        if !c.isRunning, host.simContainer(c.id)?.stoppedByDaemon == true { c.status = .running }
-        guard let a else {
-            // Died before its first durable write, or refused: nothing may have changed.
-            if !onOld || !c.isRunning { out.append("the updater \(refusal == nil ? "died before journaling anything" : "refused (\(refusal!.code))"), yet the service changed") }
-            return out
-        }
-        switch a.status {
-        case .succeeded where a.issues.contains { $0.code == "update.left_stopped" }:
-            // The service was found stopped (e.g. a daemon crash under restart=no took it down
-            // before the update looked): the new release is installed, never started.
-            if !onNew { out.append("status succeeded (left stopped) but the service runs \(c.imageID)") }
-            if c.status != .created { out.append("the update said it left the service stopped, but it is \(c.status.rawValue)") }
-        case .succeeded:
-            if !onNew { out.append("status succeeded but the service runs \(c.imageID)") }
-            if !c.isRunning { out.append("status succeeded but the service is \(c.status.rawValue)") }
-            if config.newReleaseMustFail { out.append("a \(config.newBehaviour) image was committed under \(config.healthKind.rawValue)") }
-        case .failed, .rolledBack:
-            if !onOld { out.append("status \(a.status.rawValue) but the service runs \(c.imageID), not the previous image") }
-            if !c.isRunning { out.append("status \(a.status.rawValue) but the previous release is \(c.status.rawValue)") }
-            if config.mode == .docker, let old = oldContainerID, c.id != old {
-                out.append("status \(a.status.rawValue) but the container under the name is not the original one")
-            }
-        case .rollbackFailed:
-            // Correct only when the daemon kept stopping the restored release more often than
-            // the restore may start it again (each restart of it needs a daemon restart here:
-            // the previous image never exits by itself).
-            // (With a dependent: its start found the restored release stopped again.)
-            let last = a.issues.last
-            let outRestarted = (last?.code == "rollback.health_check_failed"
-                                || last?.code == "rollback.start_failed" && last?.message.contains("cannot join network of a non running container") == true)
-                && host.daemonRestartCount > UpdateMachine.maxRestoreRestarts
-            if !outRestarted {
-                out.append("rollback_failed: \(a.issues.map(\.description).joined(separator: "; "))")
-            }
-        default:
-            break
-        }
-        if config.mode == .compose, a.status != .rollbackFailed, let target = service.compose {
-            // The outcome lasts: the containers name no temporary file, and the operator's next
-            // routine `docker compose up -d` keeps the release that runs (issue 10 item 10).
-            if let files = host.simContainer(c.id)?.labels[SimulatedHost.composeConfigFilesLabel], files != target.file {
-                out.append("the service's container names compose files \(files), not only \(target.file)")
-            }
-            let later = SimulatedHost(state: host.snapshot, recordTrace: false)
-            do {
-                try later.operatorComposeUp(target)
-                let after = try later.doComposeContainers(target).filter { !config.hijacker || $0.name != Self.hijackerName }
-                if after.map(\.imageID) != [c.imageID] {
-                    out.append("a later docker compose up -d puts \(after.map(\.imageID)) in place of \(c.imageID) (status \(a.status.rawValue))")
-                }
-            } catch {
-                out.append("a later docker compose up -d fails: \(error.message)")
-            }
-        }
-        if config.hijacker {
-            // Refused before any change, and the other service's container left alone.
-            // (A fault at the first listing fails it earlier, with another code: also no change.)
-            if a.status != .failed || host.callCount(of: .composeApply) > 0 {
-                out.append("a compose service with a foreign member was not refused: \(a.status.rawValue) \(a.issues.map(\.code))")
-            }
-            let front = host.simContainer(Self.hijackerName)
-            if front == nil { out.append("the other service's container \(Self.hijackerName) was removed") }
-            if let f = front, f.imageID != SimulatedHost.fakeImageID("example/front:1") {
-                out.append("the other service's container \(Self.hijackerName) was recreated on \(f.imageID)")
-            }
-            if let f = front, f.status != .running, f.stoppedByDaemon != true {
-                out.append("the other service's container \(Self.hijackerName) is \(f.status.rawValue)")
-            }
-        }
-        for issue in a.issues where issue.message.contains("conflicting options") {
-            out.append("the updater asked Docker for what it refuses: \(issue)")
-        }
-        if a.status != .rollbackFailed {
-            // Nobody sharing a network namespace was cut off (issue 10 item 7).
-            for lost in host.containersWithoutNetwork {
-                out.append("container \(lost.name) runs without its network: the container whose namespace it joined is gone or restarted")
-            }
-            if config.dependent {
-                let name = config.mode == .docker ? Self.dependentName : "stack-\(Self.dependentName)-1"
-                let side = host.simContainer(name)
-                if side == nil { out.append("the container sharing the service's network (\(name)) is gone") }
-                // (A daemon restart may have left it down, as the service: it then stays down.)
-                if let s = side, s.status != .running, s.stoppedByDaemon != true, host.daemonRestartCount == 0 {
-                    out.append("the container sharing the service's network (\(name)) is \(s.status.rawValue)")
-                }
-                let strays = host.allContainers.filter { $0.name.hasPrefix(Self.dependentName + "-caisson-") }
-                if !strays.isEmpty, !a.issues.contains(where: { $0.code == "docker.cleanup_failed" || $0.code == "rollback.remove_failed" }) {
-                    out.append("left behind: \(strays.map(\.name))")
-                }
-            }
-        }
+        out += oracleViolations()
         return out
     }
 }
 
 /// The swarm (TigerBeetle's VOPR, FoundationDB's BUGGIFY): many seeded runs, each picking a
-/// random scenario, a random subset of fault kinds and maybe a crash point.
+/// random scenario (mode, health kind, image behaviour, restart policy, slow-flushing containers
+/// with a long stop timeout, maybe an outsider), a
+/// random subset of fault kinds (daemon crashes included), maybe faults during recovery, and up
+/// to three crash points (a recovery may die too). Each run is judged by its exact expectation.
 public struct Swarm {
     public struct Summary: Sendable, Codable, Equatable {
         public var runs: Int
@@ -561,6 +682,12 @@ public struct Swarm {
         public var traceDigest: String
         public var firstViolation: Violation?
         public var runsPerSecond: Double?
+        /// Runs whose recovery also died, runs with faults during recovery, runs with an outsider.
+        public var recoveryCrashes = 0
+        public var recoveryFaults = 0
+        public var outsiders = 0
+        /// Runs whose expected outcome was open (more than one status allowed).
+        public var openOutcomes = 0
         /// Runs where a second Caisson process ran a command, a signal reached the updater, the
         /// state disk filled up (or the database was deleted).
         public var secondProcesses = 0
@@ -583,6 +710,10 @@ public struct Swarm {
             case traceDigest = "trace_digest"
             case firstViolation = "first_violation"
             case runsPerSecond = "runs_per_second"
+            case recoveryCrashes = "recovery_crashes"
+            case recoveryFaults = "recovery_faults"
+            case outsiders
+            case openOutcomes = "open_outcomes"
             case secondProcesses = "second_processes"
             case signals
             case storageFaults = "storage_faults"
@@ -602,7 +733,10 @@ public struct Swarm {
         public var trace: [String]
     }
 
-    public static let behaviours = ["healthy", "unhealthy", "crash", "never-ready", "flap", "oom"]
+    public static let behaviours = ["healthy", "unhealthy", "crash", "crash:2.5", "never-ready", "flap", "oom"]
+    public static let restartPolicies = ["unless-stopped", "always", "no", "on-failure", "on-failure:2"]
+    /// The swarm's fault menu: every kind, daemon crashes included.
+    public static let faultMenu = FaultKind.extended
 
     /// The seed of run `i` of a swarm seeded with `seed`.
     public static func runSeed(_ seed: UInt64, _ i: Int) -> UInt64 {
@@ -611,7 +745,9 @@ public struct Swarm {
     }
 
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
+    /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
+        static let outsiders = UpdateScenario.Outsider.allCases
         /// Looked up by config, never iterated (no hash-order dependence).
         var worlds: [Key: UpdateScenario.World] = [:]
         public init() {}
@@ -631,10 +767,6 @@ public struct Swarm {
         }
     }
 
-    /// The service container's restart policies the swarm draws (`no` and a dockerd crash are
-    /// what leave a container down after a daemon restart).
-    public static let restartPolicies = ["unless-stopped", "no", "always"]
-
     /// One run, fully determined by `runSeed`.
     public static func runOne(runSeed: UInt64, recordTrace: Bool = false, disruptions: Bool = true) -> (UpdateScenario, [String]) {
         var worlds = Worlds()
@@ -650,13 +782,21 @@ public struct Swarm {
         let docker = rng.chance(0.5)
         let kind = HealthKind.allCases[rng.below(HealthKind.allCases.count)]
         let b = rng.below(behaviours.count)
-        let policy = restartPolicies[rng.below(restartPolicies.count)]
+        // Most runs keep Docker's usual policy; the others draw any.
+        let p = rng.chance(0.5) ? 0 : rng.below(restartPolicies.count)
+        let mode: RuntimeMode = docker ? .docker : .compose
+        var o = 0
+        if rng.chance(0.1) {
+            let fitting = Worlds.outsiders.indices.filter { $0 != 0 && Worlds.outsiders[$0].applies(to: mode) }
+            o = fitting[rng.below(fitting.count)]
+        }
         // Slow-flushing containers: 15 s after SIGTERM, under a 30 s stop timeout.
         let flush = rng.chance(0.25)
         let answers = UpdateScenario.Config.probeAnswers(kind)
         let probe = answers[rng.below(answers.count)]
-        var config = UpdateScenario.Config(mode: docker ? .docker : .compose, healthKind: kind,
-                                           newBehaviour: behaviours[b], restartPolicy: policy,
+        var config = UpdateScenario.Config(mode: mode, healthKind: kind,
+                                           newBehaviour: behaviours[b], restartPolicy: restartPolicies[p],
+                                           outsider: Worlds.outsiders[o],
                                            stopTimeoutSecs: flush ? 30 : 10, flushSecs: flush ? 15 : 0,
                                            probe: kind.isProbe ? probe : nil)
         // Compose: sometimes another catalog service's container carries its labels.
@@ -675,13 +815,18 @@ public struct Swarm {
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
-        // Daemon crashes too (with `unless-stopped`, what they stop stays down).
-        let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: FaultKind.extended))
-        let crashAt: Int? = rng.chance(0.3) ? rng.below(30) : nil
-        let crashBefore = rng.chance(0.5)
+        let faults = FaultPlan(swarm: SwarmFaults.randomized(seed: rng.next(), menu: faultMenu))
+        var crashes: [UpdateScenario.CrashPoint] = []
+        if rng.chance(0.3) {
+            crashes.append(.init(write: rng.below(30), before: rng.chance(0.5)))
+            // Sometimes the recovery dies too (a later write), once or twice.
+            if rng.chance(0.2) { crashes.append(.init(write: crashes[0].write + 1 + rng.below(12), before: rng.chance(0.5))) }
+            if crashes.count == 2, rng.chance(0.3) { crashes.append(.init(write: crashes[1].write + 1 + rng.below(8), before: rng.chance(0.5))) }
+        }
+        let recoveryFaults = !crashes.isEmpty && rng.chance(0.3)
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
         let d = disruptions ? Disruptions.draw(&rng) : { _ = Disruptions.draw(&rng); return Disruptions() }()
-        scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: crashBefore,
+        scenario.run(faults: faults, crashes: crashes, faultsDuringRecovery: recoveryFaults,
                      secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin, encrypted: encrypted)
         return (scenario, scenario.violations())
     }
@@ -729,6 +874,10 @@ public struct Swarm {
             let status = scenario.attempt?.status.rawValue ?? "none"
             summary.statuses[status, default: 0] += 1
             if scenario.crashed { summary.crashes += 1 }
+            if scenario.processes.dropFirst().contains(where: \.crashed) { summary.recoveryCrashes += 1 }
+            if scenario.crashed && scenario.faultsDuringRecovery { summary.recoveryFaults += 1 }
+            if scenario.config.outsider != .none { summary.outsiders += 1 }
+            if scenario.lastExpectation?.isOpen == true { summary.openOutcomes += 1 }
             if scenario.secondProcessReport != nil { summary.secondProcesses += 1 }
             if scenario.signalled { summary.signals += 1 }
             if scenario.storageFaulted { summary.storageFaults += 1 }

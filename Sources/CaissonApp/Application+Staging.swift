@@ -20,11 +20,17 @@ extension Application {
         public var sha256: String
     }
 
-    /// Bytes kept free on the state directory's filesystem beyond the staged package:
-    /// `CAISSON_STAGING_RESERVE_BYTES` when set, else 32 MiB.
-    static var stagingReserve: Int64 {
-        if let v = ProcessInfo.processInfo.environment["CAISSON_STAGING_RESERVE_BYTES"], let n = Int64(v), n >= 0 { return n }
-        return 32 << 20
+    /// Bytes kept free on the state directory's filesystem beyond the staged package: the
+    /// documented operator setting `CAISSON_STAGING_RESERVE_BYTES` (README, "Environment"), else
+    /// 32 MiB. A value that is not a non-negative whole number of bytes is refused
+    /// (`staging.invalid_reserve`), never silently replaced by the default.
+    static func stagingReserve(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Int64 {
+        guard let v = env["CAISSON_STAGING_RESERVE_BYTES"] else { return 32 << 20 }
+        guard let n = Int64(v), n >= 0 else {
+            throw CaissonError("staging.invalid_reserve",
+                               "CAISSON_STAGING_RESERVE_BYTES must be a whole number of bytes (0 or more), not \"\(v)\"")
+        }
+        return n
     }
 
     public var stagingDir: String { stateDir + "/staging" }
@@ -52,7 +58,7 @@ extension Application {
         } catch {
             throw CaissonError("staging.copy_failed", "cannot create the staging directory \(dir): \(error.localizedDescription)")
         }
-        let reserve = Self.stagingReserve
+        let reserve = try Self.stagingReserve()
         if let free = Self.freeBytes(dir) {
             let (need, overflow) = size.addingReportingOverflow(reserve)
             if overflow || free < need {

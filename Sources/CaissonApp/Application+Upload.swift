@@ -42,7 +42,7 @@ extension Application {
         } catch {
             throw CaissonError("staging.copy_failed", "cannot create the upload directory \(dir): \(error.localizedDescription)")
         }
-        let reserve = Self.stagingReserve
+        let reserve = try Self.stagingReserve()
         if let free = Self.freeBytes(dir) {
             let (need, overflow) = length.addingReportingOverflow(reserve)
             if overflow || free < need {

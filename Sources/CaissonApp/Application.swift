@@ -261,12 +261,7 @@ public final class Application {
             if preflightIssue != nil { return 1 }
             if declined { return 3 }
             if importIssue != nil { return 4 }
-            switch attempt?.status {
-            case .succeeded?: return 0
-            case .rollbackFailed?: return 5
-            case nil: return 0
-            default: return 4
-            }
+            return attempt?.status.exitCode ?? 0
         }
     }
 

@@ -92,7 +92,8 @@ public enum CaissonCLI {
         CommandSpec(["sim", "swarm"], summary: "Run seeded random fault-injection updates on the simulator and check invariants",
                     options: [OptionSpec("--runs", value: "N", help: "Number of runs (default 1000)"),
                               OptionSpec("--seed", value: "S", help: "Seed (default 1)"),
-                              OptionSpec("--no-disruptions", help: "Draw but do not apply the updater's real-world disruptions (a second Caisson process, signals, a full state disk): the same runs otherwise, a baseline for their cost")]),
+                              OptionSpec("--no-disruptions", help: "Draw but do not apply the updater's real-world disruptions (a second Caisson process, signals, a full state disk): the same runs otherwise, a baseline for their cost"),
+                              OptionSpec("--run-seed", value: "R", help: "Replay the one run of that run seed (a violation names it) with its scenario, expected outcome, problems and trace")]),
     ]
 
     static var parser: CommandLineParser { parser(frontEnds: []) }
@@ -577,6 +578,27 @@ public enum CaissonCLI {
         case ["sim", "swarm"] where cmd.flag("--self-update"):
             return try runSelfUpdateSwarm(cmd, out: out)
 
+        case ["sim", "swarm"] where cmd.value("--run-seed") != nil:
+            guard let runSeed = UInt64(cmd.value("--run-seed") ?? "") else {
+                throw CaissonError("usage.invalid_number", "--run-seed takes a non-negative integer")
+            }
+            let (scenario, problems) = Swarm.runOne(runSeed: runSeed, recordTrace: true)
+            let rc: Int32 = problems.isEmpty ? 0 : 1
+            if out.json {
+                out.result(["scenario": scenario.config.description, "status": scenario.attempt?.status.rawValue ?? "none",
+                            "expected": scenario.lastExpectation?.description ?? ""],
+                           status: problems.isEmpty ? "ok" : "violations", issues: problems.map { Issue("swarm.violation", $0) }, exitCode: rc)
+            } else {
+                out.line("Run seed \(runSeed): \(scenario.config)\(scenario.thinImport.map { "/\($0)" } ?? "")")
+                out.line("  ended: \(scenario.attempt?.status.rawValue ?? "no record") \(scenario.attempt?.issues.map(\.code) ?? [])")
+                out.line("  expected: \(scenario.lastExpectation?.description ?? "?")")
+                for n in scenario.lastExpectation?.notes ?? [] { out.line("  note: \(n)") }
+                for p in problems { out.line("- \(p)") }
+                out.line("Trace:")
+                for t in scenario.host.trace { out.line("  \(t)") }
+            }
+            return rc
+
         case ["sim", "swarm"]:
             let runs = Int(cmd.value("--runs") ?? "1000") ?? -1
             let seed = UInt64(cmd.value("--seed") ?? "1")
@@ -599,7 +621,7 @@ public enum CaissonCLI {
                 out.line("  encrypted packages: \(summary.encryptedPackages) (refused, damaged, cut short, another device's or changed after validation: \(summary.encryptedRefused))")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
-                    out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario))")
+                    out.line("First violation: run \(v.run), seed \(v.seed) (\(v.scenario)); replay: caisson --host sim sim swarm --run-seed \(v.seed)")
                     for p in v.problems { out.line("- \(p)") }
                     out.line("Trace:")
                     for t in v.trace { out.line("  \(t)") }
@@ -812,13 +834,7 @@ public enum CaissonCLI {
         var evidence: [FailureEvidence]
     }
 
-    static func exitCode(for status: UpdateStatus) -> Int32 {
-        switch status {
-        case .succeeded: return 0
-        case .rollbackFailed: return 5
-        default: return 4
-        }
-    }
+    static func exitCode(for status: UpdateStatus) -> Int32 { status.exitCode }
 
     /// The Rust tool's prompt: only y/yes go on; anything else, an empty line or EOF declines.
     /// With `--json` the question goes to stderr, so stdout stays one JSON document.

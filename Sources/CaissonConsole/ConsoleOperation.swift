@@ -38,6 +38,8 @@ final class ConsoleOperation: @unchecked Sendable {
         var mediumRemovable: Bool
         var validation: Application.ValidationOutcome?
         var plan: Application.LoadPlan?
+        /// An updater package (issue 14): the self-update's plan, instead of `plan`.
+        var selfUpdatePlan: Application.SelfUpdatePlanView? = nil
         var result: Result?
         var attemptID: String?
         var revision: Int
@@ -54,6 +56,8 @@ final class ConsoleOperation: @unchecked Sendable {
         var attempt: UpdateAttempt?
         /// What the failed containers left behind (issue 12).
         var evidence: [FailureEvidence] = []
+        /// A self-update's record (issue 14).
+        var selfUpdate: SelfUpdateRecord? = nil
     }
 
     let id: String
@@ -182,6 +186,11 @@ final class ConsoleOperation: @unchecked Sendable {
     }
 
     private func runUpdate(_ app: Application, path: String) throws -> Result {
+        // An updater package updates Caisson itself (issue 14), through the CLI's `self-update`
+        // call; once it is installed the console restarts on it (ConsoleCommand+HandOver).
+        if UpdaterPackageValidator.packageType(path: path) == UpdaterManifest.packageType {
+            return try runSelfUpdate(app, path: path)
+        }
         var flags = Application.LoadFlags()
         flags.staging = .auto
         let outcome = try app.load(path, flags: flags, confirm: { [self] plan in
@@ -195,6 +204,61 @@ final class ConsoleOperation: @unchecked Sendable {
         })
         update { s in s.validation = outcome.validation }
         return Self.describe(outcome)
+    }
+
+    private func runSelfUpdate(_ app: Application, path: String) throws -> Result {
+        let outcome = try app.selfUpdate(path, confirm: { [self] plan in
+            update { s in
+                s.selfUpdatePlan = plan
+                s.phase = .confirming
+            }
+            let answer = waitForDecision()
+            update { s in s.phase = answer == .go ? .running : .preparing }
+            return answer == .go
+        })
+        return Self.describe(outcome)
+    }
+
+    static func describe(_ o: Application.SelfUpdateOutcome) -> Result {
+        if let i = o.refusal {
+            return Result(outcome: "refused", headline: "Caisson cannot be updated right now",
+                          detail: "Nothing was changed on this device.", issues: [i], exitCode: o.exitCode, attempt: nil)
+        }
+        if let v = o.validation, v.status == .rejected {
+            return Result(outcome: "rejected", headline: "This Caisson package was not accepted",
+                          detail: "Nothing was changed on this device.", issues: v.issues, exitCode: o.exitCode, attempt: nil)
+        }
+        if o.declined {
+            return Result(outcome: "declined", headline: "Update cancelled", detail: "Nothing was changed on this device.",
+                          issues: [], exitCode: o.exitCode, attempt: nil)
+        }
+        guard let r = o.record else {
+            return Result(outcome: "failed", headline: "The update did not run", detail: "", issues: [], exitCode: o.exitCode, attempt: nil)
+        }
+        var result: Result
+        switch r.status {
+        case .succeeded:
+            result = Result(outcome: "updated", headline: "Caisson was updated to version \(r.toVersion)",
+                            detail: "The new version passed its test-run and its first start. This console restarts on it in a moment; this page reconnects by itself.",
+                            issues: r.issues, exitCode: 0, attempt: nil)
+        case .failed:
+            result = Result(outcome: "failed", headline: "Caisson was not updated",
+                            detail: "The new version did not pass its test-run; Caisson \(r.fromVersion) was not changed.",
+                            issues: r.issues, exitCode: o.exitCode, attempt: nil)
+        case .rolledBack:
+            result = Result(outcome: "rolled_back", headline: "Caisson was not updated; the previous version is back",
+                            detail: "The new version failed its first start; Caisson \(r.fromVersion) was put back.",
+                            issues: r.issues, exitCode: o.exitCode, attempt: nil)
+        case .rollbackFailed:
+            result = Result(outcome: "needs_help", headline: "Caisson needs a technician",
+                            detail: "The new version failed and the previous one could not be put back. Call support with the details below.",
+                            issues: r.issues, exitCode: o.exitCode, attempt: nil)
+        default:
+            result = Result(outcome: "failed", headline: "The update of Caisson stopped part-way",
+                            detail: "Caisson finishes or undoes it safely at its next start.", issues: r.issues, exitCode: o.exitCode, attempt: nil)
+        }
+        result.selfUpdate = r
+        return result
     }
 
     private func runRollback(_ app: Application, service: String) throws -> Result {

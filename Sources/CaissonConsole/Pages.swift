@@ -268,7 +268,7 @@ enum Pages {
         let state = console.currentState(app: app)
         var attrs = ["after": "\(state.last_audit_seq)", "live": "1"]
         guard let op = console.operation else {
-            var body = "<h1>Updates</h1>"
+            var body = handOverBanner(console, app: app) + "<h1>Updates</h1>"
             if let other = state.other {
                 body += Console.otherBanner(other)
                 attrs["phase"] = "external"
@@ -308,6 +308,32 @@ enum Pages {
             body += "<p>Checking the package. This reads the whole file once.</p>"
             body += progressBlock(s)
             body += stick
+        case .confirming where s.selfUpdatePlan != nil:
+            // An updater package (issue 14): Caisson itself.
+            let p = s.selfUpdatePlan!
+            body += stick
+            body += """
+            <section class="card" aria-labelledby="plan"><h2 id="plan">Update Caisson itself</h2>
+            <p>This package updates <strong>Caisson</strong>, the program that installs the updates on this device: version \(e(p.installedVersion)) → <strong>\(e(p.newVersion))</strong>.</p>
+            <p>The new version is tried out first; if it does not work, nothing is changed. Once it is in place, this console restarts on it and this page reconnects by itself. The services keep running.</p>
+            <ul class="checks"><li class="good">\(p.signedBy.map { "Signed by a trusted publisher (key \(e($0)))" } ?? "Not signed (this device does not require a signature)")</li>
+            <li class="good">Made for this kind of device (\(e(p.platform)))</li></ul>
+            <details><summary>Technical details</summary><dl class="facts"><dt>Installed at</dt><dd><code>\(e(p.installPath))</code></dd>\
+            <dt>New executable</dt><dd>\(e(Format.bytes(p.newSize))), SHA-256 <code>\(e(String(p.newSHA256.prefix(16))))…</code></dd>\
+            <dt>Kept as</dt><dd><code>\(e(p.previousPath))</code></dd></dl>
+            <ol>\(p.steps.map { "<li>\(e($0))</li>" }.joined())</ol></details>
+            </section>
+            """
+            if mine {
+                body += """
+                <div class="actions"><form method="post" action="/operation/go">\(csrfField(ctx))<input type="hidden" name="op" value="\(e(s.id))">\
+                <button type="submit" class="primary big" id="go">Update Caisson now</button></form>\
+                <form method="post" action="/operation/cancel">\(csrfField(ctx))<input type="hidden" name="op" value="\(e(s.id))">\
+                <button type="submit" id="cancel">Cancel</button></form></div>
+                """
+            } else {
+                body += "<p class=\"muted\">Waiting for the person who started it to go ahead.</p>"
+            }
         case .confirming:
             body += stick
             body += "<section class=\"card\" aria-labelledby=\"verdict\"><h2 id=\"verdict\">The package is valid</h2>\(checks(s.validation, plan: s.plan, app: app))</section>"
@@ -345,6 +371,9 @@ enum Pages {
             if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil, app: app) }
             body += issueList(r.issues)
             body += evidenceBlock(r.evidence, tail: 10)
+            if let su = r.selfUpdate {
+                body += "<details><summary>Technical details</summary><p>Self-update <code>\(e(su.selfUpdateID))</code>: <code>\(e(su.status.rawValue))</code>, Caisson \(e(su.fromVersion)) → \(e(su.toVersion)) at <code>\(e(su.installPath))</code>.</p><ul>\(su.checks.map { "<li>\(e($0.name)): \($0.ok ? "passed" : "failed"), \(e($0.detail))</li>" }.joined())</ul></details>"
+            }
             if let a = r.attempt {
                 if let h = a.healthCheck { body += "<p class=\"muted\">Health check: \(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))), \(e(h.message))</p>" }
                 body += "<p><a href=\"/history/\(e(a.updateID))\">All the details of this update</a></p>"

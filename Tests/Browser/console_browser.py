@@ -327,6 +327,52 @@ def handover_flow(caisson, services, state, media):
         shutil.rmtree(bindir, ignore_errors=True)
 
 
+def self_update_flow(caisson, services, state, media_root):
+    """Issue 14: an updater package on the stick updates Caisson itself from the page; the console
+    restarts on the new version and the page follows it."""
+    bindir = tempfile.mkdtemp(prefix="caisson-browser-selfupdate-")
+    try:
+        installed = os.path.join(bindir, "caisson")
+        shutil.copy2(caisson, installed)
+        stamp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "stamp-version")
+        new = os.path.join(bindir, "caisson-new")
+        subprocess.run([sys.executable, stamp, caisson, "9.8.8", "-o", new], check=True, stdout=subprocess.DEVNULL)
+        media = os.path.join(media_root, "usb-caisson")
+        os.makedirs(media, exist_ok=True)
+        package = "caisson-9.8.8.edgepkg"
+        subprocess.run([caisson, "--services", services, "package", "build", "--updater", new, "--version", "9.8.8",
+                        "--output", os.path.join(media, package)], check=True, capture_output=True)
+        console = Console(installed, services, state, media)
+        driver = browser()
+        try:
+            @test("sim: Caisson updates itself from the page, and the page follows it onto the new version")
+            def self_update():
+                sign_in(driver, console)
+                version = lambda d: d.execute_script("return document.body ? document.body.getAttribute('data-version') : null")
+                assert version(driver) != "9.8.8"
+                start_update(driver, console, package)
+                go = confirm_update(driver)
+                assert "Update Caisson itself" in text(driver), text(driver)
+                assert go.text == "Update Caisson now", go.text
+                check_page(driver, "self-update plan")
+                go.click()
+                try:
+                    wait(driver, lambda d: version(d) == "9.8.8", 180)
+                except Exception:
+                    raise AssertionError(f"the page never came back on 9.8.8: {driver.current_url}: {text(driver)[:2000]}")
+                banner = wait(driver, EC.presence_of_element_located((By.ID, "handed-over")))
+                assert "updated from version" in banner.text and "9.8.8" in banner.text, banner.text
+            self_update()
+        finally:
+            driver.quit()
+            rc = console.stop()
+            if rc != 0:
+                RESULTS["failed"] += 1
+                log(f"FAIL sim self-update: the restarted console did not stop cleanly on SIGTERM (exit {rc})")
+    finally:
+        shutil.rmtree(bindir, ignore_errors=True)
+
+
 def login_flow(caisson, services, state, media, screenshots):
     env = dict(os.environ, CAISSON_CONSOLE_PASSWORD="kiosk-pass-1234")
     subprocess.run([caisson, "--services", services, "--state-dir", state, "console", "password"], env=env, check=True,
@@ -517,6 +563,7 @@ def main():
               "frontend-1.1.0.edgepkg", "frontend-1.2.0.edgepkg", "frontend-evil.edgepkg", "frontend", args.screenshots)
         login_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-login"), media_root, args.screenshots)
         handover_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-handover"), media_root)
+        self_update_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-selfupdate"), root)
         # The demo's catalog and packages, copied aside (the flows above changed nothing in them).
         aside = os.path.join(root, "aside")
         shutil.copytree(media, aside)

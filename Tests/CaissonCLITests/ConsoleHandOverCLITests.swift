@@ -75,9 +75,24 @@ import Glibc
         }
     }
 
+    /// A form POST (with the Origin the console wants), like the page's.
+    static func post(port: UInt16, _ target: String, cookie: String, form: [String: String]) -> Response? {
+        let body = form.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)" }.joined(separator: "&")
+        return request(port: port, "POST \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nOrigin: http://127.0.0.1:\(port)\r\n"
+                       + "Cookie: caisson_session=\(cookie)\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                       + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+    }
+
     /// One GET over a fresh connection (`Connection: close`), read to the end; nil when nothing
     /// listens.
     static func get(port: UInt16, _ target: String, cookie: String? = nil) -> Response? {
+        var req = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if let cookie { req += "Cookie: caisson_session=\(cookie)\r\n" }
+        return request(port: port, req + "\r\n")
+    }
+
+    static func request(port: UInt16, _ req: String) -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -89,9 +104,6 @@ import Glibc
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard rc == 0 else { return nil }
-        var req = "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        if let cookie { req += "Cookie: caisson_session=\(cookie)\r\n" }
-        req += "\r\n"
         let bytes = Array(req.utf8)
         guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { return nil }
         var data: [UInt8] = []
@@ -157,5 +169,58 @@ import Glibc
         #expect(audit.status == 0, "\(audit.stdout) \(audit.stderr)")
         console.stop()
         #expect(!console.process.isRunning && console.process.terminationStatus == 0, "\(console.errors)")
+    }
+
+    /// The whole flow from the page: the updater package on the stick is checked, its plan shown
+    /// (installed → new version), one button; Caisson is self-updated by the console's operation,
+    /// and the console restarts on it by itself.
+    @Test func aSelfUpdateFromTheConsoleThenTheConsoleRunsTheNewVersion() throws {
+        let i = try SelfUpdateCLITests.Install()
+        try FileManager.default.createDirectory(atPath: i.c.dir + "/media", withIntermediateDirectories: true)
+        let new = try i.stamped(SelfUpdateCLITests.newVersion, "caisson-new")
+        let name = "caisson-\(SelfUpdateCLITests.newVersion).edgepkg"
+        let built = try i.package(new, version: SelfUpdateCLITests.newVersion, name: "media/" + name)
+        #expect(built.status == 0, "\(built.stdout) \(built.stderr)")
+
+        let console = try RunningConsole(exe: i.installPath, dir: i.c.dir)
+        defer { console.stop() }
+        let url = try #require(console.line(1), "no address printed: \(console.errors)")
+        let match = try #require(url.firstMatch(of: /^http:\/\/127\.0\.0\.1:([0-9]+)(\/\?token=[0-9a-f]+)$/), "\(url)")
+        let port = try #require(UInt16(match.1))
+        let signIn = try #require(Self.get(port: port, String(match.2)))
+        let cookie = try #require(signIn.header("Set-Cookie")?.firstMatch(of: /caisson_session=([0-9a-f]+)/).map { String($0.1) })
+        let home = try #require(Self.get(port: port, "/", cookie: cookie)).body
+        let csrf = try #require(home.firstMatch(of: /data-csrf="([0-9a-f]+)"/).map { String($0.1) })
+        let pkg = try #require(home.firstMatch(of: /name="package" value="([^"]+)"><span class="name">caisson-9\.1\.0\.edgepkg/).map { String($0.1) }, "\(home)")
+
+        #expect(Self.post(port: port, "/check", cookie: cookie, form: ["csrf": csrf, "package": pkg])?.status == 303)
+        func state() -> [String: Any]? {
+            guard let r = Self.get(port: port, "/api/state", cookie: cookie) else { return nil }
+            return (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any]
+        }
+        var op: [String: Any]?
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            op = state()?["op"] as? [String: Any]
+            if op?["phase"] as? String == "confirming" || op?["phase"] as? String == "finished" { break }
+            usleep(100_000)
+        }
+        #expect(op?["phase"] as? String == "confirming", "\(String(describing: op))")
+        let plan = try #require(Self.get(port: port, "/operation", cookie: cookie)).body
+        #expect(plan.contains("Update Caisson itself") && plan.contains("Update Caisson now"), "\(plan)")
+        #expect(plan.contains("version \(i.installedVersion) → <strong>\(SelfUpdateCLITests.newVersion)</strong>"))
+        let id = try #require(op?["id"] as? String)
+        #expect(Self.post(port: port, "/operation/go", cookie: cookie, form: ["csrf": csrf, "op": id])?.status == 303)
+
+        // Installed, then the console restarts on it (a second sign-in line, same address).
+        let second = try #require(console.line(2, seconds: 120), "the console did not restart: \(console.errors)")
+        #expect(second.hasPrefix("http://127.0.0.1:\(port)/?token="), "\(second)")
+        #expect(try SelfUpdateCLITests.Install.version(of: i.installPath) == SelfUpdateCLITests.newVersion)
+        let after = try #require(Self.get(port: port, "/operation", cookie: cookie))
+        #expect(after.status == 200)
+        #expect(after.body.contains("Caisson was updated from version \(i.installedVersion) to \(SelfUpdateCLITests.newVersion)"), "\(after.body)")
+        #expect(after.body.contains("data-version=\"\(SelfUpdateCLITests.newVersion)\""))
+        let list = try i.c.run(["history", "list"])
+        #expect(list.stdout.contains("Self-updates") && list.stdout.contains(SelfUpdateCLITests.newVersion), "\(list.stdout)")
     }
 }

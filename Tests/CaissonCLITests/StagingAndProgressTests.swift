@@ -113,6 +113,21 @@ struct PromptedLoad {
         #expect((j.json?["error"] as? [String: Any])?["code"] as? String == "staging.insufficient_space")
     }
 
+    /// The reserve is a documented operator setting: a value that is not a byte count is refused
+    /// before anything is copied, not silently replaced by the default.
+    @Test func anInvalidStagingReserveIsRefused() throws {
+        let c = try Caisson()
+        let pkg = try c.package("p.edgepkg", version: "1.0.7")
+        for bad in ["-1", "32MiB", ""] {
+            let r = try c.run(["package", "load", pkg, "--yes", "--stage"], env: ["CAISSON_STAGING_RESERVE_BYTES": bad])
+            #expect(r.status == 1, "\(bad): \(r.stderr)")
+            #expect(r.stderr.contains("error: [staging.invalid_reserve]"), "\(r.stderr)")
+            #expect(stagedFiles(c).isEmpty)
+        }
+        let ok = try c.run(["package", "load", pkg, "--yes", "--stage"], env: ["CAISSON_STAGING_RESERVE_BYTES": "0"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+
     @Test func onTheStateDirectorysOwnFilesystemThePackageIsReadInPlace() throws {
         let c = try Caisson()
         let pkg = try c.package("p.edgepkg", version: "1.0.8")

@@ -92,9 +92,11 @@ struct NetworkDependentsTests {
 
     @Test("without the go-ahead the update refuses before any change", arguments: RuntimeMode.allCases)
     func refusedWithoutTheFlag(_ mode: RuntimeMode) throws {
-        let s = UpdateScenario(Self.config(mode, "healthy"))
-        var plan = s.plan
-        plan.recreateNetworkDependents = nil
+        var config = Self.config(mode, "healthy")
+        config.dependentGoAhead = false
+        let s = UpdateScenario(config)
+        let plan = s.plan
+        #expect(plan.recreateNetworkDependents == nil)
         var machine = UpdateMachine(plan: plan, startedAt: s.host.clock.timestamp())
         let a = try UpdateDriver(host: s.host, journal: s.journal, clock: s.host.clock).run(&machine)
         #expect(a.status == .failed)

@@ -16,6 +16,17 @@ public enum UpdateStatus: String, Sendable, Codable, Equatable, CaseIterable {
         case .applying, .healthChecking, .rollbackStarted: return false
         }
     }
+
+    /// The exit code of a command whose update or rollback ended in this status (FORMATS: 0
+    /// success, 4 the update failed or was rolled back, 5 the rollback failed and the service
+    /// needs a human). The CLI and the simulator's oracles both read it from here.
+    public var exitCode: Int32 {
+        switch self {
+        case .succeeded: return 0
+        case .rollbackFailed: return 5
+        case .applying, .healthChecking, .failed, .rollbackStarted, .rolledBack: return 4
+        }
+    }
 }
 
 public enum HealthOutcome: String, Sendable, Codable, Equatable {

@@ -87,6 +87,17 @@ public struct HealthTracker: Sendable, Codable, Equatable {
     /// (bounded: one extension per daemon restart actually observed).
     var lastBenignRestartMillis: Int64?
 
+    /// Where the timeout runs from: the start, or the last benign restart observed — but never
+    /// later than twice the timeout after the start, so a daemon that keeps restarting cannot
+    /// keep the check (and the update) pending forever: it ends by three times the timeout.
+    /// Three times the timeout after the start: not even a container only finishing its
+    /// stability window (which daemon restarts keep starting over) is waited for any longer.
+    func pastHardDeadline(_ now: Int64) -> Bool { now - startMillis >= Int64(policy.timeoutSecs) * 3000 }
+
+    var timeoutStartMillis: Int64 {
+        min(max(startMillis, lastBenignRestartMillis ?? startMillis), startMillis + Int64(policy.timeoutSecs) * 2000)
+    }
+
     /// What kept the last observation pending.
     enum Pending: Sendable, Codable, Equatable, CustomStringConvertible {
         case noObservation
@@ -137,10 +148,11 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         // A container already good and only finishing its stability window gets to finish it
         // (bounded: the window is at most `stableSecs` from when we first saw it good), so a
         // slow observation cannot turn a healthy release into a timeout.
-        let timeoutFrom = max(startMillis, lastBenignRestartMillis ?? startMillis)
+        let timeoutFrom = timeoutStartMillis
         // Nor is the very first observation ever a timeout: if the first look came late (a slow
         // or timed-out inspection), the service gets one more poll before it is judged.
-        if case .pending = verdict, now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly, !firstObservation {
+        if case .pending = verdict, now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000,
+           !inWindowOnly || pastHardDeadline(now), !firstObservation {
             return .timedOut("health check timed out after \(policy.timeoutSecs)s: \(lastPending)")
         }
         return verdict
@@ -290,7 +302,12 @@ public struct HealthTracker: Sendable, Codable, Equatable {
             let prefix = several ? "container \(s.name): " : ""
             if let since = s.probeOKSince {
                 let up = max(0, observedAtMillis - since)
-                if up >= effectiveStableMillis {
+                if s.lastWasHostError {
+                    // This poll's probe could not be run (the daemon may have just stopped the
+                    // container): no pass on it; the next poll looks again.
+                    allPassed = false
+                    pending = .inWindow(name: s.name, healthy: true, upMillis: up, windowMillis: effectiveStableMillis)
+                } else if up >= effectiveStableMillis {
                     messages.append("\(prefix)\(s.lastTarget) → \(s.lastAnswer?.text ?? "?"), healthy for \(up / 1000)s (\(s.probes) probe\(s.probes == 1 ? "" : "s"))")
                 } else {
                     allPassed = false
@@ -307,8 +324,8 @@ public struct HealthTracker: Sendable, Codable, Equatable {
         }
         if allPassed { return .passed(messages.joined(separator: "; ")) }
         inWindowOnly = windowOnly
-        let timeoutFrom = max(startMillis, lastBenignRestartMillis ?? startMillis)
-        guard now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly, !firstPoll else { return .pending }
+        let timeoutFrom = timeoutStartMillis
+        guard now - timeoutFrom >= Int64(policy.timeoutSecs) * 1000, !inWindowOnly || pastHardDeadline(now), !firstPoll else { return .pending }
         if let f = failing, f.seen.lastWasHostError {
             if now - timeoutFrom < Int64(policy.timeoutSecs) * 2000 { return .pending }
             // Still no verdict on the service, only on the daemon.

@@ -83,7 +83,8 @@ public enum RecoveryGate {
     ///   - holder: who this process is (written into the lock while it recovers).
     public static func run(stateLocks: any LockSpace, serviceLocks: (any LockSpace)?, holder: LockHolder,
                            journal: any UpdateJournal, host: () throws -> any ContainerHost,
-                           clock: () throws -> any UpdateClock, onStep: ((String) -> Void)? = nil) throws -> Outcome {
+                           clock: () throws -> any UpdateClock, onStep: ((String) -> Void)? = nil,
+                           maxSteps: Int? = nil) throws -> Outcome {
         guard !(try journal.inFlightAttempts()).isEmpty else { return Outcome() }
         switch try stateLocks.tryLock(OperationLocks.stateLockName, holder: holder) {
         case .busy(let other):
@@ -93,7 +94,7 @@ public enum RecoveryGate {
         case .acquired(let lock):
             defer { lock.release() }
             let report = try Recovery.run(host: host(), journal: journal, clock: clock(), onStep: onStep,
-                                          serviceLocks: serviceLocks, holder: holder)
+                                          serviceLocks: serviceLocks, holder: holder, maxSteps: maxSteps)
             return Outcome(report: report)
         }
     }

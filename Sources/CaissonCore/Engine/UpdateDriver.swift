@@ -132,11 +132,11 @@ public final class UpdateDriver {
             var action = machine.next(input, now: clock.nowMillis, timestamp: clock.timestamp())
             if !cancelDelivered, action != .finished, let asked = isCancelRequested, asked() {
                 cancelDelivered = true
-                let touched = machine.touchedLive
                 let passed = machine.healthPassed
                 let restoring = machine.isRestoring
                 action = machine.next(.cancel, now: clock.nowMillis, timestamp: clock.timestamp())
-                onCancel?(passed || restoring ? .finishing : (touched || machine.isRestoring) ? .restoring : .stoppedUntouched)
+                // (A cancel instead of the first change to the live service leaves it untouched.)
+                onCancel?(passed || restoring ? .finishing : machine.touchedLive ? .restoring : .stoppedUntouched)
             }
             switch action {
             case .finished:
@@ -272,7 +272,7 @@ public enum Recovery {
     /// Caisson is changing right now is left for later (`recovery.service_busy`).
     public static func run(host: any ContainerHost, journal: any UpdateJournal, clock: any UpdateClock,
                            onStep: ((String) -> Void)? = nil, serviceLocks: (any LockSpace)? = nil,
-                           holder: LockHolder? = nil) throws -> Report {
+                           holder: LockHolder? = nil, maxSteps: Int? = nil) throws -> Report {
         var report = Report()
         for inflight in try journal.inFlightAttempts() {
             if let why = inflight.unreadable {
@@ -308,6 +308,7 @@ public enum Recovery {
             var machine = UpdateMachine.recovering(saved, attempt: inflight.attempt)
             let driver = UpdateDriver(host: host, journal: journal, clock: clock)
             driver.onStep = onStep
+            if let maxSteps { driver.maxSteps = maxSteps }
             let result = try driver.resume(&machine)
             report.recovered.append(result)
             if let e = driver.journalFailure { report.problems.append(Self.unrecorded(result, e)) }

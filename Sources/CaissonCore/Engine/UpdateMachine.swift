@@ -272,6 +272,12 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
     var serviceStartedAt: String?
     /// The restore started the previous container once in this round (never loop on a crasher).
     var restoreStartIssued = false
+    /// Set by `recovering`: the audit log of the interrupted attempt still lacks the ending of its
+    /// health check and/or the start of its rollback (written with the recovery's first step).
+    /// Transient: a recovery that dies before writing it owes it again from the same snapshot.
+    /// (Optional: snapshots written before these existed decode.)
+    var recoveryOwesHealthVerdict: Bool?
+    var recoveryOwesRollbackStart: Bool?
     var pendingEvents: [AuditEvent] = []
     // Transient (not journaled: a recovered machine restores, it never resumes these).
     /// Probe kinds: the containers still to probe in this poll.
@@ -291,7 +297,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
     /// Restore rounds before giving up (each starts over from what the host really looks like,
     /// after a backoff): a restore must ride out a flaky daemon, not give up after 3 hiccups.
-    static let maxRestoreRounds = 20
+    public static let maxRestoreRounds = 20
     /// How often the restore starts a previous release again that it found exited during its
     /// health check, before it reports it as not healthy (bounded: never loop on a crasher).
     public static let maxRestoreRestarts = 3
@@ -378,17 +384,33 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // again from its own durable snapshot): nothing was touched, nothing to restore.
             return m
         }
+        // A recovery that died too left its own snapshot: say "interrupted" once.
+        let saidInterrupted = m.attempt.issues.contains { $0.code == "update.interrupted" }
         if m.healthPassed {
             m.phase = .commitRemoveBackup
-        } else if !m.touchedLive && [.inspectOld, .listDependents, .inspectTarget, .pin].contains(m.phase) {
-            // Died before creating or stopping anything (a pin tag is harmless): nothing to restore.
-            m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
+        } else if !m.touchedLive && [.inspectOld, .listDependents, .inspectTarget, .pin, .abandon].contains(m.phase) {
+            // Died before creating or stopping anything (a pin tag is harmless): nothing to
+            // restore. (`.abandon`: an earlier recovery decided so and died before finishing.)
+            if !saidInterrupted {
+                m.attempt.issues.append(Issue("update.interrupted", "the updater stopped before changing the service; nothing was changed"))
+            }
             m.phase = .abandon
         } else {
             m.restoreRound = 0
             // The snapshot may have been written as the intent of a start that never ran.
             m.restoreStartIssued = false
-            m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
+            // The durable status says what the audit log holds: `health_checking` means a health
+            // check started and has no verdict; `rollback_started` was written with its event.
+            // (A verdict already journaled, e.g. before its failure evidence was read, is not owed again.)
+            m.recoveryOwesHealthVerdict = attempt.status == .healthChecking && m.attempt.healthCheck == nil
+            m.recoveryOwesRollbackStart = m.touchedLive && attempt.status != .rollbackStarted
+            if saidInterrupted {
+                if m.touchedLive { m.attempt.status = .rollbackStarted }
+            } else {
+                m.enterRestoreBookkeeping(reason: Issue("update.interrupted", "the updater stopped during the update; restoring the previous release"))
+            }
+            // The status changes with the event it stands for, at the recovery's first step.
+            if m.recoveryOwesRollbackStart == true { m.attempt.status = attempt.status }
             m.phase = m.plan.service.runtimeMode == .docker ? .restoreInspectName : .restoreComposeApply
         }
         return m
@@ -558,6 +580,10 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             }
 
         case (.commitStopBackup, .reply(let reply)):
+            if case .error(let e) = reply, e.kind == .notFound {
+                // Already gone (someone else removed it): nothing is left to clean up.
+                return commit(timestamp)
+            }
             if case .error(let e) = reply {
                 // Never force-remove a running container (SIGKILL): keep it for cleanup.
                 attempt.issues.append(Issue("docker.cleanup_failed", "the update succeeded but the backup container \(backupName) could not be stopped: \(e.message); `caisson package cleanup` will retry"))
@@ -580,6 +606,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         // MARK: Restore, Docker mode
         case (.restoreInspectName, .start), (.restoreInspectName, .woke):
+            if case .start = input { settleRecoveryEvents(timestamp) }
             return .call(.inspectContainer(serviceContainerName))
 
         case (.restoreInspectName, .reply(let reply)):
@@ -704,6 +731,7 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
 
         // MARK: Restore, Compose mode
         case (.restoreComposeApply, .start), (.restoreComposeApply, .woke):
+            if case .start = input { settleRecoveryEvents(timestamp) }
             if !touchedLive {
                 // Recovery of an attempt that never reached compose apply: nothing was changed.
                 return finish(.failed, timestamp)
@@ -766,7 +794,20 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         case .createNew, .stopOld, .renameOldAway, .renameNewIn, .startNew, .composeApply, .healthWait, .healthPoll,
              .healthAddress, .healthProbe,
              .composeRetag, .stopDependent, .renameDependentAway, .createDependent, .startDependent, .composeDependents:
-            return startRestore(Issue("update.cancelled", "\(reason); restoring the previous release"), timestamp)
+            if (phase == .stopOld && dependentsTouched != true) || phase == .composeRetag
+                || (phase == .composeApply && durableComposeReference == nil) {
+                // The cancel replaces the first change to the live service (the stop, the
+                // compose file's retag or apply): it never ran, the service is untouched.
+                touchedLive = false
+            }
+            if phase == .healthWait || phase == .healthPoll || phase == .healthAddress || phase == .healthProbe {
+                // The health check ends here, without a verdict of its own: it is not kept.
+                let msg = "\(reason) during the health check; the release is not kept"
+                attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
+                event(.healthCheckFailed, timestamp, msg)
+            }
+            return startRestore(Issue("update.cancelled", touchedLive ? "\(reason); restoring the previous release"
+                                                                      : "\(reason) before the service was changed; nothing was changed"), timestamp)
         case .commitRemoveBackup, .commitInspectBackup, .commitStopBackup:
             // The new release passed its health check: finish the commit (from a fresh look at
             // the backup).
@@ -1070,6 +1111,22 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
         return .call(.composeApply(target, imageReference: pin))
     }
 
+    /// A recovery that restores writes what the audit log of the interrupted attempt lacks: the
+    /// end of a health check that never reached a verdict, and the start of the rollback.
+    private mutating func settleRecoveryEvents(_ timestamp: String) {
+        if recoveryOwesHealthVerdict == true {
+            recoveryOwesHealthVerdict = nil
+            let msg = "the health check was interrupted (the updater stopped) before a verdict; the release is not kept"
+            attempt.healthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .failed, message: msg, checkedAt: timestamp)
+            event(.healthCheckFailed, timestamp, msg)
+        }
+        if recoveryOwesRollbackStart == true {
+            recoveryOwesRollbackStart = nil
+            attempt.status = .rollbackStarted
+            event(.rollbackStarted, timestamp, "restoring \(plan.service.name) to its previous release: the updater stopped during the update")
+        }
+    }
+
     func isOurs(_ c: ContainerInfo) -> Bool {
         if let id = newContainerID, c.id == id { return true }
         return c.labels[Self.updateLabel] == plan.updateID
@@ -1134,7 +1191,9 @@ public struct UpdateMachine: Sendable, Codable, Equatable {
             // The live service was never touched: nothing to check, nothing was changed.
             return finish(.failed, timestamp)
         }
-        if !oldWasRunning {
+        // Docker leaves a container stopped as found; `compose up` of the pinned image starts
+        // the service, so what it started is health-checked like any restored release.
+        if !oldWasRunning && plan.service.runtimeMode == .docker {
             attempt.rollbackHealthCheck = HealthCheckRecord(kind: plan.service.health.kind, outcome: .passed, message: "the previous container was not running before the update and was left stopped", checkedAt: timestamp)
             event(.rollbackSucceeded, timestamp, "previous release of \(plan.service.name) restored (stopped, as found)")
             return finish(.rolledBack, timestamp)
