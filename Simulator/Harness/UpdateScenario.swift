@@ -31,6 +31,9 @@ public final class UpdateScenario {
         /// Docker mode: the service itself runs in another container's network namespace
         /// (`--network container:netns`), so its clone must drop what Docker refuses there.
         public var joinsNetwork: Bool = false
+        /// Compose: another Caisson's unfinished mark among the service's containers
+        /// (`ForeignMark`, issue 10 item 2). The update must refuse before any change.
+        public var foreignMark: ForeignMark? = nil
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
                     restartPolicy: String = "unless-stopped", stopTimeoutSecs: Int = 10, flushSecs: Int = 0,
@@ -52,6 +55,7 @@ public final class UpdateScenario {
             if hijacker { d += "/hijacker" }
             if dependent { d += "/dependent" }
             if joinsNetwork { d += "/joins-network" }
+            if let foreignMark { d += "/foreign-\(foreignMark.rawValue)" }
             return d
         }
 
@@ -234,6 +238,9 @@ public final class UpdateScenario {
                         SimulatedHost.composeServiceLabel: target.service], hasHealthcheck: true))
                     _ = try? host.runContainer(name: UpdateScenario.hijackerName, imageReference: "example/front:1", restartPolicy: .unlessStopped)
                 }
+                if let mark = config.foreignMark {
+                    UpdateScenario.provisionForeignMark(mark, host: host, target: target)
+                }
             }
             // Let the old release settle (healthy) before the update.
             clock.sleep(millis: 10_000)
@@ -274,7 +281,11 @@ public final class UpdateScenario {
         oldContainerID = world.oldContainerID
         thinPayload = world.thinPayload
         ids = SeededIDGenerator(seed: seed)
+        mutatingCallsAtStart = host.mutatingCallCount
     }
+
+    /// The host's count of changing calls when the run began (provisioning's are not the run's).
+    public let mutatingCallsAtStart: Int
 
     public var plan: UpdateMachine.Plan {
         var p = UpdateMachine.Plan(updateID: "0badc0de-0000-4000-8000-000000000001", candidateReleaseID: "cr-2", validationAttemptID: "va-2",
@@ -370,6 +381,7 @@ public final class UpdateScenario {
         out += storageViolations()
         out += thinViolations()
         out += fullDiskRecoveryViolations()
+        out += foreignMarkViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
@@ -419,7 +431,10 @@ public final class UpdateScenario {
             host.advanceAll()
             do {
                 // Another catalog service's container is never a member, whatever its labels.
-                running = try host.doComposeContainers(service.compose!).filter { !config.hijacker || $0.name != Self.hijackerName }
+                // (Nor another Caisson's unfinished mark, `Config.foreignMark`: judged on its own.)
+                running = try host.doComposeContainers(service.compose!).filter {
+                    (!config.hijacker || $0.name != Self.hijackerName) && config.foreignMark.map(Self.foreignMarkName) != $0.name
+                }
             } catch {
                 out.append("compose service app cannot be listed: \(error.message)")
                 return out
@@ -553,6 +568,8 @@ public struct Swarm {
         public var basesMissing = 0
         /// Runs where the next process recovered while the state disk was still full.
         public var fullDiskRecoveries = 0
+        /// Compose runs with another Caisson's unfinished mark among the service's containers.
+        public var foreignMarks = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -566,6 +583,7 @@ public struct Swarm {
             case thinPackages = "thin_packages"
             case basesMissing = "bases_missing"
             case fullDiskRecoveries = "full_disk_recoveries"
+            case foreignMarks = "foreign_marks"
         }
     }
 
@@ -639,6 +657,12 @@ public struct Swarm {
         // mode: the service itself in another container's namespace (issue 10 item 7).
         config.dependent = !config.hijacker && rng.chance(0.1)
         config.joinsNetwork = docker && rng.chance(0.1)
+        // Compose: another Caisson's unfinished mark among the service's containers (issue 10
+        // item 2), from a generator of its own so that every other draw stays what it was.
+        var marks = SplitMix64(seed: runSeed ^ 0x666F_7265_6967_6E6D)
+        if !docker, !config.hijacker, marks.chance(0.06) {
+            config.foreignMark = ForeignMark.allCases[marks.below(ForeignMark.allCases.count)]
+        }
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
@@ -706,6 +730,7 @@ public struct Swarm {
             if scenario.thinImport != nil { summary.thinPackages += 1 }
             if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
             if scenario.fullDiskRecoveryOutcome != nil { summary.fullDiskRecoveries += 1 }
+            if scenario.config.foreignMark != nil { summary.foreignMarks += 1 }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
