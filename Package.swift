@@ -51,7 +51,7 @@ let package = Package(
                     dependencies: ["CaissonDocker", "CaissonHTTP", "CaissonCore", "CaissonSimulator"]),
         .testTarget(name: "CaissonCLITests", dependencies: ["CaissonCore"]),
         .testTarget(name: "CaissonConsoleTests",
-                    dependencies: ["CaissonConsole", "CaissonHTTP", "CaissonApp", "CaissonCore", "CaissonStore"]),
+                    dependencies: ["CaissonConsole", "CaissonHTTP", "CaissonApp", "CaissonCore", "CaissonStore", "CaissonSimulator"]),
         .testTarget(name: "CaissonAppTests", dependencies: ["CaissonApp", "CaissonCore", "CaissonSimulator"]),
     ],
     swiftLanguageModes: [.v6]

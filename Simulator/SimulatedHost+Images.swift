@@ -99,7 +99,7 @@ extension SimulatedHost {
             // Like the daemon, which reads the whole archive before it tags anything: an encrypted
             // archive is decrypted to its end (every chunk authenticated, the plaintext digest
             // checked) before the image exists. A failure changes nothing.
-            try Self.readEncryptedArchive(payload)
+            try readEncryptedArchive(payload)
         }
         let steps: Int64 = 4
         for k in 1...steps { progress(sent / steps * k + (k == steps ? sent % steps : 0)) }
@@ -119,7 +119,29 @@ extension SimulatedHost {
         return held
     }
 
-    static func readEncryptedArchive(_ payload: ImagePayload) throws(HostError) {
+    func readEncryptedArchive(_ payload: ImagePayload) throws(HostError) {
+        if let bytes = media[payload.path], let e = payload.encryption {
+            // The simulated stick (the swarm's encrypted packages): the same checks, in memory.
+            do {
+                let from = Int(clamping: max(0, payload.offset))
+                let to = Int(clamping: min(Int64(bytes.count), payload.offset + payload.length))
+                let source = try AgeDecryptingSource(MemoryByteSource(from < to ? Array(bytes[from..<to]) : []), fileKey: e.fileKey)
+                var sha = SHA256()
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+                defer { buffer.deallocate() }
+                while true {
+                    let n = try source.read(into: buffer)
+                    if n == 0 { break }
+                    sha.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                }
+                if let want = payload.sha256?.lowercased(), sha.hex != want {
+                    throw HostError(.failed, "the decrypted archive has SHA-256 \(sha.hex), not \(want) as validated")
+                }
+            } catch {
+                throw HostError(.failed, "invalid image archive: the encrypted image does not decrypt (\(error)); nothing was loaded")
+            }
+            return
+        }
         do {
             let reader = try PayloadArchiveReader(payload) { path, offset, length in
                 try FileByteSource(path: path, offset: offset, length: length)

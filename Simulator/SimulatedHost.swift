@@ -47,6 +47,9 @@ public final class SimulatedHost: ContainerHost {
     /// Memoised `SimReference.normalize`; a pure function, so hosts started from the same
     /// provisioned world share one memo.
     @exclusivity(unchecked) var referenceCache = ReferenceCache()
+    /// Files on the simulated removable medium, by path (the swarm's encrypted packages): read
+    /// by an encrypted load instead of the file system. Not part of the persisted state.
+    @exclusivity(unchecked) public var media: [String: [UInt8]] = [:]
     @exclusivity(unchecked) var line = ""
 
     /// - Parameters:

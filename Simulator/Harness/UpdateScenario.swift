@@ -170,6 +170,11 @@ public final class UpdateScenario {
     /// The thin package's plan, once its import ran, and whether it loaded.
     public internal(set) var thinImport: ThinImportPlan?
     public internal(set) var thinLoaded = false
+    /// Issue 15: the new image still to load from an encrypted package (nil: loaded with the
+    /// world, or thin); its config, the plan once its import ran, and whether it loaded.
+    public let encryptedImageConfig: ImageConfig?
+    public internal(set) var encryptedImport: EncryptedImportPlan?
+    public internal(set) var encryptedLoaded = false
 
     /// The world just before the update: a host provisioned with the service on its old image,
     /// settled (healthy), with the new image loaded. It depends only on the config, so a swarm
@@ -185,9 +190,12 @@ public final class UpdateScenario {
         /// Thin (issue 16): the new image is not loaded yet; this is its thin archive, which relies
         /// on the base `ThinImportPlan.baseReference` the world holds.
         public let thinPayload: ImagePayload?
+        /// Encrypted (issue 15): the new image is not loaded yet; it comes from the encrypted
+        /// package on the stick (`EncryptedStick`), with this config.
+        public let encryptedImageConfig: ImageConfig?
         let referenceCache: ReferenceCache
 
-        public init(_ config: Config, thin: Bool = false) {
+        public init(_ config: Config, thin: Bool = false, encrypted: Bool = false) {
             self.config = config
             let clock = VirtualClock()
             let host = SimulatedHost(seed: 0, clock: clock, recordTrace: false)
@@ -252,11 +260,17 @@ public final class UpdateScenario {
                 _ = try? host.addImage(id: ThinImportPlan.baseImageID, tags: [ThinImportPlan.baseReference],
                                        sizeBytes: 300 << 20, layers: [ThinImportPlan.baseLayer])
                 thinPayload = ThinImportPlan.payload(newImageID: newImageID, behaviour: config.newBehaviour, config: newConfig)
+                encryptedImageConfig = nil
+            } else if encrypted {
+                // The run decrypts and loads the new image itself.
+                thinPayload = nil
+                encryptedImageConfig = newConfig
             } else {
                 let payload = ImagePayload(path: "/staged/app.edgepkg", offset: 1536, length: 4096, reference: UpdateScenario.newReference,
                                            expectedImageID: newImageID, config: newConfig)
                 _ = try? host.loadImage(payload, progress: { _ in })
                 thinPayload = nil
+                encryptedImageConfig = nil
             }
             host.advanceAll()
             state = host.snapshot
@@ -280,6 +294,7 @@ public final class UpdateScenario {
         newImageID = world.newImageID
         oldContainerID = world.oldContainerID
         thinPayload = world.thinPayload
+        encryptedImageConfig = world.encryptedImageConfig
         ids = SeededIDGenerator(seed: seed)
         mutatingCallsAtStart = host.mutatingCallCount
     }
@@ -312,7 +327,8 @@ public final class UpdateScenario {
     @discardableResult
     public func run(faults: FaultPlan = .none, crashAtWrite: Int? = nil, crashBeforeWrite: Bool = false,
                     faultsDuringRecovery: Bool = false, secondProcess: SecondProcessPlan? = nil,
-                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil) -> UpdateAttempt? {
+                    signal: SignalPlan? = nil, storage: StorageFault? = nil, thin: ThinImportPlan? = nil,
+                    encrypted: EncryptedImportPlan? = nil) -> UpdateAttempt? {
         host.faultPlan = faults
         journal.crashAtWrite = crashAtWrite
         journal.crashBeforeWrite = crashBeforeWrite
@@ -328,6 +344,8 @@ public final class UpdateScenario {
             try ForeignMarks.refuse(service: service, host: host, journal: journal)
             // A thin package: its preflight and load come before the update (issue 16).
             if let thin { try importThin(thin) }
+            // An encrypted package: validated (decrypted to its end) and loaded first (issue 15).
+            if let encrypted { try importEncrypted(encrypted) }
             var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
             let driver = UpdateDriver(host: host, journal: journal, clock: host.clock)
             if signal != nil { armCancel(driver) }
@@ -382,6 +400,7 @@ public final class UpdateScenario {
         out += thinViolations()
         out += fullDiskRecoveryViolations()
         out += foreignMarkViolations()
+        out += encryptedViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
             out.append("no attempt record")
@@ -570,6 +589,10 @@ public struct Swarm {
         public var fullDiskRecoveries = 0
         /// Compose runs with another Caisson's unfinished mark among the service's containers.
         public var foreignMarks = 0
+        /// Runs whose new release came encrypted (issue 15), and those refused because the age
+        /// file was damaged, cut short, for another device, or changed after validation.
+        public var encryptedPackages = 0
+        public var encryptedRefused = 0
 
         enum CodingKeys: String, CodingKey {
             case runs, seed, violations, statuses, crashes
@@ -584,6 +607,8 @@ public struct Swarm {
             case basesMissing = "bases_missing"
             case fullDiskRecoveries = "full_disk_recoveries"
             case foreignMarks = "foreign_marks"
+            case encryptedPackages = "encrypted_packages"
+            case encryptedRefused = "encrypted_refused"
         }
     }
 
@@ -612,12 +637,13 @@ public struct Swarm {
         struct Key: Hashable {
             var config: UpdateScenario.Config
             var thin: Bool
+            var encrypted = false
         }
 
-        mutating func world(_ config: UpdateScenario.Config, thin: Bool = false) -> UpdateScenario.World {
-            let key = Key(config: config, thin: thin)
+        mutating func world(_ config: UpdateScenario.Config, thin: Bool = false, encrypted: Bool = false) -> UpdateScenario.World {
+            let key = Key(config: config, thin: thin, encrypted: encrypted)
             if let w = worlds[key] { return w }
-            let w = UpdateScenario.World(config, thin: thin)
+            let w = UpdateScenario.World(config, thin: thin, encrypted: encrypted)
             worlds[key] = w
             return w
         }
@@ -666,7 +692,10 @@ public struct Swarm {
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
-        let world = worlds.world(config, thin: thin != nil)
+        // An encrypted package (issue 15) when it is not thin, from its own stream.
+        var encryptedDraw = SplitMix64(seed: runSeed ^ 0x656E_6372_7970_7465)
+        let encrypted = thin == nil ? EncryptedImportPlan.draw(&encryptedDraw) : nil
+        let world = worlds.world(config, thin: thin != nil, encrypted: encrypted != nil)
         let scenario = UpdateScenario(world, seed: runSeed, recordTrace: recordTrace)
         scenario.journal.keepEntries = recordTrace
         scenario.host.recordCalls = recordTrace
@@ -677,7 +706,7 @@ public struct Swarm {
         // The updater's real world (issue 10): another Caisson process, signals, a full state disk.
         let d = disruptions ? Disruptions.draw(&rng) : { _ = Disruptions.draw(&rng); return Disruptions() }()
         scenario.run(faults: faults, crashAtWrite: crashAt, crashBeforeWrite: crashBefore,
-                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin)
+                     secondProcess: d.secondProcess, signal: d.signal, storage: d.storage, thin: thin, encrypted: encrypted)
         return (scenario, scenario.violations())
     }
 
@@ -731,6 +760,10 @@ public struct Swarm {
             if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
             if scenario.fullDiskRecoveryOutcome != nil { summary.fullDiskRecoveries += 1 }
             if scenario.config.foreignMark != nil { summary.foreignMarks += 1 }
+            if let e = scenario.encryptedImport {
+                summary.encryptedPackages += 1
+                if e.expectedRefusal != nil, scenario.refusal?.code == e.expectedRefusal { summary.encryptedRefused += 1 }
+            }
             summary.hostCalls += scenario.host.callCount
             digest.add(Int64(bitPattern: scenario.host.traceDigest))
             digest.add(status)
@@ -739,7 +772,8 @@ public struct Swarm {
                 if summary.firstViolation == nil {
                     // Re-run with the trace text on, to show how to reproduce.
                     let (replay, _) = runOne(runSeed: s, recordTrace: true, worlds: &worlds, disruptions: disruptions)
-                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? ""),
+                    summary.firstViolation = Violation(run: i, seed: s, scenario: scenario.config.description + (scenario.thinImport.map { "/\($0)" } ?? "")
+                                                           + (scenario.encryptedImport.map { "/\($0)" } ?? ""),
                                                        problems: problems, trace: replay.host.trace)
                 }
             }

@@ -194,12 +194,8 @@ extension Application {
         }
         let w = try BuildFileWriter(path: partial)
         do {
-            let m = Array(manifest.utf8)
-            try w.write(TarArchiveWriter.header(name: "manifest.toml", size: Int64(m.count)))
-            try w.write(m)
-            try w.write(TarArchiveWriter.padding(Int64(m.count)))
             let (entryName, entrySize, entryPath) = encrypted.map { ("image.tar.age", $0.size, $0.path) } ?? ("image.tar", size, tarPath)
-            try w.write(TarArchiveWriter.header(name: entryName, size: entrySize))
+            try w.write(TarArchiveWriter.packageHead(manifest: Array(manifest.utf8), entry: entryName, size: entrySize))
             let src = try FileByteSource(path: entryPath)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
@@ -216,13 +212,7 @@ extension Application {
             guard copied == entrySize else {
                 throw CaissonError("build.image_changed", "the image tarball changed while it was packaged (\(copied) of \(entrySize) bytes)")
             }
-            try w.write(TarArchiveWriter.padding(entrySize))
-            if let signature {
-                try w.write(TarArchiveWriter.header(name: PackageSignature.entryName, size: Int64(signature.count)))
-                try w.write(signature)
-                try w.write(TarArchiveWriter.padding(Int64(signature.count)))
-            }
-            try w.write([UInt8](repeating: 0, count: 1024))
+            try w.write(TarArchiveWriter.packageTail(afterEntryOf: entrySize, signature: signature))
             try w.close()
         } catch {
             w.abandon()

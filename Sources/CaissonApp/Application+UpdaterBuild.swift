@@ -101,11 +101,8 @@ extension Application {
         defer { unlink(partial) }
         let w = try BuildFileWriter(path: partial)
         do {
-            let m = Array(manifest.utf8)
-            try w.write(TarArchiveWriter.header(name: "manifest.toml", size: Int64(m.count)))
-            try w.write(m)
-            try w.write(TarArchiveWriter.padding(Int64(m.count)))
-            try w.write(TarArchiveWriter.header(name: UpdaterManifest.executableEntry, size: size, mode: 0o755))
+            try w.write(TarArchiveWriter.packageHead(manifest: Array(manifest.utf8), entry: UpdaterManifest.executableEntry,
+                                                     size: size, mode: 0o755))
             let src = try FileByteSource(path: exe)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
@@ -121,13 +118,7 @@ extension Application {
             guard copied == size, hasher.hex == sha else {
                 throw CaissonError("build.executable_changed", "\(req.executable) changed while it was packaged")
             }
-            try w.write(TarArchiveWriter.padding(size))
-            if let signature {
-                try w.write(TarArchiveWriter.header(name: PackageSignature.entryName, size: Int64(signature.count)))
-                try w.write(signature)
-                try w.write(TarArchiveWriter.padding(Int64(signature.count)))
-            }
-            try w.write([UInt8](repeating: 0, count: 1024))
+            try w.write(TarArchiveWriter.packageTail(afterEntryOf: size, signature: signature))
             try w.close()
         } catch {
             w.abandon()

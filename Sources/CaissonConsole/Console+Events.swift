@@ -27,6 +27,34 @@ extension Console {
             var medium_removable: Bool
             var outcome: String?
             var actor: String
+            /// Why a failed update failed (issue 12): one entry per failed container, secrets
+            /// already redacted when captured; absent while running and after a success.
+            var evidence: [Evidence]?
+        }
+        struct Evidence: Encodable {
+            var role: String
+            var container: String
+            var sentence: String
+            var status: String?
+            var exit_code: Int?
+            var oom_killed: Bool?
+            var restart_count: Int?
+            var last_log_lines: [String]
+            var log_truncated: Bool
+            var redactions: Int
+
+            init(_ e: FailureEvidence) {
+                role = e.role.rawValue
+                container = e.containerName
+                sentence = e.plainSentence
+                status = e.state?.status.rawValue
+                exit_code = e.state?.exitCode
+                oom_killed = e.state?.oomKilled
+                restart_count = e.state?.restartCount
+                last_log_lines = e.logTail.suffix(10).map(\.text)
+                log_truncated = e.logTruncated || e.logTail.count > 10
+                redactions = e.redactions
+            }
         }
         struct InFlight: Encodable {
             var update_id: String
@@ -42,6 +70,8 @@ extension Console {
         var holder: String?
         var in_flight: [InFlight]
         var last_audit_seq: Int64
+        /// The Caisson version serving (a page from another version reloads: issue 14 item 5).
+        var version: String = Application.version
     }
 
     func currentState(app: Application) -> StateDocument {
@@ -56,7 +86,8 @@ extension Console {
             }
             doc.op = .init(id: s.id, phase: s.phase.rawValue, revision: s.revision, kind: kind, byte_label: s.byteLabel,
                            bytes_done: s.bytesDone, bytes_total: s.bytesTotal, steps: Array(s.steps.suffix(12)),
-                           medium_removable: s.mediumRemovable, outcome: s.result?.outcome, actor: s.actor)
+                           medium_removable: s.mediumRemovable, outcome: s.result?.outcome, actor: s.actor,
+                           evidence: s.result.flatMap { $0.evidence.isEmpty ? nil : $0.evidence.map(StateDocument.Evidence.init) })
         }
         if let activity = try? app.activity() {
             doc.holder = activity.holder?.description

@@ -61,6 +61,12 @@ public final class Console: @unchecked Sendable {
     let clock = SystemClock()
     public private(set) var port: UInt16 = 0
     public private(set) var loginToken = ""
+    /// Issue 14 item 5: a self-update replaced Caisson but this console cannot restart itself on
+    /// it (the sentence every page shows).
+    let handOverNotice = Mutex<String?>(nil)
+    /// Set in a console that restarted after a self-update: that self-update's id (`restart`: a
+    /// restart asked by SIGHUP). Its pages say so.
+    public let handedOver = Mutex<String?>(nil)
 
     public init(config: ConsoleConfig) throws {
         var config = config

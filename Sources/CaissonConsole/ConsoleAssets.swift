@@ -62,6 +62,9 @@ ol.stages li.done{background:#e7f4ec;color:#0b6b2f;border-color:#0b6b2f}
 ol.events{padding-left:1.2rem}
 details summary{cursor:pointer;color:#374151}
 code{font-size:.9em;background:#eef0f3;padding:0 .2rem;border-radius:3px}
+pre.log-tail{white-space:pre-wrap;overflow-wrap:anywhere;max-height:24rem;overflow-y:auto;background:#eef0f3;padding:.5rem;border-radius:4px;font-size:.85rem}
+.evidence-item{border-top:1px solid #e3e6ea;padding:.5rem 0}
+.evidence-item:first-of-type{border-top:0}
 @media (max-width:30rem){html{font-size:16px}main{padding:.6rem}.facts{grid-template-columns:1fr}.facts dd{margin-bottom:.4rem}}
 """#
 
@@ -104,6 +107,7 @@ code{font-size:.9em;background:#eef0f3;padding:0 .2rem;border-radius:3px}
   // Live progress: state and audit events over Server-Sent Events.
   if (body.getAttribute("data-live") !== "1" || !window.EventSource) { return; }
   var phase = body.getAttribute("data-phase");
+  var version = body.getAttribute("data-version");
   var opId = body.getAttribute("data-op");
   var list = document.getElementById("events");
   var source = new EventSource("/events?after=" + encodeURIComponent(body.getAttribute("data-after") || "0"));
@@ -119,6 +123,10 @@ code{font-size:.9em;background:#eef0f3;padding:0 .2rem;border-radius:3px}
   source.addEventListener("state", function (ev) {
     var s = JSON.parse(ev.data);
     var op = s.op;
+    // The console restarted on another Caisson (a self-update): show its page.
+    if (version && s.version && s.version !== version) { reload(); return; }
+    // The device page: follows another Caisson program when one starts working.
+    if (phase === "idle") { if (s.other) { reload(); } return; }
     if (phase === "none" || phase === "external") {
       if (op && op.phase !== "finished") { reload(); return; }
       // Another Caisson process: follow it while it works, reload when it starts or is over.

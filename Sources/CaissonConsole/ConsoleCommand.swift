@@ -16,6 +16,8 @@ public enum ConsoleCommand {
                     laptop, use an SSH tunnel (ssh -L 8484:127.0.0.1:8484 device) and open http://127.0.0.1:8484.
                     Ctrl-C or SIGTERM stop it; an update in progress is finished first (a second signal leaves it
                     to the journal's recovery). Packages are listed from /media, /run/media and /mnt (--media).
+                    When a self-update replaces the executable it runs from, it restarts on the new one at the
+                    same address once its own update is over (open pages reconnect); SIGHUP asks for that restart.
                     """,
                     options: [OptionSpec("--listen", value: "ADDR:PORT", help: "Where to listen (default 127.0.0.1:8484; port 0: any free port)"),
                               OptionSpec("--media", value: "DIR", help: "Look for packages under DIR (repeatable; default /media, /run/media, /mnt)"),
@@ -121,8 +123,14 @@ public enum ConsoleCommand {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let console = try Console(config: config)
+        if let id = takeHandedOver() { console.handedOver.withLock { $0 = id } }
+        // Issue 14 item 5: the executable to restart on after a self-update, resolved before one
+        // can rename another file over it.
+        let since = console.clock.timestamp()
+        let executable = Application.runningExecutablePath()
         let url = try console.start()
         if out.json {
             // One document, on one line (the first of standard output), as soon as it listens.
@@ -137,8 +145,28 @@ public enum ConsoleCommand {
         if !config.isLoopback {
             out.progress("Listening beyond this device: sign-in needs the console password. There is no TLS; prefer an SSH tunnel.")
         }
+        let handOver = HandOverBox()
+        if let executable {
+            watchForSelfUpdate(options: app.options, since: since, executable: executable, console: console, box: handOver)
+        }
         var signal: Int32 = 0
         sigwait(&set, &signal)
+        while signal == SIGHUP {
+            // A self-update replaced Caisson (or SIGHUP by hand): restart on the installed one.
+            guard let h = handOver.value.withLock({ $0 }) ?? executable.map({
+                HandOver(path: $0, selfUpdateID: nil, message: "Restart asked (SIGHUP): the console restarts on \($0).")
+            }) else {
+                out.progress("Cannot tell which executable this console runs from: restart it by hand.")
+                sigwait(&set, &signal)
+                continue
+            }
+            out.progress(h.message + " Restarting the console on it (the same address; open pages reconnect by themselves)…")
+            try? app.auditFrontEndAction("console restarting on \(h.path) (pid \(getpid()))\(h.selfUpdateID.map { " after self-update \($0)" } ?? "")")
+            console.stop()
+            let failure = reexec(h, arguments: restartArguments(Array(CommandLine.arguments.dropFirst()), host: config.listenHost, port: console.port))
+            FileHandle.standardError.write(Data("error: [\(failure.code)] \(failure.message)\n".utf8))
+            return 1
+        }
         out.progress(console.operationInProgress ? "Stopping: finishing the update in progress first (signal again to leave it to recovery)…" : "Stopping.")
         let stopper = Thread {
             console.stop()

@@ -52,6 +52,8 @@ final class ConsoleOperation: @unchecked Sendable {
         var issues: [Issue]
         var exitCode: Int32
         var attempt: UpdateAttempt?
+        /// What the failed containers left behind (issue 12).
+        var evidence: [FailureEvidence] = []
     }
 
     let id: String
@@ -200,7 +202,9 @@ final class ConsoleOperation: @unchecked Sendable {
         guard let attempt = try app.rollback(service: service, confirm: { _ in true }) else {
             return Result(outcome: "declined", headline: "Nothing was changed", detail: "", issues: [], exitCode: 3, attempt: nil)
         }
-        return Self.describe(attempt)
+        var r = Self.describe(attempt)
+        if attempt.status != .succeeded { r.evidence = (try? app.failureEvidence(updateID: attempt.updateID).records) ?? [] }
+        return r
     }
 
     static func describe(_ o: Application.LoadOutcome) -> Result {
@@ -221,7 +225,11 @@ final class ConsoleOperation: @unchecked Sendable {
             return Result(outcome: "failed", headline: "The update could not be installed",
                           detail: "The service was not touched: it still runs its previous version.", issues: [i], exitCode: o.exitCode, attempt: nil)
         }
-        if let a = o.attempt { return describe(a) }
+        if let a = o.attempt {
+            var r = describe(a)
+            r.evidence = o.evidence
+            return r
+        }
         return Result(outcome: "failed", headline: "The update did not run", detail: "", issues: [], exitCode: o.exitCode, attempt: nil)
     }
 

@@ -28,6 +28,9 @@ enum Pages {
                      attributes: [String: String] = [:]) -> HTTPServerResponse {
         var attrs = ""
         if let s = ctx?.session { attrs += " data-csrf=\"\(e(s.csrf))\"" }
+        // The page reloads when its live events come from another Caisson version (the console
+        // restarted on a self-updated executable).
+        attrs += " data-version=\"\(e(Application.version))\""
         for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { attrs += " data-\(k)=\"\(e(v))\"" }
         var nav = ""
         if let s = ctx?.session {
@@ -128,6 +131,23 @@ enum Pages {
     }
 
     static func activityBanner(_ console: Console, app: Application) -> String {
+        handOverBanner(console, app: app) + workBanner(console, app: app)
+    }
+
+    /// Issue 14 item 5: what the console's hand-over after a self-update did.
+    static func handOverBanner(_ console: Console, app: Application) -> String {
+        if let notice = console.handOverNotice.withLock({ $0 }) {
+            return "<p class=\"alert warn\" role=\"status\" id=\"handover\">\(e(notice))</p>"
+        }
+        guard let id = console.handedOver.withLock({ $0 }) else { return "" }
+        guard id != "restart", let r = (try? app.store().selfUpdate(id)) ?? nil else {
+            return "<p class=\"alert\" role=\"status\" id=\"handed-over\">This console restarted on the installed Caisson (version \(e(Application.version))).</p>"
+        }
+        let what = r.kind == "rollback" ? "put back to version \(r.toVersion)" : (r.status == .succeeded ? "updated from version \(r.fromVersion) to \(r.toVersion)" : "left at version \(r.fromVersion)")
+        return "<p class=\"alert\" role=\"status\" id=\"handed-over\"><strong>Caisson was \(e(what))</strong>\(r.finishedAt.map { " (\(e(when($0))))" } ?? ""). This console restarted on it and now runs version \(e(Application.version)).</p>"
+    }
+
+    static func workBanner(_ console: Console, app: Application) -> String {
         if let op = console.operation, !op.isFinished {
             let s = op.snapshot
             let what: String
@@ -202,7 +222,8 @@ enum Pages {
         </form></section>
         """
         // While another process works, the page follows it and reloads when it is over.
-        let live = other == nil ? [:] : ["live": "1", "phase": "external", "after": "\((try? app.store().lastAuditSeq()) ?? 0)"]
+        // Otherwise it listens too ("idle"), to follow the console onto a self-updated Caisson.
+        let live = ["live": "1", "phase": other == nil ? "idle" : "external", "after": "\((try? app.store().lastAuditSeq()) ?? 0)"]
         return html(title: device.name, ctx: ctx, console: console, body: body, attributes: live)
     }
 
@@ -323,6 +344,7 @@ enum Pages {
             body += "<section class=\"card result \(tone)\" aria-labelledby=\"result\"><h2 id=\"result\" data-outcome=\"\(e(r.outcome))\">\(e(r.headline))</h2><p>\(e(r.detail))</p>"
             if r.outcome == "rejected", s.validation != nil { body += checks(s.validation, plan: nil, app: app) }
             body += issueList(r.issues)
+            body += evidenceBlock(r.evidence, tail: 10)
             if let a = r.attempt {
                 if let h = a.healthCheck { body += "<p class=\"muted\">Health check: \(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))), \(e(h.message))</p>" }
                 body += "<p><a href=\"/history/\(e(a.updateID))\">All the details of this update</a></p>"
@@ -442,6 +464,7 @@ enum Pages {
         if let h = a.healthCheck { body += "<dt>Health check</dt><dd>\(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))): \(e(h.message))</dd>" }
         if let h = a.rollbackHealthCheck { body += "<dt>After going back</dt><dd>\(e(h.outcome.rawValue.replacingOccurrences(of: "_", with: " "))): \(e(h.message))</dd>" }
         body += "</dl></section>"
+        body += evidenceBlock(d.evidence, tail: nil)
         body += "<section class=\"card\"><h2>What happened</h2><ol class=\"events\">"
         for ev in d.events {
             body += "<li><span class=\"muted\">\(e(when(ev.event.at)))</span> \(e(auditText(ev.event))) <details><summary>Details</summary><code>\(e(ev.event.kind.rawValue))</code>: \(e(ev.event.message))</details></li>"
@@ -454,6 +477,39 @@ enum Pages {
         body += "</ol></details><p>\(receiptForm(ctx, updateID: a.updateID)) <a href=\"/roundtrip\">Inventory and receipts</a></p>"
         body += "<p><a class=\"button\" href=\"/history\">Back to the history</a></p>"
         return html(title: "Update \(a.serviceName)", ctx: ctx, console: console, body: body)
+    }
+
+    /// Failure evidence (issue 12): a plain sentence per container, then its log's last lines and
+    /// the technical state folded away. `tail`: how many log lines (nil: all that was kept).
+    static func evidenceBlock(_ list: [FailureEvidence], tail: Int?) -> String {
+        guard !list.isEmpty else { return "" }
+        var out = "<section class=\"card evidence\" aria-labelledby=\"why\"><h2 id=\"why\">Why it failed</h2>"
+        for ev in list {
+            out += "<div class=\"evidence-item\" data-role=\"\(e(ev.role.rawValue))\"><p>\(e(ev.plainSentence))</p>"
+            let lines = tail.map { Array(ev.logTail.suffix($0)) } ?? ev.logTail
+            if let last = lines.last {
+                out += "<p class=\"muted\">Its last words: <code>\(e(last.text))</code></p>"
+                let more = lines.count < ev.logTail.count || ev.logTruncated
+                out += "<details><summary>The last \(lines.count) line\(lines.count == 1 ? "" : "s") of its log\(more ? " (earlier output left out)" : "")</summary><pre class=\"log-tail\">"
+                out += lines.map { e(($0.stream == .stderr ? "err | " : "out | ") + $0.text) }.joined(separator: "\n")
+                out += "</pre>\(ev.redactions > 0 ? "<p class=\"muted\">\(ev.redactions) secret value(s) were hidden.</p>" : "")</details>"
+            }
+            out += "<details><summary>Technical details</summary><dl class=\"facts\"><dt>Container</dt><dd><code>\(e(ev.containerName))</code> (\(e(Format.shortID(ev.containerID))))</dd>"
+            if let st = ev.state {
+                out += "<dt>State</dt><dd><code>\(e(st.status.rawValue))</code>, exit code \(st.exitCode), out of memory: \(st.oomKilled ? "yes" : "no"), restarts: \(st.restartCount)</dd>"
+                out += "<dt>Ran</dt><dd>\(e(st.startedAt)) to \(e(st.finishedAt))</dd>"
+                if let err = st.error, !err.isEmpty { out += "<dt>Error</dt><dd>\(e(err))</dd>" }
+            }
+            for p in ev.problems { out += "<dt>Not captured</dt><dd>\(e(p))</dd>" }
+            out += "</dl>"
+            if !ev.healthLog.isEmpty {
+                out += "<p>Health log:</p><ol class=\"journal\">"
+                for h in ev.healthLog { out += "<li><code>\(e(h.start)) exit \(h.exitCode)</code> \(e(String(h.output.prefix(200))))</li>" }
+                out += "</ol>"
+            }
+            out += "</details></div>"
+        }
+        return out + "</section>"
     }
 
     static func auditVerified(_ console: Console, ctx: Console.Context) -> HTTPServerResponse {

@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -218,6 +219,12 @@ def flows(caisson, label, services, state, media, host, good, bad, evil, service
             outcome, headline = result(driver)
             assert outcome == "rolled_back", (outcome, headline)
             assert "previous version is running again" in headline
+            # Why it failed (issue 12): the failed container's evidence, in plain words first.
+            why = wait(driver, EC.presence_of_element_located((By.ID, "why")))
+            assert why.text == "Why it failed", why.text
+            item = driver.find_element(By.CSS_SELECTOR, ".evidence-item[data-role='new']")
+            assert item.text.startswith("The new version "), item.text
+            check_page(driver, "rolled back, with its evidence")
             shot(driver, screenshots, "rolled-back")
         failing_update()
 
@@ -276,6 +283,48 @@ def flows(caisson, label, services, state, media, host, good, bad, evil, service
         if rc != 0:
             RESULTS["failed"] += 1
             log(f"FAIL {label}: the console did not stop cleanly on SIGTERM (exit {rc})")
+
+
+def handover_flow(caisson, services, state, media):
+    """Issue 14 item 5: Caisson is replaced under a running console (as a self-update does: a
+    stamped copy renamed over the executable it runs from) and the console is asked to restart
+    (SIGHUP; after a real self-update it does so by itself): an open page reconnects and reloads
+    on the new version."""
+    bindir = tempfile.mkdtemp(prefix="caisson-browser-bin-")
+    try:
+        installed = os.path.join(bindir, "caisson")
+        shutil.copy2(caisson, installed)
+        stamp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "stamp-version")
+        console = Console(installed, services, state, media)
+        driver = browser()
+        try:
+            @test("sim: the console restarts on a replaced Caisson and an open page follows it")
+            def handover():
+                sign_in(driver, console)
+                version = lambda d: d.execute_script("return document.body ? document.body.getAttribute('data-version') : null")
+                old = version(driver)
+                assert old and old != "9.8.7", old
+                staged = os.path.join(bindir, ".caisson.new")
+                subprocess.run([sys.executable, stamp, caisson, "9.8.7", "-o", staged], check=True, stdout=subprocess.DEVNULL)
+                os.rename(staged, installed)
+                console.proc.send_signal(signal.SIGHUP)
+                # No click, no reload by hand: the page's live events reconnect and it reloads itself.
+                wait(driver, lambda d: version(d) == "9.8.7", 60)
+                banner = wait(driver, EC.presence_of_element_located((By.ID, "handed-over")))
+                assert "restarted" in banner.text and "9.8.7" in banner.text, banner.text
+                assert "version 9.8.7" in text(driver)
+                second = console.proc.stdout.readline().strip()
+                assert second.startswith(console.base + "/?token="), second
+                check_page(driver, "after the hand-over")
+            handover()
+        finally:
+            driver.quit()
+            rc = console.stop()
+            if rc != 0:
+                RESULTS["failed"] += 1
+                log(f"FAIL sim hand-over: the restarted console did not stop cleanly on SIGTERM (exit {rc})")
+    finally:
+        shutil.rmtree(bindir, ignore_errors=True)
 
 
 def login_flow(caisson, services, state, media, screenshots):
@@ -467,6 +516,7 @@ def main():
         flows(caisson, "sim", os.path.join(media, "services.toml"), os.path.join(root, "state"), media_root, "sim",
               "frontend-1.1.0.edgepkg", "frontend-1.2.0.edgepkg", "frontend-evil.edgepkg", "frontend", args.screenshots)
         login_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-login"), media_root, args.screenshots)
+        handover_flow(caisson, os.path.join(media, "services.toml"), os.path.join(root, "state-handover"), media_root)
         # The demo's catalog and packages, copied aside (the flows above changed nothing in them).
         aside = os.path.join(root, "aside")
         shutil.copytree(media, aside)

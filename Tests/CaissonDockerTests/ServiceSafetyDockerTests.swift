@@ -201,6 +201,10 @@ struct ServiceSafetyDockerTests {
         #expect(afterRollback.isRunning)
         let show2 = try w.caisson(["service", "show", "backend"])
         #expect(show2.status == 0 && !show2.stdout.contains("DRIFT"), "\(show2.stdout) \(show2.stderr)")
+        // What runs drifts from the record (the operator stopped it): `service show` says so.
+        _ = try RealDocker.docker(["stop", "-t", "1", backend])
+        let drifted = try w.caisson(["service", "show", "backend"])
+        #expect(drifted.stdout.contains("DRIFT"), "\(drifted.stdout) \(drifted.stderr)")
     }
 
     // MARK: Item 2, Compose mode

@@ -135,5 +135,7 @@ import Testing
         #expect((summary.statuses["failed"] ?? 0) > 0)
         // Thin packages (issue 16): loaded where the base is, refused where it went missing.
         #expect(summary.thinPackages > 1000 && summary.basesMissing > 100)
+        // Encrypted packages (issue 15): loaded intact, refused damaged, cut short, another device's.
+        #expect(summary.encryptedPackages > 500 && summary.encryptedRefused > 300)
     }
 }

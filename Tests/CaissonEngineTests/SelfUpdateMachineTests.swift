@@ -311,6 +311,26 @@ import Glibc
         #expect(try w.finalProblems() == [])
     }
 
+    /// Swarm seed 7 run 318, reduced: after a crashed first run, the process dies in the fsync
+    /// that makes the rollback's rename durable. The recovery finds the previous executable at the
+    /// install path already; it must still make that durable before it records `rolled_back`, so
+    /// that a power cut afterwards cannot bring the new executable back under that record.
+    @Test func aRecoveredRollbackIsDurableBeforeItIsRecorded() throws {
+        let probe = World(new: .firstRunCrashes, newSchema: 4)
+        _ = try probe.run()
+        let restore = try #require(probe.sim.calls.firstIndex { $0.hasPrefix("rename /opt/caisson/bin/.caisson.restore-") })
+        let sync = try #require(probe.sim.calls[restore...].firstIndex { $0 == "sync_directory /opt/caisson/bin" })
+        var w = World(new: .firstRunCrashes, newSchema: 4)
+        w.sim.dieDuringCall = sync
+        #expect(try w.run() == nil)
+        #expect(w.installed == w.old.bytes, "renamed back, not yet durable")
+        let done = try w.recover()
+        #expect(done.map(\.status) == [.rolledBack])
+        w.sim.powerCut()
+        #expect(w.installed == w.old.bytes, "a power cut after the recovery keeps the previous executable")
+        #expect(try w.finalProblems() == [])
+    }
+
     @Test func theErrnoOfAFailedCallNamesTheProblem() {
         let e = { (n: Int32) in SelfUpdateMachine.issueCode(SystemCallError(errno: n, operation: "rename", path: "/x/caisson")) }
         #expect(e(ENOSPC) == "self_update.insufficient_space")
@@ -323,15 +343,20 @@ import Glibc
 
 /// The self-update swarm: seeded random mixes of every self-update fault kind.
 @Suite struct SelfUpdateSwarmTests {
+    /// The violation the swarm found (seed 7 run 318), pinned as a deterministic test.
+    @Test func seed7Run318EndsWithTheExecutableItsRecordSays() {
+        let r = SelfUpdateSwarm.runOne(runSeed: SelfUpdateSwarm.runSeed(7, 318))
+        #expect(r.scenario.contains("crash at recovery write"), "\(r.scenario)")
+        #expect(r.problems == [], "\(r.scenario): \(r.problems)\n\(r.calls.joined(separator: "\n"))")
+    }
+
     @Test func aSwarmFindsNoViolationAndIsDeterministic() {
         let a = SelfUpdateSwarm.run(runs: 400, seed: 7)
-        // Open (found by this swarm, not fixed yet): run 318 of seed 7, a first run that crashes
-        // (schema 4), a death in call 24, a crash at recovery write 7: "rolled back but the new
-        // executable is installed". Recorded as a known issue until it is fixed.
-        withKnownIssue("self-update swarm seed 7 run 318: rolled back with the new executable installed") {
-            #expect(a.violations == 0, "\(a.firstViolation.map { "run \($0.run) seed \($0.seed) \($0.scenario): \($0.problems)" } ?? "")")
-        }
-        #expect(a.violations <= 1)
+        // Run 318 of seed 7 (a crashed first run, a death in the rollback's fsync, a crashed
+        // recovery, a power cut) once ended `rolled_back` with the new executable installed: fixed,
+        // pinned by `seed7Run318EndsWithTheExecutableItsRecordSays` and
+        // `aRecoveredRollbackIsDurableBeforeItIsRecorded`.
+        #expect(a.violations == 0, "\(a.firstViolation.map { "run \($0.run) seed \($0.seed) \($0.scenario): \($0.problems)" } ?? "")")
         // It draws every way out, crashes, failing calls and rollbacks.
         for status in ["succeeded", "failed", "rolled_back"] { #expect((a.statuses[status] ?? 0) > 0, "\(a.statuses)") }
         #expect(a.crashes > 50 && a.faults > 50 && a.rollbacks > 5, "\(a)")

@@ -62,8 +62,6 @@ public struct PackageScan: Equatable, Sendable {
         /// Size of image.tar.age in the package.
         public var size: Int64
         public var dataOffset: Int64
-        /// SHA-256 (lowercase hex) of image.tar.age, when it was read to its end.
-        public var sha256: String?
         /// The recipient stanza types of its header, when the header could be read.
         public var stanzaTypes: [String] = []
         /// The file key, when an identity opened it (kept for the load, which decrypts again).
@@ -254,8 +252,11 @@ public struct PackageScanner {
                 defer { scan.encryptedImage = encrypted }
                 let source: AgeDecryptingSource<TarBodySource<ProgressByteSource<S>>>
                 do {
-                    source = try AgeDecryptingSource(reader.bodySource(), identities: ageIdentities, options: ageOptions,
-                                                     ciphertextHasher: true)
+                    // No SHA-256 of the age file itself: every chunk authenticates under the file
+                    // key and the plaintext's SHA-256 is checked against the signed manifest, so
+                    // a third SHA-256 pass (over the age file) would add no assurance (see
+                    // PackageValidator.checkEncryption).
+                    source = try AgeDecryptingSource(reader.bodySource(), identities: ageIdentities, options: ageOptions)
                 } catch {
                     // The rest of the entry is skipped by next() (which reports an outer failure).
                     scan.issues.append(error.issue)
@@ -277,7 +278,6 @@ public struct PackageScanner {
                 if outcome.absence != nil { absent = (scan.issues.count, outcome) }
                 scan.issues += outcome.issues
                 scan.image = outcome.facts
-                encrypted.sha256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
                 scan.imageTar = .init(size: source.plaintextCount, dataOffset: entry.dataOffset, sha256: outcome.archiveDigest?.hex,
                                       compression: outcome.compression, unpackedSize: outcome.unpackedSize)
                 if source.plaintextCount == 0 {

@@ -71,6 +71,28 @@ public struct TarArchiveWriter {
     }
 }
 
+/// A package written in one streaming pass, as `package build` and `updater build` write theirs:
+/// `manifest.toml`, one large entry copied from a file between `packageHead` and `packageTail`
+/// (its bytes never held in memory), the detached `manifest.toml.minisig` when signed, and the
+/// end of the archive. Byte for byte what `TarArchiveWriter` writes for the same files.
+extension TarArchiveWriter {
+    /// `manifest.toml` (header, body, padding) and the header of the entry streamed after it.
+    public static func packageHead(manifest: [UInt8], entry name: String, size: Int64, mode: Int = 0o644) -> [UInt8] {
+        header(name: "manifest.toml", size: Int64(manifest.count)) + manifest + padding(Int64(manifest.count))
+            + header(name: name, size: size, mode: mode)
+    }
+
+    /// What follows the streamed entry of `size` bytes: its padding, the signature entry when
+    /// there is one, and the end-of-archive marker (two zero blocks).
+    public static func packageTail(afterEntryOf size: Int64, signature: [UInt8]?) -> [UInt8] {
+        var out = padding(size)
+        if let signature {
+            out += header(name: PackageSignature.entryName, size: Int64(signature.count)) + signature + padding(Int64(signature.count))
+        }
+        return out + [UInt8](repeating: 0, count: 1024)
+    }
+}
+
 /// A small but genuine `docker save` archive (legacy layout: `manifest.json`, `repositories`,
 /// `<id>/layer.tar`, `<config digest>.json`) with real SHA-256 digests, so validation, the
 /// simulator and even a real `docker load` accept it.

@@ -61,8 +61,6 @@ public enum EncryptionIssueGuide {
          "This device only accepts encrypted packages, and this one is not encrypted. Ask for the package encrypted to this device's age recipient."),
         ("encryption.work_factor_too_high",
          "The package's passphrase protection asks for more computing work than this device allows, so it was not attempted. Re-encrypt it with a lower scrypt work factor, or to the device's key."),
-        ("encryption.checksum_mismatch",
-         "The encrypted image is not the one its signed manifest describes. Copy the package again from its source."),
         ("encryption.size_mismatch",
          "The encrypted image is not the size its signed manifest declares. Copy the package again from its source."),
         ("encryption.unbound",

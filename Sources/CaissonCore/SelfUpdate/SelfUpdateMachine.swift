@@ -554,9 +554,12 @@ public struct SelfUpdateMachine: Sendable, Codable, Equatable {
         case .rbInspectInstalled:
             guard let reply else { return .call(.digest(plan.installPath)) }
             if case .digest(let d?) = reply, d == point!.previousSHA256 {
-                // Already back (an earlier run of this rollback got this far).
-                step = .rbSchema
-                return .call(.storeSchemaVersion)
+                // Already back (an earlier run of this rollback got this far). That run may have
+                // died before the fsync of its rename: make it durable before anything records the
+                // rollback as done, or a power cut would bring the new executable back under a
+                // `rolled_back` record (self-update swarm, seed 7 run 318).
+                step = .rbSync
+                return .call(.syncDirectory(plan.installDirectory))
             }
             step = .rbInspectPrevious
             return .call(.digest(point!.previousPath))
