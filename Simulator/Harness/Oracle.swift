@@ -444,6 +444,12 @@ extension UpdateScenario {
         if config.mode == .docker, let f = faults.first(where: { $0.index == preflightCall }), let k = f.fault, k.isError {
             return ("docker.service_inspect_failed", "\(k) at the look for another state directory's marks: refused, nothing changed")
         }
+        if config.mode == .compose, let f = faults.first(where: { $0.index == preflightCall }), let k = f.fault, k.isError {
+            return ("compose.image_lookup_failed", "\(k) at the look for another Caisson's marks among the compose service's containers: refused, nothing changed")
+        }
+        if config.mode == .compose, config.foreignMark != nil {
+            return ("update.foreign_attempt", "another Caisson's unfinished mark among the compose service's containers: refused, nothing changed")
+        }
         if let thin = thinImport {
             // The thin package's import (issue 16) comes between the look for marks and the update.
             let end = processes.first?.endCall ?? host.callCount
@@ -818,6 +824,7 @@ extension UpdateScenario {
             // (Another catalog service's container is never a member, whatever its labels.)
             members = ((try? host.doComposeContainers(service.compose!)) ?? []).filter {
                 $0.id != replicaID && !(config.hijacker && $0.name == Self.hijackerName)
+                    && config.foreignMark.map(Self.foreignMarkName) != $0.name
             }
         }
         let original = originalContainers.first

@@ -60,6 +60,9 @@ public final class UpdateScenario {
         /// Docker mode: the service itself runs in another container's network namespace
         /// (`--network container:netns`), so its clone must drop what Docker refuses there.
         public var joinsNetwork: Bool = false
+        /// Compose: another Caisson's unfinished mark among the service's containers
+        /// (`ForeignMark`, issue 10 item 2). The update must refuse before any change.
+        public var foreignMark: ForeignMark? = nil
 
         public init(mode: RuntimeMode, healthKind: HealthKind, newBehaviour: String = "healthy",
                     restartPolicy: String = "unless-stopped", outsider: Outsider = .none,
@@ -83,6 +86,7 @@ public final class UpdateScenario {
             if hijacker { s += "/hijacker" }
             if dependent { s += dependentGoAhead ? "/dependent" : "/dependent-refused" }
             if joinsNetwork { s += "/joins-network" }
+            if let foreignMark { s += "/foreign-\(foreignMark.rawValue)" }
             return s
         }
 
@@ -326,6 +330,9 @@ public final class UpdateScenario {
                         SimulatedHost.composeServiceLabel: target.service], hasHealthcheck: true))
                     _ = try? host.runContainer(name: UpdateScenario.hijackerName, imageReference: "example/front:1", restartPolicy: .unlessStopped)
                 }
+                if let mark = config.foreignMark {
+                    UpdateScenario.provisionForeignMark(mark, host: host, target: target)
+                }
             }
             if config.outsider == .holdsStagingName {
                 let staging = UpdateMachine(plan: UpdateScenario.plan(config: config, service: service, newImageID: newImageID, previousState: nil),
@@ -389,6 +396,7 @@ public final class UpdateScenario {
         durable = ScenarioJournal(base: journal, clock: host.clock)
         previousState = Self.previousState(oldImageID: world.oldImageID)
         journal.setServiceState(previousState)
+        mutatingCallsAtStart = host.mutatingCallCount
     }
 
     /// The release the service runs before the update, as Caisson recorded it when it installed it.
@@ -413,6 +421,9 @@ public final class UpdateScenario {
         }
         return p
     }
+
+    /// The host's count of changing calls when the run began (provisioning's are not the run's).
+    public let mutatingCallsAtStart: Int
 
     public var plan: UpdateMachine.Plan {
         Self.plan(config: config, service: service, newImageID: newImageID, previousState: previousState)
@@ -583,6 +594,7 @@ public final class UpdateScenario {
         out += storageViolations()
         out += thinViolations()
         out += fullDiskRecoveryViolations()
+        out += foreignMarkViolations()
         out += encryptedViolations()
         let recorded = attempts.first(where: { $0.updateID == plan.updateID })
         if recorded == nil && !(crashed && attempts.isEmpty) && refusal == nil {
@@ -699,6 +711,8 @@ public struct Swarm {
         public var basesMissing = 0
         /// Runs where the next process recovered while the state disk was still full.
         public var fullDiskRecoveries = 0
+        /// Compose runs with another Caisson's unfinished mark among the service's containers.
+        public var foreignMarks = 0
         /// Runs whose new release came encrypted (issue 15), and those refused because the age
         /// file was damaged, cut short, for another device, or changed after validation.
         public var encryptedPackages = 0
@@ -720,6 +734,7 @@ public struct Swarm {
             case thinPackages = "thin_packages"
             case basesMissing = "bases_missing"
             case fullDiskRecoveries = "full_disk_recoveries"
+            case foreignMarks = "foreign_marks"
             case encryptedPackages = "encrypted_packages"
             case encryptedRefused = "encrypted_refused"
         }
@@ -805,6 +820,12 @@ public struct Swarm {
         // mode: the service itself in another container's namespace (issue 10 item 7).
         config.dependent = !config.hijacker && rng.chance(0.1)
         config.joinsNetwork = docker && rng.chance(0.1)
+        // Compose: another Caisson's unfinished mark among the service's containers (issue 10
+        // item 2), from a generator of its own so that every other draw stays what it was.
+        var marks = SplitMix64(seed: runSeed ^ 0x666F_7265_6967_6E6D)
+        if !docker, !config.hijacker, marks.chance(0.06) {
+            config.foreignMark = ForeignMark.allCases[marks.below(ForeignMark.allCases.count)]
+        }
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
@@ -884,6 +905,7 @@ public struct Swarm {
             if scenario.thinImport != nil { summary.thinPackages += 1 }
             if scenario.refusal?.code == "package.base_missing" { summary.basesMissing += 1 }
             if scenario.fullDiskRecoveryOutcome != nil { summary.fullDiskRecoveries += 1 }
+            if scenario.config.foreignMark != nil { summary.foreignMarks += 1 }
             if let e = scenario.encryptedImport {
                 summary.encryptedPackages += 1
                 if e.expectedRefusal != nil, scenario.refusal?.code == e.expectedRefusal { summary.encryptedRefused += 1 }

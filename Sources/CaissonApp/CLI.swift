@@ -617,7 +617,7 @@ public enum CaissonCLI {
                 out.line("  outcomes: " + summary.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                 out.line("  updater crashes recovered: \(summary.crashes); host calls: \(summary.hostCalls)")
                 out.line("  thin packages: \(summary.thinPackages) (refused, base missing: \(summary.basesMissing))")
-                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults) (recovered while still full: \(summary.fullDiskRecoveries))")
+                out.line("  second processes: \(summary.secondProcesses); signals: \(summary.signals); state disk full or deleted: \(summary.storageFaults) (recovered while still full: \(summary.fullDiskRecoveries)); another Caisson's marks (Compose): \(summary.foreignMarks)")
                 out.line("  encrypted packages: \(summary.encryptedPackages) (refused, damaged, cut short, another device's or changed after validation: \(summary.encryptedRefused))")
                 out.line("  \(Int(summary.runsPerSecond ?? 0)) runs/s; trace digest \(summary.traceDigest)")
                 if let v = summary.firstViolation {
