@@ -441,8 +441,10 @@ public final class UpdateScenario {
             return [SimIntervention(.forceRemove(m.backupName), .before, operation: .inspectContainer, nth: 2)]
         case .composeReplica:
             // (By a tag of the previous image that the update's retag of the file's reference does not move.)
+            // After the update's first look at the service's containers: the look for another
+            // Caisson's marks before the update (`ForeignMarks`) is the 0th, the update's own the 1st.
             return [SimIntervention(.composeReplica(service.compose!, imageReference: Self.previousReference, number: 2), .after,
-                                    operation: .composeContainers, nth: 1)]
+                                    operation: .composeContainers, nth: 2)]
         }
     }
 
