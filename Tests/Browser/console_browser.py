@@ -521,6 +521,17 @@ stable_secs = 2
 """)
     docker("tag", "caisson-test/app:1", f"{tag}/web:current")
     docker("run", "-d", "--name", name, f"{tag}/web:current")
+    # Settle the world before the flows (as the simulator does): the first screen says "Running
+    # and healthy" only once the image's own HEALTHCHECK has passed, which takes a few seconds.
+    deadline = time.time() + 90
+    while True:
+        state = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", name],
+                               capture_output=True, text=True).stdout.strip()
+        if state == "healthy":
+            break
+        if time.time() > deadline:
+            raise RuntimeError(f"the service container {name} did not become healthy (health: {state!r})")
+        time.sleep(0.5)
     for version, src in (("2.0.0", "caisson-test/app:2"), ("3.0.0", "caisson-test/app:unhealthy")):
         docker("tag", src, f"{tag}/web:{version}")
         subprocess.run([caisson, "--services", services, "package", "build", "--service", "web", "--image", f"{tag}/web:{version}",
