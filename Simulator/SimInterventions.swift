@@ -17,12 +17,15 @@ public struct SimIntervention: Sendable, Equatable, Codable {
         /// A stray container of a Compose service (its project/service labels, container number
         /// `number`), running `imageReference`: e.g. `docker compose up -d --scale` with an old file.
         case composeReplica(ComposeTarget, imageReference: String, number: Int)
+        /// `docker tag OTHER REFERENCE`: the reference now names OTHER's image, if OTHER exists.
+        case retag(String, to: String)
 
         public var description: String {
             switch self {
             case .occupyName(let n, let ref): return "outsider runs container \(n) (\(ref))"
             case .forceRemove(let n): return "outsider force-removes container \(n)"
             case .composeReplica(let t, let ref, let n): return "outsider starts replica \(n) of compose service \(t.project)/\(t.service) on \(ref)"
+            case .retag(let ref, let other): return "outsider tags \(other) as \(ref)"
             }
         }
     }
@@ -107,6 +110,9 @@ extension SimulatedHost {
             insert(c)
             _ = try? userStart(c.id)
             return (true, c.id)
+        case .retag(let ref, let other):
+            guard case .found(let imageID) = lookupImage(other), (try? doTagImage(imageID, as: ref)) != nil else { return (false, nil) }
+            return (true, nil)
         }
     }
 }

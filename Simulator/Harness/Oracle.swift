@@ -352,6 +352,11 @@ extension UpdateScenario {
         }
         if config.outsider == .holdsStagingName, branch.map({ $0.step > Self.createStep }) ?? true { branch = (Self.createStep, nil) }
         if nameTaken, branch.map({ $0.step > renameInStep }) ?? true { branch = (renameInStep, nil) }
+        // Someone retagged the package's reference: refused at the update's look at its target.
+        let inspectTargetStep = steps.firstIndex { $0.op == .inspectImage } ?? 0
+        let retagged = config.outsider == .retagsTarget && record({ if case .retag = $0 { return true }; return false }) != nil
+            && (branch.map { $0.step > inspectTargetStep } ?? true)
+        if retagged { branch = (inspectTargetStep, nil) }
         // Another catalog service's container among the compose service's: refused at the first look.
         let hijacked = config.hijacker && (branch.map { $0.step > 0 } ?? true)
         if hijacked { branch = (0, nil) }
@@ -363,6 +368,7 @@ extension UpdateScenario {
             let code = hijacked ? "compose.foreign_member" : dependentsRefused ? "update.network_dependents" : steps[step].code
             let cause = kind.map { "\($0) at \(steps[step].op.rawValue)" }
                 ?? (hijacked ? "another catalog service's container carries the compose service's labels"
+                             : retagged && step == inspectTargetStep ? "an outsider retagged the package's reference to another image"
                              : "an outsider's container in the way of \(steps[step].op.rawValue)")
             // A step before any change to the live service fails the update; from the stop (or
             // compose apply) on, the previous release is restored.

@@ -19,12 +19,17 @@ public final class UpdateScenario {
         case removesBackup = "removes-backup"
         /// Compose: a stray replica of the service on the old image appears at the first poll.
         case composeReplica = "compose-replica"
+        /// Someone points the package's reference at another image after validation, before the
+        /// update inspects it (`docker tag example/other:1 example/app:2.0.0`): the update must
+        /// refuse before any change (`docker.inspect_failed`). Drawn from its own stream.
+        case retagsTarget = "retags-target"
 
         public func applies(to mode: RuntimeMode) -> Bool {
             switch self {
             case .none: return true
             case .holdsStagingName, .takesServiceName, .removesBackup: return mode == .docker
             case .composeReplica: return mode == .compose
+            case .retagsTarget: return true
             }
         }
     }
@@ -433,7 +438,8 @@ public final class UpdateScenario {
     func interventions() -> [SimIntervention] {
         let m = UpdateMachine(plan: plan, startedAt: "")
         switch config.outsider {
-        case .none, .holdsStagingName: return []
+        // (`.retagsTarget`: armed when the update begins, see `run`.)
+        case .none, .holdsStagingName, .retagsTarget: return []
         case .takesServiceName:
             return [SimIntervention(.occupyName("app", imageReference: Self.outsiderReference), .after, operation: .renameContainer, nth: 0)]
         case .removesBackup:
@@ -510,6 +516,11 @@ public final class UpdateScenario {
                 // An encrypted package: validated (decrypted to its end) and loaded first (issue 15).
                 if let encrypted { try importEncrypted(encrypted) }
                 firstCall = host.callCount
+                if config.outsider == .retagsTarget {
+                    // Before the update's look at its target (its first image inspection).
+                    host.interventions.append(SimIntervention(.retag(newReference, to: Self.outsiderReference), .before,
+                                                              operation: .inspectImage))
+                }
                 var machine = UpdateMachine(plan: plan, startedAt: host.clock.timestamp())
                 let driver = UpdateDriver(host: host, journal: durable, clock: host.clock)
                 driver.maxSteps = maxSteps
@@ -764,7 +775,8 @@ public struct Swarm {
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     /// The provisioned worlds of a swarm, one per scenario config, each built on first use.
     public struct Worlds {
-        static let outsiders = UpdateScenario.Outsider.allCases
+        /// (`.retagsTarget` is drawn from a stream of its own, so that this draw stays what it was.)
+        static let outsiders = UpdateScenario.Outsider.allCases.filter { $0 != .retagsTarget }
         /// Looked up by config, never iterated (no hash-order dependence).
         var worlds: [Key: UpdateScenario.World] = [:]
         public init() {}
@@ -828,6 +840,10 @@ public struct Swarm {
         if !docker, !config.hijacker, marks.chance(0.06) {
             config.foreignMark = ForeignMark.allCases[marks.below(ForeignMark.allCases.count)]
         }
+        // Someone retags the package's reference to another image (issue 17: a wrong image at the
+        // target reference must be refused), from its own stream too.
+        var retag = SplitMix64(seed: runSeed ^ 0x7265_7461_6767_6564)
+        if config.outsider == .none, retag.chance(0.04) { config.outsider = .retagsTarget }
         // Drawn last, so that the draws above stay what they were for every seed.
         var tail = SplitMix64(seed: runSeed ^ 0x7468_696E_2D70_6B67)
         let thin = ThinImportPlan.draw(&tail)
