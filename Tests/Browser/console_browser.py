@@ -12,6 +12,7 @@ horizontal scrolling at 1280x800, 1024x600 and phone width, for labelled control
 screen for Docker jargon. Prints 'N passed, N failed' at the end; exit 1 on any failure.
 """
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 SIZES = {"desktop": (1280, 800), "kiosk": (1024, 600), "phone": (390, 844)}
 JARGON = re.compile(r"\b(docker|container|image|sha256|compose|daemon)\b", re.I)
 RESULTS = {"passed": 0, "failed": 0}
+STAMP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "stamp-version")
 
 
 def log(msg):
@@ -76,6 +78,30 @@ def browser(size="desktop", javascript=True):
     vw, vh = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     driver.set_window_size(w + (w - vw), h + (h - vh))
     return driver
+
+
+@contextlib.contextmanager
+def session(console, label, javascript=True):
+    """A browser on a running console; afterwards the browser quits and the console must stop
+    cleanly on SIGTERM (a console that does not is a failure of the flow)."""
+    try:
+        driver = browser(javascript=javascript)
+    except BaseException:
+        console.stop()
+        raise
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        rc = console.stop()
+        if rc != 0:
+            RESULTS["failed"] += 1
+            log(f"FAIL {label}: the console did not stop cleanly on SIGTERM (exit {rc})")
+
+
+def page_version(driver):
+    """The Caisson version the page was served by (None while the page reloads)."""
+    return driver.execute_script("return document.body ? document.body.getAttribute('data-version') : null")
 
 
 def wait(driver, cond, timeout=60):
@@ -171,8 +197,7 @@ def test(name):
 
 def flows(caisson, label, services, state, media, host, good, bad, evil, service, screenshots, env=None):
     console = Console(caisson, services, state, media, host=host, env=env)
-    driver = browser()
-    try:
+    with session(console, label) as driver:
         @test(f"{label}: the first screen shows the device in plain words")
         def first_screen():
             sign_in(driver, console)
@@ -277,12 +302,6 @@ def flows(caisson, label, services, state, media, host, good, bad, evil, service
             verdict = wait(driver, EC.presence_of_element_located((By.ID, "verify-result"))).text
             assert "intact" in verdict, verdict
         history()
-    finally:
-        driver.quit()
-        rc = console.stop()
-        if rc != 0:
-            RESULTS["failed"] += 1
-            log(f"FAIL {label}: the console did not stop cleanly on SIGTERM (exit {rc})")
 
 
 def handover_flow(caisson, services, state, media):
@@ -294,22 +313,19 @@ def handover_flow(caisson, services, state, media):
     try:
         installed = os.path.join(bindir, "caisson")
         shutil.copy2(caisson, installed)
-        stamp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "stamp-version")
         console = Console(installed, services, state, media)
-        driver = browser()
-        try:
+        with session(console, 'sim hand-over') as driver:
             @test("sim: the console restarts on a replaced Caisson and an open page follows it")
             def handover():
                 sign_in(driver, console)
-                version = lambda d: d.execute_script("return document.body ? document.body.getAttribute('data-version') : null")
-                old = version(driver)
+                old = page_version(driver)
                 assert old and old != "9.8.7", old
                 staged = os.path.join(bindir, ".caisson.new")
-                subprocess.run([sys.executable, stamp, caisson, "9.8.7", "-o", staged], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run([sys.executable, STAMP, caisson, "9.8.7", "-o", staged], check=True, stdout=subprocess.DEVNULL)
                 os.rename(staged, installed)
                 console.proc.send_signal(signal.SIGHUP)
                 # No click, no reload by hand: the page's live events reconnect and it reloads itself.
-                wait(driver, lambda d: version(d) == "9.8.7", 60)
+                wait(driver, lambda d: page_version(d) == "9.8.7", 60)
                 banner = wait(driver, EC.presence_of_element_located((By.ID, "handed-over")))
                 assert "restarted" in banner.text and "9.8.7" in banner.text, banner.text
                 assert "version 9.8.7" in text(driver)
@@ -317,12 +333,6 @@ def handover_flow(caisson, services, state, media):
                 assert second.startswith(console.base + "/?token="), second
                 check_page(driver, "after the hand-over")
             handover()
-        finally:
-            driver.quit()
-            rc = console.stop()
-            if rc != 0:
-                RESULTS["failed"] += 1
-                log(f"FAIL sim hand-over: the restarted console did not stop cleanly on SIGTERM (exit {rc})")
     finally:
         shutil.rmtree(bindir, ignore_errors=True)
 
@@ -334,22 +344,19 @@ def self_update_flow(caisson, services, state, media_root):
     try:
         installed = os.path.join(bindir, "caisson")
         shutil.copy2(caisson, installed)
-        stamp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "scripts", "stamp-version")
         new = os.path.join(bindir, "caisson-new")
-        subprocess.run([sys.executable, stamp, caisson, "9.8.8", "-o", new], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, STAMP, caisson, "9.8.8", "-o", new], check=True, stdout=subprocess.DEVNULL)
         media = os.path.join(media_root, "usb-caisson")
         os.makedirs(media, exist_ok=True)
         package = "caisson-9.8.8.edgepkg"
         subprocess.run([caisson, "--services", services, "package", "build", "--updater", new, "--version", "9.8.8",
                         "--output", os.path.join(media, package)], check=True, capture_output=True)
         console = Console(installed, services, state, media)
-        driver = browser()
-        try:
+        with session(console, 'sim self-update') as driver:
             @test("sim: Caisson updates itself from the page, and the page follows it onto the new version")
             def self_update():
                 sign_in(driver, console)
-                version = lambda d: d.execute_script("return document.body ? document.body.getAttribute('data-version') : null")
-                assert version(driver) != "9.8.8"
+                assert page_version(driver) != "9.8.8"
                 start_update(driver, console, package)
                 go = confirm_update(driver)
                 assert "Update Caisson itself" in text(driver), text(driver)
@@ -357,18 +364,12 @@ def self_update_flow(caisson, services, state, media_root):
                 check_page(driver, "self-update plan")
                 go.click()
                 try:
-                    wait(driver, lambda d: version(d) == "9.8.8", 180)
+                    wait(driver, lambda d: page_version(d) == "9.8.8", 180)
                 except Exception:
                     raise AssertionError(f"the page never came back on 9.8.8: {driver.current_url}: {text(driver)[:2000]}")
                 banner = wait(driver, EC.presence_of_element_located((By.ID, "handed-over")))
                 assert "updated from version" in banner.text and "9.8.8" in banner.text, banner.text
             self_update()
-        finally:
-            driver.quit()
-            rc = console.stop()
-            if rc != 0:
-                RESULTS["failed"] += 1
-                log(f"FAIL sim self-update: the restarted console did not stop cleanly on SIGTERM (exit {rc})")
     finally:
         shutil.rmtree(bindir, ignore_errors=True)
 
@@ -378,8 +379,7 @@ def login_flow(caisson, services, state, media, screenshots):
     subprocess.run([caisson, "--services", services, "--state-dir", state, "console", "password"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     console = Console(caisson, services, state, media, listen="0.0.0.0:0")
-    driver = browser()
-    try:
+    with session(console, 'sim login') as driver:
         @test("sim: beyond loopback, the console asks for its password")
         def login():
             port = console.base.rsplit(":", 1)[1]
@@ -397,9 +397,6 @@ def login_flow(caisson, services, state, media, screenshots):
             cookie = driver.get_cookie("caisson_session")
             assert cookie and cookie["httpOnly"] and cookie.get("sameSite") == "Strict", cookie
         login()
-    finally:
-        driver.quit()
-        console.stop()
 
 
 def hostile_flow(caisson, services, state, media_root, good_path, outside_dir, screenshots):
@@ -431,8 +428,7 @@ def hostile_flow(caisson, services, state, media_root, good_path, outside_dir, s
     shutil.copy(good_path, outside)
     os.symlink(outside, os.path.join(stick, "linked-outside.edgepkg"))
     console = Console(caisson, services, state, media_root)
-    driver = browser()
-    try:
+    with session(console, 'sim hostile') as driver:
         @test("sim: a hostile package is shown as text, rejected, and nothing escapes")
         def hostile_package():
             sign_in(driver, console)
@@ -463,16 +459,12 @@ def hostile_flow(caisson, services, state, media_root, good_path, outside_dir, s
             driver.get(console.base + "/")
             assert driver.title != "pwned", driver.title
         hostile_package()
-    finally:
-        driver.quit()
-        console.stop()
 
 
 def nojs_flow(caisson, services, state, media_root, package_path):
     """The whole update with JavaScript switched off: the upload form, the check, the button."""
     console = Console(caisson, services, state, media_root)
-    driver = browser(javascript=False)
-    try:
+    with session(console, 'sim no-JavaScript', javascript=False) as driver:
         @test("sim: without JavaScript, upload a package with the form and update from it")
         def nojs():
             sign_in(driver, console)
@@ -487,9 +479,6 @@ def nojs_flow(caisson, services, state, media_root, package_path):
             outcome, headline = result(driver)
             assert outcome == "updated", (outcome, headline)
         nojs()
-    finally:
-        driver.quit()
-        console.stop()
 
 
 def docker_setup(caisson, root):
