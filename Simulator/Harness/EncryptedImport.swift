@@ -20,6 +20,10 @@ public struct EncryptedImportPlan: Sendable, Codable, Equatable, CustomStringCon
         /// Intact when validated, one bit of chunk `chunk` flipped before the host reads it: the
         /// host's own decryption refuses it (`docker.load_failed`), nothing is loaded.
         case changedAfterValidation = "changed-after-validation"
+        /// Another encryption of the same image.tar to the device (a fresh file key), swapped in
+        /// for the one the signed manifest binds: it decrypts to the signed plaintext, and only
+        /// the age file's own binding (size and SHA-256) refuses it: `encryption.checksum_mismatch`.
+        case swapped
     }
 
     public var damage: Damage
@@ -31,7 +35,9 @@ public struct EncryptedImportPlan: Sendable, Codable, Equatable, CustomStringCon
         self.chunk = chunk
     }
 
-    public var description: String { "encrypted/\(damage.rawValue)" + (damage == .none || damage == .wrongKey ? "" : "@\(chunk)") }
+    public var description: String {
+        "encrypted/\(damage.rawValue)" + (damage == .none || damage == .wrongKey || damage == .swapped ? "" : "@\(chunk)")
+    }
 
     /// The swarm's draw: an encrypted package in one run of ten (when the package is not thin);
     /// damaged in four of five of those.
@@ -48,6 +54,7 @@ public struct EncryptedImportPlan: Sendable, Codable, Equatable, CustomStringCon
         case .flippedChunk, .truncated: return "encryption.payload_invalid"
         case .wrongKey: return "encryption.no_identity"
         case .changedAfterValidation: return "docker.load_failed"
+        case .swapped: return "encryption.checksum_mismatch"
         }
     }
 }
@@ -65,6 +72,11 @@ public struct EncryptedStick: Sendable {
     /// Encrypted to `device`, and to another device only.
     public let forDevice: [UInt8]
     public let forStranger: [UInt8]
+    /// The same plaintext encrypted to `device` again (another file key): not the signed file.
+    public let forDeviceAgain: [UInt8]
+    /// What the signed manifest's `[encryption]` declares: the size and SHA-256 of `forDevice`.
+    public let ciphertextSize: Int64
+    public let ciphertextSHA256: String
     /// Where chunk k's sealed bytes start in the age file (header and payload nonce before them).
     public let payloadStart: Int
 
@@ -91,6 +103,9 @@ public struct EncryptedStick: Sendable {
         }
         forDevice = encrypt(to: device, 3)
         forStranger = encrypt(to: stranger, 4)
+        forDeviceAgain = encrypt(to: device, 5)
+        ciphertextSize = Int64(forDevice.count)
+        ciphertextSHA256 = SHA256.hash(forDevice).hex
         payloadStart = forDevice.count - plaintext.count - Self.chunks * 16
     }
 
@@ -104,6 +119,7 @@ public struct EncryptedStick: Sendable {
         switch plan.damage {
         case .none, .changedAfterValidation: return forDevice
         case .wrongKey: return forStranger
+        case .swapped: return forDeviceAgain
         case .flippedChunk:
             var b = forDevice
             b[inside(chunk: plan.chunk)] ^= 0x10
@@ -129,15 +145,18 @@ extension UpdateScenario {
     }
 
     /// Like `caisson package load` of an encrypted package: validation decrypts the age file to
-    /// its end with the device's identity (the plaintext's SHA-256 against the signed one), then
-    /// the host's load decrypts it again. Throws the refusal; nothing of the update has begun then.
+    /// its end with the device's identity, hashing the age file as it reads it, and checks both
+    /// bindings of the signed manifest with the validator's own checks
+    /// (`PackageValidator.checkAgeFileBinding`: the age file's size and SHA-256;
+    /// `checkImageDigest`: the plaintext's SHA-256); then the host's load decrypts it again.
+    /// Throws the refusal; nothing of the update has begun then.
     func importEncrypted(_ plan: EncryptedImportPlan) throws {
         encryptedImport = plan
         let stick = EncryptedStick.shared
         var bytes = stick.onStick(plan)
         let fileKey: AgeFileKey
         do {
-            let source = try AgeDecryptingSource(MemoryByteSource(bytes), identities: [stick.device])
+            let source = try AgeDecryptingSource(MemoryByteSource(bytes), identities: [stick.device], ciphertextHasher: true)
             var sha = SHA256()
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
             defer { buffer.deallocate() }
@@ -146,9 +165,11 @@ extension UpdateScenario {
                 if n == 0 { break }
                 sha.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             }
-            guard sha.hex == stick.plaintextSHA256 else {
-                throw CaissonError("image.checksum_mismatch", "image.tar (inside image.tar.age) is not the image the manifest declares")
-            }
+            let ciphertextSHA256 = source.isComplete ? source.finishCiphertextDigest()?.hex : nil
+            var issues = PackageValidator.checkAgeFileBinding(size: Int64(bytes.count), sha256: ciphertextSHA256,
+                                                              declaredSize: stick.ciphertextSize, declaredSHA256: stick.ciphertextSHA256)
+            if let issue = PackageValidator.checkImageDigest(sha.hex, declared: stick.plaintextSHA256) { issues.append(issue) }
+            if let first = issues.first { throw CaissonError(first.code, first.message) }
             fileKey = source.fileKey
         } catch let e as AgeError {
             throw CaissonError(e.issue.code, e.issue.message)

@@ -47,6 +47,11 @@ struct ConformanceScenario: Sendable, CustomTestStringConvertible {
     /// When set, `daemonRestart.nth` counts only the calls made after this call (e.g. the
     /// restore's start of the old container), whatever number of health polls came before.
     var restartAfter: (operation: SimOperation, nth: Int)? = nil
+    /// The restart comes after a health check's polls (e.g. the rollback's start follows the
+    /// failed check). Docker runs the image's HEALTHCHECK on its own clock, so how many polls
+    /// precede the restart may differ between the hosts: conformance compares the call the
+    /// restart came before, not its index.
+    var restartFollowsHealthPolls = false
     /// The service container's restart policy (`docker run --restart`).
     var restartPolicy = "unless-stopped"
     var expected: ConformanceOutcome

@@ -20,7 +20,7 @@ struct SimulatorEncryptedSwarmTests {
         #expect(s.violations().isEmpty, "\(s.violations())")
     }
 
-    @Test(arguments: [EncryptedImportPlan.Damage.flippedChunk, .truncated, .wrongKey, .changedAfterValidation],
+    @Test(arguments: [EncryptedImportPlan.Damage.flippedChunk, .truncated, .wrongKey, .changedAfterValidation, .swapped],
           0..<EncryptedStick.chunks)
     func aDamagedEncryptedPackageIsRefusedAndNothingChanges(damage: EncryptedImportPlan.Damage, chunk: Int) throws {
         let s = UpdateScenario(UpdateScenario.World(Self.config, encrypted: true))
@@ -33,6 +33,22 @@ struct SimulatorEncryptedSwarmTests {
         #expect(s.host.image(s.newImageID) == nil && !s.encryptedLoaded)
         #expect(s.host.snapshot.containers == before && s.journal.attempts.isEmpty)
         #expect(s.violations().isEmpty, "\(s.violations())")
+    }
+
+    @Test func aSwappedAgeFileIsCaughtOnlyByTheAgeFilesOwnBinding() throws {
+        // It decrypts with the device's key to the signed plaintext: the ciphertext binding (the
+        // validator's check, one code path) is what refuses it.
+        let stick = EncryptedStick.shared
+        #expect(stick.forDeviceAgain != stick.forDevice)
+        #expect(SHA256.hash(stick.forDeviceAgain).hex != stick.ciphertextSHA256)
+        let issues = PackageValidator.checkAgeFileBinding(size: Int64(stick.forDeviceAgain.count), sha256: SHA256.hash(stick.forDeviceAgain).hex,
+                                                          declaredSize: stick.ciphertextSize, declaredSHA256: stick.ciphertextSHA256)
+        #expect(issues.map(\.code) == ["encryption.checksum_mismatch"])
+        #expect(PackageValidator.checkAgeFileBinding(size: stick.ciphertextSize, sha256: stick.ciphertextSHA256,
+                                                     declaredSize: stick.ciphertextSize, declaredSHA256: stick.ciphertextSHA256).isEmpty)
+        let s = UpdateScenario(UpdateScenario.World(Self.config, encrypted: true))
+        #expect(s.run(encrypted: EncryptedImportPlan(damage: .swapped)) == nil)
+        #expect(s.refusal?.code == "encryption.checksum_mismatch")
     }
 
     @Test func theInvariantsCatchADamagedPackageThatLeftAnImage() throws {

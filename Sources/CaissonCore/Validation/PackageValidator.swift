@@ -114,8 +114,8 @@ public struct PackageValidator {
                 report.issues.append(Issue("image.size_mismatch", "image.tar is \(t.size) bytes but the manifest declares \(want)"))
             }
             if let want = manifest.image.sha256 {
-                if let got = t.sha256, got != want {
-                    report.issues.append(Issue("image.checksum_mismatch", "image.tar has SHA-256 \(got) but the manifest declares \(want)"))
+                if let issue = Self.checkImageDigest(t.sha256, declared: want) {
+                    report.issues.append(issue)
                 } else if t.sha256 == nil, !report.issues.contains(where: { $0.code.hasPrefix("archive.") || $0.code.hasPrefix("image.") }) {
                     report.issues.append(Issue("image.checksum_mismatch", "the SHA-256 of image.tar could not be computed"))
                 }
@@ -150,12 +150,27 @@ public struct PackageValidator {
             issues.append(Issue("encryption.unbound", "the package holds image.tar.age but manifest.toml does not bind it: it needs [encryption] format, sha256 and size (of image.tar.age) and [image] sha256 (of image.tar)"))
             return issues
         }
-        if wantSize != e.size {
-            issues.append(Issue("encryption.size_mismatch", "image.tar.age is \(e.size) bytes but the manifest declares \(wantSize)"))
-        } else if let got = e.sha256, got != wantSHA {
-            issues.append(Issue("encryption.checksum_mismatch", "image.tar.age has SHA-256 \(got) but the manifest declares \(wantSHA)"))
-        }
+        issues += checkAgeFileBinding(size: e.size, sha256: e.sha256, declaredSize: wantSize, declaredSHA256: wantSHA)
         return issues
+    }
+
+    /// The age file (`image.tar.age`) against the signed manifest's `[encryption]` binding: its
+    /// size, then its SHA-256 (nil when it was not read to an authenticated end: the decryption's
+    /// own issue explains it). The one check of that binding, for the validator and the simulator.
+    public static func checkAgeFileBinding(size: Int64, sha256: String?, declaredSize: Int64, declaredSHA256: String) -> [Issue] {
+        if declaredSize != size {
+            return [Issue("encryption.size_mismatch", "image.tar.age is \(size) bytes but the manifest declares \(declaredSize)")]
+        }
+        if let got = sha256, got != declaredSHA256 {
+            return [Issue("encryption.checksum_mismatch", "image.tar.age has SHA-256 \(got) but the manifest declares \(declaredSHA256)")]
+        }
+        return []
+    }
+
+    /// image.tar (decrypted, when encrypted) against the manifest's `[image] sha256`.
+    public static func checkImageDigest(_ got: String?, declared want: String) -> Issue? {
+        guard let got, got != want else { return nil }
+        return Issue("image.checksum_mismatch", "image.tar has SHA-256 \(got) but the manifest declares \(want)")
     }
 
     /// What `docker load` would do must be exactly what the manifest says.
