@@ -174,8 +174,11 @@ public struct SimContainerConfig: Sendable, Equatable, Hashable, Codable {
     public var ports: [String]
     public var mounts: [String]
     public var networks: [String]
-    /// Docker's `StopTimeout` (default 10 s): the grace period when the daemon stops the container.
-    public var stopTimeoutSecs: Int
+    /// Docker's `StopTimeout`: the grace period when the daemon stops the container; nil when the
+    /// operator did not set one (`docker run` without `--stop-timeout`: Docker's default, 10 s).
+    public var stopTimeoutSecs: Int?
+    /// The grace Docker gives: the container's own stop timeout, else Docker's default.
+    public var stopGraceSecs: Int { stopTimeoutSecs ?? ContainerInfo.defaultStopTimeoutSecs }
     /// `HostConfig.NetworkMode` when not the default: `container:<id>` shares that container's
     /// network namespace (Docker stores the full id, even when given a name). Compose services
     /// say `service:<name>`, resolved to the service's container when it is created.
@@ -186,7 +189,7 @@ public struct SimContainerConfig: Sendable, Equatable, Hashable, Codable {
 
     public init(env: [String] = [], cmd: [String] = [], restartPolicy: SimRestartPolicy = .no,
                 labels: [String: String] = [:], ports: [String] = [], mounts: [String] = [],
-                networks: [String] = [], stopTimeoutSecs: Int = 10, networkMode: String? = nil, hostname: String? = nil) {
+                networks: [String] = [], stopTimeoutSecs: Int? = 10, networkMode: String? = nil, hostname: String? = nil) {
         self.networkMode = networkMode
         self.hostname = hostname
         self.env = env

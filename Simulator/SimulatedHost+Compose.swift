@@ -23,7 +23,7 @@ extension SimulatedHost {
         if !config.labels.isEmpty {
             for k in config.labels.keys.sorted() { h.add(k); h.add(byte: 2); h.add(config.labels[k] ?? ""); h.add(byte: 1) }
         }
-        h.add(Int64(config.stopTimeoutSecs))
+        h.add(Int64(config.stopGraceSecs))
         var out = [UInt8]()
         appendHex(h.value, digits: 16, to: &out)
         return String(decoding: out, as: UTF8.self)
@@ -137,7 +137,7 @@ extension SimulatedHost {
             return "started " + c.name
         }
         // Recreate: stop and remove what is there, then create and start the new container.
-        let grace = graceMillis(seconds: svc.config.stopTimeoutSecs)
+        let grace = graceMillis(seconds: svc.config.stopGraceSecs)
         for c in members { _ = userStop(c.id, graceMillis: grace, cause: "compose") }
         for c in members { deleteContainer(c.id) }
         let created = try composeCreate(svc, image: image, imageReference: imageReference, configHash: hash)

@@ -172,7 +172,7 @@ extension SimulatedHost {
             throw HostError(.notFound, "No such container: \(nameOrID)")
         }
         // Docker: a negative timeout means the container's own StopTimeout.
-        let secs = graceSecs < 0 ? c.config.stopTimeoutSecs : min(graceSecs, 86_400 * 365)
+        let secs = graceSecs < 0 ? c.config.stopGraceSecs : min(graceSecs, 86_400 * 365)
         return userStop(id, graceMillis: graceMillis(seconds: secs))
     }
 

@@ -41,7 +41,7 @@ extension SimulatedHost {
     @discardableResult
     public func runContainer(name: String, imageReference: String, restartPolicy: SimRestartPolicy = .no,
                              labels: [String: String] = [:], env: [String] = [], ports: [String] = [],
-                             stopTimeoutSecs: Int = 10, networkMode: String? = nil, hostname: String? = nil,
+                             stopTimeoutSecs: Int? = 10, networkMode: String? = nil, hostname: String? = nil,
                              start: Bool = true, networks: [String] = []) throws(HostError) -> String {
         advanceAll()
         guard SimReference.isValidContainerName(name) else {
@@ -66,7 +66,7 @@ extension SimulatedHost {
     @discardableResult
     public func provisionCompose(target: ComposeTarget, imageReference: String,
                                  restartPolicy: SimRestartPolicy = .unlessStopped, labels: [String: String] = [:],
-                                 env: [String] = [], ports: [String] = [], stopTimeoutSecs: Int = 10,
+                                 env: [String] = [], ports: [String] = [], stopTimeoutSecs: Int? = 10,
                                  networkMode: String? = nil, start: Bool = true) throws(HostError) -> String {
         advanceAll()
         guard case .found(let imageID) = lookupImage(imageReference), let image = state.images[imageID] else {

@@ -219,7 +219,7 @@ extension SimulatedHost {
                 c.stoppedByDaemon = true
                 switch kind {
                 case .graceful, .crash:
-                    let grace = graceMillis(seconds: c.config.stopTimeoutSecs)
+                    let grace = graceMillis(seconds: c.config.stopGraceSecs)
                     let r = terminate(&c, graceMillis: grace, cause: "daemon")
                     shutdownEnds = max(shutdownEnds, r.atMillis)
                     if kind == .crash { c.manuallyStopped = true }

@@ -225,9 +225,15 @@ extension UpdateScenario {
             var out = [base]
             let from = rolledBackAt ?? decidedAt
             let restoreErrors = faults.filter { $0.atMillis >= from && ($0.fault?.isError ?? false) }.count
-            if restoreErrors >= UpdateMachine.maxRestoreRounds {
+            // A daemon fault in the restore may cost a round as well: the restored release it
+            // stopped is started again in a new round, and a network dependent started in the
+            // meantime fails ("cannot join network of a non running container"), one more.
+            let restoreDaemons = faults.filter { $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }.count
+            let roundsAtRisk = restoreErrors + restoreDaemons * (config.dependent ? 2 : 1)
+            if roundsAtRisk >= UpdateMachine.maxRestoreRounds {
                 out.append(Expectation.Outcome(status: .rollbackFailed, codes: base.codes + [["rollback."]], release: .needsHuman, events: nil,
-                                               health: base.health, why: "the restore met \(restoreErrors) host errors, one per round at least"))
+                                               health: base.health,
+                                               why: "the restore met \(restoreErrors) host errors and \(restoreDaemons) daemon faults: enough to spend its \(UpdateMachine.maxRestoreRounds) rounds"))
             } else if faults.filter({ $0.atMillis >= from && ($0.fault?.isDaemon ?? false) }).count > UpdateMachine.maxRestoreRestarts
                         || faults.filter({ $0.atMillis >= from }).reduce(Int64(0), { $0 + ($1.fault?.delayMillis ?? 0) })
                             >= Int64(plan.service.health.timeoutSecs) * 1000 {

@@ -99,12 +99,13 @@ struct EndToEndTests {
             (try? RealDocker.client?.inspectImageIfPresent(reference))??.id
         }
 
-        /// The frontend container runs caisson-test/app:1, healthy.
-        func startFrontend() throws {
+        /// The frontend container runs caisson-test/app:1, healthy (`docker run` with `extra`
+        /// options too, e.g. `--stop-timeout 30`).
+        func startFrontend(_ extra: [String] = []) throws {
             try RealDocker.docker(["tag", "caisson-test/app:1", frontendCurrent])
             tags.append(frontendCurrent)
             let r = try RealDocker.docker(["run", "-d", "--pull", "never", "--name", container, "--restart", "unless-stopped",
-                                           "-e", "OPERATOR=kept", frontendCurrent])
+                                           "-e", "OPERATOR=kept"] + extra + [frontendCurrent])
             try #require(r.status == 0, "docker run: \(r.stderr)")
             try #require(waitHealthy(container), "the frontend never became healthy")
         }

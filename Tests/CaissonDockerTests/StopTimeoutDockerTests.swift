@@ -68,4 +68,24 @@ struct StopTimeoutDockerTests {
         #expect(try host.inspectContainer(control)?.exitCode == 137)
         #expect(!FileManager.default.fileExists(atPath: controlData + "/flushed"))
     }
+
+    /// The plan shows the grace the current container will get: `docker run --stop-timeout 30`
+    /// shows 30 s (its own), a container run without it shows Docker's default (10 s).
+    @Test(arguments: [30, nil] as [Int?])
+    func thePlanShowsTheContainersStopTimeout(_ secs: Int?) throws {
+        guard RealDocker.usable("stop timeout in the plan on Docker") else { return }
+        let w = try EndToEndTests.World("stp\(secs ?? 0)")
+        defer { w.cleanup() }
+        try w.startFrontend(secs.map { ["--stop-timeout", String($0)] } ?? [])
+        let pkg = try w.package("frontend-2.edgepkg", service: "frontend", version: "2.0.0", source: "caisson-test/app:2")
+        let r = try w.caisson(["package", "load", pkg, "--dry-run"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let grace = secs ?? 10
+        #expect(r.stdout.contains("Stop timeout: \(grace)s between SIGTERM and SIGKILL for the current container\n"), "\(r.stdout)")
+        #expect(r.stdout.contains(secs == nil ? "(up to 10s after SIGTERM: Docker's default stop timeout)"
+                                              : "(up to \(grace)s after SIGTERM: its own stop timeout)"), "\(r.stdout)")
+        let json = try w.caisson(["package", "load", pkg, "--dry-run", "--json"])
+        let plan = (try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["plan"] as? [String: Any]
+        #expect(plan?["stop_grace_secs"] as? Int == grace, "\(json.stdout)")
+    }
 }
