@@ -95,8 +95,10 @@ extension Application {
         var files: [String] = []
         var manifest: Manifest?
         var result: (sha: String, size: Int64)?
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
+        // Two buffers: the plaintext's SHA-256 runs on the second core over one while the next
+        // chunks are decrypted into the other (and the first is written meanwhile).
+        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64) }
+        defer { buffers.forEach { $0.deallocate() } }
         do {
             while let entry = try reader.next() {
                 guard entry.type == .regular, !entry.name.contains("/") else { continue }
@@ -113,19 +115,24 @@ extension Application {
                     let w = try BuildFileWriter(path: partial)
                     do {
                         let source = try AgeDecryptingSource(reader.bodySource(), identities: identities)
-                        // One thread, like `age -d`: decrypt, hash, write, chunk after chunk.
-                        var sha = SHA256()
+                        let hasher = BackgroundHasher()
+                        defer { hasher.waitIdle() }
                         var size: Int64 = 0
+                        var k = 0
                         while true {
+                            // The hasher may still read the other buffer, never this one: each
+                            // submit waits for the chunk before it.
+                            let buffer = buffers[k]
                             let n = try source.read(into: buffer)
                             if n == 0 { break }
                             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                            sha.update(chunk)
+                            hasher.submit(chunk)
                             try w.write(chunk)
                             size += Int64(n)
+                            k = 1 - k
                         }
                         try w.close(sync: false)
-                        let digest = sha.finalizeDigest()
+                        let digest = hasher.finish()
                         result = (digest.hex, size)
                     } catch let e as AgeError {
                         w.abandon()

@@ -73,6 +73,8 @@ extension Application {
                 } catch {
                     r = .failure(error)
                 }
+                // Validation, feeding the upload its plaintext, no longer waits for it.
+                payload.plaintextFeed?.readerFinished()
                 self.lock.withLock { self.result = r }
                 self.done.signal()
             }
@@ -103,9 +105,15 @@ extension Application {
 
         /// Stops the upload before its end (no effect once released) and waits for the thread.
         func abandon(_ reason: String) {
-            gate.veto(reason)
+            stop(reason)
             done.wait()
             done.signal()
+        }
+
+        /// Vetoes the upload at once (a reader waiting for validation's plaintext stops too).
+        func stop(_ reason: String) {
+            gate.veto(reason)
+            payload.plaintextFeed?.close(complete: false, reason: reason)
         }
     }
 
@@ -124,6 +132,8 @@ extension Application {
         payload.sha256 = where_.sha256
         payload.gate = gate
         payload.encryption = where_.encryption
+        // One decryption: validation's authenticated plaintext is what the upload sends.
+        if where_.encryption != nil { payload.plaintextFeed = PlaintextFeed() }
         return PipelinedUpload(host: host, payload: payload, gate: gate)
     }
 }

@@ -177,7 +177,7 @@ public final class Application {
 
     /// Validates the package at `path` (reading `readPath` instead when given: the staged copy).
     public func validate(_ path: String, readPath: String? = nil, progress: ((Int64) -> Void)? = nil,
-                         extraIdentities: [any AgeIdentity] = []) throws -> ValidationOutcome {
+                         extraIdentities: [any AgeIdentity] = [], plaintextFeed: PlaintextFeed? = nil) throws -> ValidationOutcome {
         let catalog = try catalog()
         let identities = try ageIdentities() + extraIdentities
         let s = try store()
@@ -186,6 +186,7 @@ public final class Application {
         try s.appendAudit([AuditEvent(kind: .validationStarted, at: started, validationAttemptID: id, message: "validating \(path)")])
         var validator = PackageValidator(catalog: catalog, updaterVersion: Self.version)
         validator.ageIdentities = identities
+        validator.plaintextFeed = plaintextFeed
         let source = readPath ?? Self.absolute(path)
         let meter = Self.regularFileSize(source).flatMap { makeProgress?(.validating, $0) }
         validator.progress = { bytes in
@@ -339,10 +340,12 @@ public final class Application {
         // Every way out before the release drops the upload before its end: nothing is loaded.
         defer { pipelined?.abandon("the update did not go ahead") }
         // A signal vetoes the upload at once, whatever the main thread is doing.
-        if let pipelined { SignalWatch.shared.onSignal { pipelined.gate.veto("stopped by the operator") } }
+        if let pipelined { SignalWatch.shared.onSignal { pipelined.stop("stopped by the operator") } }
         defer { SignalWatch.shared.clearHooks() }
         debugPause("validate")
-        var validation = try validate(path, readPath: staged?.path, progress: progress)
+        var validation = try validate(path, readPath: staged?.path, progress: progress, plaintextFeed: pipelined?.payload.plaintextFeed)
+        // A package whose validation never decrypted image.tar.age to its end: the feed ends failed.
+        pipelined?.payload.plaintextFeed?.close(complete: false, reason: "validation did not decrypt the image to its end")
         if validation.report.status == .accepted, identity == nil || FileIdentity(path: readPath) != identity {
             validation = try recordRejection(path, issue: Issue(
                 "package.changed", "\(path) was modified or replaced while it was validated; nothing was changed"))

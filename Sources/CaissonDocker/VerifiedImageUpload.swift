@@ -30,6 +30,9 @@ final class VerifiedArchiveReader {
     /// An encrypted archive (`payload.encryption`): decrypted as it is read; only authenticated
     /// chunks go out, and the end only after the final chunk authenticated.
     private let decrypting: AgeDecryptingSource<RangeByteSource>?
+    /// An encrypted archive validation decrypts (`payload.plaintextFeed`): its authenticated
+    /// plaintext is sent as validation produces it; the file is not decrypted a second time.
+    private let feed: PlaintextFeed?
 
     init(_ payload: ImagePayload) throws(DockerError) {
         guard payload.offset >= 0, payload.length > 0 else {
@@ -39,9 +42,14 @@ final class VerifiedArchiveReader {
         path = payload.path
         identity = payload.identity
         expectedSHA256 = payload.sha256?.lowercased()
-        hasher = payload.sha256 == nil ? nil : SHA256()
         gate = payload.gate
-        if let e = payload.encryption {
+        // The feed is validation's own plaintext, the very bytes it hashes and checks against the
+        // signed digest before the gate opens: hashing them again here would check nothing more.
+        feed = payload.encryption != nil && payload.gate != nil ? payload.plaintextFeed : nil
+        hasher = payload.sha256 == nil || feed != nil ? nil : SHA256()
+        if feed != nil {
+            decrypting = nil
+        } else if let e = payload.encryption {
             do {
                 decrypting = try AgeDecryptingSource(RangeByteSource(reader: range), fileKey: e.fileKey)
             } catch {
@@ -68,7 +76,11 @@ final class VerifiedArchiveReader {
             throw DockerError(.invalidRequest, "the image upload was stopped: \(reason); nothing was loaded")
         }
         let n: Int
-        if let decrypting {
+        if let feed {
+            do { n = try feed.read(into: buffer) } catch {
+                throw DockerError(.invalidRequest, "the encrypted image was not authenticated to its end: \(error); nothing was loaded")
+            }
+        } else if let decrypting {
             do { n = try decrypting.read(into: buffer) } catch {
                 throw DockerError(.invalidRequest, "the encrypted image does not decrypt: \(error); nothing was loaded")
             }
@@ -82,6 +94,9 @@ final class VerifiedArchiveReader {
         // The end: the updater's decision comes first (validation may still be running).
         if let gate, case .veto(let reason) = gate.wait() {
             throw DockerError(.invalidRequest, "the image upload was stopped before its end: \(reason); nothing was loaded")
+        }
+        if let feed, !feed.isComplete {
+            throw DockerError(.invalidRequest, "the encrypted image ended before its final chunk; nothing was loaded")
         }
         if let decrypting, !decrypting.isComplete {
             throw DockerError(.invalidRequest, "the encrypted image ended before its final chunk; nothing was loaded")

@@ -67,4 +67,68 @@ struct EncryptedUploadTests {
             #expect(try host.inspectImage(payload.reference) == nil, "\(name): the image reached Docker")
         }
     }
+
+    /// One decryption (the overlapped load): the upload sends validation's plaintext from a
+    /// `PlaintextFeed`. The image appears only when the feed completed (the final chunk
+    /// authenticated) and the gate opened; a feed that fails after some chunks, or a veto at the
+    /// end, leaves nothing in Docker.
+    @Test func aFedUploadLoadsOnlyWhenTheFeedCompletedAndTheGateOpened() throws {
+        let (payload, file, bytes, _) = try encryptedArchive("age-fed")
+        _ = file
+        defer { _ = try? client.removeImage(payload.reference, force: true) }
+        let plain = try {
+            let source = try AgeDecryptingSource(MemoryByteSource(bytes), fileKey: payload.encryption!.fileKey)
+            var out: [UInt8] = []
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let n = try source.read(into: buffer)
+                if n == 0 { break }
+                out += buffer[0..<n]
+            }
+            return out
+        }()
+        enum End { case complete, failAfter(Int), vetoAtEnd }
+        func load(_ end: End) -> Result<ImageInfo, HostError> {
+            let feed = PlaintextFeed(capacity: 100_000)
+            let gate = UploadGate()
+            var p = payload
+            p.gate = gate
+            p.plaintextFeed = feed
+            let producer = Thread {
+                var at = 0
+                let stop: Int
+                if case .failAfter(let k) = end { stop = k } else { stop = plain.count }
+                while at < stop {
+                    let n = min(65_536, stop - at)
+                    plain[at..<(at + n)].withUnsafeBytes { feed.write($0) }
+                    at += n
+                }
+                switch end {
+                case .complete:
+                    feed.close(complete: true)
+                    gate.release()
+                case .failAfter:
+                    feed.close(complete: false, reason: "chunk 2 does not authenticate")
+                    gate.veto("validation rejected the package")
+                case .vetoAtEnd:
+                    feed.close(complete: true)
+                    gate.veto("validation rejected the package")
+                }
+            }
+            producer.start()
+            defer { feed.readerFinished() }
+            do { return .success(try host.loadImage(p) { _ in }) } catch { return .failure(error) }
+        }
+        for (name, end) in [("failed after two chunks", End.failAfter(2 * 65_536)), ("vetoed at the end", .vetoAtEnd)] {
+            guard case .failure(let error) = load(end) else {
+                Issue.record("\(name): the upload succeeded")
+                continue
+            }
+            #expect(error.message.contains("nothing was loaded"), "\(name): \(error)")
+            #expect(try host.inspectImage(payload.reference) == nil, "\(name): the image reached Docker")
+        }
+        let loaded = try load(.complete).get()
+        #expect(loaded.id == payload.expectedImageID)
+    }
 }

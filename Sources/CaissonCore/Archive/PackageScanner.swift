@@ -119,6 +119,10 @@ public struct PackageScanner {
     /// `encryption.no_identity`) and the limits (scrypt work factor).
     public var ageIdentities: [any AgeIdentity] = []
     public var ageOptions = AgeDecryptionOptions()
+    /// When set, the authenticated plaintext of `image.tar.age` is copied here as it is inspected
+    /// (for the overlapped upload: one decryption for both), and the feed is closed at the end
+    /// of the entry: complete only when the final chunk authenticated.
+    public var plaintextFeed: PlaintextFeed?
     /// Called with the manifest bytes once the whole package is read, when image.tar lacks some
     /// of its layers: whether the package is thin (issue 16), so absent layers are expected
     /// (`ImageFacts.absentLayers`, checked by the validator). Otherwise (and without a manifest)
@@ -252,6 +256,9 @@ public struct PackageScanner {
                 imageSeen = true
                 var encrypted = PackageScan.EncryptedImage(size: entry.size, dataOffset: entry.dataOffset)
                 defer { scan.encryptedImage = encrypted }
+                // Whatever happens below, the upload reading the feed never sees a clean end
+                // unless the final chunk authenticated (the first close counts).
+                defer { plaintextFeed?.close(complete: false, reason: "validation did not decrypt image.tar.age to its authenticated end") }
                 let source: AgeDecryptingSource<TarBodySource<ProgressByteSource<S>>>
                 do {
                     source = try AgeDecryptingSource(reader.bodySource(), identities: ageIdentities, options: ageOptions,
@@ -263,8 +270,9 @@ public struct PackageScanner {
                 }
                 encrypted.stanzaTypes = source.header.stanzas.map(\.type)
                 encrypted.fileKey = source.fileKey
-                let outcome = ImageInspector.inspect(source: source, limits: limits, computeDigest: true,
-                                                     outerFailure: { $0.base.failure })
+                let outcome = ImageInspector.inspect(source: FeedingSource(source, feed: plaintextFeed), limits: limits,
+                                                     computeDigest: true, outerFailure: { $0.base.base.failure })
+                plaintextFeed?.close(complete: source.isComplete && source.failure == nil && outcome.outerFailure == nil)
                 if let failure = outcome.outerFailure {
                     scan.issues.append(PackageScanner.issue(for: failure))
                     break entries

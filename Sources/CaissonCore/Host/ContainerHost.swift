@@ -188,6 +188,12 @@ public struct ImagePayload: Sendable, Equatable {
     /// ends the upload only after the final chunk authenticated and `sha256` (of the plaintext)
     /// matched. A host that cannot decrypt must refuse the payload.
     public var encryption: ImageEncryption?
+    /// With `encryption` and `gate`, on a streaming host: the upload sends this feed, the
+    /// plaintext validation decrypts and authenticates as it reads the age file (one decryption
+    /// for both), instead of decrypting the file again. Its end comes only once the final chunk
+    /// authenticated; the gate, released only after validation accepted (both digests of the
+    /// signed manifest matched), still decides whether that end reaches the host.
+    public var plaintextFeed: PlaintextFeed?
     /// How the archive is stored: the bytes go to the host as they are (`docker load` reads gzip).
     public var compression: ImageCompression = .none
     /// The size of the tar stream inside a compressed archive, when validation read it all.

@@ -49,6 +49,9 @@ public struct PackageValidator {
     public var progress: ((Int64) -> Void)?
     /// The device's age identities (from the catalog's `[trust] age_identities`, read by the caller).
     public var ageIdentities: [any AgeIdentity] = []
+    /// Where the authenticated plaintext of `image.tar.age` goes as it is validated (the
+    /// overlapped upload's input: one decryption for both; see `PlaintextFeed`).
+    public var plaintextFeed: PlaintextFeed?
 
     public init(catalog: Catalog, updaterVersion: String, limits: PackageScanLimits = PackageScanLimits(),
                 progress: ((Int64) -> Void)? = nil) {
@@ -86,6 +89,7 @@ public struct PackageValidator {
         scanner.ageIdentities = ageIdentities
         scanner.toleratesAbsentLayers = { bytes in Manifest.parse(bytes).0?.thin != nil }
         scanner.ageOptions = AgeDecryptionOptions(maxWorkFactor: catalog.trust.ageMaxWorkFactor)
+        scanner.plaintextFeed = plaintextFeed
         let scan = scanner.scan(path: path)
         report.scan = scan
         report.issues += scan.issues
